@@ -1,0 +1,99 @@
+"""The result cache (TTL + LRU, from cachetools) and the ``cacheable`` decorator.
+
+Query results are cached under the agent's version, a counter every change to the agent bumps
+in Redis. A reader fetches the version before looking in the cache, so it never serves an answer
+older than a write that finished before the query started, whichever process wrote (invariant 5).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable, Hashable
+
+from cachetools import TTLCache
+from cachetools.keys import hashkey
+
+log = logging.getLogger(__name__)
+MISS = object()
+
+
+class ResultCache:
+    def __init__(self, maxsize: int, ttl: float, timer: Callable[[], float] = time.monotonic):
+        self._maxsize = maxsize
+        self._timer = timer
+        self._cache: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def ttl(self) -> float:
+        return self._cache.ttl
+
+    def get(self, key: Hashable) -> Any:
+        value = self._cache.get(key, MISS)
+        if value is MISS:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._cache[key] = value
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def set_ttl(self, seconds: float) -> None:
+        """Start a fresh cache with the new TTL (cachetools fixes a cache's TTL at creation)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ValueError(f"cache TTL must be a positive number of seconds, got {seconds!r}")
+        self._cache = TTLCache(maxsize=self._maxsize, ttl=float(seconds), timer=self._timer)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def stats(self) -> dict[str, Any]:
+        lookups = self.hits + self.misses
+        return {
+            "size": len(self._cache),
+            "max_size": self._maxsize,
+            "ttl": self.ttl,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / lookups if lookups else 0.0,
+        }
+
+
+def cacheable(ttl: float = 60, maxsize: int = 256, timer: Callable[[], float] = time.monotonic) -> Callable:
+    """Cache a function's results by its arguments for ``ttl`` seconds.
+
+    Calls with unhashable arguments run uncached. The wrapper has ``cache_clear()`` and
+    ``cache_info()``.
+    """
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+
+    def decorate(func: Callable) -> Callable:
+        cache = ResultCache(maxsize, ttl, timer)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                key = hashkey(*args, **kwargs)
+                hash(key)
+            except TypeError:
+                log.debug("%s called with unhashable arguments; not cached", func.__qualname__)
+                return func(*args, **kwargs)
+            value = cache.get(key)
+            if value is MISS:
+                value = func(*args, **kwargs)
+                cache.put(key, value)
+            return value
+
+        wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
+        wrapper.cache_info = cache.stats  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

@@ -1,0 +1,209 @@
+"""Typed configuration: one value class per tier plus the engine-wide settings.
+
+Every option has a unit in its comment. Unknown options are an error, never ignored: a typo in a
+capacity or TTL would otherwise silently change what the engine keeps.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from memory.errors import MemoryConfigException
+
+
+class _Options:
+    """Keyword-only construction that names unknown options, then validates."""
+
+    def __init__(self, **options: Any):
+        known = [f.name for f in fields(self)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise MemoryConfigException(
+                f"unknown {type(self).__name__} option(s): {', '.join(unknown)}; "
+                f"known options are: {', '.join(known)}"
+            )
+        for f in fields(self):
+            if f.name in options:
+                value = options[f.name]
+            elif f.default is not MISSING:
+                value = f.default
+            else:
+                value = f.default_factory()  # type: ignore[misc]
+            setattr(self, f.name, value)
+        self._validate()
+
+    def _validate(self) -> None:
+        """Subclasses check ranges here."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
+def _positive_int(owner: object, name: str, allow_none: bool = False) -> None:
+    value = getattr(owner, name)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def _positive_number(owner: object, name: str, allow_none: bool = False) -> None:
+    value = getattr(owner, name)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be a positive number, got {value!r}")
+
+
+def _fraction(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be in (0, 1], got {value!r}")
+
+
+@dataclass(init=False)
+class RedisSTMConfig(_Options):
+    """Short-term tier: full-resolution memories in Redis.
+
+    host/port/db/password/url name the Redis server explicitly; left unset, the connection is
+    resolved from ``REDIS_URL``, then localhost:6379, then the embedded engine.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    db: int = 0
+    password: str | None = None
+    url: str | None = None
+    memory_limit: int = 1000  # memories per agent before maintenance demotes to IM
+    ttl: float = 3600.0  # seconds a memory may stay in STM before it is demoted
+    low_watermark: float = 1.0  # over the limit, demote down to memory_limit * low_watermark
+
+    def _validate(self) -> None:
+        _positive_int(self, "memory_limit")
+        _positive_number(self, "ttl")
+        _fraction(self, "low_watermark")
+        _positive_int(self, "port", allow_none=True)
+        if isinstance(self.db, bool) or not isinstance(self.db, int) or self.db < 0:
+            raise MemoryConfigException(f"RedisSTMConfig.db must be a non-negative integer, got {self.db!r}")
+        if self.url is not None and (self.host is not None or self.port is not None):
+            raise MemoryConfigException("RedisSTMConfig: give either url or host/port, not both")
+
+    @property
+    def explicit_connection(self) -> bool:
+        return self.url is not None or self.host is not None or self.port is not None
+
+    def connection_url(self) -> str | None:
+        """The Redis URL these options name, or None when they leave it to auto-detection."""
+        if not self.explicit_connection:
+            return None
+        if self.url is not None:
+            return self.url
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host or '127.0.0.1'}:{self.port or 6379}/{self.db}"
+
+
+@dataclass(init=False)
+class RedisIMConfig(_Options):
+    """Intermediate tier: zstd-compressed memories in the same Redis as STM."""
+
+    memory_limit: int = 10000  # memories per agent before maintenance demotes to LTM
+    ttl: float = 7 * 24 * 3600.0  # seconds a memory may stay in IM before it is demoted
+    low_watermark: float = 0.95  # over the limit, demote down to memory_limit * low_watermark
+    compression_level: int = 3  # zstd level for IM and LTM payloads
+
+    def _validate(self) -> None:
+        _positive_int(self, "memory_limit")
+        _positive_number(self, "ttl")
+        _fraction(self, "low_watermark")
+        if not isinstance(self.compression_level, int) or not 1 <= self.compression_level <= 22:
+            raise MemoryConfigException(f"RedisIMConfig.compression_level must be 1..22, got {self.compression_level!r}")
+
+
+@dataclass(init=False)
+class LTMConfig(_Options):
+    """Long-term tier: any SQLAlchemy URL; a SQLite file in the data directory by default."""
+
+    url: str | None = None  # e.g. "postgresql+psycopg://localhost/test"; None = SQLite file
+    db_path: str | None = None  # SQLite file; None = <data_dir>/ltm.sqlite
+    promote_threshold: int = 3  # reads in LTM (since last maintenance) that bring a memory back to IM
+    batch_size: int = 2000  # memories per move batch
+    dictionary_size: int = 16384  # bytes of the trained zstd dictionary
+    dictionary_samples: int = 500  # payloads needed before a dictionary is trained
+
+    def _validate(self) -> None:
+        for name in ("promote_threshold", "batch_size", "dictionary_size", "dictionary_samples"):
+            _positive_int(self, name)
+        if self.url is not None and self.db_path is not None:
+            raise MemoryConfigException("LTMConfig: give either url or db_path, not both")
+
+
+def _section(value: Any, cls: type) -> Any:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        return cls(**dict(value))
+    raise MemoryConfigException(f"expected {cls.__name__} or a dict of its options, got {type(value).__name__}")
+
+
+@dataclass(init=False)
+class MemoryConfig(_Options):
+    """Engine-wide settings and the three tier sections (objects or dicts)."""
+
+    cleanup_interval: int = 100  # insertions between automatic maintenance runs
+    memory_priority_decay: float = 0.95  # importance factor per `decay_steps` steps of age
+    decay_steps: int = 100  # steps over which importance decays by one factor
+    key_prefix: str = "tiermem"  # first part of every Redis key
+    redis_url: str | None = None  # explicit Redis; "" forces the embedded engine
+    data_dir: str = ".tiermem"  # SQLite LTM file and the embedded engine's snapshot
+    cache_size: int = 1024  # query results kept by the TTL-LRU cache
+    cache_ttl: float = 60.0  # seconds a cached query result stays valid
+    degrade_reads: bool = False  # answer reads from the tiers that still respond, flagged
+    maintenance_lock_timeout: float = 60.0  # seconds one process may hold an agent's maintenance
+    max_payload_bytes: int = 1 << 20  # largest serialized memory accepted
+    stm_config: RedisSTMConfig = field(default_factory=RedisSTMConfig)
+    im_config: RedisIMConfig = field(default_factory=RedisIMConfig)
+    ltm_config: LTMConfig = field(default_factory=LTMConfig)
+
+    def _validate(self) -> None:
+        self.stm_config = _section(self.stm_config, RedisSTMConfig)
+        self.im_config = _section(self.im_config, RedisIMConfig)
+        self.ltm_config = _section(self.ltm_config, LTMConfig)
+        for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes"):
+            _positive_int(self, name)
+        for name in ("cache_ttl", "maintenance_lock_timeout"):
+            _positive_number(self, name)
+        _fraction(self, "memory_priority_decay")
+        from tiers.keys import validate_prefix
+
+        try:
+            validate_prefix(self.key_prefix)
+        except ValueError as exc:
+            raise MemoryConfigException(str(exc)) from exc
+        if not isinstance(self.degrade_reads, bool):
+            raise MemoryConfigException("MemoryConfig.degrade_reads must be a bool")
+        if self.redis_url is not None and self.stm_config.explicit_connection:
+            raise MemoryConfigException("give the Redis server either as redis_url or in stm_config, not both")
+
+    def redis_url_option(self) -> str | None:
+        """The explicit Redis URL of this config ("" = embedded), or None to auto-detect."""
+        return self.redis_url if self.redis_url is not None else self.stm_config.connection_url()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "MemoryConfig":
+        """Read a TOML file: top-level engine options plus [stm], [im] and [ltm] tables."""
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise MemoryConfigException(f"cannot read config file {path}: {exc}") from exc
+        sections = {"stm": "stm_config", "im": "im_config", "ltm": "ltm_config"}
+        options = {}
+        for key, value in raw.items():
+            options[sections.get(key, key)] = value
+        return cls(**options)

@@ -1,0 +1,599 @@
+"""AgentMemoryAPI: every write lands in STM; reads span STM, IM and LTM as one ordered answer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from redis.exceptions import RedisError
+
+from memory import validation
+from memory.attributes import matcher
+from memory.cache import MISS, ResultCache
+from memory.config import MemoryConfig
+from memory.errors import (
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryConfigException,
+    MemoryMaintenanceException,
+    MemoryNotFoundError,
+    MemoryRetrievalException,
+    MemoryStoreException,
+    TierUnavailableError,
+)
+from memory.maintenance import Maintainer, MaintenanceReport
+from memory.merge import by_importance, by_step, merge_tiers
+from memory.record import MEMORY_TYPES, MemoryRecord
+from memory.space import MemorySpace
+from memory.tierset import TierSet
+from tiers.codec import PayloadCodec
+from tiers.connection import resolve
+from tiers.keys import KeySchema
+from tiers.ltm import SQLTier, make_engine
+from tiers.redis_tier import RedisTier
+from tiers.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+
+class QueryResult(list):
+    """A list of memories; ``failed_tiers`` names tiers that did not answer (degraded reads)."""
+
+    def __init__(self, items: Iterable[Any] = (), failed_tiers: Sequence[str] = ()):
+        super().__init__(items)
+        self.failed_tiers = tuple(failed_tiers)
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.failed_tiers)
+
+
+class _MemoryIds:
+    """Unique, creation-ordered ids: ``<agent>-<step>-<ns time hex><random hex>``.
+
+    Within one step Redis orders equal scores by member, so the time part makes that order the
+    order of creation; the random part keeps two processes from colliding.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def new(self, agent_id: str, step: int) -> str:
+        now = max(time.time_ns(), self._last + 1)
+        self._last = now
+        return f"{agent_id}-{step}-{now:016x}{secrets.randbits(32):08x}"
+
+
+class AgentMemoryAPI:
+    """The tiered memory engine. An ordinary object: build as many as you like, close each."""
+
+    def __init__(
+        self,
+        config: MemoryConfig | None = None,
+        *,
+        redis_client: Any = None,
+        ltm_engine: Any = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        if config is None:
+            config = MemoryConfig()
+        if not isinstance(config, MemoryConfig):
+            raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
+        self.config = config
+        self._clock = clock
+        self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client)
+        try:
+            self._tiers = self._build_tiers(config, ltm_engine)
+        except BaseException:
+            self._connection.close()
+            raise
+        self._maintainer = Maintainer(self._tiers, config, clock)
+        self._cache = ResultCache(config.cache_size, config.cache_ttl)
+        self._ids = _MemoryIds()
+        self._registered: set[str] = set()
+        self._unmaintained: dict[str, int] = defaultdict(int)
+        self._closed = False
+
+    def _build_tiers(self, config: MemoryConfig, ltm_engine: Any) -> TierSet:
+        client = self._connection.client
+        keys = KeySchema(config.key_prefix)
+        scripts = Scripts(client)
+        try:
+            scripts.load()
+        except RedisError as exc:
+            raise MemoryConfigException(f"Redis refused the tiermem scripts: {exc}") from exc
+        ltm_cfg = config.ltm_config
+        db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
+        try:
+            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
+            ltm = SQLTier(engine, namespace=config.key_prefix)
+        except (TierUnavailableError, ImportError) as exc:
+            raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
+        codec = PayloadCodec(
+            level=config.im_config.compression_level,
+            dictionary_size=ltm_cfg.dictionary_size,
+            dictionary_samples=ltm_cfg.dictionary_samples,
+            load_dictionary=ltm.load_dictionary,
+            save_dictionary=ltm.save_dictionary,
+            latest_dictionary=ltm.latest_dictionary,
+        )
+        ltm.codec = codec
+        stm = RedisTier("stm", client, keys, scripts, None)
+        im = RedisTier("im", client, keys, scripts, codec)
+        return TierSet(client, keys, scripts, codec, stm, im, ltm)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """``"redis"`` or ``"embedded"``."""
+        return self._connection.mode
+
+    def close(self) -> None:
+        """Release Redis, the SQL engine and (embedded mode) snapshot STM and IM to disk."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cache.clear()
+        self._tiers.ltm.close()
+        self._connection.close()
+
+    def __enter__(self) -> "AgentMemoryAPI":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MemoryAPIException("this AgentMemoryAPI is closed")
+
+    # -- writes ----------------------------------------------------------------------------------
+    def store_agent_state(self, agent_id: str, state_data: Mapping, step_number: int, priority: float = 1.0) -> str:
+        return self._store_one(agent_id, state_data, step_number, priority, "state")
+
+    def store_agent_interaction(
+        self, agent_id: str, interaction_data: Mapping, step_number: int, priority: float = 1.0
+    ) -> str:
+        return self._store_one(agent_id, interaction_data, step_number, priority, "interaction")
+
+    def store_agent_action(self, agent_id: str, action_data: Mapping, step_number: int, priority: float = 1.0) -> str:
+        return self._store_one(agent_id, action_data, step_number, priority, "action")
+
+    def store_many(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Store many memories in one pipelined round trip; all are validated before any is written.
+
+        Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state")
+        and ``priority`` (1.0). Returns the new ids in input order.
+        """
+        self._check_open()
+        now = self._clock()
+        built: list[MemoryRecord] = []
+        for position, item in enumerate(records):
+            if not isinstance(item, Mapping):
+                raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
+            unknown = set(item) - {"agent_id", "data", "step_number", "memory_type", "priority"}
+            missing = {"agent_id", "data", "step_number"} - set(item)
+            if unknown or missing:
+                problem = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
+                raise InvalidInputError(f"record {position}: {problem}")
+            try:
+                built.append(
+                    self._new_record(
+                        item["agent_id"],
+                        item["data"],
+                        item["step_number"],
+                        item.get("priority", 1.0),
+                        item.get("memory_type", "state"),
+                        now,
+                    )
+                )
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"record {position}: {exc}") from None
+        if not built:
+            return []
+        by_agent: dict[str, list[MemoryRecord]] = defaultdict(list)
+        for record in built:
+            by_agent[record.agent_id].append(record)
+        self._write(by_agent, now)
+        return [record.memory_id for record in built]
+
+    def _store_one(self, agent_id: str, data: Mapping, step: int, priority: float, memory_type: str) -> str:
+        self._check_open()
+        now = self._clock()
+        record = self._new_record(agent_id, data, step, priority, memory_type, now)
+        self._write({record.agent_id: [record]}, now)
+        return record.memory_id
+
+    def _new_record(
+        self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, now: float
+    ) -> MemoryRecord:
+        agent_id = validation.agent_id(agent_id)
+        step = validation.step(step)
+        importance = validation.importance(priority)
+        memory_type = validation.memory_type(memory_type)
+        blob = validation.contents(data, self.config.max_payload_bytes)
+        return MemoryRecord(
+            memory_id=self._ids.new(agent_id, step),
+            agent_id=agent_id,
+            step_number=step,
+            memory_type=memory_type,
+            timestamp=now,
+            importance_score=importance,
+            contents_blob=blob,
+        )
+
+    def _write(self, by_agent: Mapping[str, list[MemoryRecord]], now: float) -> None:
+        """One round trip: one put script per agent, pipelined; new agents get registered too."""
+        tiers = self._tiers
+        try:
+            if len(by_agent) == 1 and next(iter(by_agent)) in self._registered:
+                ((agent_id, records),) = by_agent.items()
+                tiers.stm.put_many(agent_id, records, now)
+            else:
+                pipe = tiers.client.pipeline(transaction=False)
+                for agent_id, records in by_agent.items():
+                    keys, args = tiers.stm.put_call(agent_id, records, now)
+                    tiers.scripts.queue(pipe, "put", keys, args)
+                new_agents = [a for a in by_agent if a not in self._registered]
+                if new_agents:
+                    pipe.sadd(tiers.keys.agents(), *new_agents)
+                tiers.scripts.execute(pipe)
+                self._registered.update(new_agents)
+        except (RedisError, TierUnavailableError) as exc:
+            raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
+        self._after_write(by_agent)
+
+    def _after_write(self, by_agent: Mapping[str, list[MemoryRecord]]) -> None:
+        """Maintain each agent after every ``cleanup_interval`` of its insertions."""
+        due = []
+        for agent_id, records in by_agent.items():
+            self._unmaintained[agent_id] += len(records)
+            if self._unmaintained[agent_id] >= self.config.cleanup_interval:
+                due.append(agent_id)
+        if not due:
+            return
+        for agent_id in due:
+            del self._unmaintained[agent_id]
+        try:
+            self._maintainer.run(due, only_if_needed=True)
+        except MemoryMaintenanceException as exc:
+            # The write itself succeeded; every memory is still findable. Say so loudly.
+            log.warning("automatic maintenance failed, will retry at the next interval: %s", exc)
+
+    # -- point operations --------------------------------------------------------------------------
+    def get_memory(self, agent_id: str, memory_id: str) -> dict[str, Any] | None:
+        """One memory by id from whichever tier holds it (a counted read), or None."""
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        if not isinstance(memory_id, str) or not memory_id:
+            raise InvalidInputError(f"memory_id must be a non-empty str, got {memory_id!r}")
+        now = self._clock()
+        tiers = self._tiers
+        try:
+            pipe = tiers.client.pipeline(transaction=False)
+            decoders = [tier.queue_get(pipe, agent_id, [memory_id], now) for tier in (tiers.stm, tiers.im)]
+            answers = tiers.scripts.execute(pipe)
+            for decode, raw in zip(decoders, answers):
+                found = decode(raw)
+                if found:
+                    return found[0].to_dict()
+            rows = tiers.ltm.get_many(agent_id, [memory_id])
+            if not rows:
+                return None
+            return tiers.count_reads(agent_id, rows, now)[0].to_dict()
+        except (RedisError, TierUnavailableError) as exc:
+            raise MemoryRetrievalException(f"could not read memory {memory_id}: {exc}") from exc
+
+    def set_importance_score(self, agent_id: str, memory_id: str, importance_score: float) -> None:
+        """Change a memory's importance in every tier that holds it."""
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        score = validation.importance(importance_score, "importance_score")
+        tiers = self._tiers
+        keys = [
+            tiers.stm.tier_keys(agent_id).importance,
+            tiers.im.tier_keys(agent_id).importance,
+            tiers.keys.meta(agent_id),
+        ]
+        try:
+            found = tiers.scripts.call("set_importance", keys, [memory_id, repr(score)])
+            if tiers.ltm.set_importance(agent_id, memory_id, score):
+                found += 1
+                tiers.bump(agent_id)
+        except (RedisError, TierUnavailableError) as exc:
+            raise MemoryStoreException(f"could not set the importance of {memory_id}: {exc}") from exc
+        if not found:
+            raise MemoryNotFoundError(f"agent {agent_id!r} has no memory {memory_id!r}")
+
+    def clear_agent_memory(self, agent_id: str) -> int:
+        """Delete every memory of an agent from every tier; returns how many there were."""
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        tiers = self._tiers
+        try:
+            held = tiers.stm.count(agent_id) + tiers.im.count(agent_id)
+            held += tiers.ltm.clear(agent_id)
+            pipe = tiers.client.pipeline(transaction=False)
+            pipe.delete(*tiers.keys.all_agent_keys(agent_id, MEMORY_TYPES))
+            pipe.srem(tiers.keys.agents(), agent_id)
+            # a fresh version, never reused, so no cached answer from before the clear survives
+            pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": "none", "ltm_hi": "none"})
+            tiers.redis(pipe.execute)
+        except TierUnavailableError as exc:
+            raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
+        self._registered.discard(agent_id)
+        self._unmaintained.pop(agent_id, None)
+        return held
+
+    # -- queries -------------------------------------------------------------------------------------
+    def retrieve_by_time_range(
+        self,
+        agent_id: str,
+        start_step: int,
+        end_step: int,
+        memory_type: str | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Memories with ``start_step <= step_number <= end_step``, in step order."""
+        agent_id = validation.agent_id(agent_id)
+        start = validation.step(start_step, "start_step")
+        end = validation.step(end_step, "end_step")
+        memory_type = validation.optional_memory_type(memory_type)
+        limit = validation.limit(limit)
+        if start > end:
+            raise InvalidInputError(f"start_step {start} is after end_step {end}")
+        query = {"by": "step", "lo": start, "hi": end, "memory_type": memory_type, "reverse": False, "limit": limit}
+        return self._cached(agent_id, ("range", tuple(query.items())), lambda: self._range(agent_id, query))
+
+    def retrieve_recent(self, agent_id: str, count: int = 5, memory_type: str | None = None) -> QueryResult:
+        """The ``count`` newest memories (highest step first)."""
+        agent_id = validation.agent_id(agent_id)
+        memory_type = validation.optional_memory_type(memory_type)
+        count = validation.limit(count, "count")
+        query = {"by": "step", "lo": None, "hi": None, "memory_type": memory_type, "reverse": True, "limit": count}
+        return self._cached(agent_id, ("range", tuple(query.items())), lambda: self._range(agent_id, query))
+
+    def retrieve_most_important(self, agent_id: str, k: int = 10, memory_type: str | None = None) -> QueryResult:
+        """The ``k`` memories with the highest importance score (importance index)."""
+        agent_id = validation.agent_id(agent_id)
+        memory_type = validation.optional_memory_type(memory_type)
+        k = validation.limit(k, "k")
+        query = {"by": "importance", "lo": None, "hi": None, "memory_type": memory_type, "reverse": True, "limit": k}
+        return self._cached(agent_id, ("range", tuple(query.items())), lambda: self._range(agent_id, query))
+
+    def retrieve_by_attributes(
+        self,
+        agent_id: str,
+        attributes: Mapping[str, Any],
+        memory_type: str | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Memories whose contents match every ``dot.path: value`` exactly, in step order."""
+        agent_id = validation.agent_id(agent_id)
+        wanted = validation.attributes(attributes)
+        memory_type = validation.optional_memory_type(memory_type)
+        limit = validation.limit(limit)
+        try:
+            params = tuple(sorted((path, _freeze(value)) for path, value in wanted.items()))
+        except TypeError:
+            params = None  # unhashable expected values: answer uncached
+        compute = lambda: self._attribute_scan(agent_id, wanted, memory_type, limit)  # noqa: E731
+        if params is None:
+            return self._answer(*compute())
+        return self._cached(agent_id, ("attributes", params, memory_type, limit), compute)
+
+    def get_memory_space(self, agent_id: str) -> MemorySpace:
+        return MemorySpace(self, validation.agent_id(agent_id))
+
+    def _cached(self, agent_id: str, params: tuple, compute: Callable[[], tuple[list[MemoryRecord], list[str]]]):
+        """Answer from the cache when the agent's version has not moved, else compute and keep."""
+        self._check_open()
+        try:
+            version = self._tiers.version(agent_id)
+        except TierUnavailableError as exc:
+            if not self.config.degrade_reads:
+                raise MemoryRetrievalException(f"Redis did not answer: {exc}") from exc
+            return self._answer(*compute())
+        key = (agent_id, version, params)
+        hit = self._cache.get(key)
+        if hit is not MISS:
+            return QueryResult(record.to_dict() for record in hit)
+        records, failed = compute()
+        if not failed:
+            self._cache.put(key, tuple(records))
+        return self._answer(records, failed)
+
+    @staticmethod
+    def _answer(records: Sequence[MemoryRecord], failed: Sequence[str]) -> QueryResult:
+        if failed:
+            log.warning("degraded read: tiers %s did not answer; returning what the others hold", ", ".join(failed))
+        return QueryResult((record.to_dict() for record in records), failed)
+
+    def _tier_failure(self, tier: str, exc: Exception, failed: list[str]) -> None:
+        if not self.config.degrade_reads:
+            raise MemoryRetrievalException(f"{tier} did not answer: {exc}") from exc
+        failed.append(tier)
+
+    def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]):
+        """STM and IM answers plus the agent's LTM step bounds, in one round trip."""
+        tiers = self._tiers
+        try:
+            pipe = tiers.client.pipeline(transaction=False)
+            decoders = [tier.queue_range(pipe, agent_id, **query) for tier in (tiers.stm, tiers.im)]
+            pipe.hmget(tiers.keys.meta(agent_id), "ltm_lo", "ltm_hi")
+            stm_raw, im_raw, bounds_raw = tiers.scripts.execute(pipe)
+            return [decoders[0](stm_raw), decoders[1](im_raw)], tiers.ltm_bounds(agent_id, bounds_raw), True
+        except (RedisError, TierUnavailableError) as exc:
+            self._tier_failure("stm+im", exc, failed)
+            return [], None, False
+
+    def _range(self, agent_id: str, query: Mapping[str, Any]) -> tuple[list[MemoryRecord], list[str]]:
+        failed: list[str] = []
+        answers, bounds, redis_ok = self._redis_answers(agent_id, query, failed)
+        if not redis_ok or _may_overlap(bounds, query):
+            try:
+                answers.append(self._tiers.ltm.range(agent_id, **query))
+            except TierUnavailableError as exc:
+                self._tier_failure("ltm", exc, failed)
+        key = by_step if query["by"] == "step" else by_importance
+        merged = merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"])
+        return self._counted(agent_id, merged, redis_ok), failed
+
+    def _attribute_scan(
+        self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None, limit: int | None
+    ) -> tuple[list[MemoryRecord], list[str]]:
+        failed: list[str] = []
+        matches = matcher(wanted)
+        query = {"by": "step", "lo": None, "hi": None, "memory_type": memory_type, "reverse": False, "limit": None}
+        answers, bounds, redis_ok = self._redis_answers(agent_id, query, failed)
+        answers = [[r for r in answer if matches(r.contents)] for answer in answers]
+        if not redis_ok or bounds is not None:
+            try:
+                found = []
+                for chunk in self._tiers.ltm.iter_agent(agent_id, memory_type):
+                    found += [r for r in chunk if matches(r.contents)]
+                answers.append(found)
+            except TierUnavailableError as exc:
+                self._tier_failure("ltm", exc, failed)
+        merged = merge_tiers(answers, by_step, limit=limit)
+        return self._counted(agent_id, merged, redis_ok), failed
+
+    def _counted(self, agent_id: str, records: list[MemoryRecord], redis_ok: bool) -> list[MemoryRecord]:
+        """Count one read of each returned record (skipped when Redis is what failed)."""
+        if not records or not redis_ok:
+            return records
+        try:
+            return self._tiers.count_reads(agent_id, records, self._clock())
+        except TierUnavailableError as exc:
+            log.warning("could not count reads of agent %s: %s", agent_id, exc)
+            return records
+
+    # -- maintenance and statistics -----------------------------------------------------------------
+    def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
+        """Run maintenance now for one agent or all; returns what moved where."""
+        self._check_open()
+        agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
+        report = self._maintainer.run(agents)
+        for agent in agents:
+            self._unmaintained.pop(agent, None)
+        return report
+
+    def list_agents(self) -> list[str]:
+        """Every agent with memories under this key prefix or in the LTM database (admin path)."""
+        self._check_open()
+        try:
+            members = self._tiers.redis(lambda: self._tiers.client.smembers(self._tiers.keys.agents()))
+            ltm_agents = self._tiers.ltm.agents()
+        except TierUnavailableError as exc:
+            raise MemoryRetrievalException(f"could not list agents: {exc}") from exc
+        return sorted({m.decode() for m in members} | set(ltm_agents))
+
+    def get_memory_statistics(self, agent_id: str | None = None) -> dict[str, Any]:
+        """Counts, bytes and compression per tier, type distribution, importance, cache hit rate."""
+        self._check_open()
+        agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
+        try:
+            tiers = {"stm": _TierTotals(), "im": _TierTotals()}
+            for agent in agents:
+                for name, tier in (("stm", self._tiers.stm), ("im", self._tiers.im)):
+                    tiers[name].add(tier.stats(agent))
+            ltm = self._tiers.ltm.stats(agent_id)
+        except TierUnavailableError as exc:
+            raise MemoryRetrievalException(f"could not gather statistics: {exc}") from exc
+        ltm_totals = _TierTotals()
+        ltm_totals.add(
+            {**ltm, "bytes": ltm["payload_bytes"], "sample_raw_bytes": ltm["raw_bytes"],
+             "sample_payload_bytes": ltm["payload_bytes"]}
+        )
+        tiers["ltm"] = ltm_totals
+        distribution = {memory_type: 0 for memory_type in MEMORY_TYPES}
+        importance_sum, count = 0.0, 0
+        lows, highs = [], []
+        for totals in tiers.values():
+            for memory_type, n in totals.types.items():
+                distribution[memory_type] += n
+            importance_sum += totals.importance_sum
+            count += totals.count
+            lows += [totals.importance_min] if totals.importance_min is not None else []
+            highs += [totals.importance_max] if totals.importance_max is not None else []
+        cache = self._cache.stats()
+        return {
+            "agent_id": agent_id,
+            "agents": len(agents),
+            "mode": self.mode,
+            "total_memories": count,
+            "tiers": {name: totals.summary() for name, totals in tiers.items()},
+            "memory_type_distribution": distribution,
+            "importance": {
+                "min": min(lows) if lows else None,
+                "max": max(highs) if highs else None,
+                "mean": importance_sum / count if count else None,
+            },
+            "cache": cache,
+            "cache_hit_rate": cache["hit_rate"],
+        }
+
+    # -- the result cache ---------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def set_cache_ttl(self, seconds: float) -> None:
+        try:
+            self._cache.set_ttl(seconds)
+        except ValueError as exc:
+            raise MemoryConfigException(str(exc)) from None
+
+
+class _TierTotals:
+    """Adds up per-agent tier statistics."""
+
+    def __init__(self) -> None:
+        self.count = self.bytes = self.raw_sample = self.payload_sample = 0
+        self.types: dict[str, int] = defaultdict(int)
+        self.importance_sum = 0.0
+        self.importance_min: float | None = None
+        self.importance_max: float | None = None
+
+    def add(self, stats: Mapping[str, Any]) -> None:
+        self.count += stats["count"]
+        self.bytes += stats["bytes"]
+        self.raw_sample += stats["sample_raw_bytes"]
+        self.payload_sample += stats["sample_payload_bytes"]
+        for memory_type, n in stats["types"].items():
+            self.types[memory_type] += n
+        self.importance_sum += stats["importance_sum"]
+        for name, pick in (("importance_min", min), ("importance_max", max)):
+            value = stats[name]
+            if value is not None:
+                current = getattr(self, name)
+                setattr(self, name, value if current is None else pick(current, value))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "bytes": self.bytes,
+            "compression_ratio": self.raw_sample / self.payload_sample if self.payload_sample else 1.0,
+        }
+
+
+def _may_overlap(bounds: tuple[int, int] | None, query: Mapping[str, Any]) -> bool:
+    if bounds is None:
+        return False
+    lo, hi = query["lo"], query["hi"]
+    if query["by"] != "step":
+        return True
+    return (hi is None or bounds[0] <= hi) and (lo is None or bounds[1] >= lo)
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an expected attribute value (cache keys)."""
+    if isinstance(value, list):
+        return ("list", tuple(_freeze(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _freeze(v)) for k, v in value.items())))
+    hash(value)
+    return (type(value).__name__, value)

@@ -1,0 +1,67 @@
+"""The one exception tree of tiermem.
+
+    MemoryAPIException
+    ├── MemoryStoreException          a write failed or was refused
+    │   └── InvalidInputError          (also a ValueError) bad agent id, step, type or data
+    ├── MemoryRetrievalException      a read failed
+    │   └── MemoryNotFoundError        (also a KeyError) no memory with that id
+    ├── MemoryMaintenanceException    a tier move or heal failed; carries the partial report
+    └── MemoryConfigException         (also a ValueError) a bad or unknown option
+
+redis and SQLAlchemy errors are translated into these at the tier boundary (``raise ... from``),
+so callers never need to import a driver to handle a failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MemoryAPIException(Exception):
+    """Root of every error tiermem raises on purpose."""
+
+
+class MemoryStoreException(MemoryAPIException):
+    """A write did not happen. Nothing is half-written: a failed write leaves the tiers as they were."""
+
+
+class InvalidInputError(MemoryStoreException, ValueError):
+    """The caller passed something tiermem refuses to store or look up."""
+
+
+class MemoryRetrievalException(MemoryAPIException):
+    """A read could not be answered."""
+
+
+class MemoryNotFoundError(MemoryRetrievalException, KeyError):
+    """No memory with that id exists for that agent."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class MemoryMaintenanceException(MemoryAPIException):
+    """Maintenance stopped part-way. Every memory is still findable (invariant 1).
+
+    ``report`` holds what had been moved before the failure.
+    """
+
+    def __init__(self, message: str, report: Any = None):
+        super().__init__(message)
+        self.report = report
+
+
+class MemoryConfigException(MemoryAPIException, ValueError):
+    """A configuration value is unknown, out of range or cannot be used."""
+
+
+class TierUnavailableError(MemoryAPIException):
+    """A backing store (Redis or the SQL database) did not answer.
+
+    Raised by the tiers; the engine re-raises it as the store/retrieval/maintenance error that
+    fits the operation, or degrades when configured to.
+    """
+
+    def __init__(self, tier: str, message: str):
+        super().__init__(f"{tier}: {message}")
+        self.tier = tier

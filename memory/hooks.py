@@ -1,0 +1,158 @@
+"""Memory hooks: record what an agent saw, did and became around every ``act`` call.
+
+``@install_memory_hooks`` on a :class:`BaseAgent` subclass, or ``with_memory(agent, agent_id=...)``
+on any object with an ``act`` method. The agent's ``act`` runs exactly once per call and its own
+exceptions propagate unchanged; a memory failure is logged and never reaches the agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from memory.models import ActionData, AgentState
+
+log = logging.getLogger(__name__)
+
+_default_api: Any = None
+_default_lock = threading.Lock()
+
+
+def default_memory_api() -> Any:
+    """The process-wide engine used by hooked agents that were given none."""
+    global _default_api
+    with _default_lock:
+        if _default_api is None:
+            from memory.engine import AgentMemoryAPI
+
+            _default_api = AgentMemoryAPI()
+        return _default_api
+
+
+class BaseAgent:
+    """A minimal agent: an id, a step counter, ``act`` and ``get_state``.
+
+    ``config`` may carry ``memory_api`` (an AgentMemoryAPI) for the hooks to write to.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, agent_id: str | None = None):
+        self.config = dict(config or {})
+        self.agent_id = agent_id or f"agent-{id(self):x}"
+        self.step_number = 0
+        self.memory_api = self.config.get("memory_api")
+
+    def act(self, observation: Any) -> Any:
+        raise NotImplementedError
+
+    def get_state(self) -> AgentState:
+        return AgentState(agent_id=self.agent_id, step_number=self.step_number)
+
+
+def _state_dict(agent: Any) -> dict[str, Any]:
+    getter = getattr(agent, "get_state", None)
+    if callable(getter):
+        state = getter()
+        if hasattr(state, "as_dict"):
+            return state.as_dict()
+        if isinstance(state, Mapping):
+            return dict(state)
+        return {"state": state}
+    return {
+        name: value
+        for name, value in vars(agent).items()
+        if not name.startswith("_") and isinstance(value, (str, int, float, bool, type(None), list, dict))
+        and name not in ("memory_api", "config")
+    }
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    changed = {}
+    for key in before.keys() | after.keys():
+        old, new = before.get(key), after.get(key)
+        if old != new and key != "step_number":
+            changed[key] = {"before": old, "after": new}
+    return changed
+
+
+def _recorder(agent: Any, act: Callable[..., Any], agent_id: str | None, memory_api: Any) -> Callable[..., Any]:
+    """Wrap ``act`` so each call stores state before, the action, and state after."""
+
+    @functools.wraps(act)
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            api = memory_api or getattr(agent, "memory_api", None) or default_memory_api()
+            who = agent_id or getattr(agent, "agent_id", None) or f"agent-{id(agent):x}"
+            step = int(getattr(agent, "step_number", 0) or 0)
+            before = _state_dict(agent)
+            api.store_agent_state(who, before, step)
+        except Exception:  # noqa: BLE001 - a memory failure must never disturb the agent
+            log.exception("memory hook could not record the state before act()")
+            api = None
+        started = time.perf_counter()
+        result = act(*args, **kwargs)  # the agent's own exceptions propagate untouched
+        elapsed = time.perf_counter() - started
+        if hasattr(agent, "step_number") and isinstance(agent.step_number, int):
+            agent.step_number += 1
+        if api is None:
+            return result
+        try:
+            after = _state_dict(agent)
+            observation = args[0] if args else kwargs.get("observation")
+            action = ActionData(
+                action_type=type(result).__name__ if not isinstance(result, Mapping) else str(
+                    result.get("action_type", "act")),
+                step_number=step,
+                params={"observation": observation},
+                result=result.as_dict() if hasattr(result, "as_dict") else result,
+                reward=getattr(result, "reward", None),
+                state_changes=_changes(before, after),
+                execution_time=elapsed,
+            ).as_dict()
+            changed = len(action.get("state_changes") or {})
+            api.store_many(
+                [
+                    {"agent_id": who, "data": action, "step_number": step, "memory_type": "action",
+                     "priority": min(1.0, 0.5 + 0.1 * changed)},
+                    {"agent_id": who, "data": after, "step_number": step + 1},
+                ]
+            )
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("memory hook could not record the action and the state after act()")
+        return result
+
+    hooked.__tiermem_hooked__ = True  # type: ignore[attr-defined]
+    return hooked
+
+
+def install_memory_hooks(cls: type) -> type:
+    """Class decorator: every instance's ``act`` records its memories."""
+    original = cls.act
+    if getattr(original, "__tiermem_hooked__", False):
+        return cls
+
+    @functools.wraps(original)
+    def act(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _recorder(self, functools.partial(original, self), None, None)(*args, **kwargs)
+
+    act.__tiermem_hooked__ = True  # type: ignore[attr-defined]
+    cls.act = act
+    return cls
+
+
+def with_memory(agent: Any, agent_id: str | None = None, memory_api: Any = None) -> Any:
+    """Hook one existing agent object in place and return it."""
+    act = getattr(agent, "act", None)
+    if not callable(act):
+        raise TypeError(f"{type(agent).__name__} has no act() method to hook")
+    if getattr(act, "__tiermem_hooked__", False):
+        return agent
+    if agent_id is not None:
+        try:
+            agent.agent_id = agent_id
+        except AttributeError:
+            pass
+    agent.act = _recorder(agent, act, agent_id, memory_api)
+    return agent

@@ -1,0 +1,278 @@
+"""Maintenance: who stays in each tier, and moves that never lose a memory.
+
+Per agent, under a lease in Redis so only one process maintains an agent at a time:
+
+1. heal: finish any IM<->LTM move a crashed process left in the agent's journal;
+2. STM -> IM: memories past the STM TTL, then, over capacity, the lowest retention scores;
+3. IM -> LTM: the same with the IM limits;
+4. LTM reads: memories read at least ``promote_threshold`` times come back to IM, the other
+   counts are flushed into their SQL rows.
+
+Retention score = importance x decay ** (steps behind the agent's newest step / decay_steps),
+where a read refreshes a memory's age to the step at which it was read.
+
+STM -> IM is one atomic Lua call. IM <-> LTM spans two stores: the ids are journaled in Redis,
+the destination is written, then the source deleted, then the journal cleared (invariant 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import msgpack
+import numpy as np
+
+from memory.config import MemoryConfig
+from memory.errors import MemoryAPIException, MemoryMaintenanceException
+from memory.record import MemoryRecord
+from memory.tierset import TierSet
+from tiers.redis_tier import RedisTier
+
+log = logging.getLogger(__name__)
+
+IM_TO_LTM = "im>ltm"
+LTM_TO_IM = "ltm>im"
+
+
+@dataclass
+class MaintenanceReport:
+    """What one maintenance run moved, per direction."""
+
+    agents: int = 0
+    stm_to_im: int = 0
+    im_to_ltm: int = 0
+    ltm_to_im: int = 0
+    healed: int = 0
+    reads_flushed: int = 0
+    busy: list[str] = field(default_factory=list)  # agents another process was maintaining
+    seconds: float = 0.0
+
+    @property
+    def moved(self) -> int:
+        return self.stm_to_im + self.im_to_ltm + self.ltm_to_im
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "moved": self.moved}
+
+
+class Maintainer:
+    def __init__(self, tiers: TierSet, config: MemoryConfig, clock: Callable[[], float] = time.time):
+        self.t = tiers
+        self.config = config
+        self.clock = clock
+
+    def run(self, agent_ids: Iterable[str], only_if_needed: bool = False) -> MaintenanceReport:
+        """Maintain each agent; ``only_if_needed`` first asks (one round trip) whether there is work."""
+        report = MaintenanceReport()
+        started = time.perf_counter()
+        try:
+            for agent_id in agent_ids:
+                if only_if_needed and not self._has_work(agent_id):
+                    continue
+                token = self._acquire(agent_id)
+                if token is None:
+                    report.busy.append(agent_id)
+                    continue
+                try:
+                    self._maintain(agent_id, report)
+                    report.agents += 1
+                finally:
+                    self._release(agent_id, token)
+        except MemoryAPIException as exc:
+            report.seconds = time.perf_counter() - started
+            raise MemoryMaintenanceException(f"maintenance stopped: {exc}", report) from exc
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _has_work(self, agent_id: str) -> bool:
+        """Over capacity, past a TTL, journaled moves or pending LTM reads?"""
+        keys = self.t.keys
+        pipe = self.t.client.pipeline(transaction=False)
+        for tier in (self.t.stm, self.t.im):
+            pipe.hlen(tier.tier_keys(agent_id).data)
+            pipe.zrange(tier.tier_keys(agent_id).since, 0, 0, withscores=True)
+        pipe.exists(keys.moves(agent_id), keys.ltm_reads(agent_id))
+        stm_count, stm_oldest, im_count, im_oldest, pending = self.t.redis(pipe.execute)
+        now = self.clock()
+        for count, oldest, cfg in ((stm_count, stm_oldest, self.config.stm_config),
+                                   (im_count, im_oldest, self.config.im_config)):
+            if count > cfg.memory_limit or (oldest and oldest[0][1] < now - cfg.ttl):
+                return True
+        return pending > 0
+
+    # -- the lease -----------------------------------------------------------------------------
+    def _acquire(self, agent_id: str) -> str | None:
+        token = secrets.token_hex(8)
+        ttl_ms = int(self.config.maintenance_lock_timeout * 1000)
+        acquired = self.t.redis(lambda: self.t.client.set(self.t.keys.lock(agent_id), token, nx=True, px=ttl_ms))
+        return token if acquired else None
+
+    def _release(self, agent_id: str, token: str) -> None:
+        try:
+            self.t.redis(lambda: self.t.scripts.call("release", [self.t.keys.lock(agent_id)], [token]))
+        except MemoryAPIException:
+            log.warning("could not release the maintenance lease of %s; it expires by itself", agent_id)
+
+    # -- one agent -------------------------------------------------------------------------------
+    def _maintain(self, agent_id: str, report: MaintenanceReport) -> None:
+        report.healed += self._heal(agent_id)
+        newest, last_read_step = self._access_state(agent_id)
+        stm_cfg, im_cfg = self.config.stm_config, self.config.im_config
+        for batch in self._victims(self.t.stm, agent_id, stm_cfg.memory_limit, stm_cfg.ttl,
+                                   stm_cfg.low_watermark, newest, last_read_step):
+            report.stm_to_im += self._stm_to_im(agent_id, batch)
+        for batch in self._victims(self.t.im, agent_id, im_cfg.memory_limit, im_cfg.ttl,
+                                   im_cfg.low_watermark, newest, last_read_step):
+            report.im_to_ltm += self._im_to_ltm(agent_id, batch)
+        promoted, flushed = self._ltm_reads(agent_id)
+        report.ltm_to_im += promoted
+        report.reads_flushed += flushed
+
+    def _access_state(self, agent_id: str) -> tuple[float, dict[str, float]]:
+        """The agent's newest step, and the step at which each read memory was last read."""
+        pipe = self.t.client.pipeline(transaction=False)
+        pipe.hget(self.t.keys.meta(agent_id), "newest")
+        pipe.hgetall(self.t.keys.seen(agent_id))
+        newest, seen = self.t.redis(pipe.execute)
+        last_read_step = {}
+        for memory_id, value in seen.items():
+            _, _, step = value.decode().partition("|")
+            if step:
+                last_read_step[memory_id.decode()] = float(step)
+        return float(newest or 0), last_read_step
+
+    def _victims(
+        self,
+        tier: RedisTier,
+        agent_id: str,
+        limit: int,
+        ttl: float,
+        low_watermark: float,
+        newest: float,
+        last_read_step: dict[str, float],
+    ) -> Iterable[list[str]]:
+        """Ids to demote from ``tier``, in batches: expired ones, then the excess by retention."""
+        ids, steps, importances, sinces = tier.index_snapshot(agent_id)
+        if not ids:
+            return []
+        since = np.asarray(sinces)
+        expired = since < self.clock() - ttl
+        chosen = list(np.flatnonzero(expired))
+        alive = np.flatnonzero(~expired)
+        if len(alive) > limit:
+            excess = len(alive) - int(limit * low_watermark)
+            step = np.asarray(steps)[alive]
+            read = np.asarray([last_read_step.get(ids[i], -np.inf) for i in alive])
+            age = np.maximum(newest - np.maximum(step, read), 0.0)
+            decay = self.config.memory_priority_decay
+            retention = np.asarray(importances)[alive] * decay ** (age / self.config.decay_steps)
+            # lowest retention first; among equals the older step goes first
+            order = np.lexsort((step, retention))[:excess]
+            chosen += list(alive[order])
+        batch_size = self.config.ltm_config.batch_size
+        victims = [ids[i] for i in chosen]
+        return [victims[i : i + batch_size] for i in range(0, len(victims), batch_size)]
+
+    # -- the moves -----------------------------------------------------------------------------
+    def _stm_to_im(self, agent_id: str, ids: list[str]) -> int:
+        records = self.t.stm.get_many(agent_id, ids)
+        if not records:
+            return 0
+        self.t.codec.prepare(record.contents_blob for record in records)
+        self.t.im.move_in(self.t.stm, agent_id, records, self.clock())
+        return len(records)
+
+    def _journal(self, agent_id: str, direction: str, ids: list[str]) -> None:
+        blob = msgpack.packb(ids, use_bin_type=True)
+        self.t.redis(lambda: self.t.client.hset(self.t.keys.moves(agent_id), direction, blob))
+
+    def _clear_journal(self, agent_id: str, direction: str) -> None:
+        self.t.redis(lambda: self.t.client.hdel(self.t.keys.moves(agent_id), direction))
+
+    def _im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
+        self._journal(agent_id, IM_TO_LTM, ids)
+        moved = self._finish_im_to_ltm(agent_id, ids)
+        self._clear_journal(agent_id, IM_TO_LTM)
+        return moved
+
+    def _finish_im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
+        records = self.t.im.get_many(agent_id, ids)
+        if not records:
+            return 0
+        self.t.codec.prepare(record.contents_blob for record in records)
+        self.t.ltm.put_many(records)
+        self.t.widen_ltm_bounds(agent_id, records)
+        self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True)
+        return len(records)
+
+    def _ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
+        ids = [r.memory_id for r in records]
+        self._journal(agent_id, LTM_TO_IM, ids)
+        moved = self._finish_ltm_to_im(agent_id, records)
+        self._clear_journal(agent_id, LTM_TO_IM)
+        return moved
+
+    def _finish_ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
+        if not records:
+            return 0
+        self.t.im.put_many(agent_id, records, self.clock())
+        reads = {r.memory_id: r.retrieval_count for r in records}
+        self.t.redis(lambda: self.t.client.hset(self.t.keys.reads(agent_id), mapping=reads))
+        self.t.ltm.delete_many(agent_id, list(reads))
+        self.t.bump(agent_id)
+        return len(records)
+
+    def _heal(self, agent_id: str) -> int:
+        """Finish the moves a crashed maintainer journaled for this agent."""
+        journal = self.t.redis(lambda: self.t.client.hgetall(self.t.keys.moves(agent_id)))
+        healed = 0
+        for direction, blob in journal.items():
+            direction = direction.decode()
+            ids = msgpack.unpackb(blob, raw=False)
+            if direction == IM_TO_LTM:
+                healed += self._finish_im_to_ltm(agent_id, ids)
+            elif direction == LTM_TO_IM:
+                healed += self._finish_ltm_to_im(agent_id, self.t.ltm.get_many(agent_id, ids))
+            self._clear_journal(agent_id, direction)
+        if healed:
+            log.info("healed %d interrupted moves of agent %s", healed, agent_id)
+        return healed
+
+    def _ltm_reads(self, agent_id: str) -> tuple[int, int]:
+        """Promote often-read LTM memories to IM; flush the other read counts into SQL."""
+        pending_key = self.t.keys.ltm_reads(agent_id)
+        pending_raw = self.t.redis(lambda: self.t.client.hgetall(pending_key))
+        if not pending_raw:
+            return 0, 0
+        pending = {k.decode(): int(v) for k, v in pending_raw.items()}
+        ids = list(pending)
+        seen_raw = self.t.redis(lambda: self.t.client.hmget(self.t.keys.seen(agent_id), ids))
+        rows = {r.memory_id: r for r in self.t.ltm.get_many(agent_id, ids)}
+        promote, flush = [], {}
+        for memory_id, seen in zip(ids, seen_raw):
+            row = rows.get(memory_id)
+            if row is None:
+                continue  # already promoted or cleared
+            row = row.with_access(row.retrieval_count + pending[memory_id], seen)
+            if row.retrieval_count >= self.config.ltm_config.promote_threshold:
+                promote.append(row)
+            else:
+                flush[memory_id] = (pending[memory_id], row.last_access_time, row.last_access_step)
+        promoted = self._ltm_to_im(agent_id, promote) if promote else 0
+        self.t.ltm.add_reads(agent_id, flush)
+        # Only subtract what was flushed: reads counted meanwhile by other processes stay pending.
+        pipe = self.t.client.pipeline(transaction=True)
+        for memory_id, count in pending.items():
+            pipe.hincrby(pending_key, memory_id, -count)
+        counts = self.t.redis(pipe.execute)
+        drained = [memory_id for memory_id, left in zip(pending, counts) if int(left) <= 0]
+        if drained:
+            self.t.redis(lambda: self.t.client.hdel(pending_key, *drained))
+            flushed_seen = [m for m in drained if m in flush]
+            if flushed_seen:
+                self.t.redis(lambda: self.t.client.hdel(self.t.keys.seen(agent_id), *flushed_seen))
+        return promoted, len(flush)

@@ -1,0 +1,103 @@
+"""The one typed record that crosses every layer.
+
+Tiers produce and consume :class:`MemoryRecord`; only the public edge turns it into the seed's
+"Memory Structure" dict (:meth:`MemoryRecord.to_dict`). Contents travel as their msgpack bytes,
+so a record is cheap to move between tiers and every ``contents`` read is a fresh object: a
+caller mutating a returned dict can never corrupt a cached or stored copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import msgpack
+import numpy as np
+
+MEMORY_TYPES = ("state", "action", "interaction")
+TIERS = ("stm", "im", "ltm")
+TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}  # lower = higher resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """Vectors of one memory at each resolution, as float32 bytes (None where not computed)."""
+
+    full_vector: bytes | None = None
+    compressed_vector: bytes | None = None
+    abstract_vector: bytes | None = None
+
+    def to_dict(self) -> dict[str, list[float] | None]:
+        return {
+            name: None if blob is None else np.frombuffer(blob, dtype=np.float32).tolist()
+            for name, blob in (
+                ("full_vector", self.full_vector),
+                ("compressed_vector", self.compressed_vector),
+                ("abstract_vector", self.abstract_vector),
+            )
+        }
+
+    def pack(self) -> list[bytes | None] | None:
+        if self.full_vector is None and self.compressed_vector is None and self.abstract_vector is None:
+            return None
+        return [self.full_vector, self.compressed_vector, self.abstract_vector]
+
+    @classmethod
+    def unpack(cls, packed: list[bytes | None] | None) -> "Embeddings":
+        return NO_EMBEDDINGS if not packed else cls(*packed)
+
+
+NO_EMBEDDINGS = Embeddings()
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    memory_id: str
+    agent_id: str
+    step_number: int
+    memory_type: str
+    timestamp: float  # unix time the memory was stored
+    importance_score: float
+    contents_blob: bytes  # msgpack of the stored contents, exactly as given
+    embeddings: Embeddings = NO_EMBEDDINGS
+    retrieval_count: int = 0
+    last_access_time: float | None = None
+    last_access_step: int | None = None  # the agent's newest step when it was last read
+    tier: str = "stm"
+    compression_level: int = 0
+
+    @property
+    def contents(self) -> Any:
+        return msgpack.unpackb(self.contents_blob, raw=False, strict_map_key=False)
+
+    def with_access(self, count: int, seen: bytes | str | None) -> "MemoryRecord":
+        """Return a copy carrying the access statistics read from Redis."""
+        if seen is None:
+            return replace(self, retrieval_count=count)
+        when, _, step = (seen.decode() if isinstance(seen, bytes) else seen).partition("|")
+        return replace(
+            self,
+            retrieval_count=count,
+            last_access_time=float(when),
+            last_access_step=int(float(step)) if step else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "memory_id": self.memory_id,
+            "agent_id": self.agent_id,
+            "step_number": self.step_number,
+            "timestamp": self.timestamp,
+            "contents": self.contents,
+            "metadata": {
+                "creation_time": self.timestamp,
+                "last_access_time": self.last_access_time if self.last_access_time is not None else self.timestamp,
+                "compression_level": self.compression_level,
+                "importance_score": self.importance_score,
+                "retrieval_count": self.retrieval_count,
+                "memory_type": self.memory_type,
+                "tier": self.tier,
+            },
+            "tier": self.tier,
+            "embeddings": self.embeddings.to_dict(),
+        }

@@ -1,0 +1,46 @@
+"""MemorySpace: one agent's view of the engine, so callers need not repeat the agent id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from memory.engine import AgentMemoryAPI, QueryResult
+
+
+class MemorySpace:
+    def __init__(self, api: "AgentMemoryAPI", agent_id: str):
+        self.api = api
+        self.agent_id = agent_id
+
+    def retrieve_recent_states(self, count: int = 5, memory_type: str | None = None) -> "QueryResult":
+        """The newest ``count`` memories (of ``memory_type`` if given), newest first."""
+        return self.api.retrieve_recent(self.agent_id, count, memory_type)
+
+    def retrieve_by_time_range(
+        self, start_step: int, end_step: int, memory_type: str | None = None, limit: int | None = None
+    ) -> "QueryResult":
+        return self.api.retrieve_by_time_range(self.agent_id, start_step, end_step, memory_type, limit)
+
+    def retrieve_by_attributes(
+        self, attributes: Mapping[str, Any], memory_type: str | None = None, limit: int | None = None
+    ) -> "QueryResult":
+        return self.api.retrieve_by_attributes(self.agent_id, attributes, memory_type, limit)
+
+    def retrieve_most_important(self, k: int = 10, memory_type: str | None = None) -> "QueryResult":
+        return self.api.retrieve_most_important(self.agent_id, k, memory_type)
+
+    def get_memory(self, memory_id: str) -> dict[str, Any] | None:
+        return self.api.get_memory(self.agent_id, memory_id)
+
+    def set_importance_score(self, memory_id: str, importance_score: float) -> None:
+        self.api.set_importance_score(self.agent_id, memory_id, importance_score)
+
+    def clear_cache(self) -> None:
+        self.api.clear_cache()
+
+    def set_cache_ttl(self, seconds: float) -> None:
+        self.api.set_cache_ttl(seconds)
+
+    def __repr__(self) -> str:
+        return f"MemorySpace(agent_id={self.agent_id!r})"

@@ -1,0 +1,130 @@
+"""Shared fixtures: both Redis engines (the real server and the embedded fakeredis), SQLite and
+PostgreSQL for the long-term tier, and an engine factory that cleans up after itself.
+
+With TIERMEM_REQUIRE_SERVICES=1 (set by .ci/run) a missing Redis or PostgreSQL fails the tests
+that need it instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Callable, Iterator
+
+import fakeredis
+import pytest
+import redis
+import sqlalchemy
+
+from memory.config import MemoryConfig
+from memory.engine import AgentMemoryAPI
+
+REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
+TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_POSTGRES_URL = os.environ.get("TIERMEM_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+REDIS_ENGINES = ["redis", "embedded"]
+
+
+def unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (TIERMEM_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def real_redis() -> redis.Redis:
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis at {TEST_REDIS_URL}", exc)
+    return client
+
+
+def make_redis_client(engine: str) -> Any:
+    if engine == "redis":
+        return real_redis()
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture(params=REDIS_ENGINES)
+def redis_engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def redis_client(redis_engine: str) -> Iterator[Any]:
+    client = make_redis_client(redis_engine)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(redis_client: Any) -> Iterator[str]:
+    """A key prefix no other test uses; its keys are deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    keys = list(redis_client.scan_iter(match=f"{name}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        redis_client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture
+def make_api(redis_client: Any, prefix: str, tmp_path: Any) -> Iterator[Callable[..., AgentMemoryAPI]]:
+    """Build engines on the test's Redis engine, its prefix and a SQLite file in tmp_path."""
+    apis: list[AgentMemoryAPI] = []
+
+    def factory(**options: Any) -> AgentMemoryAPI:
+        options.setdefault("key_prefix", prefix)
+        options.setdefault("data_dir", str(tmp_path / "data"))
+        clock = options.pop("clock", None)
+        kwargs = {"clock": clock} if clock is not None else {}
+        api = AgentMemoryAPI(MemoryConfig(**options), redis_client=redis_client, **kwargs)
+        apis.append(api)
+        return api
+
+    yield factory
+    for api in apis:
+        api.close()
+
+
+@pytest.fixture
+def api(make_api: Callable[..., AgentMemoryAPI]) -> AgentMemoryAPI:
+    return make_api()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
+    """A PostgreSQL engine whose search_path is a schema of its own, dropped afterwards."""
+    schema = f"tiermem_test_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001 - any driver or connection failure means "not here"
+        admin.dispose()
+        unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}", exc)
+    engine = sqlalchemy.create_engine(TEST_POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def clock() -> "FakeClock":
+    return FakeClock()
+
+
+class FakeClock:
+    """An injectable wall clock for TTL tests: advance it instead of sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -1,0 +1,163 @@
+"""Bytes in and out of the tiers: msgpack contents, zstd payloads with a trained dictionary.
+
+No pickle anywhere (invariant 6). Contents are msgpack; in IM and LTM they are zstd-compressed,
+with a dictionary trained on the first payloads the engine demotes. A dictionary, once stored,
+never changes: every payload names the dictionary id it was compressed with (0 = none), so a
+process that meets an unknown id loads it from the store that keeps dictionaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import msgpack
+import zstandard
+
+from memory.record import Embeddings, MemoryRecord
+
+NO_DICTIONARY = 0
+
+
+def _to_plain(obj: Any) -> Any:
+    """msgpack fallback for numpy values, the one foreign type simulations store all the time."""
+    module = type(obj).__module__
+    if module == "numpy":
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+    raise TypeError(f"cannot serialize a value of type {type(obj).__module__}.{type(obj).__qualname__}")
+
+
+def pack_contents(data: Any) -> bytes:
+    """Serialize contents; raises TypeError or ValueError naming what cannot be stored."""
+    try:
+        return msgpack.packb(data, use_bin_type=True, default=_to_plain)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"contents cannot be serialized: {exc}") from exc
+
+
+def unpack(blob: bytes) -> Any:
+    return msgpack.unpackb(blob, raw=False, strict_map_key=False)
+
+
+class PayloadCodec:
+    """zstd compression with trained dictionaries, shared by IM and LTM.
+
+    ``load_dictionary(dict_id) -> bytes`` and ``save_dictionary(bytes) -> dict_id`` connect it to
+    the store that keeps dictionaries (the LTM tier), so the dictionary outlives Redis.
+    """
+
+    def __init__(
+        self,
+        level: int = 3,
+        dictionary_size: int = 16384,
+        dictionary_samples: int = 500,
+        load_dictionary: Callable[[int], bytes | None] | None = None,
+        save_dictionary: Callable[[bytes], int] | None = None,
+        latest_dictionary: Callable[[], tuple[int, bytes] | None] | None = None,
+    ):
+        self.level = level
+        self.dictionary_size = dictionary_size
+        self.dictionary_samples = dictionary_samples
+        self._load = load_dictionary
+        self._save = save_dictionary
+        self._latest = latest_dictionary
+        self._compressors: dict[int, zstandard.ZstdCompressor] = {
+            NO_DICTIONARY: zstandard.ZstdCompressor(level=level)
+        }
+        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {NO_DICTIONARY: zstandard.ZstdDecompressor()}
+        self.current = NO_DICTIONARY
+        self._looked_up_latest = False
+        self._samples: list[bytes] = []  # gathered across batches until there are enough to train
+
+    def _register(self, dict_id: int, data: bytes) -> None:
+        zdict = zstandard.ZstdCompressionDict(data)
+        self._compressors[dict_id] = zstandard.ZstdCompressor(level=self.level, dict_data=zdict)
+        self._decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=zdict)
+
+    def _adopt_latest(self) -> None:
+        if self._looked_up_latest or self._latest is None:
+            return
+        self._looked_up_latest = True
+        latest = self._latest()
+        if latest is not None:
+            dict_id, data = latest
+            self._register(dict_id, data)
+            self.current = dict_id
+
+    def prepare(self, samples: Iterable[bytes]) -> None:
+        """Make sure a dictionary is in use, training one once enough samples have been seen."""
+        self._adopt_latest()
+        if self.current != NO_DICTIONARY or self._save is None:
+            return
+        self._samples.extend(samples)
+        if len(self._samples) < self.dictionary_samples:
+            return
+        samples, self._samples = self._samples[-4 * self.dictionary_samples :], []
+        try:
+            trained = zstandard.train_dictionary(self.dictionary_size, samples, level=self.level)
+        except zstandard.ZstdError:
+            return  # too little variety to train on; stay dictionary-less and gather again
+        data = trained.as_bytes()
+        dict_id = self._save(data)
+        self._register(dict_id, data)
+        self.current = dict_id
+
+    def compress(self, blob: bytes) -> tuple[int, bytes]:
+        self._adopt_latest()
+        return self.current, self._compressors[self.current].compress(blob)
+
+    def decompress(self, dict_id: int, payload: bytes) -> bytes:
+        decompressor = self._decompressors.get(dict_id)
+        if decompressor is None:
+            data = self._load(dict_id) if self._load else None
+            if data is None:
+                raise ValueError(f"payload compressed with unknown dictionary {dict_id}")
+            self._register(dict_id, data)
+            decompressor = self._decompressors[dict_id]
+        return decompressor.decompress(payload)
+
+
+# Redis record layout: msgpack array
+#   [step, memory_type, timestamp, dict_id or -1 (uncompressed), payload, packed embeddings]
+RAW = -1
+
+
+def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
+    if codec is None:
+        dict_id, payload = RAW, record.contents_blob
+    else:
+        dict_id, payload = codec.compress(record.contents_blob)
+    return msgpack.packb(
+        [record.step_number, record.memory_type, record.timestamp, dict_id, payload, record.embeddings.pack()],
+        use_bin_type=True,
+    )
+
+
+def decode_record(
+    agent_id: str, memory_id: str, blob: bytes, importance: float, tier: str, codec: PayloadCodec | None
+) -> MemoryRecord:
+    step, memory_type, timestamp, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
+    if dict_id != RAW:
+        if codec is None:
+            raise ValueError("compressed record in a tier without a codec")
+        payload = codec.decompress(dict_id, payload)
+    return MemoryRecord(
+        memory_id=memory_id,
+        agent_id=agent_id,
+        step_number=step,
+        memory_type=memory_type,
+        timestamp=timestamp,
+        importance_score=importance,
+        contents_blob=payload,
+        embeddings=Embeddings.unpack(vectors),
+        tier=tier,
+        compression_level=0 if dict_id == RAW else 1,
+    )
+
+
+def payload_sizes(blob: bytes, codec: PayloadCodec | None) -> tuple[int, int]:
+    """(stored, raw) size of the contents payload inside a Redis record."""
+    _, _, _, dict_id, payload, _ = msgpack.unpackb(blob, raw=False)
+    if dict_id == RAW or codec is None:
+        return len(payload), len(payload)
+    return len(payload), len(codec.decompress(dict_id, payload))

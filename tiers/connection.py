@@ -1,0 +1,81 @@
+"""Where Redis comes from: the one place that reads ``REDIS_URL``.
+
+Resolution order: an explicit client; an explicit URL (the engine passes the one its config
+names, ``""`` forcing the embedded engine); the ``REDIS_URL`` environment variable (empty forces
+embedded); a Redis answering on localhost:6379; the embedded engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import redis
+from redis.exceptions import RedisError
+
+from memory.errors import MemoryConfigException
+from tiers import embedded
+
+LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Connection:
+    client: Any
+    mode: str  # "redis" or "embedded"
+    where: str  # a URL or the data directory, for statistics and messages
+    embedded_server: embedded.EmbeddedServer | None = None
+    owned: bool = True  # False for a client the caller passed in: the caller closes it
+
+    def close(self) -> None:
+        if self.embedded_server is not None:
+            embedded.release(self.embedded_server)
+            self.embedded_server = None
+        if self.owned:
+            try:
+                self.client.close()
+            except RedisError:
+                pass
+
+
+def _check_client(client: Any) -> None:
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if kwargs.get("decode_responses"):
+        raise MemoryConfigException("the Redis client must be created with decode_responses=False")
+
+
+def _connect(url: str, explicit: bool) -> Connection | None:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25)
+        client.ping()
+    except (RedisError, ValueError) as exc:
+        if explicit:
+            raise MemoryConfigException(f"cannot reach Redis at {url}: {exc}") from exc
+        return None
+    _check_client(client)
+    return Connection(client, "redis", url)
+
+
+def _embedded(data_dir: str) -> Connection:
+    try:
+        server = embedded.acquire(data_dir)
+    except embedded.DataDirectoryBusy as exc:
+        raise MemoryConfigException(str(exc)) from exc
+    return Connection(server.client(), "embedded", str(server.data_dir), server)
+
+
+def resolve(
+    *, data_dir: str, url: str | None = None, client: Any = None, environ: Mapping[str, str] | None = None
+) -> Connection:
+    """Connect to the Redis named by ``client``, ``url`` or the environment, else embedded."""
+    environ = os.environ if environ is None else environ
+    if client is not None:
+        _check_client(client)
+        mode = "embedded" if type(client).__module__.startswith("fakeredis") else "redis"
+        return Connection(client, mode, "explicit client", owned=False)
+    if url is None and "REDIS_URL" in environ:
+        url = environ["REDIS_URL"]
+    if url is not None:
+        return _embedded(data_dir) if url == "" else _connect(url, explicit=True)  # type: ignore[return-value]
+    return _connect(LOCAL_URL, explicit=False) or _embedded(data_dir)

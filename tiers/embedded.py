@@ -1,0 +1,140 @@
+"""The embedded Redis: fakeredis in-process, made durable through a snapshot in the data directory.
+
+One fakeredis server per data directory per process (two engines on the same directory share it),
+and one process per data directory (a lock file says so; several processes need a real Redis).
+``save`` writes every key as msgpack (no pickle, unlike ``DUMP`` in fakeredis) to a temporary file
+and renames it over the snapshot, so a crash while saving leaves the previous snapshot whole.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import msgpack
+import zstandard
+
+SNAPSHOT = "embedded-redis.msgpack.zst"
+LOCK = "embedded-redis.lock"
+
+
+class DataDirectoryBusy(RuntimeError):
+    pass
+
+
+class EmbeddedServer:
+    """A fakeredis server bound to a data directory."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(data_dir / LOCK, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            raise DataDirectoryBusy(
+                f"data directory {data_dir} is used by another process's embedded engine; "
+                "point both at a Redis server (REDIS_URL) to share memories between processes"
+            ) from exc
+        self.server = fakeredis.FakeServer()
+        self.users = 0
+        self.load()
+
+    def client(self) -> Any:
+        return fakeredis.FakeRedis(server=self.server)
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / SNAPSHOT
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        entries = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(self.path.read_bytes()), raw=True)
+        client = self.client()
+        pipe = client.pipeline(transaction=False)
+        for key, kind, value, ttl_ms in entries:
+            kind = kind.decode()
+            if kind == "string":
+                pipe.set(key, value)
+            elif kind == "hash":
+                pipe.hset(key, mapping=dict(value))
+            elif kind == "zset":
+                pipe.zadd(key, {member: score for member, score in value})
+            elif kind == "set":
+                pipe.sadd(key, *value)
+            elif kind == "list":
+                pipe.rpush(key, *value)
+            if ttl_ms > 0:
+                pipe.pexpire(key, ttl_ms)
+        pipe.execute()
+
+    def save(self) -> None:
+        client = self.client()
+        entries = []
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key).decode()
+            if kind == "string":
+                value: Any = client.get(key)
+            elif kind == "hash":
+                value = list(client.hgetall(key).items())
+            elif kind == "zset":
+                value = client.zrange(key, 0, -1, withscores=True)
+            elif kind == "set":
+                value = list(client.smembers(key))
+            elif kind == "list":
+                value = client.lrange(key, 0, -1)
+            else:
+                continue  # gone between SCAN and TYPE, or a type tiermem never writes
+            ttl = client.pttl(key)
+            entries.append([key, kind, value, ttl if ttl > 0 else 0])
+        blob = zstandard.ZstdCompressor(level=3).compress(msgpack.packb(entries, use_bin_type=True))
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    def release(self) -> None:
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+
+_servers: dict[Path, EmbeddedServer] = {}
+_guard = threading.Lock()
+
+
+def acquire(data_dir: str | Path) -> EmbeddedServer:
+    """The process's embedded server for ``data_dir``, created (and restored) on first use."""
+    path = Path(data_dir).resolve()
+    with _guard:
+        server = _servers.get(path)
+        if server is None:
+            server = EmbeddedServer(path)
+            _servers[path] = server
+        server.users += 1
+        return server
+
+
+def release(server: EmbeddedServer) -> None:
+    """Snapshot the server; the last user also drops it and its lock."""
+    with _guard:
+        server.save()
+        server.users -= 1
+        if server.users == 0:
+            _servers.pop(server.data_dir, None)
+            server.release()
+
+
+@atexit.register
+def _save_all_at_exit() -> None:
+    with _guard:
+        for server in list(_servers.values()):
+            server.save()

@@ -1,0 +1,111 @@
+"""The Redis key schema: the only module that builds key names.
+
+Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives in one Redis
+Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
+
+    <prefix>:agents                          set    agent ids known to this prefix (admin listing)
+    <prefix>:{<agent>}:meta                  hash   version (bumped by every change; cache token),
+                                                    newest (highest step stored), ltm_lo/ltm_hi
+                                                    (step bounds of the agent's LTM rows)
+    <prefix>:{<agent>}:<tier>:data           hash   memory_id -> msgpack record (tier = stm | im)
+    <prefix>:{<agent>}:<tier>:step           zset   memory_id scored by step_number
+    <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
+    <prefix>:{<agent>}:<tier>:since          zset   memory_id scored by the unix time it entered the tier
+    <prefix>:{<agent>}:<tier>:type:<type>    zset   memory_id scored by step_number, one per memory type
+    <prefix>:{<agent>}:reads                 hash   memory_id -> retrieval count of STM/IM memories
+    <prefix>:{<agent>}:ltm_reads             hash   memory_id -> LTM reads not yet flushed to SQL
+    <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read
+    <prefix>:{<agent>}:moves                 hash   "<from>><to>" -> msgpack list of memory_ids in flight
+    <prefix>:{<agent>}:lock                  string maintenance lease token (SET NX PX)
+
+Records in ``data`` never expire by Redis TTL: a memory leaves a tier only through maintenance,
+which writes the destination before deleting the source (invariant 1).
+"""
+
+from __future__ import annotations
+
+import re
+
+AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+REDIS_TIERS = ("stm", "im")
+
+
+def validate_agent_id(agent_id: object) -> str:
+    """Return the agent id or raise ValueError naming what is wrong with it."""
+    if not isinstance(agent_id, str):
+        raise ValueError(f"agent_id must be a str, got {type(agent_id).__name__}")
+    if not agent_id:
+        raise ValueError("agent_id must not be empty")
+    if len(agent_id) > 128:
+        raise ValueError(f"agent_id is {len(agent_id)} characters long; the limit is 128")
+    if not AGENT_ID_PATTERN.fullmatch(agent_id):
+        bad = sorted({ch for ch in agent_id if not AGENT_ID_PATTERN.fullmatch(ch)})
+        raise ValueError(
+            f"agent_id {agent_id!r} contains {''.join(bad)!r}; allowed are letters, digits and _ . : @ / + = -"
+        )
+    return agent_id
+
+
+def validate_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"key_prefix must be 1-64 of letters, digits, _ . -; got {prefix!r}")
+    return prefix
+
+
+class KeySchema:
+    """Builds every key under one prefix."""
+
+    def __init__(self, prefix: str = "tiermem"):
+        self.prefix = validate_prefix(prefix)
+
+    def agents(self) -> str:
+        return f"{self.prefix}:agents"
+
+    def agent_root(self, agent_id: str) -> str:
+        return f"{self.prefix}:{{{agent_id}}}"
+
+    def meta(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:meta"
+
+    def reads(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:reads"
+
+    def ltm_reads(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:ltm_reads"
+
+    def seen(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:seen"
+
+    def moves(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:moves"
+
+    def lock(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:lock"
+
+    def tier(self, agent_id: str, tier: str) -> "TierKeys":
+        return TierKeys(f"{self.agent_root(agent_id)}:{tier}")
+
+    def all_agent_keys(self, agent_id: str, memory_types: tuple[str, ...]) -> list[str]:
+        keys = [self.meta(agent_id), self.reads(agent_id), self.ltm_reads(agent_id), self.seen(agent_id)]
+        keys.append(self.moves(agent_id))
+        for tier in REDIS_TIERS:
+            tk = self.tier(agent_id, tier)
+            keys += [tk.data, tk.step, tk.importance, tk.since] + [tk.type(t) for t in memory_types]
+        return keys
+
+
+class TierKeys:
+    """The keys of one agent in one Redis tier."""
+
+    __slots__ = ("root", "data", "step", "importance", "since")
+
+    def __init__(self, root: str):
+        self.root = root
+        self.data = f"{root}:data"
+        self.step = f"{root}:step"
+        self.importance = f"{root}:importance"
+        self.since = f"{root}:since"
+
+    def type(self, memory_type: str) -> str:
+        return f"{self.root}:type:{memory_type}"

@@ -1,0 +1,435 @@
+"""The long-term tier: any SQLAlchemy database, a SQLite file by default.
+
+Payloads are zstd-compressed with a dictionary trained on the data (the dictionaries live here
+too, so LTM can always be read on its own). Every field a query filters on is a column: agent,
+step, type and importance are indexed, attributes are matched on the decoded payload. Writes
+are upserts keyed by ``memory_id``, so redoing an interrupted move is harmless (invariant 1).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import msgpack
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from memory.errors import TierUnavailableError
+from memory.record import Embeddings, MemoryRecord
+from tiers.codec import PayloadCodec
+
+metadata = MetaData()
+
+memories = Table(
+    "tiermem_ltm",
+    metadata,
+    Column("namespace", String(64), primary_key=True),  # the engine's key prefix
+    Column("agent_id", String(128), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("memory_id", String(255), primary_key=True),
+    Column("memory_type", String(16), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("importance", Float, nullable=False),
+    Column("retrieval_count", Integer, nullable=False, default=0),
+    Column("last_access_time", Float),
+    Column("last_access_step", BigInteger),
+    Column("dict_id", Integer, nullable=False),
+    Column("raw_size", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("vectors", LargeBinary),
+    Index("tiermem_ltm_id", "namespace", "memory_id", unique=True),
+    Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
+    Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
+    sqlite_with_rowid=False,
+)
+
+dictionaries = Table(
+    "tiermem_dictionaries",
+    metadata,
+    Column("dict_id", Integer, primary_key=True, autoincrement=True),
+    Column("created", Float, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+schema_version = Table("tiermem_schema", metadata, Column("version", Integer, primary_key=True))
+
+# Append-only: each entry upgrades the schema from its index to the next version.
+MIGRATIONS: list[str] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
+    if url is None:
+        path = Path(db_path)  # type: ignore[arg-type]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class SQLTier:
+    name = "ltm"
+
+    def __init__(self, engine: Engine, namespace: str):
+        self.engine = engine
+        self.namespace = namespace
+        self.codec: PayloadCodec | None = None  # attached by the engine after construction
+        self._dialect = engine.dialect.name
+        self._guard(self._create_schema)
+        self._upsert = self._build_upsert()
+
+    # -- schema -------------------------------------------------------------------------------
+    def _create_schema(self) -> None:
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            version = conn.execute(select(func.max(schema_version.c.version))).scalar()
+            if version is None:
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+                return
+            for step in MIGRATIONS[version - 1 :]:
+                conn.execute(text(step))
+            if version < SCHEMA_VERSION:
+                conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
+
+    def _build_upsert(self) -> Any:
+        refreshed = ("importance", "retrieval_count", "last_access_time", "last_access_step")
+        if self._dialect in ("sqlite", "postgresql"):
+            if self._dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            stmt = dialect_insert(memories)
+            return stmt.on_conflict_do_update(
+                index_elements=["namespace", "memory_id"], set_={name: stmt.excluded[name] for name in refreshed}
+            )
+        return None  # other databases: delete then insert in one transaction
+
+    # -- dictionaries (the codec's backing store) ----------------------------------------------
+    def save_dictionary(self, data: bytes) -> int:
+        def run() -> int:
+            with self.engine.begin() as conn:
+                result = conn.execute(insert(dictionaries).values(created=time.time(), data=data))
+                return int(result.inserted_primary_key[0])
+
+        return self._guard(run)
+
+    def load_dictionary(self, dict_id: int) -> bytes | None:
+        def run() -> bytes | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(dictionaries.c.data).where(dictionaries.c.dict_id == dict_id)).scalar()
+
+        return self._guard(run)
+
+    def latest_dictionary(self) -> tuple[int, bytes] | None:
+        def run() -> tuple[int, bytes] | None:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(dictionaries.c.dict_id, dictionaries.c.data).order_by(dictionaries.c.dict_id.desc()).limit(1)
+                ).first()
+                return None if row is None else (int(row[0]), bytes(row[1]))
+
+        return self._guard(run)
+
+    # -- writes -------------------------------------------------------------------------------
+    def _row(self, record: MemoryRecord) -> dict[str, Any]:
+        assert self.codec is not None
+        dict_id, payload = self.codec.compress(record.contents_blob)
+        vectors = record.embeddings.pack()
+        return {
+            "namespace": self.namespace,
+            "agent_id": record.agent_id,
+            "step": record.step_number,
+            "memory_id": record.memory_id,
+            "memory_type": record.memory_type,
+            "timestamp": record.timestamp,
+            "importance": record.importance_score,
+            "retrieval_count": record.retrieval_count,
+            "last_access_time": record.last_access_time,
+            "last_access_step": record.last_access_step,
+            "dict_id": dict_id,
+            "raw_size": len(record.contents_blob),
+            "payload": payload,
+            "vectors": None if vectors is None else msgpack.packb(vectors, use_bin_type=True),
+        }
+
+    def put_many(self, records: Sequence[MemoryRecord]) -> None:
+        if not records:
+            return
+        rows = [self._row(record) for record in records]
+
+        def run() -> None:
+            with self.engine.begin() as conn:
+                if self._upsert is not None:
+                    conn.execute(self._upsert, rows)
+                else:
+                    conn.execute(
+                        delete(memories).where(
+                            memories.c.namespace == self.namespace,
+                            memories.c.memory_id.in_([r["memory_id"] for r in rows]),
+                        )
+                    )
+                    conn.execute(insert(memories), rows)
+
+        self._guard(run)
+
+    def delete_many(self, agent_id: str, memory_ids: Sequence[str]) -> int:
+        if not memory_ids:
+            return 0
+
+        def run() -> int:
+            removed = 0
+            with self.engine.begin() as conn:
+                for chunk in _chunks(list(memory_ids), 500):
+                    result = conn.execute(
+                        delete(memories).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
+                    )
+                    removed += result.rowcount
+            return removed
+
+        return self._guard(run)
+
+    def clear(self, agent_id: str) -> int:
+        def run() -> int:
+            with self.engine.begin() as conn:
+                return conn.execute(delete(memories).where(self._mine(agent_id))).rowcount
+
+        return self._guard(run)
+
+    def set_importance(self, agent_id: str, memory_id: str, importance: float) -> bool:
+        def run() -> bool:
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    update(memories)
+                    .where(self._mine(agent_id), memories.c.memory_id == memory_id)
+                    .values(importance=importance)
+                )
+                return result.rowcount > 0
+
+        return self._guard(run)
+
+    def add_reads(self, agent_id: str, reads: dict[str, tuple[int, float | None, int | None]]) -> None:
+        """Flush read counts gathered in Redis: memory_id -> (extra reads, last time, last step)."""
+        if not reads:
+            return
+        stmt = (
+            update(memories)
+            .where(memories.c.namespace == self.namespace, memories.c.agent_id == bindparam("a"), memories.c.memory_id == bindparam("m"))
+            .values(
+                retrieval_count=memories.c.retrieval_count + bindparam("n"),
+                last_access_time=func.coalesce(bindparam("t"), memories.c.last_access_time),
+                last_access_step=func.coalesce(bindparam("s"), memories.c.last_access_step),
+            )
+        )
+        params = [{"a": agent_id, "m": mid, "n": n, "t": t, "s": s} for mid, (n, t, s) in reads.items()]
+
+        def run() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(stmt, params)
+
+        self._guard(run)
+
+    # -- reads --------------------------------------------------------------------------------
+    def get_many(self, agent_id: str, memory_ids: Sequence[str]) -> list[MemoryRecord]:
+        if not memory_ids:
+            return []
+
+        def run() -> list[MemoryRecord]:
+            out: list[MemoryRecord] = []
+            with self.engine.connect() as conn:
+                for chunk in _chunks(list(memory_ids), 500):
+                    rows = conn.execute(
+                        select(memories).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
+                    )
+                    out += [self._decode(row) for row in rows]
+            return out
+
+        return self._guard(run)
+
+    def range(
+        self,
+        agent_id: str,
+        *,
+        by: str = "step",
+        lo: float | None = None,
+        hi: float | None = None,
+        memory_type: str | None = None,
+        reverse: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+        now: float | None = None,
+    ) -> list[MemoryRecord]:
+        """Rows in (index, memory_id) order, the same order the Redis tiers answer in."""
+        column = {"step": memories.c.step, "importance": memories.c.importance}[by]
+        conditions = [self._mine(agent_id)]
+        if memory_type is not None:
+            conditions.append(memories.c.memory_type == memory_type)
+        if lo is not None:
+            conditions.append(column >= lo)
+        if hi is not None:
+            conditions.append(column <= hi)
+        order = (column.desc(), memories.c.memory_id.desc()) if reverse else (column, memories.c.memory_id)
+        stmt = select(memories).where(and_(*conditions)).order_by(*order)
+        if offset:
+            stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+
+        def run() -> list[MemoryRecord]:
+            with self.engine.connect() as conn:
+                return [self._decode(row) for row in conn.execute(stmt)]
+
+        return self._guard(run)
+
+    def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
+        """All of an agent's memories in step order, a batch at a time (attribute scans)."""
+        last: tuple[int, str] | None = None
+        while True:
+            conditions = [self._mine(agent_id)]
+            if memory_type is not None:
+                conditions.append(memories.c.memory_type == memory_type)
+            if last is not None:
+                conditions.append(
+                    (memories.c.step > last[0]) | and_(memories.c.step == last[0], memories.c.memory_id > last[1])
+                )
+            stmt = select(memories).where(and_(*conditions)).order_by(memories.c.step, memories.c.memory_id).limit(batch)
+
+            def run() -> list[MemoryRecord]:
+                with self.engine.connect() as conn:
+                    return [self._decode(row) for row in conn.execute(stmt)]
+
+            chunk = self._guard(run)
+            if not chunk:
+                return
+            yield chunk
+            last = (chunk[-1].step_number, chunk[-1].memory_id)
+
+    def count(self, agent_id: str) -> int:
+        def run() -> int:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).where(self._mine(agent_id))).scalar() or 0)
+
+        return self._guard(run)
+
+    def stats(self, agent_id: str | None) -> dict[str, Any]:
+        """Count, stored and raw payload bytes, type distribution and importance summary."""
+        where = [memories.c.namespace == self.namespace]
+        if agent_id is not None:
+            where.append(memories.c.agent_id == agent_id)
+
+        def run() -> dict[str, Any]:
+            with self.engine.connect() as conn:
+                count, stored, raw, lo, hi, total = conn.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(func.length(memories.c.payload)), 0),
+                        func.coalesce(func.sum(memories.c.raw_size), 0),
+                        func.min(memories.c.importance),
+                        func.max(memories.c.importance),
+                        func.coalesce(func.sum(memories.c.importance), 0.0),
+                    ).where(*where)
+                ).one()
+                types = dict(
+                    conn.execute(
+                        select(memories.c.memory_type, func.count()).where(*where).group_by(memories.c.memory_type)
+                    ).all()
+                )
+            return {
+                "count": int(count),
+                "payload_bytes": int(stored),
+                "raw_bytes": int(raw),
+                "types": {k: int(v) for k, v in types.items()},
+                "importance_min": lo,
+                "importance_max": hi,
+                "importance_sum": float(total),
+            }
+
+        return self._guard(run)
+
+    def step_bounds(self, agent_id: str) -> tuple[int, int] | None:
+        def run() -> tuple[int, int] | None:
+            with self.engine.connect() as conn:
+                lo, hi = conn.execute(
+                    select(func.min(memories.c.step), func.max(memories.c.step)).where(self._mine(agent_id))
+                ).one()
+            return None if lo is None else (int(lo), int(hi))
+
+        return self._guard(run)
+
+    def agents(self) -> list[str]:
+        def run() -> list[str]:
+            with self.engine.connect() as conn:
+                return [row[0] for row in conn.execute(
+                    select(memories.c.agent_id).where(memories.c.namespace == self.namespace).distinct()
+                )]
+
+        return self._guard(run)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _mine(self, agent_id: str) -> Any:
+        return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
+
+    def _decode(self, row: Any) -> MemoryRecord:
+        assert self.codec is not None
+        vectors = msgpack.unpackb(row.vectors, raw=False) if row.vectors is not None else None
+        return MemoryRecord(
+            memory_id=row.memory_id,
+            agent_id=row.agent_id,
+            step_number=row.step,
+            memory_type=row.memory_type,
+            timestamp=row.timestamp,
+            importance_score=row.importance,
+            contents_blob=self.codec.decompress(row.dict_id, row.payload),
+            embeddings=Embeddings.unpack(vectors),
+            retrieval_count=row.retrieval_count,
+            last_access_time=row.last_access_time,
+            last_access_step=row.last_access_step,
+            tier="ltm",
+            compression_level=2,
+        )
+
+    def _guard(self, run: Any) -> Any:
+        try:
+            return run()
+        except SQLAlchemyError as exc:
+            raise TierUnavailableError("ltm", str(exc).splitlines()[0]) from exc
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,105 @@
+-- lib.lua: helpers prepended to every tiermem script (see tiers/scripts.py).
+-- Redis's Lua caps unpack() at ~8000 values, so bulk commands go out in chunks of CHUNK.
+local CHUNK = 4000
+
+local function bulk(command, key, values)
+  local total = #values
+  local i = 1
+  while i <= total do
+    local j = math.min(i + CHUNK - 1, total)
+    redis.call(command, key, unpack(values, i, j))
+    i = j + 1
+  end
+end
+
+-- Store records in one tier. argv[first ..] holds n groups of
+--   memory_id, record blob, step, importance, type index (1-based into type_keys).
+local function put_records(tier, type_keys, now, argv, first, n)
+  local fields, steps, importances, sinces = {}, {}, {}, {}
+  local by_type = {}
+  local i = first
+  for _ = 1, n do
+    local id, step = argv[i], argv[i + 2]
+    fields[#fields + 1] = id
+    fields[#fields + 1] = argv[i + 1]
+    steps[#steps + 1] = step
+    steps[#steps + 1] = id
+    importances[#importances + 1] = argv[i + 3]
+    importances[#importances + 1] = id
+    sinces[#sinces + 1] = now
+    sinces[#sinces + 1] = id
+    local t = tonumber(argv[i + 4])
+    by_type[t] = by_type[t] or {}
+    local list = by_type[t]
+    list[#list + 1] = step
+    list[#list + 1] = id
+    i = i + 5
+  end
+  bulk('HSET', tier.data, fields)
+  bulk('ZADD', tier.step, steps)
+  bulk('ZADD', tier.importance, importances)
+  bulk('ZADD', tier.since, sinces)
+  for t, list in pairs(by_type) do
+    bulk('ZADD', type_keys[t], list)
+  end
+end
+
+-- Remove memory ids (argv[first .. last]) from one tier and all its indices.
+local function delete_records(tier, type_keys, argv, first, last)
+  if last < first then return 0 end
+  local ids = {}
+  for i = first, last do ids[#ids + 1] = argv[i] end
+  local removed = 0
+  local total = #ids
+  local i = 1
+  while i <= total do
+    local j = math.min(i + CHUNK - 1, total)
+    removed = removed + redis.call('HDEL', tier.data, unpack(ids, i, j))
+    redis.call('ZREM', tier.step, unpack(ids, i, j))
+    redis.call('ZREM', tier.importance, unpack(ids, i, j))
+    redis.call('ZREM', tier.since, unpack(ids, i, j))
+    for _, key in ipairs(type_keys) do
+      redis.call('ZREM', key, unpack(ids, i, j))
+    end
+    i = j + 1
+  end
+  return removed
+end
+
+local function bump(meta)
+  return redis.call('HINCRBY', meta, 'version', 1)
+end
+
+local function raise_newest(meta, step)
+  local newest = redis.call('HGET', meta, 'newest')
+  if (not newest) or tonumber(newest) < tonumber(step) then
+    redis.call('HSET', meta, 'newest', step)
+  end
+end
+
+-- Append id, blob, importance, retrieval count, last-seen for every id that exists.
+-- With now ~= '' the read is counted: reads += 1 and seen = now|newest step.
+local function collect(ids, data, importance, reads, seen, meta, now, out)
+  local newest = ''
+  if now ~= '' then newest = redis.call('HGET', meta, 'newest') or '' end
+  for _, id in ipairs(ids) do
+    local blob = redis.call('HGET', data, id)
+    if blob then
+      local count, last
+      if now ~= '' then
+        count = redis.call('HINCRBY', reads, id, 1)
+        last = now .. '|' .. newest
+        redis.call('HSET', seen, id, last)
+      else
+        count = redis.call('HGET', reads, id) or '0'
+        last = redis.call('HGET', seen, id) or ''
+      end
+      out[#out + 1] = id
+      out[#out + 1] = blob
+      out[#out + 1] = redis.call('ZSCORE', importance, id)
+      out[#out + 1] = tostring(count)
+      out[#out + 1] = last
+    end
+  end
+  return out
+end

@@ -1,0 +1,227 @@
+"""A memory tier in Redis: STM (raw contents) or IM (zstd-compressed contents).
+
+One class serves both tiers; the only difference is whether a codec compresses the payload.
+Every operation is one Lua call, so a store with all its index updates is one round trip
+(invariant 4). Methods that read take an optional pipeline, so the engine can ask STM and IM in
+the same round trip; queued calls return a decoder to apply to the pipeline's answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from redis.exceptions import RedisError
+
+from memory.errors import TierUnavailableError
+from memory.record import MEMORY_TYPES, MemoryRecord
+from tiers.codec import PayloadCodec, decode_record, encode_record, payload_sizes
+from tiers.keys import KeySchema, TierKeys
+from tiers.scripts import Scripts
+
+Decoder = Callable[[Any], list[MemoryRecord]]
+TYPE_INDEX = {memory_type: position for position, memory_type in enumerate(MEMORY_TYPES, start=1)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _score(value: float | int | None, default: str) -> str:
+    return default if value is None else repr(value)
+
+
+class RedisTier:
+    def __init__(self, name: str, client: Any, keys: KeySchema, scripts: Scripts, codec: PayloadCodec | None):
+        self.name = name
+        self.client = client
+        self.keys = keys
+        self.scripts = scripts
+        self.codec = codec
+
+    # -- keys ---------------------------------------------------------------------------------
+    def tier_keys(self, agent_id: str) -> TierKeys:
+        return self.keys.tier(agent_id, self.name)
+
+    def _type_keys(self, agent_id: str) -> list[str]:
+        tk = self.tier_keys(agent_id)
+        return [tk.type(t) for t in MEMORY_TYPES]
+
+    def _base_keys(self, agent_id: str) -> list[str]:
+        tk = self.tier_keys(agent_id)
+        return [tk.data, tk.step, tk.importance, tk.since]
+
+    # -- writes -------------------------------------------------------------------------------
+    def encode_groups(self, records: Sequence[MemoryRecord]) -> list[Any]:
+        """The per-record ARGV groups of put/move: id, blob, step, importance, type index."""
+        args: list[Any] = []
+        for record in records:
+            args += [
+                record.memory_id,
+                encode_record(record, self.codec),
+                record.step_number,
+                repr(record.importance_score),
+                TYPE_INDEX[record.memory_type],
+            ]
+        return args
+
+    def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> tuple[list[str], list[Any]]:
+        keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + self._type_keys(agent_id)
+        newest = max(record.step_number for record in records)
+        return keys, [repr(now), newest, len(records), *self.encode_groups(records)]
+
+    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
+        """Store records; returns the agent's new version."""
+        keys, args = self.put_call(agent_id, records, now)
+        return self._call("put", keys, args)
+
+    def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
+        """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
+        keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
+        keys += self._type_keys(agent_id) + source._type_keys(agent_id)
+        args = [repr(now), len(MEMORY_TYPES), len(records), *self.encode_groups(records)]
+        return self._call("move", keys, args)
+
+    def delete_many(self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False) -> int:
+        ids = list(memory_ids)
+        if not ids:
+            return 0
+        keys = self._base_keys(agent_id) + [
+            self.keys.meta(agent_id),
+            self.keys.reads(agent_id),
+            self.keys.seen(agent_id),
+        ] + self._type_keys(agent_id)
+        return self._call("delete", keys, ["1" if drop_access else "0", *ids])
+
+    # -- reads --------------------------------------------------------------------------------
+    def _access_keys(self, agent_id: str) -> list[str]:
+        return [self.keys.reads(agent_id), self.keys.seen(agent_id), self.keys.meta(agent_id)]
+
+    def queue_get(self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None) -> Decoder:
+        tk = self.tier_keys(agent_id)
+        keys = [tk.data, tk.importance, *self._access_keys(agent_id)]
+        self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *memory_ids])
+        return lambda raw: self._decode(agent_id, raw)
+
+    def queue_range(
+        self,
+        pipe: Any,
+        agent_id: str,
+        *,
+        by: str = "step",
+        lo: float | None = None,
+        hi: float | None = None,
+        memory_type: str | None = None,
+        reverse: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+        now: float | None = None,
+    ) -> Decoder:
+        """Queue a range read on the step or importance index; ``now`` counts the read."""
+        tk = self.tier_keys(agent_id)
+        filter_key: list[str] = []
+        if by == "step":
+            index = tk.type(memory_type) if memory_type else tk.step
+        elif by == "importance":
+            index = tk.importance
+            filter_key = [tk.type(memory_type)] if memory_type else []
+        else:
+            raise ValueError(f"unknown index {by!r}")
+        keys = [index, tk.data, tk.importance, *self._access_keys(agent_id), *filter_key]
+        args = [
+            _score(lo, "-inf"),
+            _score(hi, "+inf"),
+            offset,
+            -1 if limit is None else limit,
+            "1" if reverse else "0",
+            "" if now is None else repr(now),
+        ]
+        self.scripts.queue(pipe, "range", keys, args)
+        return lambda raw: self._decode(agent_id, raw)
+
+    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
+        return self._run(lambda pipe: self.queue_get(pipe, agent_id, memory_ids, now))
+
+    def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
+        return self._run(lambda pipe: self.queue_range(pipe, agent_id, **query))
+
+    def count(self, agent_id: str) -> int:
+        try:
+            return int(self.client.hlen(self.tier_keys(agent_id).data))
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+
+    def stats(self, agent_id: str, sample: int = 64) -> dict[str, Any]:
+        """Count, stored bytes, importance summary, type counts, and the payload compression
+        ratio measured on a random sample of records."""
+        tk = self.tier_keys(agent_id)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance, *self._type_keys(agent_id)], [])
+            pipe.hrandfield(tk.data, sample, withvalues=True)
+            summary, sampled = self.scripts.execute(pipe)
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+        count, stored, lo, hi, total = summary[:5]
+        stored_payload = raw_payload = 0
+        for blob in (sampled or [])[1::2]:
+            stored_size, raw_size = payload_sizes(blob, self.codec)
+            stored_payload += stored_size
+            raw_payload += raw_size
+        return {
+            "count": int(count),
+            "bytes": int(stored),
+            "types": dict(zip(MEMORY_TYPES, (int(n) for n in summary[5:]))),
+            "importance_min": float(lo) if lo else None,
+            "importance_max": float(hi) if hi else None,
+            "importance_sum": float(total),
+            "sample_raw_bytes": raw_payload,
+            "sample_payload_bytes": stored_payload,
+        }
+
+    def index_snapshot(self, agent_id: str) -> tuple[list[str], list[float], list[float], list[float]]:
+        """Every memory id with its step, importance and time it entered the tier.
+
+        Read in one MULTI so the three indices describe the same moment.
+        """
+        tk = self.tier_keys(agent_id)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrange(tk.step, 0, -1, withscores=True)
+            pipe.zrange(tk.importance, 0, -1, withscores=True)
+            pipe.zrange(tk.since, 0, -1, withscores=True)
+            steps, importances, sinces = pipe.execute()
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+        importance = {member: score for member, score in importances}
+        since = {member: score for member, score in sinces}
+        ids, step_list, importance_list, since_list = [], [], [], []
+        for member, step in steps:
+            ids.append(_text(member))
+            step_list.append(step)
+            importance_list.append(importance.get(member, 0.0))
+            since_list.append(since.get(member, 0.0))
+        return ids, step_list, importance_list, since_list
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
+        records = []
+        for i in range(0, len(raw), 5):
+            memory_id, blob, importance, count, seen = raw[i : i + 5]
+            record = decode_record(agent_id, _text(memory_id), blob, float(importance), self.name, self.codec)
+            records.append(record.with_access(int(count), seen or None))
+        return records
+
+    def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self.scripts.call(name, keys, args)
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+
+    def _run(self, queue: Callable[[Any], Decoder]) -> list[MemoryRecord]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            decoder = queue(pipe)
+            (raw,) = self.scripts.execute(pipe)
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+        return decoder(raw)
