@@ -204,7 +204,7 @@ class Maintainer:
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
-        self.t.ltm.put_many(records)
+        self.t.ltm.put_many(agent_id, records)
         self.t.widen_ltm_bounds(agent_id, records)
         self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True)
         return len(records)

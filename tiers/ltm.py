@@ -185,7 +185,9 @@ class SQLTier:
             "vectors": None if vectors is None else msgpack.packb(vectors, use_bin_type=True),
         }
 
-    def put_many(self, records: Sequence[MemoryRecord]) -> None:
+    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None) -> None:
+        if any(record.agent_id != agent_id for record in records):
+            raise ValueError(f"put_many for {agent_id!r} got another agent's record")
         if not records:
             return
         rows = [self._row(record) for record in records]
@@ -205,7 +207,7 @@ class SQLTier:
 
         self._guard(run)
 
-    def delete_many(self, agent_id: str, memory_ids: Sequence[str]) -> int:
+    def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False) -> int:
         if not memory_ids:
             return 0
 
@@ -262,7 +264,8 @@ class SQLTier:
         self._guard(run)
 
     # -- reads --------------------------------------------------------------------------------
-    def get_many(self, agent_id: str, memory_ids: Sequence[str]) -> list[MemoryRecord]:
+    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
+        """Rows by id; LTM never counts reads itself (the engine counts them in Redis)."""
         if not memory_ids:
             return []
 
