@@ -53,10 +53,11 @@ class QueryResult(list):
 
 
 class _MemoryIds:
-    """Unique, creation-ordered ids: ``<agent>-<step>-<ns time hex><random hex>``.
+    """Unique, creation-ordered ids: ``<agent>-<ns time, 16 hex><random, 6 hex>-<step>``.
 
-    Within one step Redis orders equal scores by member, so the time part makes that order the
-    order of creation; the random part keeps two processes from colliding.
+    Redis orders equal scores by member, and the agent prefix is common to all of an agent's
+    ids, so the time part makes ties (same step, same importance) fall in creation order; the
+    random part keeps two processes from colliding in the same nanosecond.
     """
 
     def __init__(self) -> None:
@@ -65,7 +66,7 @@ class _MemoryIds:
     def new(self, agent_id: str, step: int) -> str:
         now = max(time.time_ns(), self._last + 1)
         self._last = now
-        return f"{agent_id}-{step}-{now:016x}{secrets.randbits(32):08x}"
+        return f"{agent_id}-{now:016x}{secrets.randbits(24):06x}-{step}"
 
 
 class AgentMemoryAPI:

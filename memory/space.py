@@ -4,31 +4,56 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from memory.errors import InvalidInputError
+
 if TYPE_CHECKING:
     from memory.engine import AgentMemoryAPI, QueryResult
 
 
 class MemorySpace:
+    """Methods take an optional ``agent_id=`` too (the seed's examples pass it); it must be this
+    space's agent."""
+
     def __init__(self, api: "AgentMemoryAPI", agent_id: str):
         self.api = api
         self.agent_id = agent_id
 
-    def retrieve_recent_states(self, count: int = 5, memory_type: str | None = None) -> "QueryResult":
+    def _agent(self, agent_id: str | None) -> str:
+        if agent_id is not None and agent_id != self.agent_id:
+            raise InvalidInputError(f"this MemorySpace belongs to {self.agent_id!r}, not {agent_id!r}")
+        return self.agent_id
+
+    def retrieve_recent_states(
+        self, count: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+    ) -> "QueryResult":
         """The newest ``count`` memories (of ``memory_type`` if given), newest first."""
-        return self.api.retrieve_recent(self.agent_id, count, memory_type)
+        return self.api.retrieve_recent(self._agent(agent_id), count, memory_type)
 
     def retrieve_by_time_range(
-        self, start_step: int, end_step: int, memory_type: str | None = None, limit: int | None = None
+        self,
+        start_step: int,
+        end_step: int,
+        memory_type: str | None = None,
+        limit: int | None = None,
+        *,
+        agent_id: str | None = None,
     ) -> "QueryResult":
-        return self.api.retrieve_by_time_range(self.agent_id, start_step, end_step, memory_type, limit)
+        return self.api.retrieve_by_time_range(self._agent(agent_id), start_step, end_step, memory_type, limit)
 
     def retrieve_by_attributes(
-        self, attributes: Mapping[str, Any], memory_type: str | None = None, limit: int | None = None
+        self,
+        attributes: Mapping[str, Any],
+        memory_type: str | None = None,
+        limit: int | None = None,
+        *,
+        agent_id: str | None = None,
     ) -> "QueryResult":
-        return self.api.retrieve_by_attributes(self.agent_id, attributes, memory_type, limit)
+        return self.api.retrieve_by_attributes(self._agent(agent_id), attributes, memory_type, limit)
 
-    def retrieve_most_important(self, k: int = 10, memory_type: str | None = None) -> "QueryResult":
-        return self.api.retrieve_most_important(self.agent_id, k, memory_type)
+    def retrieve_most_important(
+        self, k: int = 10, memory_type: str | None = None, *, agent_id: str | None = None
+    ) -> "QueryResult":
+        return self.api.retrieve_most_important(self._agent(agent_id), k, memory_type)
 
     def get_memory(self, memory_id: str) -> dict[str, Any] | None:
         return self.api.get_memory(self.agent_id, memory_id)

@@ -16,6 +16,7 @@ import zstandard
 from memory.record import Embeddings, MemoryRecord
 
 NO_DICTIONARY = 0
+RAW = -1  # payload stored as is: compressing it would not have made it smaller
 
 
 def _to_plain(obj: Any) -> Any:
@@ -71,7 +72,8 @@ class PayloadCodec:
 
     def _register(self, dict_id: int, data: bytes) -> None:
         zdict = zstandard.ZstdCompressionDict(data)
-        self._compressors[dict_id] = zstandard.ZstdCompressor(level=self.level, dict_data=zdict)
+        # the dictionary id is kept beside each payload, so frames need not repeat it
+        self._compressors[dict_id] = zstandard.ZstdCompressor(level=self.level, dict_data=zdict, write_dict_id=False)
         self._decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=zdict)
 
     def _adopt_latest(self) -> None:
@@ -103,10 +105,14 @@ class PayloadCodec:
         self.current = dict_id
 
     def compress(self, blob: bytes) -> tuple[int, bytes]:
+        """(dictionary id, payload); RAW and the blob itself when compression would not shrink it."""
         self._adopt_latest()
-        return self.current, self._compressors[self.current].compress(blob)
+        packed = self._compressors[self.current].compress(blob)
+        return (self.current, packed) if len(packed) < len(blob) else (RAW, blob)
 
     def decompress(self, dict_id: int, payload: bytes) -> bytes:
+        if dict_id == RAW:
+            return payload
         decompressor = self._decompressors.get(dict_id)
         if decompressor is None:
             data = self._load(dict_id) if self._load else None
@@ -118,11 +124,11 @@ class PayloadCodec:
 
 
 # Redis record layout: msgpack array
-#   [step, memory_type, timestamp, dict_id or -1 (uncompressed), payload, packed embeddings]
-RAW = -1
+#   [step, memory_type, timestamp, dict_id or RAW, payload, packed embeddings]
 
 
 def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
+    """Records without a codec (STM) keep raw contents; with one (IM) they are compressed."""
     if codec is None:
         dict_id, payload = RAW, record.contents_blob
     else:
@@ -137,6 +143,7 @@ def decode_record(
     agent_id: str, memory_id: str, blob: bytes, importance: float, tier: str, codec: PayloadCodec | None
 ) -> MemoryRecord:
     step, memory_type, timestamp, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
+    compressed = codec is not None
     if dict_id != RAW:
         if codec is None:
             raise ValueError("compressed record in a tier without a codec")
@@ -151,13 +158,13 @@ def decode_record(
         contents_blob=payload,
         embeddings=Embeddings.unpack(vectors),
         tier=tier,
-        compression_level=0 if dict_id == RAW else 1,
+        compression_level=1 if compressed else 0,
     )
 
 
 def payload_sizes(blob: bytes, codec: PayloadCodec | None) -> tuple[int, int]:
     """(stored, raw) size of the contents payload inside a Redis record."""
     _, _, _, dict_id, payload, _ = msgpack.unpackb(blob, raw=False)
-    if dict_id == RAW or codec is None:
+    if codec is None:
         return len(payload), len(payload)
     return len(payload), len(codec.decompress(dict_id, payload))
