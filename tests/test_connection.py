@@ -1,0 +1,196 @@
+"""Where Redis comes from, the embedded engine's durability, and what happens when Redis goes away."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import redis
+
+from memory.api import AgentMemoryAPI, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
+from memory.config import MemoryConfig
+from tests.conftest import TEST_REDIS_URL, real_redis
+from tiers.connection import resolve
+
+
+def test_empty_redis_url_forces_the_embedded_engine(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "")
+    with AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path))) as api:
+        assert api.mode == "embedded"
+        assert api.get_memory_statistics()["mode"] == "embedded"
+
+
+def test_redis_url_from_the_environment(tmp_path, monkeypatch):
+    real_redis()
+    monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
+    with AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), key_prefix="tconn")) as api:
+        assert api.mode == "redis"
+
+
+def test_local_redis_is_found_without_configuration(tmp_path):
+    real_redis()
+    connection = resolve(data_dir=str(tmp_path), environ={})
+    try:
+        assert connection.mode == "redis" and connection.where.startswith("redis://127.0.0.1:6379")
+    finally:
+        connection.close()
+
+
+def test_explicit_unreachable_redis_is_a_config_error(tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(MemoryConfigException, match=str(port)):
+        AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), redis_url=f"redis://127.0.0.1:{port}/0"))
+    with pytest.raises(MemoryConfigException, match=str(port)):
+        AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), stm_config={"host": "127.0.0.1", "port": port}))
+
+
+def test_a_client_that_decodes_responses_is_refused(tmp_path):
+    real_redis()
+    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    with pytest.raises(MemoryConfigException, match="decode_responses"):
+        AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path)), redis_client=client)
+
+
+# -- the embedded engine is durable ------------------------------------------------------------------------
+def embedded_config(path, **options):
+    return MemoryConfig(redis_url="", data_dir=str(path), **options)
+
+
+def test_embedded_memories_survive_close_and_reopen(tmp_path):
+    options = {"stm_config": {"memory_limit": 10}, "im_config": {"memory_limit": 10, "low_watermark": 1.0},
+               "ltm_config": {"dictionary_samples": 10}}
+    with AgentMemoryAPI(embedded_config(tmp_path, **options)) as api:
+        stored = {api.store_agent_state("a", {"s": step}, step): step for step in range(40)}
+        api.force_memory_maintenance()
+        before = api.retrieve_by_time_range("a", 0, 39)
+        assert {r["tier"] for r in before} == {"stm", "im", "ltm"}
+    with AgentMemoryAPI(embedded_config(tmp_path, **options)) as again:
+        after = again.retrieve_by_time_range("a", 0, 39)
+        assert {r["memory_id"]: r["contents"]["s"] for r in after} == stored
+        assert [r["tier"] for r in after] == [r["tier"] for r in before]
+        assert again.list_agents() == ["a"]
+
+
+def test_embedded_memories_survive_interpreter_exit_without_close(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        from memory.api import AgentMemoryAPI
+        from memory.config import MemoryConfig
+        api = AgentMemoryAPI(MemoryConfig(redis_url="", data_dir={str(tmp_path)!r}))
+        for step in range(25):
+            api.store_agent_action("a", {{"step": step}}, step)
+        # no close(): the interpreter's exit must still keep them
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert [r["contents"]["step"] for r in api.retrieve_by_time_range("a", 0, 99)] == list(range(25))
+
+
+def test_two_engines_in_one_process_share_the_embedded_data(tmp_path):
+    with AgentMemoryAPI(embedded_config(tmp_path)) as first, AgentMemoryAPI(embedded_config(tmp_path)) as second:
+        first.store_agent_state("a", {"x": 1}, 1)
+        assert len(second.retrieve_by_time_range("a", 0, 5)) == 1
+
+
+def test_another_process_on_the_same_embedded_data_dir_is_refused(tmp_path):
+    with AgentMemoryAPI(embedded_config(tmp_path)):
+        script = textwrap.dedent(
+            f"""
+            from memory.api import AgentMemoryAPI, MemoryConfigException
+            from memory.config import MemoryConfig
+            try:
+                AgentMemoryAPI(MemoryConfig(redis_url="", data_dir={str(tmp_path)!r}))
+            except MemoryConfigException as exc:
+                print("refused:", exc)
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert "refused:" in out.stdout and "another process" in out.stdout
+
+
+# -- Redis going away mid-run ---------------------------------------------------------------------------
+class DisposableRedis:
+    """A redis-server of our own on a free loopback port, so a test can stop it."""
+
+    def __init__(self):
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server binary not installed")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        client = redis.Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def vanishing_redis():
+    server = DisposableRedis()
+    yield server
+    server.stop()
+
+
+def test_writes_fail_loudly_and_reads_degrade_only_when_asked(tmp_path, vanishing_redis):
+    options = {"redis_url": vanishing_redis.url, "data_dir": str(tmp_path), "cleanup_interval": 1000,
+               "stm_config": {"memory_limit": 5}, "im_config": {"memory_limit": 5, "low_watermark": 1.0}}
+    strict = AgentMemoryAPI(MemoryConfig(**options))
+    lenient = AgentMemoryAPI(MemoryConfig(degrade_reads=True, **options))
+    for step in range(20):
+        strict.store_agent_state("a", {"s": step}, step)
+    strict.force_memory_maintenance()
+    in_ltm = [r["step_number"] for r in strict.retrieve_by_time_range("a", 0, 19) if r["tier"] == "ltm"]
+    assert in_ltm
+
+    vanishing_redis.stop()
+    with pytest.raises(MemoryStoreException):
+        strict.store_agent_state("a", {"s": 99}, 99)
+    with pytest.raises(MemoryStoreException):
+        strict.store_many([{"agent_id": "a", "data": {}, "step_number": 100}])
+    with pytest.raises(MemoryRetrievalException):
+        strict.retrieve_by_time_range("a", 0, 19)
+    answer = lenient.retrieve_by_time_range("a", 0, 19)
+    assert answer.degraded and "stm+im" in answer.failed_tiers
+    assert [r["step_number"] for r in answer] == in_ltm
+    assert all(r["tier"] == "ltm" for r in answer)
+    strict.close()
+    lenient.close()
+
+
+def test_embedded_engine_that_loses_its_connection_raises_typed_errors(tmp_path):
+    import fakeredis
+
+    server = fakeredis.FakeServer()
+    api = AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), key_prefix="gone"),
+                         redis_client=fakeredis.FakeRedis(server=server))
+    api.store_agent_state("a", {"x": 1}, 1)
+    server.connected = False
+    with pytest.raises(MemoryStoreException):
+        api.store_agent_state("a", {"x": 2}, 2)
+    with pytest.raises(MemoryRetrievalException):
+        api.retrieve_by_time_range("a", 0, 5)
+    server.connected = True
+    assert [r["contents"] for r in api.retrieve_by_time_range("a", 0, 5)] == [{"x": 1}]
+    api.close()
