@@ -19,7 +19,8 @@ agents, the step). One run, in this order:
  3. STM-only reads    retrieve_by_time_range over 100 consecutive steps (cache cleared before
                       every call: cache-miss figures) and retrieve_by_attributes, on the first
                       half of the agents ("probe" agents); STM bytes per memory at the backlog
- 4. maintenance       force_memory_maintenance over the backlog (STM limit 1000, IM limit 4000)
+ 4. maintenance       force_memory_maintenance over the backlog (STM limit 1,000, IM limit
+                      4,000 for 10,000 steps; 10% and 40% of --steps in general)
  5. cross-tier reads  the same queries on the other half of the agents, which no read has
                       touched, so their tiers hold contiguous step ranges; the tier of every
                       returned row is checked and the mix printed; then windows placed across
@@ -46,7 +47,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import msgpack
 import numpy as np
@@ -60,8 +61,9 @@ from memory.record import MEMORY_TYPES  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 
 WINDOW = 100  # steps per time-range query
-STM_LIMIT = 1000  # memories per agent in STM for the spread-over-tiers phase
-IM_LIMIT = 4000  # memories per agent in IM
+# Tier limits default to 10% and 40% of --steps (1,000 and 4,000 for 10,000 steps), so after
+# maintenance each agent holds ~52% of its history in LTM, ~38% in IM and 10% in STM.
+STM_SHARE, IM_SHARE = 0.10, 0.40
 ATTRIBUTE_QUERY = {"inventory.wood": 3}
 
 # Targets: (comparison, value). "<=" for latencies and ratios, ">=" for throughputs.
@@ -162,8 +164,8 @@ def make_config(args: argparse.Namespace, prefix: str, data_dir: str, cleanup_in
         key_prefix=prefix,
         data_dir=data_dir,
         cleanup_interval=cleanup_interval,
-        stm_config={"memory_limit": STM_LIMIT},
-        im_config={"memory_limit": IM_LIMIT},
+        stm_config={"memory_limit": args.stm_limit},
+        im_config={"memory_limit": args.im_limit},
     )
 
 
@@ -518,7 +520,7 @@ def print_report(header: list[str], args: argparse.Namespace, report: Report, el
     for line in header:
         print(line)
     print(f"workload: {args.agents:,} agents x {args.steps:,} steps = {args.agents * args.steps:,} states, "
-          f"seed {args.seed}; STM limit {STM_LIMIT:,}, IM limit {IM_LIMIT:,}; {WINDOW}-step windows, "
+          f"seed {args.seed}; STM limit {args.stm_limit:,}, IM limit {args.im_limit:,}; {WINDOW}-step windows, "
           f"cache cleared before every query")
     print()
     name_w = max(len(r[0]) for r in report.latency)
@@ -546,12 +548,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--single-calls", type=int, default=3000, help="store_agent_state calls to time")
     parser.add_argument("--queries", type=int, default=1000, help="time-range queries per phase")
     parser.add_argument("--attr-queries", type=int, default=20, help="attribute queries per phase")
+    parser.add_argument("--stm-limit", type=int, help="STM memory_limit per agent (default: 10%% of --steps)")
+    parser.add_argument("--im-limit", type=int, help="IM memory_limit per agent (default: 40%% of --steps)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.quick:
         args.agents, args.steps = 10, 2000
     if args.agents < 1 or args.steps < 2 * WINDOW:
         parser.error(f"need at least 1 agent and {2 * WINDOW} steps")
+    args.stm_limit = args.stm_limit or max(1, round(args.steps * STM_SHARE))
+    args.im_limit = args.im_limit or max(1, round(args.steps * IM_SHARE))
     return args
 
 

@@ -420,7 +420,7 @@ def test_range_by_step_with_type_offset_and_limit(tier: Any) -> None:
     # types cycle state, action, interaction over m00..m11
     assert ids(tier.range(AGENT, memory_type="action")) == ["m01", "m04", "m07", "m10"]
     assert ids(tier.range(AGENT, memory_type="action", reverse=True)) == ["m10", "m07", "m04", "m01"]
-    assert ids(tier.range(AGENT, memory_type="state", lo=2, hi=5)) == ["m03", "m06"]
+    assert ids(tier.range(AGENT, memory_type="state", lo=2, hi=5)) == ["m03", "m06", "m09"]
     assert ids(tier.range(AGENT, offset=3, limit=4)) == ["m03", "m04", "m05", "m06"]
     assert ids(tier.range(AGENT, reverse=True, offset=1, limit=2)) == ["m10", "m09"]
     assert ids(tier.range(AGENT, memory_type="interaction", offset=1, limit=2)) == ["m05", "m08"]
