@@ -77,33 +77,60 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, A
     return changed
 
 
+def _action_type(result: Any) -> str:
+    named = getattr(result, "action_type", None)
+    if named is None and isinstance(result, Mapping):
+        named = result.get("action_type")
+    return str(named) if named is not None else type(result).__name__
+
+
+_recording = threading.local()  # ids of agents inside a hooked act() on this thread
+
+
 def _recorder(agent: Any, act: Callable[..., Any], agent_id: str | None, memory_api: Any) -> Callable[..., Any]:
-    """Wrap ``act`` so each call stores state before, the action, and state after."""
+    """Wrap ``act`` so each call stores state before, the action, and state after.
+
+    Agents without an integer ``step_number`` get a step counter kept here. A hooked ``act``
+    that calls another hooked ``act`` of the same agent (``super().act()``) records once.
+    """
+    own_steps = [0]
 
     @functools.wraps(act)
     def hooked(*args: Any, **kwargs: Any) -> Any:
+        active = getattr(_recording, "agents", None)
+        if active is None:
+            active = _recording.agents = set()
+        if id(agent) in active:
+            return act(*args, **kwargs)
+        counted = isinstance(getattr(agent, "step_number", None), int)
+        api = None
         try:
             api = memory_api or getattr(agent, "memory_api", None) or default_memory_api()
             who = agent_id or getattr(agent, "agent_id", None) or f"agent-{id(agent):x}"
-            step = int(getattr(agent, "step_number", 0) or 0)
+            step = agent.step_number if counted else own_steps[0]
             before = _state_dict(agent)
             api.store_agent_state(who, before, step)
         except Exception:  # noqa: BLE001 - a memory failure must never disturb the agent
             log.exception("memory hook could not record the state before act()")
             api = None
+        active.add(id(agent))
         started = time.perf_counter()
-        result = act(*args, **kwargs)  # the agent's own exceptions propagate untouched
+        try:
+            result = act(*args, **kwargs)  # the agent's own exceptions propagate untouched
+        finally:
+            active.discard(id(agent))
+            if counted:
+                agent.step_number += 1
+            else:
+                own_steps[0] += 1
         elapsed = time.perf_counter() - started
-        if hasattr(agent, "step_number") and isinstance(agent.step_number, int):
-            agent.step_number += 1
         if api is None:
             return result
         try:
             after = _state_dict(agent)
             observation = args[0] if args else kwargs.get("observation")
             action = ActionData(
-                action_type=type(result).__name__ if not isinstance(result, Mapping) else str(
-                    result.get("action_type", "act")),
+                action_type=_action_type(result),
                 step_number=step,
                 params={"observation": observation},
                 result=result.as_dict() if hasattr(result, "as_dict") else result,

@@ -277,7 +277,7 @@ def test_a_failed_move_loses_nothing_and_heals(make_api, clock, redis_client, pr
 
 KILL_AGENTS = ("k0", "k1")
 LEASE_SECONDS = 1.0
-KILL_ROUNDS = 4
+KILL_ROUNDS = 6
 
 CHILD = r"""
 import json, random, sys
@@ -378,14 +378,41 @@ def wait_out_the_lease(client: Any, keys: KeySchema) -> None:
         time.sleep(longest / 1000 + 0.02)
 
 
+def kill_at_a_random_moment(child: subprocess.Popen, client: Any, keys: KeySchema, rng: random.Random,
+                            aim_at_a_move: bool) -> None:
+    """SIGKILL the child after a random time, or (``aim_at_a_move``) once a move is journaled,
+    a random number of Redis round trips later, so kills also land inside IM<->LTM moves."""
+    if aim_at_a_move:
+        journals = [keys.moves(agent) for agent in KILL_AGENTS]
+        deadline = time.monotonic() + 10
+        while not client.exists(*journals):
+            assert child.poll() is None, f"the child exited by itself: {child.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "the child never journaled a move"
+        for _ in range(rng.randint(0, 20)):
+            client.ping()
+    else:
+        try:  # the child must still be running when killed
+            child.wait(timeout=rng.uniform(0.05, 0.8))
+            pytest.fail(f"the child exited by itself: {child.stderr.read()[-2000:]}")
+        except subprocess.TimeoutExpired:
+            pass
+    os.kill(child.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_sigkill_during_maintenance_loses_nothing(tmp_path):
     client = real_redis()
     prefix = f"kill{uuid.uuid4().hex[:10]}"
     keys = KeySchema(prefix)
     db_path, data_dir, ids_path = str(tmp_path / "ltm.sqlite"), str(tmp_path / "data"), str(tmp_path / "ids.jsonl")
+    config = MemoryConfig(
+        key_prefix=prefix, redis_url=TEST_REDIS_URL, data_dir=data_dir, cleanup_interval=1_000_000,
+        maintenance_lock_timeout=LEASE_SECONDS, stm_config={"memory_limit": 20},
+        im_config={"memory_limit": 40}, ltm_config={"db_path": db_path, "dictionary_samples": 50},
+    )
     rng = random.Random(20240611)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    interrupted_moves = 0
     try:
         for round_no in range(KILL_ROUNDS):
             child = subprocess.Popen(
@@ -396,12 +423,7 @@ def test_sigkill_during_maintenance_loses_nothing(tmp_path):
             try:
                 ready = child.stdout.readline()
                 assert ready == "ready\n", f"the child failed to start: {child.communicate()[1][-2000:]}"
-                try:  # let it maintain for a random moment; it must still be running when killed
-                    child.wait(timeout=rng.uniform(0.05, 0.8))
-                    pytest.fail(f"the child exited by itself: {child.stderr.read()[-2000:]}")
-                except subprocess.TimeoutExpired:
-                    pass
-                os.kill(child.pid, signal.SIGKILL)
+                kill_at_a_random_moment(child, client, keys, rng, aim_at_a_move=round_no % 2 == 1)
             finally:
                 if child.poll() is None:
                     child.kill()
@@ -411,12 +433,9 @@ def test_sigkill_during_maintenance_loses_nothing(tmp_path):
 
             reported = read_reported(ids_path)
             unreported_allowed = round_no + 1  # one store_many in flight per kill, one memory per agent
-            config = MemoryConfig(
-                key_prefix=prefix, redis_url=TEST_REDIS_URL, data_dir=data_dir, cleanup_interval=1_000_000,
-                maintenance_lock_timeout=LEASE_SECONDS, stm_config={"memory_limit": 20},
-                im_config={"memory_limit": 40}, ltm_config={"db_path": db_path, "dictionary_samples": 50},
-            )
             with AgentMemoryAPI(config) as api:
+                if any(client.exists(keys.moves(agent)) for agent in KILL_AGENTS):
+                    interrupted_moves += 1
                 assert_kill_survivors(api, reported, unreported_allowed)
                 wait_out_the_lease(client, keys)
                 report = api.force_memory_maintenance()
@@ -426,6 +445,7 @@ def test_sigkill_during_maintenance_loses_nothing(tmp_path):
                 held = assert_kill_survivors(api, reported, unreported_allowed)
                 counted = sum(sum(tier_counts(api, agent).values()) for agent in KILL_AGENTS)
                 assert counted == held, "a memory is left in two tiers after healing"
+        assert interrupted_moves > 0, "no kill landed inside a journaled move; the test proved little"
     finally:
         doomed = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if doomed:

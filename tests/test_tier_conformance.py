@@ -667,7 +667,7 @@ def test_random_operations_match_a_dict_model(tier: Any, seed: int) -> None:
                         memory_type=rng.choice(MEMORY_TYPES),
                         importance=rng.randint(0, 8) / 8,
                         contents={"serial": serial, "agent": agent, "r": rng.random(), "b": rng.randbytes(4)},
-                        embeddings=Embeddings(full_vector=vector(rng.random(), serial)) if serial % 4 else NO_EMBEDDINGS,
+                        embeddings=Embeddings(vector(rng.random(), serial)) if serial % 4 else NO_EMBEDDINGS,
                     )
                 ever[agent][record.memory_id] = record
                 batch.append(record)
@@ -686,4 +686,5 @@ def test_random_operations_match_a_dict_model(tier: Any, seed: int) -> None:
 
     for agent in agents:
         assert views(tier.range(agent)) == model.range(agent)
-        assert views(tier.range(agent, by="importance", reverse=True)) == model.range(agent, by="importance", reverse=True)
+        query = {"by": "importance", "reverse": True}
+        assert views(tier.range(agent, **query)) == model.range(agent, **query)

@@ -15,7 +15,10 @@ class Tier(Protocol):
     name: str
 
     def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> Any:
-        """Store records (an upsert by memory_id: storing the same record twice is harmless)."""
+        """Store records (an upsert by memory_id: storing the same record twice is harmless).
+
+        A memory's step, type, timestamp and contents never change after it is created; only
+        importance and access statistics are refreshed by a second put."""
 
     def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
         """The records among ``memory_ids`` that this tier holds, in no particular order."""

@@ -49,7 +49,8 @@ memories = Table(
     Column("namespace", String(64), primary_key=True),  # the engine's key prefix
     Column("agent_id", String(128), primary_key=True),
     Column("step", BigInteger, primary_key=True),
-    Column("memory_id", String(255), primary_key=True),
+    # byte order on every database, so ties sort as they do in Redis
+    Column("memory_id", String(255).with_variant(String(255, collation="C"), "postgresql"), primary_key=True),
     Column("memory_type", String(16), nullable=False),
     Column("timestamp", Float, nullable=False),
     Column("importance", Float, nullable=False),
@@ -60,7 +61,7 @@ memories = Table(
     Column("raw_size", Integer, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("vectors", LargeBinary),
-    Index("tiermem_ltm_id", "namespace", "memory_id", unique=True),
+    Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
     Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
     Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
     sqlite_with_rowid=False,
@@ -133,7 +134,7 @@ class SQLTier:
                 from sqlalchemy.dialects.postgresql import insert as dialect_insert
             stmt = dialect_insert(memories)
             return stmt.on_conflict_do_update(
-                index_elements=["namespace", "memory_id"], set_={name: stmt.excluded[name] for name in refreshed}
+                index_elements=["namespace", "agent_id", "memory_id"], set_={name: stmt.excluded[name] for name in refreshed}
             )
         return None  # other databases: delete then insert in one transaction
 
@@ -199,7 +200,7 @@ class SQLTier:
                 else:
                     conn.execute(
                         delete(memories).where(
-                            memories.c.namespace == self.namespace,
+                            self._mine(agent_id),
                             memories.c.memory_id.in_([r["memory_id"] for r in rows]),
                         )
                     )
@@ -295,7 +296,10 @@ class SQLTier:
         now: float | None = None,
     ) -> list[MemoryRecord]:
         """Rows in (index, memory_id) order, the same order the Redis tiers answer in."""
-        column = {"step": memories.c.step, "importance": memories.c.importance}[by]
+        columns = {"step": memories.c.step, "importance": memories.c.importance}
+        if by not in columns:
+            raise ValueError(f"unknown index {by!r}")
+        column = columns[by]
         conditions = [self._mine(agent_id)]
         if memory_type is not None:
             conditions.append(memories.c.memory_type == memory_type)

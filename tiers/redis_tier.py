@@ -69,8 +69,10 @@ class RedisTier:
         newest = max(record.step_number for record in records)
         return keys, [repr(now), newest, len(records), *self.encode_groups(records)]
 
-    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
-        """Store records; returns the agent's new version."""
+    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int | None:
+        """Store records; returns the agent's new version (None for an empty batch)."""
+        if not records:
+            return None
         keys, args = self.put_call(agent_id, records, now)
         return self._call("put", keys, args)
 
@@ -99,7 +101,8 @@ class RedisTier:
     def queue_get(self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None) -> Decoder:
         tk = self.tier_keys(agent_id)
         keys = [tk.data, tk.importance, *self._access_keys(agent_id)]
-        self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *memory_ids])
+        unique = dict.fromkeys(memory_ids)  # a repeated id is one record, and one read
+        self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *unique])
         return lambda raw: self._decode(agent_id, raw)
 
     def queue_range(
