@@ -207,6 +207,9 @@ def machine_info(client: redis.Redis) -> list[str]:
         f"python  : {platform.python_implementation()} {platform.python_version()}; redis-py {redis.__version__}, "
         f"msgpack {'.'.join(map(str, msgpack.version))}",
         f"redis   : {server['redis_version']} ({server.get('arch_bits', '?')}-bit, {server.get('multiplexing_api', '?')})",
+        "load    : 1-minute load average {:.2f} at the start (other processes share the CPUs and Redis)".format(
+            os.getloadavg()[0]
+        ),
     ]
 
 
@@ -535,7 +538,7 @@ def print_report(header: list[str], args: argparse.Namespace, report: Report, el
     print()
     for note in report.notes:
         print(f"- {note}")
-    print(f"- total run time {elapsed:.0f} s")
+    print(f"- total run time {elapsed:.0f} s; 1-minute load average at the end {os.getloadavg()[0]:.2f}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -129,7 +129,7 @@ class LTMConfig(_Options):
 
     url: str | None = None  # e.g. "postgresql+psycopg://localhost/test"; None = SQLite file
     db_path: str | None = None  # SQLite file; None = <data_dir>/ltm.sqlite
-    promote_threshold: int = 3  # reads in LTM (since last maintenance) that bring a memory back to IM
+    promote_threshold: int = 3  # reads since a memory arrived in LTM that bring it back to IM
     batch_size: int = 2000  # memories per move batch
     dictionary_size: int = 16384  # bytes of the trained zstd dictionary
     dictionary_samples: int = 500  # payloads needed before a dictionary is trained

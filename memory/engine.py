@@ -95,7 +95,6 @@ class AgentMemoryAPI:
         self._maintainer = Maintainer(self._tiers, config, clock)
         self._cache = ResultCache(config.cache_size, config.cache_ttl)
         self._ids = _MemoryIds()
-        self._registered: set[str] = set()
         self._unmaintained: dict[str, int] = defaultdict(int)
         self._closed = False
 
@@ -228,10 +227,10 @@ class AgentMemoryAPI:
         )
 
     def _write(self, by_agent: Mapping[str, list[MemoryRecord]], now: float) -> None:
-        """One round trip: one put script per agent, pipelined; new agents get registered too."""
+        """One round trip: one put script per agent (pipelined when there are several)."""
         tiers = self._tiers
         try:
-            if len(by_agent) == 1 and next(iter(by_agent)) in self._registered:
+            if len(by_agent) == 1:
                 ((agent_id, records),) = by_agent.items()
                 tiers.stm.put_many(agent_id, records, now)
             else:
@@ -239,11 +238,7 @@ class AgentMemoryAPI:
                 for agent_id, records in by_agent.items():
                     keys, args = tiers.stm.put_call(agent_id, records, now)
                     tiers.scripts.queue(pipe, "put", keys, args)
-                new_agents = [a for a in by_agent if a not in self._registered]
-                if new_agents:
-                    pipe.sadd(tiers.keys.agents(), *new_agents)
                 tiers.scripts.execute(pipe)
-                self._registered.update(new_agents)
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
         self._after_write(by_agent)
@@ -320,13 +315,11 @@ class AgentMemoryAPI:
             held += tiers.ltm.clear(agent_id)
             pipe = tiers.client.pipeline(transaction=False)
             pipe.delete(*tiers.keys.all_agent_keys(agent_id, MEMORY_TYPES))
-            pipe.srem(tiers.keys.agents(), agent_id)
             # a fresh version, never reused, so no cached answer from before the clear survives
             pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": "none", "ltm_hi": "none"})
             tiers.redis(pipe.execute)
         except TierUnavailableError as exc:
             raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
-        self._registered.discard(agent_id)
         self._unmaintained.pop(agent_id, None)
         return held
 
@@ -477,21 +470,36 @@ class AgentMemoryAPI:
     def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
         """Run maintenance now for one agent or all; returns what moved where."""
         self._check_open()
-        agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
-        report = self._maintainer.run(agents)
+        if agent_id is not None:
+            agents = [validation.agent_id(agent_id)]
+            report = self._maintainer.run(agents)
+        else:
+            agents = self.list_agents()
+            report = self._maintainer.run(agents, only_if_needed=True)
         for agent in agents:
             self._unmaintained.pop(agent, None)
         return report
 
     def list_agents(self) -> list[str]:
-        """Every agent with memories under this key prefix or in the LTM database (admin path)."""
+        """Every agent holding memories under this key prefix, in Redis or in LTM.
+
+        An admin path: it SCANs Redis for the agents' meta keys (never KEYS), so every process
+        sees the same list without any registry to keep in step.
+        """
         self._check_open()
+        tiers = self._tiers
         try:
-            members = self._tiers.redis(lambda: self._tiers.client.smembers(self._tiers.keys.agents()))
-            ltm_agents = self._tiers.ltm.agents()
+            in_redis = tiers.redis(lambda: tiers.keys.scan_agents(tiers.client))
+            pipe = tiers.client.pipeline(transaction=False)
+            for agent in in_redis:
+                pipe.hlen(tiers.stm.tier_keys(agent).data)
+                pipe.hlen(tiers.im.tier_keys(agent).data)
+            counts = tiers.redis(pipe.execute) if in_redis else []
+            ltm_agents = tiers.ltm.agents()
         except TierUnavailableError as exc:
             raise MemoryRetrievalException(f"could not list agents: {exc}") from exc
-        return sorted({m.decode() for m in members} | set(ltm_agents))
+        holding = {agent for i, agent in enumerate(in_redis) if counts[2 * i] or counts[2 * i + 1]}
+        return sorted(holding | set(ltm_agents))
 
     def get_memory_statistics(self, agent_id: str | None = None) -> dict[str, Any]:
         """Counts, bytes and compression per tier, type distribution, importance, cache hit rate."""

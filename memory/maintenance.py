@@ -5,8 +5,8 @@ Per agent, under a lease in Redis so only one process maintains an agent at a ti
 1. heal: finish any IM<->LTM move a crashed process left in the agent's journal;
 2. STM -> IM: memories past the STM TTL, then, over capacity, the lowest retention scores;
 3. IM -> LTM: the same with the IM limits;
-4. LTM reads: memories read at least ``promote_threshold`` times come back to IM, the other
-   counts are flushed into their SQL rows.
+4. LTM reads: memories read at least ``promote_threshold`` times since they last arrived in LTM
+   come back to IM; the other counts are flushed into their SQL rows.
 
 Retention score = importance x decay ** (steps behind the agent's newest step / decay_steps),
 where a read refreshes a memory's age to the step at which it was read.
@@ -252,13 +252,14 @@ class Maintainer:
         ids = list(pending)
         seen_raw = self.t.redis(lambda: self.t.client.hmget(self.t.keys.seen(agent_id), ids))
         rows = {r.memory_id: r for r in self.t.ltm.get_many(agent_id, ids)}
+        since_arrival = self.t.ltm.reads_since_arrival(agent_id, ids)
         promote, flush = [], {}
         for memory_id, seen in zip(ids, seen_raw):
             row = rows.get(memory_id)
             if row is None:
                 continue  # already promoted or cleared
             row = row.with_access(row.retrieval_count + pending[memory_id], seen)
-            if row.retrieval_count >= self.config.ltm_config.promote_threshold:
+            if since_arrival.get(memory_id, 0) + pending[memory_id] >= self.config.ltm_config.promote_threshold:
                 promote.append(row)
             else:
                 flush[memory_id] = (pending[memory_id], row.last_access_time, row.last_access_step)

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -227,7 +228,7 @@ FAULTS = [
 ]
 
 
-def read_some_ltm_memories(api: AgentMemoryAPI, stored: dict[str, Stored]) -> list[str]:
+def read_some_ltm_memories(api: AgentMemoryAPI, stored: dict[str, Stored]) -> None:
     """Read a few LTM memories ``promote_threshold`` times each, so maintenance promotes them."""
     in_ltm = [mid for mid in sorted(stored) if api.get_memory(AGENT, mid)["tier"] == "ltm"]
     assert len(in_ltm) >= 8, "the setup should have filled LTM"
@@ -235,7 +236,6 @@ def read_some_ltm_memories(api: AgentMemoryAPI, stored: dict[str, Stored]) -> li
     for memory_id in chosen:
         for _ in range(api.config.ltm_config.promote_threshold):
             assert api.get_memory(AGENT, memory_id)["tier"] == "ltm"
-    return chosen
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
@@ -378,22 +378,26 @@ def wait_out_the_lease(client: Any, keys: KeySchema) -> None:
         time.sleep(longest / 1000 + 0.02)
 
 
+def tail(path: Path) -> str:
+    return path.read_text()[-2000:]
+
+
 def kill_at_a_random_moment(child: subprocess.Popen, client: Any, keys: KeySchema, rng: random.Random,
-                            aim_at_a_move: bool) -> None:
+                            aim_at_a_move: bool, stderr_path: Path) -> None:
     """SIGKILL the child after a random time, or (``aim_at_a_move``) once a move is journaled,
     a random number of Redis round trips later, so kills also land inside IM<->LTM moves."""
     if aim_at_a_move:
         journals = [keys.moves(agent) for agent in KILL_AGENTS]
         deadline = time.monotonic() + 10
         while not client.exists(*journals):
-            assert child.poll() is None, f"the child exited by itself: {child.stderr.read()[-2000:]}"
+            assert child.poll() is None, f"the child exited by itself: {tail(stderr_path)}"
             assert time.monotonic() < deadline, "the child never journaled a move"
         for _ in range(rng.randint(0, 20)):
             client.ping()
     else:
         try:  # the child must still be running when killed
             child.wait(timeout=rng.uniform(0.05, 0.8))
-            pytest.fail(f"the child exited by itself: {child.stderr.read()[-2000:]}")
+            pytest.fail(f"the child exited by itself: {tail(stderr_path)}")
         except subprocess.TimeoutExpired:
             pass
     os.kill(child.pid, signal.SIGKILL)
@@ -411,25 +415,27 @@ def test_sigkill_during_maintenance_loses_nothing(tmp_path):
         im_config={"memory_limit": 40}, ltm_config={"db_path": db_path, "dictionary_samples": 50},
     )
     rng = random.Random(20240611)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     interrupted_moves = 0
     try:
         for round_no in range(KILL_ROUNDS):
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, prefix, TEST_REDIS_URL, db_path, data_dir, ids_path,
-                 str(round_no), str(LEASE_SECONDS)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            )
+            stderr_path = tmp_path / f"child{round_no}.stderr"
+            with open(stderr_path, "w") as stderr:
+                child = subprocess.Popen(
+                    [sys.executable, "-c", CHILD, prefix, TEST_REDIS_URL, db_path, data_dir, ids_path,
+                     str(round_no), str(LEASE_SECONDS)],
+                    stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+                )
             try:
                 ready = child.stdout.readline()
-                assert ready == "ready\n", f"the child failed to start: {child.communicate()[1][-2000:]}"
-                kill_at_a_random_moment(child, client, keys, rng, aim_at_a_move=round_no % 2 == 1)
+                assert ready == "ready\n", f"the child failed to start: {tail(stderr_path)}"
+                kill_at_a_random_moment(child, client, keys, rng, round_no % 2 == 1, stderr_path)
             finally:
                 if child.poll() is None:
                     child.kill()
                 child.wait()
                 child.stdout.close()
-                child.stderr.close()
 
             reported = read_reported(ids_path)
             unreported_allowed = round_no + 1  # one store_many in flight per kill, one memory per agent

@@ -3,7 +3,6 @@
 Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives in one Redis
 Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
 
-    <prefix>:agents                          set    agent ids known to this prefix (admin listing)
     <prefix>:{<agent>}:meta                  hash   version (bumped by every change; cache token),
                                                     newest (highest step stored), ltm_lo/ltm_hi
                                                     (step bounds of the agent's LTM rows)
@@ -25,6 +24,7 @@ which writes the destination before deleting the source (invariant 1).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -59,9 +59,6 @@ class KeySchema:
     def __init__(self, prefix: str = "tiermem"):
         self.prefix = validate_prefix(prefix)
 
-    def agents(self) -> str:
-        return f"{self.prefix}:agents"
-
     def agent_root(self, agent_id: str) -> str:
         return f"{self.prefix}:{{{agent_id}}}"
 
@@ -85,6 +82,15 @@ class KeySchema:
 
     def tier(self, agent_id: str, tier: str) -> "TierKeys":
         return TierKeys(f"{self.agent_root(agent_id)}:{tier}")
+
+    def scan_agents(self, client: Any) -> list[str]:
+        """Agent ids that have a meta key, found by SCAN (admin paths only, never on a hot path)."""
+        head, tail = len(self.prefix) + 2, len("}:meta")
+        found = (
+            (key.decode() if isinstance(key, bytes) else key)[head:-tail]
+            for key in client.scan_iter(match=f"{self.prefix}:{{*}}:meta", count=1000)
+        )
+        return list(dict.fromkeys(found))  # SCAN may return a key twice
 
     def all_agent_keys(self, agent_id: str, memory_types: tuple[str, ...]) -> list[str]:
         keys = [self.meta(agent_id), self.reads(agent_id), self.ltm_reads(agent_id), self.seen(agent_id)]

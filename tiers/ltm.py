@@ -54,7 +54,8 @@ memories = Table(
     Column("memory_type", String(16), nullable=False),
     Column("timestamp", Float, nullable=False),
     Column("importance", Float, nullable=False),
-    Column("retrieval_count", Integer, nullable=False, default=0),
+    Column("retrieval_count", Integer, nullable=False, default=0),  # reads over the memory's life
+    Column("reads_in_ltm", Integer, nullable=False, default=0),  # reads since it last arrived here
     Column("last_access_time", Float),
     Column("last_access_step", BigInteger),
     Column("dict_id", Integer, nullable=False),
@@ -126,7 +127,7 @@ class SQLTier:
                 conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
 
     def _build_upsert(self) -> Any:
-        refreshed = ("importance", "retrieval_count", "last_access_time", "last_access_step")
+        refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step")
         if self._dialect in ("sqlite", "postgresql"):
             if self._dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -178,6 +179,7 @@ class SQLTier:
             "timestamp": record.timestamp,
             "importance": record.importance_score,
             "retrieval_count": record.retrieval_count,
+            "reads_in_ltm": 0,
             "last_access_time": record.last_access_time,
             "last_access_step": record.last_access_step,
             "dict_id": dict_id,
@@ -252,6 +254,7 @@ class SQLTier:
             .where(memories.c.namespace == self.namespace, memories.c.agent_id == bindparam("a"), memories.c.memory_id == bindparam("m"))
             .values(
                 retrieval_count=memories.c.retrieval_count + bindparam("n"),
+                reads_in_ltm=memories.c.reads_in_ltm + bindparam("n"),
                 last_access_time=func.coalesce(bindparam("t"), memories.c.last_access_time),
                 last_access_step=func.coalesce(bindparam("s"), memories.c.last_access_step),
             )
@@ -342,6 +345,23 @@ class SQLTier:
                 return
             yield chunk
             last = (chunk[-1].step_number, chunk[-1].memory_id)
+
+    def reads_since_arrival(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, int]:
+        """Flushed reads of each memory since it last moved into LTM (promotion decisions)."""
+
+        def run() -> dict[str, int]:
+            out: dict[str, int] = {}
+            with self.engine.connect() as conn:
+                for chunk in _chunks(list(memory_ids), 500):
+                    rows = conn.execute(
+                        select(memories.c.memory_id, memories.c.reads_in_ltm).where(
+                            self._mine(agent_id), memories.c.memory_id.in_(chunk)
+                        )
+                    )
+                    out.update({memory_id: int(n) for memory_id, n in rows})
+            return out
+
+        return self._guard(run)
 
     def count(self, agent_id: str) -> int:
         def run() -> int:
