@@ -1,8 +1,9 @@
 """The result cache (TTL + LRU, from cachetools) and the ``cacheable`` decorator.
 
-Query results are cached under the agent's version, a counter every change to the agent bumps
-in Redis. A reader fetches the version before looking in the cache, so it never serves an answer
-older than a write that finished before the query started, whichever process wrote (invariant 5).
+Query results are kept with the agent's version, a counter every change to the agent bumps in
+Redis. An answer is served only after the current version was read and found equal, so it is
+never older than a write that finished before the query started, whichever process wrote
+(invariant 5).
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ class ResultCache:
         return self._cache.ttl
 
     def get(self, key: Hashable) -> Any:
+        """The value kept under ``key`` or MISS, counting a miss (callers count hits)."""
         value = self._cache.get(key, MISS)
         if value is MISS:
             self.misses += 1
-        else:
-            self.hits += 1
         return value
+
+    def hit(self) -> None:
+        self.hits += 1
+
+    def miss(self) -> None:
+        self.misses += 1
 
     def put(self, key: Hashable, value: Any) -> None:
         self._cache[key] = value
@@ -90,6 +96,8 @@ def cacheable(ttl: float = 60, maxsize: int = 256, timer: Callable[[], float] = 
             if value is MISS:
                 value = func(*args, **kwargs)
                 cache.put(key, value)
+            else:
+                cache.hit()
             return value
 
         wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]

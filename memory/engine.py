@@ -7,6 +7,7 @@ import os
 import secrets
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from redis.exceptions import RedisError
@@ -262,7 +263,11 @@ class AgentMemoryAPI:
 
     # -- point operations --------------------------------------------------------------------------
     def get_memory(self, agent_id: str, memory_id: str) -> dict[str, Any] | None:
-        """One memory by id from whichever tier holds it (a counted read), or None."""
+        """One memory by id from whichever tier holds it, or None.
+
+        This is the focused read: it counts toward ``retrieval_count`` (queries do not), refreshes
+        the memory's age for retention, and enough of them bring an LTM memory back to IM.
+        """
         self._check_open()
         agent_id = validation.agent_id(agent_id)
         if not isinstance(memory_id, str) or not memory_id:
@@ -280,7 +285,7 @@ class AgentMemoryAPI:
             rows = tiers.ltm.get_many(agent_id, [memory_id])
             if not rows:
                 return None
-            return tiers.count_reads(agent_id, rows, now)[0].to_dict()
+            return tiers.count_ltm_read(agent_id, rows[0], now).to_dict()
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryRetrievalException(f"could not read memory {memory_id}: {exc}") from exc
 
@@ -377,29 +382,38 @@ class AgentMemoryAPI:
             params = None  # unhashable expected values: answer uncached
         compute = lambda: self._attribute_scan(agent_id, wanted, memory_type, limit)  # noqa: E731
         if params is None:
-            return self._answer(*compute())
+            answer = compute()
+            return self._answer(answer.records, answer.failed)
         return self._cached(agent_id, ("attributes", params, memory_type, limit), compute)
 
     def get_memory_space(self, agent_id: str) -> MemorySpace:
         return MemorySpace(self, validation.agent_id(agent_id))
 
-    def _cached(self, agent_id: str, params: tuple, compute: Callable[[], tuple[list[MemoryRecord], list[str]]]):
-        """Answer from the cache when the agent's version has not moved, else compute and keep."""
+    def _cached(self, agent_id: str, params: tuple, compute: Callable[[], "_Answer"]) -> QueryResult:
+        """Serve a kept answer if the agent's version has not moved since, else compute and keep.
+
+        A first-time query reads the version in the same round trip as its data, so a miss
+        costs no extra round trip; checking a kept answer costs one.
+        """
         self._check_open()
-        try:
-            version = self._tiers.version(agent_id)
-        except TierUnavailableError as exc:
-            if not self.config.degrade_reads:
-                raise MemoryRetrievalException(f"Redis did not answer: {exc}") from exc
-            return self._answer(*compute())
-        key = (agent_id, version, params)
-        hit = self._cache.get(key)
-        if hit is not MISS:
-            return QueryResult(record.to_dict() for record in hit)
-        records, failed = compute()
-        if not failed:
-            self._cache.put(key, tuple(records))
-        return self._answer(records, failed)
+        key = (agent_id, params)
+        kept = self._cache.get(key)
+        if kept is not MISS:
+            version, records = kept
+            try:
+                current = self._tiers.version(agent_id)
+            except TierUnavailableError as exc:
+                if not self.config.degrade_reads:
+                    raise MemoryRetrievalException(f"Redis did not answer: {exc}") from exc
+                current = None
+            if current == version:
+                self._cache.hit()
+                return QueryResult(record.to_dict() for record in records)
+            self._cache.miss()
+        answer = compute()
+        if answer.version is not None and not answer.failed:
+            self._cache.put(key, (answer.version, tuple(answer.records)))
+        return self._answer(answer.records, answer.failed)
 
     @staticmethod
     def _answer(records: Sequence[MemoryRecord], failed: Sequence[str]) -> QueryResult:
@@ -413,39 +427,39 @@ class AgentMemoryAPI:
         failed.append(tier)
 
     def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]):
-        """STM and IM answers plus the agent's LTM step bounds, in one round trip."""
+        """STM and IM answers, the agent's LTM step bounds and its version, in one round trip."""
         tiers = self._tiers
         try:
             pipe = tiers.client.pipeline(transaction=False)
+            pipe.hmget(tiers.keys.meta(agent_id), "version", "ltm_lo", "ltm_hi")
             decoders = [tier.queue_range(pipe, agent_id, **query) for tier in (tiers.stm, tiers.im)]
-            pipe.hmget(tiers.keys.meta(agent_id), "ltm_lo", "ltm_hi")
-            stm_raw, im_raw, bounds_raw = tiers.scripts.execute(pipe)
-            return [decoders[0](stm_raw), decoders[1](im_raw)], tiers.ltm_bounds(agent_id, bounds_raw), True
+            meta, stm_raw, im_raw = tiers.scripts.execute(pipe)
+            bounds = tiers.ltm_bounds(agent_id, meta[1:])
+            return [decoders[0](stm_raw), decoders[1](im_raw)], bounds, int(meta[0] or 0)
         except (RedisError, TierUnavailableError) as exc:
             self._tier_failure("stm+im", exc, failed)
-            return [], None, False
+            return [], (-1, 2**63), None  # LTM bounds unknown: ask it
 
-    def _range(self, agent_id: str, query: Mapping[str, Any]) -> tuple[list[MemoryRecord], list[str]]:
+    def _range(self, agent_id: str, query: Mapping[str, Any]) -> "_Answer":
         failed: list[str] = []
-        answers, bounds, redis_ok = self._redis_answers(agent_id, query, failed)
-        if not redis_ok or _may_overlap(bounds, query):
+        answers, bounds, version = self._redis_answers(agent_id, query, failed)
+        if _may_overlap(bounds, query):
             try:
                 answers.append(self._tiers.ltm.range(agent_id, **query))
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
         key = by_step if query["by"] == "step" else by_importance
-        merged = merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"])
-        return self._counted(agent_id, merged, redis_ok), failed
+        return _Answer(merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"]), failed, version)
 
     def _attribute_scan(
         self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None, limit: int | None
-    ) -> tuple[list[MemoryRecord], list[str]]:
+    ) -> "_Answer":
         failed: list[str] = []
         matches = matcher(wanted)
         query = {"by": "step", "lo": None, "hi": None, "memory_type": memory_type, "reverse": False, "limit": None}
-        answers, bounds, redis_ok = self._redis_answers(agent_id, query, failed)
+        answers, bounds, version = self._redis_answers(agent_id, query, failed)
         answers = [[r for r in answer if matches(r.contents)] for answer in answers]
-        if not redis_ok or bounds is not None:
+        if bounds is not None:
             try:
                 found = []
                 for chunk in self._tiers.ltm.iter_agent(agent_id, memory_type):
@@ -453,18 +467,7 @@ class AgentMemoryAPI:
                 answers.append(found)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
-        merged = merge_tiers(answers, by_step, limit=limit)
-        return self._counted(agent_id, merged, redis_ok), failed
-
-    def _counted(self, agent_id: str, records: list[MemoryRecord], redis_ok: bool) -> list[MemoryRecord]:
-        """Count one read of each returned record (skipped when Redis is what failed)."""
-        if not records or not redis_ok:
-            return records
-        try:
-            return self._tiers.count_reads(agent_id, records, self._clock())
-        except TierUnavailableError as exc:
-            log.warning("could not count reads of agent %s: %s", agent_id, exc)
-            return records
+        return _Answer(merge_tiers(answers, by_step, limit=limit), failed, version)
 
     # -- maintenance and statistics -----------------------------------------------------------------
     def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
@@ -555,6 +558,13 @@ class AgentMemoryAPI:
             self._cache.set_ttl(seconds)
         except ValueError as exc:
             raise MemoryConfigException(str(exc)) from None
+
+
+@dataclass
+class _Answer:
+    records: list[MemoryRecord]
+    failed: list[str]  # tiers that did not answer (degraded reads only)
+    version: int | None  # the agent's version read with the data; None when Redis failed
 
 
 class _TierTotals:

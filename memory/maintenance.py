@@ -42,7 +42,7 @@ LTM_TO_IM = "ltm>im"
 class MaintenanceReport:
     """What one maintenance run moved, per direction."""
 
-    agents: int = 0
+    agents: int = 0  # agents checked (with only_if_needed, some had nothing to do)
     stm_to_im: int = 0
     im_to_ltm: int = 0
     ltm_to_im: int = 0
@@ -71,6 +71,7 @@ class Maintainer:
         started = time.perf_counter()
         try:
             for agent_id in agent_ids:
+                report.agents += 1
                 if only_if_needed and not self._has_work(agent_id):
                     continue
                 token = self._acquire(agent_id)
@@ -79,7 +80,6 @@ class Maintainer:
                     continue
                 try:
                     self._maintain(agent_id, report)
-                    report.agents += 1
                 finally:
                     self._release(agent_id, token)
         except MemoryAPIException as exc:

@@ -37,5 +37,9 @@ def merge_tiers(
     answers: Sequence[Iterable[MemoryRecord]], key: Key, reverse: bool = False, limit: int | None = None
 ) -> list[MemoryRecord]:
     """Merge per-tier answers (highest resolution first) into one ordered, unique list."""
+    nonempty = [answer for answer in answers if answer]
+    if len(nonempty) <= 1:  # one tier answered: already ordered, ids already unique
+        only = list(nonempty[0]) if nonempty else []
+        return only if limit is None else only[:limit]
     merged = _unique(heapq.merge(*answers, key=key, reverse=reverse))
     return list(merged if limit is None else islice(merged, limit))

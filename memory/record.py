@@ -28,6 +28,8 @@ class Embeddings:
     abstract_vector: bytes | None = None
 
     def to_dict(self) -> dict[str, list[float] | None]:
+        if self.full_vector is None and self.compressed_vector is None and self.abstract_vector is None:
+            return {"full_vector": None, "compressed_vector": None, "abstract_vector": None}
         return {
             name: None if blob is None else np.frombuffer(blob, dtype=np.float32).tolist()
             for name, blob in (

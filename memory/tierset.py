@@ -77,26 +77,11 @@ class TierSet:
         self.redis(lambda: self.client.hset(self.keys.meta(agent_id), mapping={"ltm_lo": lo, "ltm_hi": hi}))
 
     # -- read counting -------------------------------------------------------------------------
-    def count_reads(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> list[MemoryRecord]:
-        """Count one read of each record; LTM reads go to the pending hash maintenance flushes."""
-        if not records:
-            return []
-        redis_ids = [r.memory_id for r in records if r.tier != "ltm"]
-        ltm_ids = [r.memory_id for r in records if r.tier == "ltm"]
-        pipe = self.client.pipeline(transaction=False)
-        seen, meta = self.keys.seen(agent_id), self.keys.meta(agent_id)
-        if redis_ids:
-            self.scripts.queue(pipe, "touch", [self.keys.reads(agent_id), seen, meta], [repr(now), *redis_ids])
-        if ltm_ids:
-            self.scripts.queue(pipe, "touch", [self.keys.ltm_reads(agent_id), seen, meta], [repr(now), *ltm_ids])
-        answers = self.redis(lambda: self.scripts.execute(pipe))
-        counts = dict(zip(redis_ids, answers[0])) if redis_ids else {}
-        pending = dict(zip(ltm_ids, answers[-1])) if ltm_ids else {}
-        touched = []
-        for record in records:
-            if record.tier == "ltm":
-                count = record.retrieval_count + int(pending[record.memory_id])
-            else:
-                count = int(counts[record.memory_id])
-            touched.append(record.with_access(count, f"{now!r}|"))
-        return touched
+    def count_ltm_read(self, agent_id: str, record: MemoryRecord, now: float) -> MemoryRecord:
+        """Count a focused read of an LTM memory in Redis; maintenance flushes it to SQL.
+
+        (Reads of STM/IM memories are counted by the get script itself.)
+        """
+        keys = [self.keys.ltm_reads(agent_id), self.keys.seen(agent_id), self.keys.meta(agent_id)]
+        (pending,) = self.redis(lambda: self.scripts.call("touch", keys, [repr(now), record.memory_id]))
+        return record.with_access(record.retrieval_count + int(pending), f"{now!r}|")

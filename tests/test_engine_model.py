@@ -322,6 +322,17 @@ class Run:
             assert got is not None, f"get_memory({agent}, {memory_id}) lost it"
             assert view(got) == model_view(self.model, memory_id)
 
+    def focus(self) -> None:
+        """An agent dwelling on one memory: several focused reads in a row (promotes from LTM)."""
+        agent = self.agent()
+        memory_id = self.some_id(agent)
+        for _ in range(self.rng.randint(2, 4)):
+            got = self.api.get_memory(agent, memory_id)
+            if self.model.get(agent, memory_id) is None:
+                assert got is None, f"get_memory({agent}, {memory_id}) found a memory the model does not hold"
+            else:
+                assert got is not None and view(got) == model_view(self.model, memory_id)
+
     def check_tier_counts(self, agent: str) -> None:
         """After maintenance each memory sits in exactly one tier, and STM is within its limit."""
         tiers = self.api.get_memory_statistics(agent)["tiers"]
@@ -333,7 +344,8 @@ class Run:
         return [
             (self.store_one, 22), (self.store_many, 8), (self.set_importance, 6), (self.clear, 1),
             (self.maintain, 6), (self.advance_clock, 3), (self.time_range, 12), (self.attributes, 8),
-            (self.recent, 6), (self.most_important, 6), (self.get_memory, 10), (self.repeat_query, 6),
+            (self.recent, 6), (self.most_important, 6), (self.get_memory, 10), (self.focus, 4),
+            (self.repeat_query, 6),
         ]
 
     def play(self, count: int) -> None:

@@ -321,7 +321,9 @@ with open(ids_path, "a") as out:
     while True:
         api.force_memory_maintenance()
         for agent in agents:
-            api.retrieve_by_time_range(agent, 0, 2**53 - 1)  # counted reads: LTM memories get promoted
+            # focus on every memory (a counted read), so LTM memories get promoted back
+            for memory in api.retrieve_by_time_range(agent, 0, 2**53 - 1):
+                api.get_memory(agent, memory["memory_id"])
         store_pair(out)
 """
 

@@ -140,9 +140,23 @@ def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
 
 
 def decode_record(
-    agent_id: str, memory_id: str, blob: bytes, importance: float, tier: str, codec: PayloadCodec | None
+    agent_id: str,
+    memory_id: str,
+    blob: bytes,
+    importance: float,
+    tier: str,
+    codec: PayloadCodec | None,
+    retrieval_count: int = 0,
+    seen: bytes | None = None,
 ) -> MemoryRecord:
+    """Build the record from a Redis blob plus its importance and access statistics
+    (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash)."""
     step, memory_type, timestamp, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
+    last_time = last_step = None
+    if seen:
+        when, _, at_step = seen.decode().partition("|")
+        last_time = float(when)
+        last_step = int(float(at_step)) if at_step else None
     compressed = codec is not None
     if dict_id != RAW:
         if codec is None:
@@ -157,6 +171,9 @@ def decode_record(
         importance_score=importance,
         contents_blob=payload,
         embeddings=Embeddings.unpack(vectors),
+        retrieval_count=retrieval_count,
+        last_access_time=last_time,
+        last_access_step=last_step,
         tier=tier,
         compression_level=1 if compressed else 0,
     )

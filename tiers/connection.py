@@ -47,7 +47,8 @@ def _check_client(client: Any) -> None:
 
 def _connect(url: str, explicit: bool) -> Connection | None:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25)
+        # RESP2: redis-py's RESP3 path re-parses every sorted-set score through text
+        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25, protocol=2)
         client.ping()
     except (RedisError, ValueError) as exc:
         if explicit:

@@ -296,7 +296,6 @@ class SQLTier:
         reverse: bool = False,
         offset: int = 0,
         limit: int | None = None,
-        now: float | None = None,
     ) -> list[MemoryRecord]:
         """Rows in (index, memory_id) order, the same order the Redis tiers answer in."""
         columns = {"step": memories.c.step, "importance": memories.c.importance}

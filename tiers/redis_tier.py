@@ -117,9 +117,8 @@ class RedisTier:
         reverse: bool = False,
         offset: int = 0,
         limit: int | None = None,
-        now: float | None = None,
     ) -> Decoder:
-        """Queue a range read on the step or importance index; ``now`` counts the read."""
+        """Queue a range read on the step or importance index (never a counted read)."""
         tk = self.tier_keys(agent_id)
         filter_key: list[str] = []
         if by == "step":
@@ -136,7 +135,6 @@ class RedisTier:
             offset,
             -1 if limit is None else limit,
             "1" if reverse else "0",
-            "" if now is None else repr(now),
         ]
         self.scripts.queue(pipe, "range", keys, args)
         return lambda raw: self._decode(agent_id, raw)
@@ -207,12 +205,12 @@ class RedisTier:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
-        records = []
-        for i in range(0, len(raw), 5):
-            memory_id, blob, importance, count, seen = raw[i : i + 5]
-            record = decode_record(agent_id, _text(memory_id), blob, float(importance), self.name, self.codec)
-            records.append(record.with_access(int(count), seen or None))
-        return records
+        name, codec = self.name, self.codec
+        return [
+            decode_record(agent_id, raw[i].decode(), raw[i + 1], float(raw[i + 2]), name, codec,
+                          int(raw[i + 3]), raw[i + 4] or None)
+            for i in range(0, len(raw), 5)
+        ]
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:

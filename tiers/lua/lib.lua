@@ -79,27 +79,44 @@ end
 
 -- Append id, blob, importance, retrieval count, last-seen for every id that exists.
 -- With now ~= '' the read is counted: reads += 1 and seen = now|newest step.
+-- Bulk reads (HMGET, ZMSCORE) in chunks; only counting needs a call per id.
 local function collect(ids, data, importance, reads, seen, meta, now, out)
-  local newest = ''
-  if now ~= '' then newest = redis.call('HGET', meta, 'newest') or '' end
-  for _, id in ipairs(ids) do
-    local blob = redis.call('HGET', data, id)
-    if blob then
-      local count, last
-      if now ~= '' then
-        count = redis.call('HINCRBY', reads, id, 1)
-        last = now .. '|' .. newest
-        redis.call('HSET', seen, id, last)
-      else
-        count = redis.call('HGET', reads, id) or '0'
-        last = redis.call('HGET', seen, id) or ''
+  local stamp = nil
+  if now ~= '' then stamp = now .. '|' .. (redis.call('HGET', meta, 'newest') or '') end
+  local total = #ids
+  local first = 1
+  while first <= total do
+    local last = math.min(first + CHUNK - 1, total)
+    local blobs = redis.call('HMGET', data, unpack(ids, first, last))
+    local scores = redis.call('ZMSCORE', importance, unpack(ids, first, last))
+    local counts, lasts
+    if stamp then
+      counts, lasts = {}, {}
+      local stamped = {}
+      for i = 1, last - first + 1 do
+        if blobs[i] then
+          local id = ids[first + i - 1]
+          counts[i] = redis.call('HINCRBY', reads, id, 1)
+          lasts[i] = stamp
+          stamped[#stamped + 1] = id
+          stamped[#stamped + 1] = stamp
+        end
       end
-      out[#out + 1] = id
-      out[#out + 1] = blob
-      out[#out + 1] = redis.call('ZSCORE', importance, id)
-      out[#out + 1] = tostring(count)
-      out[#out + 1] = last
+      bulk('HSET', seen, stamped)
+    else
+      counts = redis.call('HMGET', reads, unpack(ids, first, last))
+      lasts = redis.call('HMGET', seen, unpack(ids, first, last))
     end
+    for i = 1, last - first + 1 do
+      if blobs[i] then
+        out[#out + 1] = ids[first + i - 1]
+        out[#out + 1] = blobs[i]
+        out[#out + 1] = scores[i]
+        out[#out + 1] = tostring(counts[i] or '0')
+        out[#out + 1] = lasts[i] or ''
+      end
+    end
+    first = last + 1
   end
   return out
 end

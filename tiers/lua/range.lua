@@ -1,6 +1,7 @@
 -- range.lua: read records in index order from one tier.
 -- KEYS: index zset, data, importance, reads, seen, meta [, filter zset]
--- ARGV: min, max, offset, count (-1 = all), reverse ('1' = descending), now ('' = do not count the read)
+-- ARGV: min, max, offset, count (-1 = all), reverse ('1' = descending)
+-- Queries never count reads (only get.lua, a focused read, does).
 -- With a filter, only ids that are members of it are returned (scanned in chunks).
 -- Returns flat groups of (id, blob, importance, retrieval count, last seen).
 local lo, hi, offset, count = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -34,4 +35,4 @@ else
     end
   end
 end
-return collect(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[6], {})
+return collect(ids, KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], '', {})

@@ -1,4 +1,4 @@
--- touch.lua: count reads of memories answered by the LTM tier.
+-- touch.lua: count focused reads of memories held by the LTM tier.
 -- KEYS: ltm reads hash, seen, meta
 -- ARGV: now, memory_id ...
 -- Returns the pending (not yet flushed to SQL) read count of each id, in order.
