@@ -270,8 +270,7 @@ class AgentMemoryAPI:
         """
         self._check_open()
         agent_id = validation.agent_id(agent_id)
-        if not isinstance(memory_id, str) or not memory_id:
-            raise InvalidInputError(f"memory_id must be a non-empty str, got {memory_id!r}")
+        memory_id = validation.memory_id(memory_id)
         now = self._clock()
         tiers = self._tiers
         try:
@@ -293,15 +292,11 @@ class AgentMemoryAPI:
         """Change a memory's importance in every tier that holds it."""
         self._check_open()
         agent_id = validation.agent_id(agent_id)
+        memory_id = validation.memory_id(memory_id)
         score = validation.importance(importance_score, "importance_score")
         tiers = self._tiers
-        keys = [
-            tiers.stm.tier_keys(agent_id).importance,
-            tiers.im.tier_keys(agent_id).importance,
-            tiers.keys.meta(agent_id),
-        ]
         try:
-            found = tiers.scripts.call("set_importance", keys, [memory_id, repr(score)])
+            found = tiers.set_redis_importance(agent_id, memory_id, score)
             if tiers.ltm.set_importance(agent_id, memory_id, score):
                 found += 1
                 tiers.bump(agent_id)

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from memory.errors import TierUnavailableError
 from memory.record import MemoryRecord
-from tiers.codec import PayloadCodec
+from tiers.codec import PayloadCodec, with_importance
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.redis_tier import RedisTier
@@ -75,6 +75,26 @@ class TierSet:
         if current is not None:
             lo, hi = min(lo, current[0]), max(hi, current[1])
         self.redis(lambda: self.client.hset(self.keys.meta(agent_id), mapping={"ltm_lo": lo, "ltm_hi": hi}))
+
+    def set_redis_importance(self, agent_id: str, memory_id: str, importance: float) -> int:
+        """Rewrite a memory's importance in STM and IM; returns how many of them held it.
+
+        The importance sits in the record blob and in the tier's index. Read, rewrite, then a
+        script writes only if no move touched the memory meanwhile; otherwise read again.
+        """
+        stm, im = self.stm.tier_keys(agent_id), self.im.tier_keys(agent_id)
+        keys = [stm.data, stm.importance, im.data, im.importance, self.keys.meta(agent_id)]
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(stm.data, memory_id)
+            pipe.hget(im.data, memory_id)
+            blobs = self.redis(pipe.execute)
+            args: list[Any] = [memory_id, repr(importance)]
+            for blob in blobs:
+                args += [b"", b""] if blob is None else [blob, with_importance(blob, importance)]
+            found = self.redis(lambda: self.scripts.call("set_importance", keys, args))
+            if found >= 0:
+                return found
 
     # -- read counting -------------------------------------------------------------------------
     def count_ltm_read(self, agent_id: str, record: MemoryRecord, now: float) -> MemoryRecord:

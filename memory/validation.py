@@ -21,6 +21,12 @@ def agent_id(value: Any) -> str:
         raise InvalidInputError(str(exc)) from None
 
 
+def memory_id(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise InvalidInputError(f"memory_id must be a non-empty str of at most 255 characters, got {value!r}")
+    return value
+
+
 def step(value: Any, name: str = "step_number") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be an int, got {type(value).__name__} {value!r}")

@@ -124,7 +124,9 @@ class PayloadCodec:
 
 
 # Redis record layout: msgpack array
-#   [step, memory_type, timestamp, dict_id or RAW, payload, packed embeddings]
+#   [step, memory_type, timestamp, importance, dict_id or RAW, payload, packed embeddings]
+# Importance is also the score in the tier's importance index (for ordering); the copy here saves
+# reads a second lookup, and set_importance rewrites both.
 
 
 def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
@@ -134,7 +136,8 @@ def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
     else:
         dict_id, payload = codec.compress(record.contents_blob)
     return msgpack.packb(
-        [record.step_number, record.memory_type, record.timestamp, dict_id, payload, record.embeddings.pack()],
+        [record.step_number, record.memory_type, record.timestamp, record.importance_score, dict_id, payload,
+         record.embeddings.pack()],
         use_bin_type=True,
     )
 
@@ -143,15 +146,14 @@ def decode_record(
     agent_id: str,
     memory_id: str,
     blob: bytes,
-    importance: float,
     tier: str,
     codec: PayloadCodec | None,
     retrieval_count: int = 0,
     seen: bytes | None = None,
 ) -> MemoryRecord:
-    """Build the record from a Redis blob plus its importance and access statistics
+    """Build the record from a Redis blob plus its access statistics
     (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash)."""
-    step, memory_type, timestamp, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
+    step, memory_type, timestamp, importance, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
     last_time = last_step = None
     if seen:
         when, _, at_step = seen.decode().partition("|")
@@ -181,7 +183,14 @@ def decode_record(
 
 def payload_sizes(blob: bytes, codec: PayloadCodec | None) -> tuple[int, int]:
     """(stored, raw) size of the contents payload inside a Redis record."""
-    _, _, _, dict_id, payload, _ = msgpack.unpackb(blob, raw=False)
+    _, _, _, _, dict_id, payload, _ = msgpack.unpackb(blob, raw=False)
     if codec is None:
         return len(payload), len(payload)
     return len(payload), len(codec.decompress(dict_id, payload))
+
+
+def with_importance(blob: bytes, importance: float) -> bytes:
+    """The same Redis record with a new importance (payload bytes untouched)."""
+    fields = msgpack.unpackb(blob, raw=False)
+    fields[3] = importance
+    return msgpack.packb(fields, use_bin_type=True)

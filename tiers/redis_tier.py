@@ -100,7 +100,7 @@ class RedisTier:
 
     def queue_get(self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None) -> Decoder:
         tk = self.tier_keys(agent_id)
-        keys = [tk.data, tk.importance, *self._access_keys(agent_id)]
+        keys = [tk.data, *self._access_keys(agent_id)]
         unique = dict.fromkeys(memory_ids)  # a repeated id is one record, and one read
         self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *unique])
         return lambda raw: self._decode(agent_id, raw)
@@ -128,7 +128,7 @@ class RedisTier:
             filter_key = [tk.type(memory_type)] if memory_type else []
         else:
             raise ValueError(f"unknown index {by!r}")
-        keys = [index, tk.data, tk.importance, *self._access_keys(agent_id), *filter_key]
+        keys = [index, tk.data, *self._access_keys(agent_id), *filter_key]
         args = [
             _score(lo, "-inf"),
             _score(hi, "+inf"),
@@ -205,12 +205,15 @@ class RedisTier:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
+        """Records from a collect() answer: ids, blobs, and sparse (position, count, seen) triples."""
+        ids, blobs, access = raw
+        stats = {int(access[i]) - 1: (int(access[i + 1]), access[i + 2] or None) for i in range(0, len(access), 3)}
         name, codec = self.name, self.codec
-        return [
-            decode_record(agent_id, raw[i].decode(), raw[i + 1], float(raw[i + 2]), name, codec,
-                          int(raw[i + 3]), raw[i + 4] or None)
-            for i in range(0, len(raw), 5)
-        ]
+        records = []
+        for position, (memory_id, blob) in enumerate(zip(ids, blobs)):
+            count, seen = stats.get(position, (0, None))
+            records.append(decode_record(agent_id, memory_id.decode(), blob, name, codec, count, seen))
+        return records
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:

@@ -77,18 +77,18 @@ local function raise_newest(meta, step)
   end
 end
 
--- Append id, blob, importance, retrieval count, last-seen for every id that exists.
+-- Read the records of ids that exist. Returns {ids, blobs, access}, where access lists
+-- (position in ids, retrieval count, last seen) only for memories that were ever focused.
 -- With now ~= '' the read is counted: reads += 1 and seen = now|newest step.
--- Bulk reads (HMGET, ZMSCORE) in chunks; only counting needs a call per id.
-local function collect(ids, data, importance, reads, seen, meta, now, out)
+local function collect(ids, data, reads, seen, meta, now)
   local stamp = nil
   if now ~= '' then stamp = now .. '|' .. (redis.call('HGET', meta, 'newest') or '') end
+  local out_ids, out_blobs, access = {}, {}, {}
   local total = #ids
   local first = 1
   while first <= total do
     local last = math.min(first + CHUNK - 1, total)
     local blobs = redis.call('HMGET', data, unpack(ids, first, last))
-    local scores = redis.call('ZMSCORE', importance, unpack(ids, first, last))
     local counts, lasts
     if stamp then
       counts, lasts = {}, {}
@@ -109,14 +109,16 @@ local function collect(ids, data, importance, reads, seen, meta, now, out)
     end
     for i = 1, last - first + 1 do
       if blobs[i] then
-        out[#out + 1] = ids[first + i - 1]
-        out[#out + 1] = blobs[i]
-        out[#out + 1] = scores[i]
-        out[#out + 1] = tostring(counts[i] or '0')
-        out[#out + 1] = lasts[i] or ''
+        out_ids[#out_ids + 1] = ids[first + i - 1]
+        out_blobs[#out_blobs + 1] = blobs[i]
+        if counts[i] or lasts[i] then
+          access[#access + 1] = #out_ids
+          access[#access + 1] = tostring(counts[i] or '0')
+          access[#access + 1] = lasts[i] or ''
+        end
       end
     end
     first = last + 1
   end
-  return out
+  return {out_ids, out_blobs, access}
 end

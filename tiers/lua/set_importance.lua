@@ -1,13 +1,22 @@
--- set_importance.lua: change a memory's importance wherever it lives in Redis.
--- KEYS: stm importance, im importance, meta
--- ARGV: memory_id, importance
--- Returns the number of Redis tiers holding the memory (0, 1, or 2 mid-move).
+-- set_importance.lua: change a memory's importance wherever it lives in Redis, if nothing moved.
+-- KEYS: stm data, stm importance, im data, im importance, meta
+-- ARGV: memory_id, importance, then per tier (stm, im): the blob read before ('' = absent),
+--       the rewritten blob
+-- The caller read the blobs and rewrote them; if either tier changed since (a move ran in
+-- between), nothing is written and -1 is returned so the caller reads again.
+-- Returns the number of Redis tiers updated.
+local id = ARGV[1]
+for t = 0, 1 do
+  local current = redis.call('HGET', KEYS[1 + 2 * t], id) or ''
+  if current ~= ARGV[3 + 2 * t] then return -1 end
+end
 local found = 0
-for i = 1, 2 do
-  if redis.call('ZSCORE', KEYS[i], ARGV[1]) then
-    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+for t = 0, 1 do
+  if ARGV[3 + 2 * t] ~= '' then
+    redis.call('HSET', KEYS[1 + 2 * t], id, ARGV[4 + 2 * t])
+    redis.call('ZADD', KEYS[2 + 2 * t], ARGV[2], id)
     found = found + 1
   end
 end
-if found > 0 then bump(KEYS[3]) end
+if found > 0 then bump(KEYS[5]) end
 return found
