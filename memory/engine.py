@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -41,6 +43,10 @@ from tiers.scripts import Scripts
 log = logging.getLogger(__name__)
 
 
+_BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority"})
+_REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
+
+
 class QueryResult(list):
     """A list of memories; ``failed_tiers`` names tiers that did not answer (degraded reads)."""
 
@@ -63,11 +69,14 @@ class _MemoryIds:
 
     def __init__(self) -> None:
         self._last = 0
+        self._random = random.Random(secrets.randbits(64))  # seeded from the OS, cheap per id
 
     def new(self, agent_id: str, step: int) -> str:
-        now = max(time.time_ns(), self._last + 1)
+        now = time.time_ns()
+        if now <= self._last:
+            now = self._last + 1
         self._last = now
-        return f"{agent_id}-{now:016x}{secrets.randbits(24):06x}-{step}"
+        return f"{agent_id}-{now:016x}{self._random.getrandbits(24):06x}-{step}"
 
 
 class AgentMemoryAPI:
@@ -176,9 +185,8 @@ class AgentMemoryAPI:
         for position, item in enumerate(records):
             if not isinstance(item, Mapping):
                 raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
-            unknown = set(item) - {"agent_id", "data", "step_number", "memory_type", "priority"}
-            missing = {"agent_id", "data", "step_number"} - set(item)
-            if unknown or missing:
+            if not _BATCH_KEYS.issuperset(item) or not _REQUIRED_BATCH_KEYS.issubset(item):
+                unknown, missing = set(item) - _BATCH_KEYS, _REQUIRED_BATCH_KEYS - set(item)
                 problem = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
                 raise InvalidInputError(f"record {position}: {problem}")
             try:
@@ -235,11 +243,9 @@ class AgentMemoryAPI:
                 ((agent_id, records),) = by_agent.items()
                 tiers.stm.put_many(agent_id, records, now)
             else:
-                pipe = tiers.client.pipeline(transaction=False)
-                for agent_id, records in by_agent.items():
-                    keys, args = tiers.stm.put_call(agent_id, records, now)
-                    tiers.scripts.queue(pipe, "put", keys, args)
-                tiers.scripts.execute(pipe)
+                tiers.scripts.stream(
+                    lambda: (("put", *tiers.stm.put_call(agent_id, records, now)) for agent_id, records in by_agent.items())
+                )
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
         self._after_write(by_agent)

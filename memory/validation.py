@@ -14,11 +14,20 @@ from tiers.codec import pack_contents
 MAX_STEP = 2**53  # steps are Redis sorted-set scores: doubles hold integers exactly up to here
 
 
+_known_agent_ids: set[str] = set()  # ids already checked: simulations repeat a few thousand ids
+
+
 def agent_id(value: Any) -> str:
+    if type(value) is str and value in _known_agent_ids:
+        return value
     try:
-        return keys.validate_agent_id(value)
+        keys.validate_agent_id(value)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
+    if len(_known_agent_ids) > 100_000:
+        _known_agent_ids.clear()
+    _known_agent_ids.add(value)
+    return value
 
 
 def memory_id(value: Any) -> str:

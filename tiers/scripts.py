@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+SEND_CHUNK_BYTES = 1 << 16  # send packed calls as soon as this much is encoded
 
 NAMES = ("put", "delete", "move", "range", "get", "touch", "set_importance", "release", "tier_stats")
 
@@ -61,3 +63,53 @@ class Scripts:
             self.load()
             pipe.command_stack = commands
             return pipe.execute()
+
+    def stream(self, calls: Callable[[], Iterable[tuple[str, list[str], list[Any]]]]) -> list[Any]:
+        """Run many script calls on one connection, sending each chunk as soon as it is encoded.
+
+        A pipeline encodes every call before sending the first; here Redis runs the first calls
+        while Python encodes the next ones. ``calls`` makes the (name, keys, args) sequence; it is
+        made again if Redis lost the scripts, so the calls must be idempotent (puts are).
+        """
+        if not self._loaded:
+            self.load()
+        pool = self.client.connection_pool
+        for attempt in (1, 2):
+            connection = pool.get_connection()
+            try:
+                replies = self._stream_on(connection, calls())
+            except (RedisError, OSError):
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
+            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
+            if not errors:
+                return replies
+            if attempt == 1 and all(isinstance(error, NoScriptError) for error in errors):
+                self.load()
+                continue
+            raise errors[0]
+        raise AssertionError("unreachable")
+
+    def _stream_on(self, connection: Any, calls: Iterable[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        buffered: list[tuple[Any, ...]] = []
+        size = sent = 0
+        for name, keys, args in calls:
+            command = ("EVALSHA", self.shas[name], len(keys), *keys, *args)
+            buffered.append(command)
+            size += sum(len(part) if isinstance(part, (bytes, str)) else 8 for part in args)
+            if size >= SEND_CHUNK_BYTES:
+                connection.send_packed_command(connection.pack_commands(buffered), check_health=False)
+                sent += len(buffered)
+                buffered, size = [], 0
+        if buffered:
+            connection.send_packed_command(connection.pack_commands(buffered), check_health=False)
+            sent += len(buffered)
+        replies = []
+        for _ in range(sent):  # read every reply, errors included, to keep the connection in step
+            try:
+                replies.append(connection.read_response())
+            except ResponseError as error:
+                replies.append(error)
+        return replies

@@ -15,6 +15,15 @@ end
 -- Store records in one tier. argv[first ..] holds n groups of
 --   memory_id, record blob, step, importance, type index (1-based into type_keys).
 local function put_records(tier, type_keys, now, argv, first, n)
+  if n == 1 then  -- the single store: plain calls, no tables to build
+    local id, step = argv[first], argv[first + 2]
+    redis.call('HSET', tier.data, id, argv[first + 1])
+    redis.call('ZADD', tier.step, step, id)
+    redis.call('ZADD', tier.importance, argv[first + 3], id)
+    redis.call('ZADD', tier.since, now, id)
+    redis.call('ZADD', type_keys[tonumber(argv[first + 4])], step, id)
+    return
+  end
   local fields, steps, importances, sinces = {}, {}, {}, {}
   local by_type = {}
   local i = first
