@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from memory.errors import TierUnavailableError
-from memory.record import Embeddings, MemoryRecord
+from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import PayloadCodec
 
 metadata = MetaData()
@@ -74,6 +74,14 @@ dictionaries = Table(
     Column("dict_id", Integer, primary_key=True, autoincrement=True),
     Column("created", Float, nullable=False),
     Column("data", LargeBinary, nullable=False),
+)
+
+RECORD_COLUMNS = tuple(
+    memories.c[name]
+    for name in (
+        "memory_id", "agent_id", "step", "memory_type", "timestamp", "importance", "retrieval_count",
+        "last_access_time", "last_access_step", "dict_id", "payload", "vectors",
+    )
 )
 
 schema_version = Table("tiermem_schema", metadata, Column("version", Integer, primary_key=True))
@@ -278,7 +286,7 @@ class SQLTier:
             with self.engine.connect() as conn:
                 for chunk in _chunks(list(memory_ids), 500):
                     rows = conn.execute(
-                        select(memories).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
+                        select(*RECORD_COLUMNS).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
                     )
                     out += [self._decode(row) for row in rows]
             return out
@@ -310,7 +318,7 @@ class SQLTier:
         if hi is not None:
             conditions.append(column <= hi)
         order = (column.desc(), memories.c.memory_id.desc()) if reverse else (column, memories.c.memory_id)
-        stmt = select(memories).where(and_(*conditions)).order_by(*order)
+        stmt = select(*RECORD_COLUMNS).where(and_(*conditions)).order_by(*order)
         if offset:
             stmt = stmt.offset(offset)
         if limit is not None:
@@ -333,7 +341,12 @@ class SQLTier:
                 conditions.append(
                     (memories.c.step > last[0]) | and_(memories.c.step == last[0], memories.c.memory_id > last[1])
                 )
-            stmt = select(memories).where(and_(*conditions)).order_by(memories.c.step, memories.c.memory_id).limit(batch)
+            stmt = (
+                select(*RECORD_COLUMNS)
+                .where(and_(*conditions))
+                .order_by(memories.c.step, memories.c.memory_id)
+                .limit(batch)
+            )
 
             def run() -> list[MemoryRecord]:
                 with self.engine.connect() as conn:
@@ -431,20 +444,21 @@ class SQLTier:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
 
     def _decode(self, row: Any) -> MemoryRecord:
-        assert self.codec is not None
-        vectors = msgpack.unpackb(row.vectors, raw=False) if row.vectors is not None else None
+        """A record from a row of RECORD_COLUMNS (unpacked by position: named access is slow)."""
+        (memory_id, agent_id, step, memory_type, timestamp, importance, retrieval_count,
+         last_access_time, last_access_step, dict_id, payload, vectors) = row
         return MemoryRecord(
-            memory_id=row.memory_id,
-            agent_id=row.agent_id,
-            step_number=row.step,
-            memory_type=row.memory_type,
-            timestamp=row.timestamp,
-            importance_score=row.importance,
-            contents_blob=self.codec.decompress(row.dict_id, row.payload),
-            embeddings=Embeddings.unpack(vectors),
-            retrieval_count=row.retrieval_count,
-            last_access_time=row.last_access_time,
-            last_access_step=row.last_access_step,
+            memory_id=memory_id,
+            agent_id=agent_id,
+            step_number=step,
+            memory_type=memory_type,
+            timestamp=timestamp,
+            importance_score=importance,
+            contents_blob=self.codec.decompress(dict_id, payload),  # type: ignore[union-attr]
+            embeddings=NO_EMBEDDINGS if vectors is None else Embeddings.unpack(msgpack.unpackb(vectors, raw=False)),
+            retrieval_count=retrieval_count,
+            last_access_time=last_access_time,
+            last_access_step=last_access_step,
             tier="ltm",
             compression_level=2,
         )

@@ -92,6 +92,8 @@ end
 local function collect(ids, data, reads, seen, meta, now)
   local stamp = nil
   if now ~= '' then stamp = now .. '|' .. (redis.call('HGET', meta, 'newest') or '') end
+  -- every focused read stamps `seen`: an agent without one has no access statistics to fetch
+  local any_access = stamp ~= nil or redis.call('EXISTS', seen) == 1
   local out_ids, out_blobs, access = {}, {}, {}
   local total = #ids
   local first = 1
@@ -112,9 +114,11 @@ local function collect(ids, data, reads, seen, meta, now)
         end
       end
       bulk('HSET', seen, stamped)
-    else
+    elseif any_access then
       counts = redis.call('HMGET', reads, unpack(ids, first, last))
       lasts = redis.call('HMGET', seen, unpack(ids, first, last))
+    else
+      counts, lasts = {}, {}
     end
     for i = 1, last - first + 1 do
       if blobs[i] then
