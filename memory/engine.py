@@ -32,6 +32,7 @@ from memory.maintenance import Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
 from memory.record import MEMORY_TYPES, MemoryRecord
 from memory.space import MemorySpace
+from memory.statistics import gather
 from memory.tierset import TierSet
 from tiers.codec import PayloadCodec
 from tiers.connection import resolve
@@ -43,6 +44,8 @@ from tiers.scripts import Scripts
 log = logging.getLogger(__name__)
 
 
+# A validated memory not yet written: (memory_id, agent_id, step, memory_type, importance, contents)
+_Checked = tuple[str, str, int, str, float, bytes]
 _BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority"})
 _REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
 
@@ -174,14 +177,14 @@ class AgentMemoryAPI:
         return self._store_one(agent_id, action_data, step_number, priority, "action")
 
     def store_many(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Store many memories in one pipelined round trip; all are validated before any is written.
+        """Store many memories in one streamed round trip; all are validated before any is written.
 
         Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state")
         and ``priority`` (1.0). Returns the new ids in input order.
         """
         self._check_open()
         now = self._clock()
-        built: list[MemoryRecord] = []
+        checked: list[_Checked] = []
         for position, item in enumerate(records):
             if not isinstance(item, Mapping):
                 raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
@@ -190,67 +193,66 @@ class AgentMemoryAPI:
                 problem = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
                 raise InvalidInputError(f"record {position}: {problem}")
             try:
-                built.append(
-                    self._new_record(
+                checked.append(
+                    self._check(
                         item["agent_id"],
                         item["data"],
                         item["step_number"],
                         item.get("priority", 1.0),
                         item.get("memory_type", "state"),
-                        now,
                     )
                 )
             except InvalidInputError as exc:
                 raise InvalidInputError(f"record {position}: {exc}") from None
-        if not built:
+        if not checked:
             return []
-        by_agent: dict[str, list[MemoryRecord]] = defaultdict(list)
-        for record in built:
-            by_agent[record.agent_id].append(record)
+        by_agent: dict[str, list[_Checked]] = defaultdict(list)
+        for item in checked:
+            by_agent[item[1]].append(item)
         self._write(by_agent, now)
-        return [record.memory_id for record in built]
+        return [item[0] for item in checked]
 
     def _store_one(self, agent_id: str, data: Mapping, step: int, priority: float, memory_type: str) -> str:
         self._check_open()
-        now = self._clock()
-        record = self._new_record(agent_id, data, step, priority, memory_type, now)
-        self._write({record.agent_id: [record]}, now)
-        return record.memory_id
+        checked = self._check(agent_id, data, step, priority, memory_type)
+        self._write({checked[1]: [checked]}, self._clock())
+        return checked[0]
 
-    def _new_record(
-        self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, now: float
-    ) -> MemoryRecord:
+    def _check(self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any) -> "_Checked":
+        """Validate and serialize one memory, and give it its id: everything that can fail."""
         agent_id = validation.agent_id(agent_id)
         step = validation.step(step)
         importance = validation.importance(priority)
         memory_type = validation.memory_type(memory_type)
         blob = validation.contents(data, self.config.max_payload_bytes)
-        return MemoryRecord(
-            memory_id=self._ids.new(agent_id, step),
-            agent_id=agent_id,
-            step_number=step,
-            memory_type=memory_type,
-            timestamp=now,
-            importance_score=importance,
-            contents_blob=blob,
-        )
+        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob
 
-    def _write(self, by_agent: Mapping[str, list[MemoryRecord]], now: float) -> None:
-        """One round trip: one put script per agent (pipelined when there are several)."""
+    def _write(self, by_agent: Mapping[str, list["_Checked"]], now: float) -> None:
+        """One round trip: one put script per agent, streamed when there are several.
+
+        Records are built inside the stream, so their building and encoding overlap with Redis
+        running the puts already sent; everything that could fail was checked before.
+        """
         tiers = self._tiers
+
+        def records(items: list[_Checked]) -> list[MemoryRecord]:
+            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob)
+                    for memory_id, agent, step, memory_type, importance, blob in items]
+
         try:
             if len(by_agent) == 1:
-                ((agent_id, records),) = by_agent.items()
-                tiers.stm.put_many(agent_id, records, now)
+                ((agent_id, items),) = by_agent.items()
+                tiers.stm.put_many(agent_id, records(items), now)
             else:
                 tiers.scripts.stream(
-                    lambda: (("put", *tiers.stm.put_call(agent_id, records, now)) for agent_id, records in by_agent.items())
+                    lambda: (("put", *tiers.stm.put_call(agent_id, records(items), now))
+                             for agent_id, items in by_agent.items())
                 )
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
         self._after_write(by_agent)
 
-    def _after_write(self, by_agent: Mapping[str, list[MemoryRecord]]) -> None:
+    def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:
         """Maintain each agent after every ``cleanup_interval`` of its insertions."""
         due = []
         for agent_id, records in by_agent.items():
@@ -510,45 +512,12 @@ class AgentMemoryAPI:
         self._check_open()
         agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
         try:
-            tiers = {"stm": _TierTotals(), "im": _TierTotals()}
-            for agent in agents:
-                for name, tier in (("stm", self._tiers.stm), ("im", self._tiers.im)):
-                    tiers[name].add(tier.stats(agent))
-            ltm = self._tiers.ltm.stats(agent_id)
+            stats = gather(self._tiers, agents, agent_id)
         except TierUnavailableError as exc:
             raise MemoryRetrievalException(f"could not gather statistics: {exc}") from exc
-        ltm_totals = _TierTotals()
-        ltm_totals.add(
-            {**ltm, "bytes": ltm["payload_bytes"], "sample_raw_bytes": ltm["raw_bytes"],
-             "sample_payload_bytes": ltm["payload_bytes"]}
-        )
-        tiers["ltm"] = ltm_totals
-        distribution = {memory_type: 0 for memory_type in MEMORY_TYPES}
-        importance_sum, count = 0.0, 0
-        lows, highs = [], []
-        for totals in tiers.values():
-            for memory_type, n in totals.types.items():
-                distribution[memory_type] += n
-            importance_sum += totals.importance_sum
-            count += totals.count
-            lows += [totals.importance_min] if totals.importance_min is not None else []
-            highs += [totals.importance_max] if totals.importance_max is not None else []
         cache = self._cache.stats()
-        return {
-            "agent_id": agent_id,
-            "agents": len(agents),
-            "mode": self.mode,
-            "total_memories": count,
-            "tiers": {name: totals.summary() for name, totals in tiers.items()},
-            "memory_type_distribution": distribution,
-            "importance": {
-                "min": min(lows) if lows else None,
-                "max": max(highs) if highs else None,
-                "mean": importance_sum / count if count else None,
-            },
-            "cache": cache,
-            "cache_hit_rate": cache["hit_rate"],
-        }
+        return {"agent_id": agent_id, "agents": len(agents), "mode": self.mode, **stats,
+                "cache": cache, "cache_hit_rate": cache["hit_rate"]}
 
     # -- the result cache ---------------------------------------------------------------------------
     def clear_cache(self) -> None:
@@ -566,38 +535,6 @@ class _Answer:
     records: list[MemoryRecord]
     failed: list[str]  # tiers that did not answer (degraded reads only)
     version: int | None  # the agent's version read with the data; None when Redis failed
-
-
-class _TierTotals:
-    """Adds up per-agent tier statistics."""
-
-    def __init__(self) -> None:
-        self.count = self.bytes = self.raw_sample = self.payload_sample = 0
-        self.types: dict[str, int] = defaultdict(int)
-        self.importance_sum = 0.0
-        self.importance_min: float | None = None
-        self.importance_max: float | None = None
-
-    def add(self, stats: Mapping[str, Any]) -> None:
-        self.count += stats["count"]
-        self.bytes += stats["bytes"]
-        self.raw_sample += stats["sample_raw_bytes"]
-        self.payload_sample += stats["sample_payload_bytes"]
-        for memory_type, n in stats["types"].items():
-            self.types[memory_type] += n
-        self.importance_sum += stats["importance_sum"]
-        for name, pick in (("importance_min", min), ("importance_max", max)):
-            value = stats[name]
-            if value is not None:
-                current = getattr(self, name)
-                setattr(self, name, value if current is None else pick(current, value))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "bytes": self.bytes,
-            "compression_ratio": self.raw_sample / self.payload_sample if self.payload_sample else 1.0,
-        }
 
 
 def _may_overlap(bounds: tuple[int, int] | None, query: Mapping[str, Any]) -> bool:

@@ -67,7 +67,7 @@ def contents(value: Any, max_bytes: int) -> bytes:
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"memory data must be a dict, got {type(value).__name__}")
     try:
-        blob = pack_contents(dict(value))
+        blob = pack_contents(value if type(value) is dict else dict(value))
     except TypeError as exc:
         raise InvalidInputError(str(exc)) from None
     if len(blob) > max_bytes:

@@ -61,10 +61,10 @@ def redis_client(redis_engine: str) -> Iterator[Any]:
 
 @pytest.fixture
 def prefix(redis_client: Any) -> Iterator[str]:
-    """A key prefix no other test uses; its keys are deleted afterwards."""
+    """A key prefix no other test uses; its keys (and those of prefixes it starts) are deleted afterwards."""
     name = f"t{uuid.uuid4().hex[:12]}"
     yield name
-    keys = list(redis_client.scan_iter(match=f"{name}:*", count=1000))
+    keys = list(redis_client.scan_iter(match=f"{name}*", count=1000))
     for start in range(0, len(keys), 500):
         redis_client.delete(*keys[start : start + 500])
 

@@ -19,7 +19,7 @@ from tiers.keys import KeySchema, TierKeys
 from tiers.scripts import Scripts
 
 Decoder = Callable[[Any], list[MemoryRecord]]
-TYPE_INDEX = {memory_type: position for position, memory_type in enumerate(MEMORY_TYPES, start=1)}
+TYPE_INDEX = {memory_type: position for position, memory_type in enumerate(MEMORY_TYPES)}
 
 
 def _text(value: bytes | str) -> str:
@@ -51,23 +51,28 @@ class RedisTier:
         return [tk.data, tk.step, tk.importance, tk.since]
 
     # -- writes -------------------------------------------------------------------------------
-    def encode_groups(self, records: Sequence[MemoryRecord]) -> list[Any]:
-        """The per-record ARGV groups of put/move: id, blob, step, importance, type index."""
-        args: list[Any] = []
+    def put_sections(self, records: Sequence[MemoryRecord], now: float) -> list[Any]:
+        """The ARGV sections of put_records (lib.lua), already in the shape of each command."""
+        since = repr(now)
+        fields: list[Any] = []
+        steps: list[Any] = []
+        importances: list[Any] = []
+        sinces: list[Any] = []
+        by_type: list[list[Any]] = [[] for _ in MEMORY_TYPES]
         for record in records:
-            args += [
-                record.memory_id,
-                encode_record(record, self.codec),
-                record.step_number,
-                repr(record.importance_score),
-                TYPE_INDEX[record.memory_type],
-            ]
-        return args
+            memory_id, step = record.memory_id, record.step_number
+            fields += (memory_id, encode_record(record, self.codec))
+            steps += (step, memory_id)
+            importances += (repr(record.importance_score), memory_id)
+            sinces += (since, memory_id)
+            by_type[TYPE_INDEX[record.memory_type]] += (step, memory_id)
+        counts = [len(pairs) // 2 for pairs in by_type]
+        return [len(records), *fields, *steps, *importances, *sinces, *counts, *(x for pairs in by_type for x in pairs)]
 
     def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> tuple[list[str], list[Any]]:
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + self._type_keys(agent_id)
         newest = max(record.step_number for record in records)
-        return keys, [repr(now), newest, len(records), *self.encode_groups(records)]
+        return keys, [newest, *self.put_sections(records, now)]
 
     def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int | None:
         """Store records; returns the agent's new version (None for an empty batch)."""
@@ -80,8 +85,7 @@ class RedisTier:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
         keys += self._type_keys(agent_id) + source._type_keys(agent_id)
-        args = [repr(now), len(MEMORY_TYPES), len(records), *self.encode_groups(records)]
-        return self._call("move", keys, args)
+        return self._call("move", keys, [len(MEMORY_TYPES), *self.put_sections(records, now)])
 
     def delete_many(self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False) -> int:
         ids = list(memory_ids)

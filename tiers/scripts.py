@@ -14,7 +14,12 @@ from typing import Any, Callable, Iterable
 
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-SEND_CHUNK_BYTES = 1 << 16  # send packed calls as soon as this much is encoded
+SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
+
+try:  # hiredis packs a command ~2x faster than redis-py's pure-Python loop around it
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it
+    _pack_command = None
 
 NAMES = ("put", "delete", "move", "range", "get", "touch", "set_importance", "release", "tier_stats")
 
@@ -93,18 +98,19 @@ class Scripts:
         raise AssertionError("unreachable")
 
     def _stream_on(self, connection: Any, calls: Iterable[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        buffered: list[tuple[Any, ...]] = []
+        pack = _pack_command or (lambda command: b"".join(connection.pack_command(*command)))
+        buffered: list[bytes] = []
         size = sent = 0
         for name, keys, args in calls:
-            command = ("EVALSHA", self.shas[name], len(keys), *keys, *args)
-            buffered.append(command)
-            size += sum(len(part) if isinstance(part, (bytes, str)) else 8 for part in args)
+            packed = pack(("EVALSHA", self.shas[name], len(keys), *keys, *args))
+            buffered.append(packed)
+            size += len(packed)
             if size >= SEND_CHUNK_BYTES:
-                connection.send_packed_command(connection.pack_commands(buffered), check_health=False)
+                connection.send_packed_command(buffered, check_health=False)
                 sent += len(buffered)
                 buffered, size = [], 0
         if buffered:
-            connection.send_packed_command(connection.pack_commands(buffered), check_health=False)
+            connection.send_packed_command(buffered, check_health=False)
             sent += len(buffered)
         replies = []
         for _ in range(sent):  # read every reply, errors included, to keep the connection in step

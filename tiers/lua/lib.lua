@@ -12,45 +12,38 @@ local function bulk(command, key, values)
   end
 end
 
--- Store records in one tier. argv[first ..] holds n groups of
---   memory_id, record blob, step, importance, type index (1-based into type_keys).
-local function put_records(tier, type_keys, now, argv, first, n)
-  if n == 1 then  -- the single store: plain calls, no tables to build
-    local id, step = argv[first], argv[first + 2]
-    redis.call('HSET', tier.data, id, argv[first + 1])
-    redis.call('ZADD', tier.step, step, id)
-    redis.call('ZADD', tier.importance, argv[first + 3], id)
-    redis.call('ZADD', tier.since, now, id)
-    redis.call('ZADD', type_keys[tonumber(argv[first + 4])], step, id)
-    return
+-- Run command on key with argv[from .. to] as its arguments, in chunks (pairs stay whole).
+local function bulk_argv(command, key, argv, from, to)
+  local i = from
+  while i <= to do
+    local j = math.min(i + CHUNK - 1, to)
+    redis.call(command, key, unpack(argv, i, j))
+    i = j + 1
   end
-  local fields, steps, importances, sinces = {}, {}, {}, {}
-  local by_type = {}
-  local i = first
-  for _ = 1, n do
-    local id, step = argv[i], argv[i + 2]
-    fields[#fields + 1] = id
-    fields[#fields + 1] = argv[i + 1]
-    steps[#steps + 1] = step
-    steps[#steps + 1] = id
-    importances[#importances + 1] = argv[i + 3]
-    importances[#importances + 1] = id
-    sinces[#sinces + 1] = now
-    sinces[#sinces + 1] = id
-    local t = tonumber(argv[i + 4])
-    by_type[t] = by_type[t] or {}
-    local list = by_type[t]
-    list[#list + 1] = step
-    list[#list + 1] = id
-    i = i + 5
+end
+
+-- Store records in one tier. The caller (RedisTier.put_sections) sends argv[first ..] already in
+-- command shape, so nothing is rebuilt here:
+--   n, n x (id, blob), n x (step, id), n x (importance, id), n x (now, id),
+--   then one count per memory type and that many (step, id) pairs per type, in MEMORY_TYPES order.
+-- Returns the position after the sections.
+local function put_records(tier, type_keys, argv, first)
+  local n = tonumber(argv[first])
+  local pos = first + 1
+  bulk_argv('HSET', tier.data, argv, pos, pos + 2 * n - 1)
+  pos = pos + 2 * n
+  for _, key in ipairs({tier.step, tier.importance, tier.since}) do
+    bulk_argv('ZADD', key, argv, pos, pos + 2 * n - 1)
+    pos = pos + 2 * n
   end
-  bulk('HSET', tier.data, fields)
-  bulk('ZADD', tier.step, steps)
-  bulk('ZADD', tier.importance, importances)
-  bulk('ZADD', tier.since, sinces)
-  for t, list in pairs(by_type) do
-    bulk('ZADD', type_keys[t], list)
+  local counts = {}
+  for t = 1, #type_keys do counts[t] = tonumber(argv[pos + t - 1]) end
+  pos = pos + #type_keys
+  for t = 1, #type_keys do
+    if counts[t] > 0 then bulk_argv('ZADD', type_keys[t], argv, pos, pos + 2 * counts[t] - 1) end
+    pos = pos + 2 * counts[t]
   end
+  return pos
 end
 
 -- Remove memory ids (argv[first .. last]) from one tier and all its indices.
