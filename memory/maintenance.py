@@ -156,20 +156,19 @@ class Maintainer:
         last_read_step: dict[str, float],
     ) -> Iterable[list[str]]:
         """Ids to demote from ``tier``, in batches: expired ones, then the excess by retention."""
-        ids, steps, importances, sinces = tier.index_snapshot(agent_id)
+        ids, steps, importances, since = tier.index_snapshot(agent_id)
         if not ids:
             return []
-        since = np.asarray(sinces)
         expired = since < self.clock() - ttl
         chosen = list(np.flatnonzero(expired))
         alive = np.flatnonzero(~expired)
         if len(alive) > limit:
             excess = len(alive) - int(limit * low_watermark)
-            step = np.asarray(steps)[alive]
+            step = steps[alive]
             read = np.asarray([last_read_step.get(ids[i], -np.inf) for i in alive])
             age = np.maximum(newest - np.maximum(step, read), 0.0)
             decay = self.config.memory_priority_decay
-            retention = np.asarray(importances)[alive] * decay ** (age / self.config.decay_steps)
+            retention = importances[alive] * decay ** (age / self.config.decay_steps)
             # lowest retention first; among equals the older step goes first
             order = np.lexsort((step, retention))[:excess]
             chosen += list(alive[order])

@@ -120,6 +120,11 @@ class SQLTier:
         self._dialect = engine.dialect.name
         self._guard(self._create_schema)
         self._upsert = self._build_upsert()
+        if self._upsert is not None:
+            # compiled once and run through the driver: SQLAlchemy's per-row parameter handling
+            # costs more than the insert itself on the maintenance path
+            compiled = self._upsert.compile(dialect=engine.dialect)
+            self._upsert_sql, self._upsert_order = compiled.string, compiled.positiontup
 
     # -- schema -------------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -206,7 +211,9 @@ class SQLTier:
         def run() -> None:
             with self.engine.begin() as conn:
                 if self._upsert is not None:
-                    conn.execute(self._upsert, rows)
+                    order = self._upsert_order
+                    params = [tuple(row[name] for name in order) for row in rows] if order else rows
+                    conn.exec_driver_sql(self._upsert_sql, params)
                 else:
                     conn.execute(
                         delete(memories).where(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from memory.errors import TierUnavailableError
@@ -183,29 +184,16 @@ class RedisTier:
             "sample_payload_bytes": stored_payload,
         }
 
-    def index_snapshot(self, agent_id: str) -> tuple[list[str], list[float], list[float], list[float]]:
-        """Every memory id with its step, importance and time it entered the tier.
-
-        Read in one MULTI so the three indices describe the same moment.
-        """
+    def index_snapshot(self, agent_id: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Every memory id with its step, importance and the time it entered the tier, aligned
+        arrays in step order, read in one script call so they describe the same moment."""
         tk = self.tier_keys(agent_id)
-        try:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.zrange(tk.step, 0, -1, withscores=True)
-            pipe.zrange(tk.importance, 0, -1, withscores=True)
-            pipe.zrange(tk.since, 0, -1, withscores=True)
-            steps, importances, sinces = pipe.execute()
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
-        importance = {member: score for member, score in importances}
-        since = {member: score for member, score in sinces}
-        ids, step_list, importance_list, since_list = [], [], [], []
-        for member, step in steps:
-            ids.append(_text(member))
-            step_list.append(step)
-            importance_list.append(importance.get(member, 0.0))
-            since_list.append(since.get(member, 0.0))
-        return ids, step_list, importance_list, since_list
+        ids, steps, importances, sinces = self._call("snapshot", [tk.step, tk.importance, tk.since], [])
+        as_floats = lambda values: np.array(values, dtype=np.bytes_).astype(np.float64)  # noqa: E731
+        if not ids:
+            empty = np.empty(0)
+            return [], empty, empty, empty
+        return [m.decode() for m in ids], as_floats(steps), as_floats(importances), as_floats(sinces)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
