@@ -76,6 +76,8 @@ dictionaries = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
+
 RECORD_COLUMNS = tuple(
     memories.c[name]
     for name in (
@@ -125,6 +127,8 @@ class SQLTier:
             # costs more than the insert itself on the maintenance path
             compiled = self._upsert.compile(dialect=engine.dialect)
             self._upsert_sql, self._upsert_order = compiled.string, compiled.positiontup
+            if self._upsert_order is not None and tuple(self._upsert_order) != ROW_COLUMNS:
+                raise AssertionError(f"upsert parameters {self._upsert_order} are not in ROW_COLUMNS order")
 
     # -- schema -------------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -179,27 +183,16 @@ class SQLTier:
         return self._guard(run)
 
     # -- writes -------------------------------------------------------------------------------
-    def _row(self, record: MemoryRecord) -> dict[str, Any]:
-        assert self.codec is not None
-        dict_id, payload = self.codec.compress(record.contents_blob)
+    def _row(self, record: MemoryRecord) -> tuple[Any, ...]:
+        """The record as a row, in ROW_COLUMNS order."""
+        dict_id, payload = self.codec.compress(record.contents_blob)  # type: ignore[union-attr]
         vectors = record.embeddings.pack()
-        return {
-            "namespace": self.namespace,
-            "agent_id": record.agent_id,
-            "step": record.step_number,
-            "memory_id": record.memory_id,
-            "memory_type": record.memory_type,
-            "timestamp": record.timestamp,
-            "importance": record.importance_score,
-            "retrieval_count": record.retrieval_count,
-            "reads_in_ltm": 0,
-            "last_access_time": record.last_access_time,
-            "last_access_step": record.last_access_step,
-            "dict_id": dict_id,
-            "raw_size": len(record.contents_blob),
-            "payload": payload,
-            "vectors": None if vectors is None else msgpack.packb(vectors, use_bin_type=True),
-        }
+        return (
+            self.namespace, record.agent_id, record.step_number, record.memory_id, record.memory_type,
+            record.timestamp, record.importance_score, record.retrieval_count, 0, record.last_access_time,
+            record.last_access_step, dict_id, len(record.contents_blob), payload,
+            None if vectors is None else msgpack.packb(vectors, use_bin_type=True),
+        )
 
     def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None) -> None:
         if any(record.agent_id != agent_id for record in records):
@@ -211,17 +204,13 @@ class SQLTier:
         def run() -> None:
             with self.engine.begin() as conn:
                 if self._upsert is not None:
-                    order = self._upsert_order
-                    params = [tuple(row[name] for name in order) for row in rows] if order else rows
+                    positional = self._upsert_order is not None
+                    params = rows if positional else [dict(zip(ROW_COLUMNS, row)) for row in rows]
                     conn.exec_driver_sql(self._upsert_sql, params)
                 else:
-                    conn.execute(
-                        delete(memories).where(
-                            self._mine(agent_id),
-                            memories.c.memory_id.in_([r["memory_id"] for r in rows]),
-                        )
-                    )
-                    conn.execute(insert(memories), rows)
+                    ids = [record.memory_id for record in records]
+                    conn.execute(delete(memories).where(self._mine(agent_id), memories.c.memory_id.in_(ids)))
+                    conn.execute(insert(memories), [dict(zip(ROW_COLUMNS, row)) for row in rows])
 
         self._guard(run)
 

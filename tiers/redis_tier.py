@@ -80,24 +80,35 @@ class RedisTier:
         if not records:
             return None
         keys, args = self.put_call(agent_id, records, now)
-        return self._call("put", keys, args)
+        return self._call("put", keys, args, large=len(records) > 1)
 
     def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
         keys += self._type_keys(agent_id) + source._type_keys(agent_id)
-        return self._call("move", keys, [len(MEMORY_TYPES), *self.put_sections(records, now)])
+        return self._call("move", keys, [len(MEMORY_TYPES), *self.put_sections(records, now)], large=True)
 
     def delete_many(self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False) -> int:
         ids = list(memory_ids)
         if not ids:
             return 0
-        keys = self._base_keys(agent_id) + [
-            self.keys.meta(agent_id),
-            self.keys.reads(agent_id),
-            self.keys.seen(agent_id),
-        ] + self._type_keys(agent_id)
-        return self._call("delete", keys, ["1" if drop_access else "0", *ids])
+        return self._call("delete", self._delete_keys(agent_id), ["1" if drop_access else "0", 0, *ids],
+                          large=len(ids) > 1)
+
+    def delete_records(self, agent_id: str, records: Sequence[MemoryRecord], drop_access: bool = False) -> int:
+        """delete_many for records of known types: only their own type index is touched."""
+        if not records:
+            return 0
+        by_type: list[list[str]] = [[] for _ in MEMORY_TYPES]
+        for record in records:
+            by_type[TYPE_INDEX[record.memory_type]].append(record.memory_id)
+        args = ["1" if drop_access else "0", len(MEMORY_TYPES), *(len(ids) for ids in by_type)]
+        args += [memory_id for ids in by_type for memory_id in ids]
+        return self._call("delete", self._delete_keys(agent_id), args, large=len(records) > 1)
+
+    def _delete_keys(self, agent_id: str) -> list[str]:
+        access = [self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id)]
+        return self._base_keys(agent_id) + access + self._type_keys(agent_id)
 
     # -- reads --------------------------------------------------------------------------------
     def _access_keys(self, agent_id: str) -> list[str]:
@@ -207,8 +218,10 @@ class RedisTier:
             records.append(decode_record(agent_id, memory_id.decode(), blob, name, codec, count, seen))
         return records
 
-    def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    def _call(self, name: str, keys: list[str], args: list[Any], large: bool = False) -> Any:
         try:
+            if large:
+                return self.scripts.call_large(name, keys, args)
             return self.scripts.call(name, keys, args)
         except RedisError as exc:
             raise TierUnavailableError(self.name, str(exc)) from exc

@@ -12,7 +12,9 @@ import hashlib
 from importlib import resources
 from typing import Any, Callable, Iterable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
 
@@ -74,7 +76,8 @@ class Scripts:
 
         A pipeline encodes every call before sending the first; here Redis runs the first calls
         while Python encodes the next ones. ``calls`` makes the (name, keys, args) sequence; it is
-        made again if Redis lost the scripts, so the calls must be idempotent (puts are).
+        made again if Redis lost the scripts or the connection dropped (a pooled connection to a
+        restarted Redis), so the calls must be idempotent: puts, moves and deletes are.
         """
         if not self._loaded:
             self.load()
@@ -83,7 +86,12 @@ class Scripts:
             connection = pool.get_connection()
             try:
                 replies = self._stream_on(connection, calls())
-            except (RedisError, OSError):
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+                continue
+            except RedisError:
                 connection.disconnect()
                 raise
             finally:
@@ -96,6 +104,10 @@ class Scripts:
                 continue
             raise errors[0]
         raise AssertionError("unreachable")
+
+    def call_large(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One script call with many arguments, packed by hiredis (see :meth:`stream`)."""
+        return self.stream(lambda: [(name, keys, args)])[0]
 
     def _stream_on(self, connection: Any, calls: Iterable[tuple[str, list[str], list[Any]]]) -> list[Any]:
         pack = _pack_command or (lambda command: b"".join(connection.pack_command(*command)))

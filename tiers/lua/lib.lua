@@ -46,11 +46,10 @@ local function put_records(tier, type_keys, argv, first)
   return pos
 end
 
--- Remove memory ids (argv[first .. last]) from one tier and all its indices.
-local function delete_records(tier, type_keys, argv, first, last)
-  if last < first then return 0 end
-  local ids = {}
-  for i = first, last do ids[#ids + 1] = argv[i] end
+-- Remove ids from one tier: the records, their step/importance/since entries, and their type
+-- entries. type_ids[t] lists the ids of type t; with type_ids nil the types are unknown and every
+-- type index is cleaned. Returns the number of records removed.
+local function delete_records(tier, type_keys, ids, type_ids)
   local removed = 0
   local total = #ids
   local i = 1
@@ -60,12 +59,29 @@ local function delete_records(tier, type_keys, argv, first, last)
     redis.call('ZREM', tier.step, unpack(ids, i, j))
     redis.call('ZREM', tier.importance, unpack(ids, i, j))
     redis.call('ZREM', tier.since, unpack(ids, i, j))
-    for _, key in ipairs(type_keys) do
-      redis.call('ZREM', key, unpack(ids, i, j))
-    end
     i = j + 1
   end
+  for t, key in ipairs(type_keys) do
+    local of_type = ids
+    if type_ids then of_type = type_ids[t] end
+    if #of_type > 0 then bulk('ZREM', key, of_type) end
+  end
   return removed
+end
+
+-- Read "k counts, then that many ids per type" from argv[first ..] into (all ids, ids by type).
+local function typed_ids(argv, first, k)
+  local ids, by_type = {}, {}
+  local pos = first + k
+  for t = 1, k do
+    by_type[t] = {}
+    for _ = 1, tonumber(argv[first + t - 1]) do
+      ids[#ids + 1] = argv[pos]
+      by_type[t][#by_type[t] + 1] = argv[pos]
+      pos = pos + 1
+    end
+  end
+  return ids, by_type
 end
 
 local function bump(meta)

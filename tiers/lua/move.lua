@@ -13,9 +13,19 @@ for i = 1, k do
   src_types[i] = KEYS[9 + k + i]
 end
 put_records(dst, dst_types, ARGV, 2)
+-- the ids by type, from the type sections that follow n and the four 2n-long sections
 local n = tonumber(ARGV[2])
-local ids = {}
-for i = 0, n - 1 do ids[#ids + 1] = ARGV[3 + 2 * i] end  -- the ids of the (id, blob) section
-local removed = delete_records(src, src_types, ids, 1, #ids)
+local first = 3 + 8 * n
+local ids, by_type = {}, {}
+local pos = first + k
+for t = 1, k do
+  by_type[t] = {}
+  for _ = 1, tonumber(ARGV[first + t - 1]) do
+    ids[#ids + 1] = ARGV[pos + 1]  -- (step, id) pairs
+    by_type[t][#by_type[t] + 1] = ARGV[pos + 1]
+    pos = pos + 2
+  end
+end
+local removed = delete_records(src, src_types, ids, by_type)
 bump(KEYS[5])
 return removed
