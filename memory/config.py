@@ -165,6 +165,7 @@ class MemoryConfig(_Options):
     cache_ttl: float = 60.0  # seconds a cached query result stays valid
     degrade_reads: bool = False  # answer reads from the tiers that still respond, flagged
     maintenance_lock_timeout: float = 60.0  # seconds one process may hold an agent's maintenance
+    maintenance_workers: int = 2  # threads maintaining different agents at once (embedded: 1)
     max_payload_bytes: int = 1 << 20  # largest serialized memory accepted
     stm_config: RedisSTMConfig = field(default_factory=RedisSTMConfig)
     im_config: RedisIMConfig = field(default_factory=RedisIMConfig)
@@ -174,7 +175,7 @@ class MemoryConfig(_Options):
         self.stm_config = _section(self.stm_config, RedisSTMConfig)
         self.im_config = _section(self.im_config, RedisIMConfig)
         self.ltm_config = _section(self.ltm_config, LTMConfig)
-        for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes"):
+        for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes", "maintenance_workers"):
             _positive_int(self, name)
         for name in ("cache_ttl", "maintenance_lock_timeout"):
             _positive_number(self, name)

@@ -105,7 +105,9 @@ class AgentMemoryAPI:
         except BaseException:
             self._connection.close()
             raise
-        self._maintainer = Maintainer(self._tiers, config, clock)
+        # fakeredis runs in this process, under the GIL: threads would only add switching
+        workers = config.maintenance_workers if self.mode == "redis" else 1
+        self._maintainer = Maintainer(self._tiers, config, clock, workers)
         self._cache = ResultCache(config.cache_size, config.cache_ttl)
         self._ids = _MemoryIds()
         self._unmaintained: dict[str, int] = defaultdict(int)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -51,6 +52,11 @@ class MaintenanceReport:
     busy: list[str] = field(default_factory=list)  # agents another process was maintaining
     seconds: float = 0.0
 
+    def add(self, other: "MaintenanceReport") -> None:
+        for name in ("agents", "stm_to_im", "im_to_ltm", "ltm_to_im", "healed", "reads_flushed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.busy += other.busy
+
     @property
     def moved(self) -> int:
         return self.stm_to_im + self.im_to_ltm + self.ltm_to_im
@@ -60,33 +66,64 @@ class MaintenanceReport:
 
 
 class Maintainer:
-    def __init__(self, tiers: TierSet, config: MemoryConfig, clock: Callable[[], float] = time.time):
+    """Runs maintenance; ``workers`` threads maintain different agents at once, so one agent's
+    Python work overlaps another's wait on Redis and SQL (the GIL is released while waiting)."""
+
+    def __init__(self, tiers: TierSet, config: MemoryConfig, clock: Callable[[], float] = time.time,
+                 workers: int = 1):
         self.t = tiers
         self.config = config
         self.clock = clock
+        self.workers = workers
 
     def run(self, agent_ids: Iterable[str], only_if_needed: bool = False) -> MaintenanceReport:
-        """Maintain each agent; ``only_if_needed`` first asks (one round trip) whether there is work."""
-        report = MaintenanceReport()
+        """Maintain each agent; ``only_if_needed`` first asks (one round trip) whether there is work.
+
+        After a failure no further agent is started; the exception carries what was done.
+        """
+        agents = list(agent_ids)
+        parts = {agent_id: MaintenanceReport() for agent_id in agents}
         started = time.perf_counter()
-        try:
-            for agent_id in agent_ids:
-                report.agents += 1
-                if only_if_needed and not self._has_work(agent_id):
-                    continue
-                token = self._acquire(agent_id)
-                if token is None:
-                    report.busy.append(agent_id)
-                    continue
+        failures: list[MemoryAPIException] = []
+        if self.workers > 1 and len(agents) > 1:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tiermem-maintenance") as pool:
+                futures = [pool.submit(self._one, agent_id, parts[agent_id], only_if_needed) for agent_id in agents]
+                for future in futures:
+                    try:
+                        future.result()
+                    except MemoryAPIException as exc:
+                        failures.append(exc)
+                        for pending in futures:
+                            pending.cancel()
+                    except CancelledError:
+                        pass
+        else:
+            for agent_id in agents:
                 try:
-                    self._maintain(agent_id, report)
-                finally:
-                    self._release(agent_id, token)
-        except MemoryAPIException as exc:
-            report.seconds = time.perf_counter() - started
-            raise MemoryMaintenanceException(f"maintenance stopped: {exc}", report) from exc
+                    self._one(agent_id, parts[agent_id], only_if_needed)
+                except MemoryAPIException as exc:
+                    failures.append(exc)
+                    break
+        report = MaintenanceReport()
+        for part in parts.values():
+            report.add(part)
         report.seconds = time.perf_counter() - started
+        if failures:
+            raise MemoryMaintenanceException(f"maintenance stopped: {failures[0]}", report) from failures[0]
         return report
+
+    def _one(self, agent_id: str, report: MaintenanceReport, only_if_needed: bool) -> None:
+        report.agents += 1
+        if only_if_needed and not self._has_work(agent_id):
+            return
+        token = self._acquire(agent_id)
+        if token is None:
+            report.busy.append(agent_id)
+            return
+        try:
+            self._maintain(agent_id, report)
+        finally:
+            self._release(agent_id, token)
 
     def _has_work(self, agent_id: str) -> bool:
         """Over capacity, past a TTL, journaled moves or pending LTM reads?"""

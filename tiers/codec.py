@@ -8,6 +8,7 @@ process that meets an unknown id loads it from the store that keeps dictionaries
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterable
 
 import msgpack
@@ -45,6 +46,9 @@ class PayloadCodec:
 
     ``load_dictionary(dict_id) -> bytes`` and ``save_dictionary(bytes) -> dict_id`` connect it to
     the store that keeps dictionaries (the LTM tier), so the dictionary outlives Redis.
+
+    Thread-safe: zstd (de)compressor objects must not be shared between threads, so each thread
+    builds its own from the dictionaries' bytes; choosing and training the dictionary is locked.
     """
 
     def __init__(
@@ -62,64 +66,87 @@ class PayloadCodec:
         self._load = load_dictionary
         self._save = save_dictionary
         self._latest = latest_dictionary
-        self._compressors: dict[int, zstandard.ZstdCompressor] = {
-            NO_DICTIONARY: zstandard.ZstdCompressor(level=level)
-        }
-        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {NO_DICTIONARY: zstandard.ZstdDecompressor()}
+        self._dictionaries: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
         self.current = NO_DICTIONARY
         self._looked_up_latest = False
         self._samples: list[bytes] = []  # gathered across batches until there are enough to train
 
-    def _register(self, dict_id: int, data: bytes) -> None:
-        zdict = zstandard.ZstdCompressionDict(data)
-        # the dictionary id is kept beside each payload, so frames need not repeat it
-        self._compressors[dict_id] = zstandard.ZstdCompressor(level=self.level, dict_data=zdict, write_dict_id=False)
-        self._decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=zdict)
+    def _tools(self) -> tuple[dict[int, Any], dict[int, Any]]:
+        """This thread's compressors and decompressors by dictionary id."""
+        tools = getattr(self._local, "tools", None)
+        if tools is None:
+            tools = self._local.tools = (
+                {NO_DICTIONARY: zstandard.ZstdCompressor(level=self.level)},
+                {NO_DICTIONARY: zstandard.ZstdDecompressor()},
+            )
+        return tools
+
+    def _dictionary(self, dict_id: int) -> zstandard.ZstdCompressionDict:
+        data = self._dictionaries.get(dict_id)
+        if data is None:
+            data = self._load(dict_id) if self._load else None
+            if data is None:
+                raise ValueError(f"payload compressed with unknown dictionary {dict_id}")
+            self._dictionaries[dict_id] = data
+        return zstandard.ZstdCompressionDict(data)
 
     def _adopt_latest(self) -> None:
         if self._looked_up_latest or self._latest is None:
             return
-        self._looked_up_latest = True
-        latest = self._latest()
-        if latest is not None:
-            dict_id, data = latest
-            self._register(dict_id, data)
-            self.current = dict_id
+        with self._lock:
+            if self._looked_up_latest:
+                return
+            latest = self._latest()
+            if latest is not None:
+                dict_id, data = latest
+                self._dictionaries[dict_id] = data
+                self.current = dict_id
+            self._looked_up_latest = True
 
     def prepare(self, samples: Iterable[bytes]) -> None:
         """Make sure a dictionary is in use, training one once enough samples have been seen."""
         self._adopt_latest()
         if self.current != NO_DICTIONARY or self._save is None:
             return
-        self._samples.extend(samples)
-        if len(self._samples) < self.dictionary_samples:
-            return
-        samples, self._samples = self._samples[-4 * self.dictionary_samples :], []
-        try:
-            trained = zstandard.train_dictionary(self.dictionary_size, samples, level=self.level)
-        except zstandard.ZstdError:
-            return  # too little variety to train on; stay dictionary-less and gather again
-        data = trained.as_bytes()
-        dict_id = self._save(data)
-        self._register(dict_id, data)
-        self.current = dict_id
+        with self._lock:
+            if self.current != NO_DICTIONARY:
+                return
+            self._samples.extend(samples)
+            if len(self._samples) < self.dictionary_samples:
+                return
+            samples, self._samples = self._samples[-4 * self.dictionary_samples :], []
+            try:
+                trained = zstandard.train_dictionary(self.dictionary_size, samples, level=self.level)
+            except zstandard.ZstdError:
+                return  # too little variety to train on; stay dictionary-less and gather again
+            data = trained.as_bytes()
+            dict_id = self._save(data)
+            self._dictionaries[dict_id] = data
+            self.current = dict_id
 
     def compress(self, blob: bytes) -> tuple[int, bytes]:
         """(dictionary id, payload); RAW and the blob itself when compression would not shrink it."""
         self._adopt_latest()
-        packed = self._compressors[self.current].compress(blob)
-        return (self.current, packed) if len(packed) < len(blob) else (RAW, blob)
+        dict_id = self.current
+        compressors, _ = self._tools()
+        compressor = compressors.get(dict_id)
+        if compressor is None:
+            # the dictionary id is kept beside each payload, so frames need not repeat it
+            compressor = compressors[dict_id] = zstandard.ZstdCompressor(
+                level=self.level, dict_data=self._dictionary(dict_id), write_dict_id=False
+            )
+        packed = compressor.compress(blob)
+        return (dict_id, packed) if len(packed) < len(blob) else (RAW, blob)
 
     def decompress(self, dict_id: int, payload: bytes) -> bytes:
         if dict_id == RAW:
             return payload
-        decompressor = self._decompressors.get(dict_id)
+        _, decompressors = self._tools()
+        decompressor = decompressors.get(dict_id)
         if decompressor is None:
-            data = self._load(dict_id) if self._load else None
-            if data is None:
-                raise ValueError(f"payload compressed with unknown dictionary {dict_id}")
-            self._register(dict_id, data)
-            decompressor = self._decompressors[dict_id]
+            decompressor = decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=self._dictionary(dict_id))
         return decompressor.decompress(payload)
 
 
