@@ -52,8 +52,11 @@ class Embeddings:
 NO_EMBEDDINGS = Embeddings()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class MemoryRecord:
+    """One memory, immutable. Built hundreds of times per query, so ``__init__`` sets all fields
+    in one ``__dict__`` assignment: half the cost of a generated frozen-dataclass ``__init__``."""
+
     memory_id: str
     agent_id: str
     step_number: int
@@ -67,6 +70,30 @@ class MemoryRecord:
     last_access_step: int | None = None  # the agent's newest step when it was last read
     tier: str = "stm"
     compression_level: int = 0
+
+    def __init__(
+        self,
+        memory_id: str,
+        agent_id: str,
+        step_number: int,
+        memory_type: str,
+        timestamp: float,
+        importance_score: float,
+        contents_blob: bytes,
+        embeddings: Embeddings = NO_EMBEDDINGS,
+        retrieval_count: int = 0,
+        last_access_time: float | None = None,
+        last_access_step: int | None = None,
+        tier: str = "stm",
+        compression_level: int = 0,
+    ):
+        object.__setattr__(self, "__dict__", {
+            "memory_id": memory_id, "agent_id": agent_id, "step_number": step_number,
+            "memory_type": memory_type, "timestamp": timestamp, "importance_score": importance_score,
+            "contents_blob": contents_blob, "embeddings": embeddings, "retrieval_count": retrieval_count,
+            "last_access_time": last_access_time, "last_access_step": last_access_step, "tier": tier,
+            "compression_level": compression_level,
+        })
 
     @property
     def contents(self) -> Any:

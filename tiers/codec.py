@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import msgpack
 import zstandard
 
-from memory.record import Embeddings, MemoryRecord
+from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 NO_DICTIONARY = 0
 RAW = -1  # payload stored as is: compressing it would not have made it smaller
@@ -54,7 +54,7 @@ class PayloadCodec:
     def __init__(
         self,
         level: int = 3,
-        dictionary_size: int = 16384,
+        dictionary_size: int = 32768,
         dictionary_samples: int = 500,
         load_dictionary: Callable[[int], bytes | None] | None = None,
         save_dictionary: Callable[[bytes], int] | None = None,
@@ -199,7 +199,7 @@ def decode_record(
         timestamp=timestamp,
         importance_score=importance,
         contents_blob=payload,
-        embeddings=Embeddings.unpack(vectors),
+        embeddings=NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
         retrieval_count=retrieval_count,
         last_access_time=last_time,
         last_access_step=last_step,
