@@ -30,7 +30,7 @@ from memory.errors import (
 )
 from memory.maintenance import Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
-from memory.record import MEMORY_TYPES, MemoryRecord
+from memory.record import MemoryRecord
 from memory.space import MemorySpace
 from memory.statistics import gather
 from memory.tierset import TierSet
@@ -324,7 +324,7 @@ class AgentMemoryAPI:
             held = tiers.stm.count(agent_id) + tiers.im.count(agent_id)
             held += tiers.ltm.clear(agent_id)
             pipe = tiers.client.pipeline(transaction=False)
-            pipe.delete(*tiers.keys.all_agent_keys(agent_id, MEMORY_TYPES))
+            pipe.delete(*tiers.keys.all_agent_keys(agent_id))
             # a fresh version, never reused, so no cached answer from before the clear survives
             pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": "none", "ltm_hi": "none"})
             tiers.redis(pipe.execute)

@@ -242,7 +242,7 @@ class Maintainer:
         self.t.codec.prepare(record.contents_blob for record in records)
         self.t.ltm.put_many(agent_id, records)
         self.t.widen_ltm_bounds(agent_id, records)
-        self.t.im.delete_records(agent_id, records, drop_access=True)
+        self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True)
         return len(records)
 
     def _ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:

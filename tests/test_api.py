@@ -10,7 +10,6 @@ import pytest
 
 import memory.api as api_module
 from memory.api import (
-    AgentMemoryAPI,
     MemoryAPIException,
     MemoryConfigException,
     MemoryNotFoundError,

@@ -215,7 +215,7 @@ FAULTS = [
     Fault("im>ltm: the LTM write", "demote", tier_fault("ltm", "put_many"), True, False, "healed"),
     Fault("im>ltm: after the LTM write, widening its bounds", "demote", tier_fault(None, "widen_ltm_bounds"),
           True, True, "healed"),
-    Fault("im>ltm: after the LTM write, the IM delete", "demote", tier_fault("im", "delete_records"),
+    Fault("im>ltm: after the LTM write, the IM delete", "demote", tier_fault("im", "delete_many"),
           True, True, "healed"),
     Fault("im>ltm: the journal clear", "demote", redis_fault("hdel", lambda keys: keys.moves),
           True, False, "journal cleared"),

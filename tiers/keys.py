@@ -10,7 +10,6 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
     <prefix>:{<agent>}:<tier>:step           zset   memory_id scored by step_number
     <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
     <prefix>:{<agent>}:<tier>:since          zset   memory_id scored by the unix time it entered the tier
-    <prefix>:{<agent>}:<tier>:type:<type>    zset   memory_id scored by step_number, one per memory type
     <prefix>:{<agent>}:reads                 hash   memory_id -> retrieval count of STM/IM memories
     <prefix>:{<agent>}:ltm_reads             hash   memory_id -> LTM reads not yet flushed to SQL
     <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read
@@ -92,12 +91,12 @@ class KeySchema:
         )
         return list(dict.fromkeys(found))  # SCAN may return a key twice
 
-    def all_agent_keys(self, agent_id: str, memory_types: tuple[str, ...]) -> list[str]:
+    def all_agent_keys(self, agent_id: str) -> list[str]:
         keys = [self.meta(agent_id), self.reads(agent_id), self.ltm_reads(agent_id), self.seen(agent_id)]
         keys.append(self.moves(agent_id))
         for tier in REDIS_TIERS:
             tk = self.tier(agent_id, tier)
-            keys += [tk.data, tk.step, tk.importance, tk.since] + [tk.type(t) for t in memory_types]
+            keys += [tk.data, tk.step, tk.importance, tk.since]
         return keys
 
 
@@ -112,6 +111,3 @@ class TierKeys:
         self.step = f"{root}:step"
         self.importance = f"{root}:importance"
         self.since = f"{root}:since"
-
-    def type(self, memory_type: str) -> str:
-        return f"{self.root}:type:{memory_type}"

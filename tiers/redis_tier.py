@@ -14,17 +14,12 @@ import numpy as np
 from redis.exceptions import RedisError
 
 from memory.errors import TierUnavailableError
-from memory.record import MEMORY_TYPES, MemoryRecord
+from memory.record import MemoryRecord
 from tiers.codec import PayloadCodec, decode_record, encode_record, payload_sizes
 from tiers.keys import KeySchema, TierKeys
 from tiers.scripts import Scripts
 
 Decoder = Callable[[Any], list[MemoryRecord]]
-TYPE_INDEX = {memory_type: position for position, memory_type in enumerate(MEMORY_TYPES)}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _score(value: float | int | None, default: str) -> str:
@@ -43,10 +38,6 @@ class RedisTier:
     def tier_keys(self, agent_id: str) -> TierKeys:
         return self.keys.tier(agent_id, self.name)
 
-    def _type_keys(self, agent_id: str) -> list[str]:
-        tk = self.tier_keys(agent_id)
-        return [tk.type(t) for t in MEMORY_TYPES]
-
     def _base_keys(self, agent_id: str) -> list[str]:
         tk = self.tier_keys(agent_id)
         return [tk.data, tk.step, tk.importance, tk.since]
@@ -59,19 +50,16 @@ class RedisTier:
         steps: list[Any] = []
         importances: list[Any] = []
         sinces: list[Any] = []
-        by_type: list[list[Any]] = [[] for _ in MEMORY_TYPES]
         for record in records:
-            memory_id, step = record.memory_id, record.step_number
+            memory_id = record.memory_id
             fields += (memory_id, encode_record(record, self.codec))
-            steps += (step, memory_id)
+            steps += (record.step_number, memory_id)
             importances += (repr(record.importance_score), memory_id)
             sinces += (since, memory_id)
-            by_type[TYPE_INDEX[record.memory_type]] += (step, memory_id)
-        counts = [len(pairs) // 2 for pairs in by_type]
-        return [len(records), *fields, *steps, *importances, *sinces, *counts, *(x for pairs in by_type for x in pairs)]
+        return [len(records), *fields, *steps, *importances, *sinces]
 
     def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> tuple[list[str], list[Any]]:
-        keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + self._type_keys(agent_id)
+        keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)]
         newest = max(record.step_number for record in records)
         return keys, [newest, *self.put_sections(records, now)]
 
@@ -85,30 +73,18 @@ class RedisTier:
     def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
-        keys += self._type_keys(agent_id) + source._type_keys(agent_id)
-        return self._call("move", keys, [len(MEMORY_TYPES), *self.put_sections(records, now)], large=True)
+        return self._call("move", keys, self.put_sections(records, now), large=True)
 
     def delete_many(self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False) -> int:
         ids = list(memory_ids)
         if not ids:
             return 0
-        return self._call("delete", self._delete_keys(agent_id), ["1" if drop_access else "0", 0, *ids],
-                          large=len(ids) > 1)
-
-    def delete_records(self, agent_id: str, records: Sequence[MemoryRecord], drop_access: bool = False) -> int:
-        """delete_many for records of known types: only their own type index is touched."""
-        if not records:
-            return 0
-        by_type: list[list[str]] = [[] for _ in MEMORY_TYPES]
-        for record in records:
-            by_type[TYPE_INDEX[record.memory_type]].append(record.memory_id)
-        args = ["1" if drop_access else "0", len(MEMORY_TYPES), *(len(ids) for ids in by_type)]
-        args += [memory_id for ids in by_type for memory_id in ids]
-        return self._call("delete", self._delete_keys(agent_id), args, large=len(records) > 1)
-
-    def _delete_keys(self, agent_id: str) -> list[str]:
-        access = [self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id)]
-        return self._base_keys(agent_id) + access + self._type_keys(agent_id)
+        keys = self._base_keys(agent_id) + [
+            self.keys.meta(agent_id),
+            self.keys.reads(agent_id),
+            self.keys.seen(agent_id),
+        ]
+        return self._call("delete", keys, ["1" if drop_access else "0", *ids], large=len(ids) > 1)
 
     # -- reads --------------------------------------------------------------------------------
     def _access_keys(self, agent_id: str) -> list[str]:
@@ -136,21 +112,16 @@ class RedisTier:
     ) -> Decoder:
         """Queue a range read on the step or importance index (never a counted read)."""
         tk = self.tier_keys(agent_id)
-        filter_key: list[str] = []
-        if by == "step":
-            index = tk.type(memory_type) if memory_type else tk.step
-        elif by == "importance":
-            index = tk.importance
-            filter_key = [tk.type(memory_type)] if memory_type else []
-        else:
+        if by not in ("step", "importance"):
             raise ValueError(f"unknown index {by!r}")
-        keys = [index, tk.data, *self._access_keys(agent_id), *filter_key]
+        keys = [tk.step if by == "step" else tk.importance, tk.data, *self._access_keys(agent_id)]
         args = [
             _score(lo, "-inf"),
             _score(hi, "+inf"),
             offset,
             -1 if limit is None else limit,
             "1" if reverse else "0",
+            memory_type or "",
         ]
         self.scripts.queue(pipe, "range", keys, args)
         return lambda raw: self._decode(agent_id, raw)
@@ -173,7 +144,7 @@ class RedisTier:
         tk = self.tier_keys(agent_id)
         try:
             pipe = self.client.pipeline(transaction=False)
-            self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance, *self._type_keys(agent_id)], [])
+            self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance], [])
             pipe.hrandfield(tk.data, sample, withvalues=True)
             summary, sampled = self.scripts.execute(pipe)
         except RedisError as exc:
@@ -187,7 +158,7 @@ class RedisTier:
         return {
             "count": int(count),
             "bytes": int(stored),
-            "types": dict(zip(MEMORY_TYPES, (int(n) for n in summary[5:]))),
+            "types": {summary[i].decode(): int(summary[i + 1]) for i in range(5, len(summary), 2)},
             "importance_min": float(lo) if lo else None,
             "importance_max": float(hi) if hi else None,
             "importance_sum": float(total),

@@ -4,4 +4,4 @@
 -- Returns {ids, blobs, access} for the ids that exist (see collect in lib.lua).
 local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
-return collect(ids, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+return collect(ids, KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], nil)

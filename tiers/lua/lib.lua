@@ -22,12 +22,19 @@ local function bulk_argv(command, key, argv, from, to)
   end
 end
 
+-- The memory type inside a record blob (layout in tiers/codec.py): a msgpack array whose first
+-- element is the step (a non-negative int: 1, 2, 3, 5 or 9 bytes) and whose second is the type.
+local INT_SIZE = {[0xcc] = 2, [0xcd] = 3, [0xce] = 5, [0xcf] = 9}
+local function record_type(blob)
+  local pos = 3 + (INT_SIZE[string.byte(blob, 2)] or 1) - 1
+  local len = string.byte(blob, pos) - 0xa0  -- a fixstr: type names are short
+  return string.sub(blob, pos + 1, pos + len)
+end
+
 -- Store records in one tier. The caller (RedisTier.put_sections) sends argv[first ..] already in
 -- command shape, so nothing is rebuilt here:
---   n, n x (id, blob), n x (step, id), n x (importance, id), n x (now, id),
---   then one count per memory type and that many (step, id) pairs per type, in MEMORY_TYPES order.
--- Returns the position after the sections.
-local function put_records(tier, type_keys, argv, first)
+--   n, then n x (id, blob), n x (step, id), n x (importance, id), n x (now, id)
+local function put_records(tier, argv, first)
   local n = tonumber(argv[first])
   local pos = first + 1
   bulk_argv('HSET', tier.data, argv, pos, pos + 2 * n - 1)
@@ -36,20 +43,12 @@ local function put_records(tier, type_keys, argv, first)
     bulk_argv('ZADD', key, argv, pos, pos + 2 * n - 1)
     pos = pos + 2 * n
   end
-  local counts = {}
-  for t = 1, #type_keys do counts[t] = tonumber(argv[pos + t - 1]) end
-  pos = pos + #type_keys
-  for t = 1, #type_keys do
-    if counts[t] > 0 then bulk_argv('ZADD', type_keys[t], argv, pos, pos + 2 * counts[t] - 1) end
-    pos = pos + 2 * counts[t]
-  end
-  return pos
+  return n
 end
 
--- Remove ids from one tier: the records, their step/importance/since entries, and their type
--- entries. type_ids[t] lists the ids of type t; with type_ids nil the types are unknown and every
--- type index is cleaned. Returns the number of records removed.
-local function delete_records(tier, type_keys, ids, type_ids)
+-- Remove ids from one tier: the records and their step/importance/since entries.
+-- Returns the number of records removed.
+local function delete_records(tier, ids)
   local removed = 0
   local total = #ids
   local i = 1
@@ -61,27 +60,7 @@ local function delete_records(tier, type_keys, ids, type_ids)
     redis.call('ZREM', tier.since, unpack(ids, i, j))
     i = j + 1
   end
-  for t, key in ipairs(type_keys) do
-    local of_type = ids
-    if type_ids then of_type = type_ids[t] end
-    if #of_type > 0 then bulk('ZREM', key, of_type) end
-  end
   return removed
-end
-
--- Read "k counts, then that many ids per type" from argv[first ..] into (all ids, ids by type).
-local function typed_ids(argv, first, k)
-  local ids, by_type = {}, {}
-  local pos = first + k
-  for t = 1, k do
-    by_type[t] = {}
-    for _ = 1, tonumber(argv[first + t - 1]) do
-      ids[#ids + 1] = argv[pos]
-      by_type[t][#by_type[t] + 1] = argv[pos]
-      pos = pos + 1
-    end
-  end
-  return ids, by_type
 end
 
 local function bump(meta)
@@ -98,7 +77,7 @@ end
 -- Read the records of ids that exist. Returns {ids, blobs, access}, where access lists
 -- (position in ids, retrieval count, last seen) only for memories that were ever focused.
 -- With now ~= '' the read is counted: reads += 1 and seen = now|newest step.
-local function collect(ids, data, reads, seen, meta, now)
+local function collect(ids, data, reads, seen, meta, now, known)
   local stamp = nil
   if now ~= '' then stamp = now .. '|' .. (redis.call('HGET', meta, 'newest') or '') end
   -- every focused read stamps `seen`: an agent without one has no access statistics to fetch
@@ -108,7 +87,13 @@ local function collect(ids, data, reads, seen, meta, now)
   local first = 1
   while first <= total do
     local last = math.min(first + CHUNK - 1, total)
-    local blobs = redis.call('HMGET', data, unpack(ids, first, last))
+    local blobs
+    if known then
+      blobs = {}
+      for i = first, last do blobs[i - first + 1] = known[i] end
+    else
+      blobs = redis.call('HMGET', data, unpack(ids, first, last))
+    end
     local counts, lasts
     if stamp then
       counts, lasts = {}, {}
