@@ -57,7 +57,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory.config import MemoryConfig  # noqa: E402
 from memory.engine import AgentMemoryAPI  # noqa: E402
-from memory.record import MEMORY_TYPES  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 
 WINDOW = 100  # steps per time-range query
@@ -369,11 +368,11 @@ def redis_bytes_per_memory(client: redis.Redis, keys: KeySchema, agent_ids: Sequ
     pipe = client.pipeline(transaction=False)
     for agent_id in agent_ids:
         tk = keys.tier(agent_id, tier)
-        for key in (tk.data, tk.step, tk.importance, tk.since, *(tk.type(t) for t in MEMORY_TYPES)):
+        for key in tk.all():
             pipe.memory_usage(key, samples=0)
         pipe.hlen(tk.data)
     answers = pipe.execute()
-    per_agent = 4 + len(MEMORY_TYPES) + 1
+    per_agent = len(keys.tier(agent_ids[0], tier).all()) + 1 if agent_ids else 1
     total_bytes = total_count = 0
     for i in range(0, len(answers), per_agent):
         total_bytes += sum(b or 0 for b in answers[i : i + per_agent - 1])

@@ -22,6 +22,7 @@ which writes the destination before deleting the source (invariant 1).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -57,6 +58,8 @@ class KeySchema:
 
     def __init__(self, prefix: str = "tiermem"):
         self.prefix = validate_prefix(prefix)
+        # every read and write asks for an agent's tier keys: build each set once
+        self.tier = functools.lru_cache(maxsize=16384)(self._tier)  # type: ignore[method-assign]
 
     def agent_root(self, agent_id: str) -> str:
         return f"{self.prefix}:{{{agent_id}}}"
@@ -79,7 +82,7 @@ class KeySchema:
     def lock(self, agent_id: str) -> str:
         return f"{self.agent_root(agent_id)}:lock"
 
-    def tier(self, agent_id: str, tier: str) -> "TierKeys":
+    def _tier(self, agent_id: str, tier: str) -> "TierKeys":
         return TierKeys(f"{self.agent_root(agent_id)}:{tier}")
 
     def scan_agents(self, client: Any) -> list[str]:
@@ -96,7 +99,7 @@ class KeySchema:
         keys.append(self.moves(agent_id))
         for tier in REDIS_TIERS:
             tk = self.tier(agent_id, tier)
-            keys += [tk.data, tk.step, tk.importance, tk.since]
+            keys += tk.all()
         return keys
 
 
@@ -111,3 +114,6 @@ class TierKeys:
         self.step = f"{root}:step"
         self.importance = f"{root}:importance"
         self.since = f"{root}:since"
+
+    def all(self) -> list[str]:
+        return [self.data, self.step, self.importance, self.since]
