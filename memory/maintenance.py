@@ -65,6 +65,22 @@ class MaintenanceReport:
         return {**asdict(self), "moved": self.moved}
 
 
+class LeaseLost(MemoryAPIException):
+    """Another process took over an agent's maintenance (this one outlived its lease)."""
+
+
+class _Lease:
+    """An agent's maintenance lease, renewed before every batch: a long run keeps it, and a
+    process that lost it (paused past the lease) stops before touching the agent again."""
+
+    def __init__(self, maintainer: "Maintainer", agent_id: str, token: str):
+        self.maintainer, self.agent_id, self.token = maintainer, agent_id, token
+
+    def renew(self) -> None:
+        if not self.maintainer._renew(self.agent_id, self.token):
+            raise LeaseLost(f"the maintenance lease of {self.agent_id} expired; another process may hold it")
+
+
 class Maintainer:
     """Runs maintenance; ``workers`` threads maintain different agents at once, so one agent's
     Python work overlaps another's wait on Redis and SQL (the GIL is released while waiting)."""
@@ -121,7 +137,7 @@ class Maintainer:
             report.busy.append(agent_id)
             return
         try:
-            self._maintain(agent_id, report)
+            self._maintain(agent_id, _Lease(self, agent_id, token), report)
         finally:
             self._release(agent_id, token)
 
@@ -148,6 +164,10 @@ class Maintainer:
         acquired = self.t.redis(lambda: self.t.client.set(self.t.keys.lock(agent_id), token, nx=True, px=ttl_ms))
         return token if acquired else None
 
+    def _renew(self, agent_id: str, token: str) -> bool:
+        ttl_ms = int(self.config.maintenance_lock_timeout * 1000)
+        return bool(self.t.redis(lambda: self.t.scripts.call("renew", [self.t.keys.lock(agent_id)], [token, ttl_ms])))
+
     def _release(self, agent_id: str, token: str) -> None:
         try:
             self.t.redis(lambda: self.t.scripts.call("release", [self.t.keys.lock(agent_id)], [token]))
@@ -155,16 +175,19 @@ class Maintainer:
             log.warning("could not release the maintenance lease of %s; it expires by itself", agent_id)
 
     # -- one agent -------------------------------------------------------------------------------
-    def _maintain(self, agent_id: str, report: MaintenanceReport) -> None:
+    def _maintain(self, agent_id: str, lease: "_Lease", report: MaintenanceReport) -> None:
         report.healed += self._heal(agent_id)
         newest, last_read_step = self._access_state(agent_id)
         stm_cfg, im_cfg = self.config.stm_config, self.config.im_config
         for batch in self._victims(self.t.stm, agent_id, stm_cfg.memory_limit, stm_cfg.ttl,
                                    stm_cfg.low_watermark, newest, last_read_step):
+            lease.renew()
             report.stm_to_im += self._stm_to_im(agent_id, batch)
         for batch in self._victims(self.t.im, agent_id, im_cfg.memory_limit, im_cfg.ttl,
                                    im_cfg.low_watermark, newest, last_read_step):
+            lease.renew()
             report.im_to_ltm += self._im_to_ltm(agent_id, batch)
+        lease.renew()
         promoted, flushed = self._ltm_reads(agent_id)
         report.ltm_to_im += promoted
         report.reads_flushed += flushed

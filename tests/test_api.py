@@ -443,3 +443,27 @@ def test_statistics_report_everything_promised(api):
     assert 0.0 <= stats["cache_hit_rate"] <= 1.0
     everyone = api.get_memory_statistics()
     assert everyone["total_memories"] == 2 and everyone["agents"] == 1
+
+
+def test_maintenance_stops_when_another_process_takes_its_lease(make_api, redis_client, monkeypatch):
+    from memory.maintenance import LeaseLost, Maintainer
+
+    api = make_api(cleanup_interval=10_000, stm_config={"memory_limit": 10}, ltm_config={"batch_size": 10})
+    stored = {api.store_agent_state("a", {"s": step}, step): step for step in range(60)}
+    lock = api._tiers.keys.lock("a")
+    original = Maintainer._stm_to_im
+    batches = []
+
+    def first_batch_then_lose_the_lease(self, agent_id, ids):
+        batches.append(len(ids))
+        moved = original(self, agent_id, ids)
+        redis_client.set(lock, "someone-else", px=60_000)  # our lease expired; another process holds it
+        return moved
+
+    monkeypatch.setattr(Maintainer, "_stm_to_im", first_batch_then_lose_the_lease)
+    with pytest.raises(MemoryAPIException) as caught:
+        api.force_memory_maintenance("a")
+    assert isinstance(caught.value.__cause__, LeaseLost) and batches == [10]
+    assert redis_client.get(lock) == b"someone-else"  # not released by the process that lost it
+    everything = api.retrieve_by_time_range("a", 0, 59)
+    assert {r["memory_id"]: r["contents"]["s"] for r in everything} == stored and len(everything) == 60
