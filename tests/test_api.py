@@ -467,3 +467,10 @@ def test_maintenance_stops_when_another_process_takes_its_lease(make_api, redis_
     assert redis_client.get(lock) == b"someone-else"  # not released by the process that lost it
     everything = api.retrieve_by_time_range("a", 0, 59)
     assert {r["memory_id"]: r["contents"]["s"] for r in everything} == stored and len(everything) == 60
+
+
+@pytest.mark.parametrize("ltm_config", [{"url": "nonsense://nowhere"}, {"url": "postgresql+nodriver://x/y"},
+                                        {"db_path": "/proc/forbidden/ltm.sqlite"}])
+def test_an_unusable_long_term_store_is_a_config_error(make_api, ltm_config):
+    with pytest.raises(MemoryConfigException, match="long-term store"):
+        make_api(ltm_config=ltm_config)

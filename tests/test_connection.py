@@ -193,3 +193,17 @@ def test_embedded_engine_that_loses_its_connection_raises_typed_errors(tmp_path)
     server.connected = True
     assert [r["contents"] for r in api.retrieve_by_time_range("a", 0, 5)] == [{"x": 1}]
     api.close()
+
+
+def test_a_corrupted_embedded_snapshot_is_a_clear_error_and_is_kept(tmp_path):
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        api.store_agent_state("a", {"x": 1}, 1)
+    snapshot = tmp_path / "embedded-redis.msgpack.zst"
+    snapshot.write_bytes(b"not a snapshot")
+    with pytest.raises(MemoryConfigException, match="cannot be read"):
+        AgentMemoryAPI(embedded_config(tmp_path))
+    assert snapshot.read_bytes() == b"not a snapshot"
+    # the data directory is not left locked by the failed attempt
+    snapshot.unlink()
+    with AgentMemoryAPI(embedded_config(tmp_path)) as again:
+        assert again.mode == "embedded"

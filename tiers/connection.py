@@ -61,7 +61,7 @@ def _connect(url: str, explicit: bool) -> Connection | None:
 def _embedded(data_dir: str) -> Connection:
     try:
         server = embedded.acquire(data_dir)
-    except embedded.DataDirectoryBusy as exc:
+    except (embedded.DataDirectoryBusy, embedded.SnapshotUnreadable) as exc:
         raise MemoryConfigException(str(exc)) from exc
     return Connection(server.client(), "embedded", str(server.data_dir), server)
 

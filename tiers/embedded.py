@@ -27,6 +27,10 @@ class DataDirectoryBusy(RuntimeError):
     pass
 
 
+class SnapshotUnreadable(RuntimeError):
+    pass
+
+
 class EmbeddedServer:
     """A fakeredis server bound to a data directory."""
 
@@ -44,7 +48,11 @@ class EmbeddedServer:
             ) from exc
         self.server = fakeredis.FakeServer()
         self.users = 0
-        self.load()
+        try:
+            self.load()
+        except SnapshotUnreadable:
+            self.release()
+            raise
 
     def client(self) -> Any:
         return fakeredis.FakeRedis(server=self.server)
@@ -56,7 +64,12 @@ class EmbeddedServer:
     def load(self) -> None:
         if not self.path.exists():
             return
-        entries = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(self.path.read_bytes()), raw=True)
+        try:
+            entries = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(self.path.read_bytes()), raw=True)
+        except (OSError, ValueError, zstandard.ZstdError, msgpack.UnpackException) as exc:
+            raise SnapshotUnreadable(
+                f"the embedded snapshot {self.path} cannot be read ({exc}); it was left untouched"
+            ) from exc
         client = self.client()
         pipe = client.pipeline(transaction=False)
         for key, kind, value, ttl_ms in entries:

@@ -102,11 +102,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
-    if url is None:
-        path = Path(db_path)  # type: ignore[arg-type]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
-    engine = create_engine(url)
+    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither works."""
+    try:
+        if url is None:
+            path = Path(db_path)  # type: ignore[arg-type]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        engine = create_engine(url)
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        raise TierUnavailableError("ltm", f"cannot use {url or db_path!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
