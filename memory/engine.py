@@ -33,7 +33,7 @@ from memory.merge import by_importance, by_step, merge_tiers
 from memory.record import MemoryRecord
 from memory.space import MemorySpace
 from memory.statistics import gather
-from memory.tierset import TierSet
+from memory.tierset import NO_LTM, TierSet
 from tiers.codec import PayloadCodec
 from tiers.connection import resolve
 from tiers.keys import KeySchema
@@ -316,19 +316,24 @@ class AgentMemoryAPI:
             raise MemoryNotFoundError(f"agent {agent_id!r} has no memory {memory_id!r}")
 
     def clear_agent_memory(self, agent_id: str) -> int:
-        """Delete every memory of an agent from every tier; returns how many there were."""
+        """Delete every memory of an agent from every tier; returns how many there were.
+
+        Holds the agent's maintenance lease meanwhile, so no maintainer in another process can
+        write a memory back into LTM halfway through.
+        """
         self._check_open()
         agent_id = validation.agent_id(agent_id)
         tiers = self._tiers
         try:
-            held = tiers.stm.count(agent_id) + tiers.im.count(agent_id)
-            held += tiers.ltm.clear(agent_id)
-            pipe = tiers.client.pipeline(transaction=False)
-            pipe.delete(*tiers.keys.all_agent_keys(agent_id))
-            # a fresh version, never reused, so no cached answer from before the clear survives
-            pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": "none", "ltm_hi": "none"})
-            tiers.redis(pipe.execute)
-        except TierUnavailableError as exc:
+            with self._maintainer.holding(agent_id, wait=self.config.maintenance_lock_timeout):
+                held = tiers.stm.count(agent_id) + tiers.im.count(agent_id)
+                held += tiers.ltm.clear(agent_id)
+                pipe = tiers.client.pipeline(transaction=False)
+                pipe.delete(*tiers.keys.all_agent_keys(agent_id))
+                # a fresh version, never reused, so no cached answer from before the clear survives
+                pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
+                tiers.redis(pipe.execute)
+        except (TierUnavailableError, MemoryMaintenanceException) as exc:
             raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
         self._unmaintained.pop(agent_id, None)
         return held

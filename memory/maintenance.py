@@ -21,8 +21,9 @@ import logging
 import secrets
 import time
 from concurrent.futures import CancelledError, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import msgpack
 import numpy as np
@@ -163,6 +164,22 @@ class Maintainer:
         ttl_ms = int(self.config.maintenance_lock_timeout * 1000)
         acquired = self.t.redis(lambda: self.t.client.set(self.t.keys.lock(agent_id), token, nx=True, px=ttl_ms))
         return token if acquired else None
+
+    @contextmanager
+    def holding(self, agent_id: str, wait: float) -> Iterator[None]:
+        """Hold an agent's maintenance lease (so no maintainer moves its memories) for a block,
+        waiting up to ``wait`` seconds for one that is running to finish."""
+        deadline = time.monotonic() + wait
+        token = self._acquire(agent_id)
+        while token is None:
+            if time.monotonic() >= deadline:
+                raise MemoryMaintenanceException(f"agent {agent_id} is being maintained by another process")
+            time.sleep(0.05)
+            token = self._acquire(agent_id)
+        try:
+            yield
+        finally:
+            self._release(agent_id, token)
 
     def _renew(self, agent_id: str, token: str) -> bool:
         ttl_ms = int(self.config.maintenance_lock_timeout * 1000)

@@ -474,3 +474,14 @@ def test_maintenance_stops_when_another_process_takes_its_lease(make_api, redis_
 def test_an_unusable_long_term_store_is_a_config_error(make_api, ltm_config):
     with pytest.raises(MemoryConfigException, match="long-term store"):
         make_api(ltm_config=ltm_config)
+
+
+def test_clear_waits_for_another_processs_maintenance_and_touches_nothing_if_it_never_ends(make_api, redis_client):
+    api = make_api(maintenance_lock_timeout=0.1)
+    memory_id = api.store_agent_state("a", {"kept": True}, 1)
+    redis_client.set(api._tiers.keys.lock("a"), "another-process", px=60_000)
+    with pytest.raises(MemoryStoreException, match="being maintained"):
+        api.clear_agent_memory("a")
+    assert api.get_memory("a", memory_id)["contents"] == {"kept": True}
+    redis_client.delete(api._tiers.keys.lock("a"))
+    assert api.clear_agent_memory("a") == 1
