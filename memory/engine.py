@@ -125,7 +125,7 @@ class AgentMemoryAPI:
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
             engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
-            ltm = SQLTier(engine, namespace=config.key_prefix)
+            ltm = SQLTier(engine, namespace=config.key_prefix, owned=ltm_engine is None)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
         codec = PayloadCodec(

@@ -77,8 +77,7 @@ def make_api(redis_client: Any, prefix: str, tmp_path: Any) -> Iterator[Callable
     def factory(**options: Any) -> AgentMemoryAPI:
         options.setdefault("key_prefix", prefix)
         options.setdefault("data_dir", str(tmp_path / "data"))
-        clock = options.pop("clock", None)
-        kwargs = {"clock": clock} if clock is not None else {}
+        kwargs = {name: options.pop(name) for name in ("clock", "ltm_engine") if options.get(name) is not None}
         api = AgentMemoryAPI(MemoryConfig(**options), redis_client=redis_client, **kwargs)
         apis.append(api)
         return api

@@ -373,3 +373,16 @@ def test_engine_agrees_with_a_dict(make_api, clock, seed, processes):
             run.expect(api.retrieve_by_time_range(agent, 0, 2**53 - 1), everything, f"final sweep of {agent}")
     # the run must really have moved memories through all three tiers, both ways
     assert all(run.moved.values()), run.moved
+
+
+@pytest.mark.parametrize("seed", [5])
+def test_engine_agrees_with_a_dict_with_postgresql_as_ltm(make_api, clock, postgres_engine, seed):
+    """The same model run with the long-term tier on PostgreSQL instead of SQLite."""
+    engines = [make_api(clock=clock, ltm_engine=postgres_engine, **LIMITS) for _ in range(2)]
+    run = Run(engines, clock, seed)
+    run.play(OPERATIONS)
+    run.maintain()
+    for agent in AGENTS:
+        everything = run.model.time_range(agent, 0, 2**53 - 1, None, None)
+        run.expect(engines[0].retrieve_by_time_range(agent, 0, 2**53 - 1), everything, f"final sweep of {agent}")
+    assert all(run.moved.values()), run.moved

@@ -119,9 +119,10 @@ def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
 class SQLTier:
     name = "ltm"
 
-    def __init__(self, engine: Engine, namespace: str):
+    def __init__(self, engine: Engine, namespace: str, owned: bool = True):
         self.engine = engine
         self.namespace = namespace
+        self.owned = owned  # False for an engine the caller passed in: the caller disposes it
         self.codec: PayloadCodec | None = None  # attached by the engine after construction
         self._dialect = engine.dialect.name
         self._guard(self._create_schema)
@@ -437,7 +438,8 @@ class SQLTier:
         return self._guard(run)
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self.owned:
+            self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------------------------
     def _mine(self, agent_id: str) -> Any:
