@@ -97,7 +97,7 @@ class MemoryRecord:
 
     @property
     def contents(self) -> Any:
-        return msgpack.unpackb(self.contents_blob, raw=False, strict_map_key=False)
+        return msgpack.unpackb(self.contents_blob, strict_map_key=False)  # raw=False is the default
 
     def with_access(self, count: int, seen: bytes | str | None) -> "MemoryRecord":
         """Return a copy carrying the access statistics read from Redis."""
@@ -112,21 +112,29 @@ class MemoryRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The seed's "Memory Structure" form; every call builds fresh objects (safe to mutate)."""
+        fields = self.__dict__  # one lookup per field: this runs for every row of every answer
+        timestamp, last_access, tier = fields["timestamp"], fields["last_access_time"], fields["tier"]
+        embeddings = fields["embeddings"]
         return {
-            "memory_id": self.memory_id,
-            "agent_id": self.agent_id,
-            "step_number": self.step_number,
-            "timestamp": self.timestamp,
-            "contents": self.contents,
+            "memory_id": fields["memory_id"],
+            "agent_id": fields["agent_id"],
+            "step_number": fields["step_number"],
+            "timestamp": timestamp,
+            "contents": msgpack.unpackb(fields["contents_blob"], strict_map_key=False),
             "metadata": {
-                "creation_time": self.timestamp,
-                "last_access_time": self.last_access_time if self.last_access_time is not None else self.timestamp,
-                "compression_level": self.compression_level,
-                "importance_score": self.importance_score,
-                "retrieval_count": self.retrieval_count,
-                "memory_type": self.memory_type,
-                "tier": self.tier,
+                "creation_time": timestamp,
+                "last_access_time": timestamp if last_access is None else last_access,
+                "compression_level": fields["compression_level"],
+                "importance_score": fields["importance_score"],
+                "retrieval_count": fields["retrieval_count"],
+                "memory_type": fields["memory_type"],
+                "tier": tier,
             },
-            "tier": self.tier,
-            "embeddings": self.embeddings.to_dict(),
+            "tier": tier,
+            "embeddings": (
+                {"full_vector": None, "compressed_vector": None, "abstract_vector": None}
+                if embeddings is NO_EMBEDDINGS
+                else embeddings.to_dict()
+            ),
         }

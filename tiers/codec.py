@@ -180,7 +180,7 @@ def decode_record(
 ) -> MemoryRecord:
     """Build the record from a Redis blob plus its access statistics
     (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash)."""
-    step, memory_type, timestamp, importance, dict_id, payload, vectors = msgpack.unpackb(blob, raw=False)
+    step, memory_type, timestamp, importance, dict_id, payload, vectors = msgpack.unpackb(blob)
     last_time = last_step = None
     if seen:
         when, _, at_step = seen.decode().partition("|")
@@ -191,20 +191,10 @@ def decode_record(
         if codec is None:
             raise ValueError("compressed record in a tier without a codec")
         payload = codec.decompress(dict_id, payload)
-    return MemoryRecord(
-        memory_id=memory_id,
-        agent_id=agent_id,
-        step_number=step,
-        memory_type=memory_type,
-        timestamp=timestamp,
-        importance_score=importance,
-        contents_blob=payload,
-        embeddings=NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
-        retrieval_count=retrieval_count,
-        last_access_time=last_time,
-        last_access_step=last_step,
-        tier=tier,
-        compression_level=1 if compressed else 0,
+    return MemoryRecord(  # positional: this runs for every row read from Redis
+        memory_id, agent_id, step, memory_type, timestamp, importance, payload,
+        NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
+        retrieval_count, last_time, last_step, tier, 1 if compressed else 0,
     )
 
 
