@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 # A validated memory not yet written: (memory_id, agent_id, step, memory_type, importance, contents)
 _Checked = tuple[str, str, int, str, float, bytes]
+_SETTLE_ATTEMPTS = 4  # reads repeated while promotions overlap them (1 + 2 + 4 ms of waiting)
 _BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority"})
 _REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
 
@@ -284,17 +285,22 @@ class AgentMemoryAPI:
         now = self._clock()
         tiers = self._tiers
         try:
-            pipe = tiers.client.pipeline(transaction=False)
-            decoders = [tier.queue_get(pipe, agent_id, [memory_id], now) for tier in (tiers.stm, tiers.im)]
-            answers = tiers.scripts.execute(pipe)
-            for decode, raw in zip(decoders, answers):
-                found = decode(raw)
-                if found:
-                    return found[0].to_dict()
-            rows = tiers.ltm.get_many(agent_id, [memory_id])
-            if not rows:
-                return None
-            return tiers.count_ltm_read(agent_id, rows[0], now).to_dict()
+            for attempt in range(_SETTLE_ATTEMPTS):
+                pipe = tiers.client.pipeline(transaction=False)
+                pipe.hget(tiers.keys.meta(agent_id), "promoting")  # read first: see _redis_answers
+                decoders = [tier.queue_get(pipe, agent_id, [memory_id], now) for tier in (tiers.stm, tiers.im)]
+                promoting, *answers = tiers.scripts.execute(pipe)
+                for decode, raw in zip(decoders, answers):
+                    found = decode(raw)
+                    if found:
+                        return found[0].to_dict()
+                rows = tiers.ltm.get_many(agent_id, [memory_id])
+                if rows:
+                    return tiers.count_ltm_read(agent_id, rows[0], now).to_dict()
+                if self._settled(agent_id, int(promoting or 0)):
+                    return None
+                time.sleep(0.001 * 2**attempt)  # a promotion may have moved it past both reads
+            return None
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryRetrievalException(f"could not read memory {memory_id}: {exc}") from exc
 
@@ -392,7 +398,7 @@ class AgentMemoryAPI:
             params = None  # unhashable expected values: answer uncached
         compute = lambda: self._attribute_scan(agent_id, wanted, memory_type, limit)  # noqa: E731
         if params is None:
-            answer = compute()
+            answer = self._until_settled(compute)
             return self._answer(answer.records, answer.failed)
         return self._cached(agent_id, ("attributes", params, memory_type, limit), compute)
 
@@ -420,10 +426,23 @@ class AgentMemoryAPI:
                 self._cache.hit()
                 return QueryResult(record.to_dict() for record in records)
             self._cache.miss()
-        answer = compute()
-        if answer.version is not None and not answer.failed:
+        answer = self._until_settled(compute)
+        if answer.version is not None and not answer.failed and answer.settled:
             self._cache.put(key, (answer.version, tuple(answer.records)))
         return self._answer(answer.records, answer.failed)
+
+    @staticmethod
+    def _until_settled(compute: Callable[[], "_Answer"]) -> "_Answer":
+        """Compute again while a promotion overlapped the read of LTM (see _settled)."""
+        for attempt in range(_SETTLE_ATTEMPTS):
+            answer = compute()
+            if answer.settled:
+                return answer
+            time.sleep(0.001 * 2**attempt)
+        # the counter stayed odd: a promotion that died mid-way, whose memories sit in two tiers
+        # (readers find them) until maintenance heals it
+        log.warning("a promotion kept overlapping this read; answering with the last attempt")
+        return answer
 
     @staticmethod
     def _answer(records: Sequence[MemoryRecord], failed: Sequence[str]) -> QueryResult:
@@ -436,30 +455,49 @@ class AgentMemoryAPI:
             raise MemoryRetrievalException(f"{tier} did not answer: {exc}") from exc
         failed.append(tier)
 
-    def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]):
-        """STM and IM answers, the agent's LTM step bounds and its version, in one round trip."""
+    def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]) -> "_RedisAnswer":
+        """STM and IM answers with the agent's version, promotion counter and LTM step bounds,
+        in one round trip. The order matters: the version and the counter are read before the
+        tiers (an answer is never cached under a version newer than its data, and a promotion
+        that starts later moves the counter), the bounds after them (a memory deleted from IM
+        has had its LTM bounds widened before)."""
         tiers = self._tiers
+        meta = tiers.keys.meta(agent_id)
         try:
             pipe = tiers.client.pipeline(transaction=False)
-            pipe.hmget(tiers.keys.meta(agent_id), "version", "ltm_lo", "ltm_hi")
+            pipe.hmget(meta, "version", "promoting")
             decoders = [tier.queue_range(pipe, agent_id, **query) for tier in (tiers.stm, tiers.im)]
-            meta, stm_raw, im_raw = tiers.scripts.execute(pipe)
-            bounds = tiers.ltm_bounds(agent_id, meta[1:])
-            return [decoders[0](stm_raw), decoders[1](im_raw)], bounds, int(meta[0] or 0)
+            pipe.hmget(meta, "ltm_lo", "ltm_hi")
+            (version, promoting), stm_raw, im_raw, bounds = tiers.scripts.execute(pipe)
+            return _RedisAnswer(
+                [decoders[0](stm_raw), decoders[1](im_raw)],
+                tiers.ltm_bounds(agent_id, bounds),
+                int(version or 0),
+                int(promoting or 0),
+            )
         except (RedisError, TierUnavailableError) as exc:
             self._tier_failure("stm+im", exc, failed)
-            return [], (-1, 2**63), None  # LTM bounds unknown: ask it
+            return _RedisAnswer([], (-1, 2**63), None, None)  # LTM bounds unknown: ask it
+
+    def _settled(self, agent_id: str, promoting: int | None) -> bool:
+        """After reading LTM: no promotion ran since the Redis tiers were read (seqlock check)."""
+        if promoting is None:
+            return True  # Redis did not answer: nothing to compare against
+        return promoting % 2 == 0 and self._tiers.promotions(agent_id) == promoting
 
     def _range(self, agent_id: str, query: Mapping[str, Any]) -> "_Answer":
         failed: list[str] = []
-        answers, bounds, version = self._redis_answers(agent_id, query, failed)
-        if _may_overlap(bounds, query):
+        redis = self._redis_answers(agent_id, query, failed)
+        answers, settled = redis.answers, True
+        if _may_overlap(redis.bounds, query):
             try:
                 answers.append(self._tiers.ltm.range(agent_id, **query))
+                settled = self._settled(agent_id, redis.promoting)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
         key = by_step if query["by"] == "step" else by_importance
-        return _Answer(merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"]), failed, version)
+        merged = merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"])
+        return _Answer(merged, failed, redis.version, settled)
 
     def _attribute_scan(
         self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None, limit: int | None
@@ -467,17 +505,18 @@ class AgentMemoryAPI:
         failed: list[str] = []
         matches = matcher(wanted)
         query = {"by": "step", "lo": None, "hi": None, "memory_type": memory_type, "reverse": False, "limit": None}
-        answers, bounds, version = self._redis_answers(agent_id, query, failed)
-        answers = [[r for r in answer if matches(r.contents)] for answer in answers]
-        if bounds is not None:
+        redis = self._redis_answers(agent_id, query, failed)
+        answers, settled = [[r for r in answer if matches(r.contents)] for answer in redis.answers], True
+        if redis.bounds is not None:
             try:
                 found = []
                 for chunk in self._tiers.ltm.iter_agent(agent_id, memory_type):
                     found += [r for r in chunk if matches(r.contents)]
                 answers.append(found)
+                settled = self._settled(agent_id, redis.promoting)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
-        return _Answer(merge_tiers(answers, by_step, limit=limit), failed, version)
+        return _Answer(merge_tiers(answers, by_step, limit=limit), failed, redis.version, settled)
 
     # -- maintenance and statistics -----------------------------------------------------------------
     def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
@@ -542,6 +581,15 @@ class _Answer:
     records: list[MemoryRecord]
     failed: list[str]  # tiers that did not answer (degraded reads only)
     version: int | None  # the agent's version read with the data; None when Redis failed
+    settled: bool = True  # False: a promotion ran while LTM was read, so a memory may be missing
+
+
+@dataclass
+class _RedisAnswer:
+    answers: list[list[MemoryRecord]]  # STM's and IM's
+    bounds: tuple[int, int] | None  # the agent's LTM step bounds (None: no LTM rows)
+    version: int | None
+    promoting: int | None  # the promotion counter, read before the tiers
 
 
 def _may_overlap(bounds: tuple[int, int] | None, query: Mapping[str, Any]) -> bool:

@@ -286,10 +286,15 @@ class Maintainer:
         return len(records)
 
     def _ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
+        """Promote: this move runs against the readers' order (STM, IM, then LTM), so it is
+        bracketed by the agent's promotion counter (odd while it runs); a reader that saw the
+        counter move while it read LTM reads again."""
         ids = [r.memory_id for r in records]
+        self.t.mark_promotion(agent_id)
         self._journal(agent_id, LTM_TO_IM, ids)
         moved = self._finish_ltm_to_im(agent_id, records)
         self._clear_journal(agent_id, LTM_TO_IM)
+        self.t.mark_promotion(agent_id)
         return moved
 
     def _finish_ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
@@ -314,6 +319,8 @@ class Maintainer:
             elif direction == LTM_TO_IM:
                 healed += self._finish_ltm_to_im(agent_id, self.t.ltm.get_many(agent_id, ids))
             self._clear_journal(agent_id, direction)
+        if self.t.promotions(agent_id) % 2:  # a promotion died between its two marks
+            self.t.mark_promotion(agent_id)
         if healed:
             log.info("healed %d interrupted moves of agent %s", healed, agent_id)
         return healed

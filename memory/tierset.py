@@ -43,6 +43,14 @@ class TierSet:
         raw = self.redis(lambda: self.client.hget(self.keys.meta(agent_id), "version"))
         return int(raw or 0)
 
+    def promotions(self, agent_id: str) -> int:
+        """The agent's promotion counter: odd while an LTM -> IM move is under way (a seqlock)."""
+        raw = self.redis(lambda: self.client.hget(self.keys.meta(agent_id), "promoting"))
+        return int(raw or 0)
+
+    def mark_promotion(self, agent_id: str) -> int:
+        return self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "promoting", 1))
+
     def bump(self, agent_id: str) -> None:
         self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "version", 1))
 

@@ -34,6 +34,7 @@ from memory.engine import AgentMemoryAPI
 from memory.errors import MemoryMaintenanceException, TierUnavailableError
 from memory.maintenance import MaintenanceReport
 from tiers.keys import KeySchema
+from tiers.ltm import SQLTier
 
 AGENT = "mover"
 STORED = 150
@@ -459,3 +460,52 @@ def test_sigkill_during_maintenance_loses_nothing(tmp_path):
         if doomed:
             client.delete(*doomed)
         client.close()
+
+
+# -- a promotion racing a reader --------------------------------------------------------------------------
+# Readers ask STM and IM, then LTM; a promotion writes IM, then deletes from LTM. One that lands
+# between a reader's two reads must not make a memory vanish from the answer.
+
+def promotion_ready(make_api):
+    """An engine and one LTM memory read often enough to be promoted by the next maintenance."""
+    api = make_api(cleanup_interval=10_000, stm_config={"memory_limit": 5},
+                   im_config={"memory_limit": 5, "low_watermark": 1.0},
+                   ltm_config={"promote_threshold": 2, "dictionary_samples": 5})
+    ids = [api.store_agent_state("racer", {"s": step}, step) for step in range(30)]
+    api.force_memory_maintenance("racer")
+    target = ids[0]
+    assert api.get_memory("racer", target)["tier"] == "ltm"
+    api.get_memory("racer", target)  # second focused read: promoted at the next maintenance
+    return api, target
+
+
+def promote_during_first(monkeypatch, method: str, api) -> list[bool]:
+    """Patch SQLTier.<method> so the reader's first LTM read runs after a whole promotion."""
+    original = getattr(SQLTier, method)
+    fired: list[bool] = []
+
+    def late_read(self, *args, **kwargs):
+        if not fired:
+            fired.append(True)
+            assert api.force_memory_maintenance("racer").ltm_to_im == 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLTier, method, late_read)
+    return fired
+
+
+def test_a_time_range_read_overlapping_a_promotion_still_finds_the_memory(make_api, monkeypatch):
+    api, target = promotion_ready(make_api)
+    api.clear_cache()
+    fired = promote_during_first(monkeypatch, "range", api)
+    answer = api.retrieve_by_time_range("racer", 0, 29)
+    assert fired and [r["memory_id"] for r in answer].count(target) == 1
+    assert [r["step_number"] for r in answer] == list(range(30))
+    assert next(r for r in answer if r["memory_id"] == target)["tier"] == "im"
+
+
+def test_get_memory_overlapping_a_promotion_still_finds_the_memory(make_api, monkeypatch):
+    api, target = promotion_ready(make_api)
+    fired = promote_during_first(monkeypatch, "get_many", api)
+    found = api.get_memory("racer", target)
+    assert fired and found is not None and found["tier"] == "im" and found["contents"] == {"s": 0}
