@@ -37,10 +37,6 @@ def pack_contents(data: Any) -> bytes:
         raise TypeError(f"contents cannot be serialized: {exc}") from exc
 
 
-def unpack(blob: bytes) -> Any:
-    return msgpack.unpackb(blob, raw=False, strict_map_key=False)
-
-
 class PayloadCodec:
     """zstd compression with trained dictionaries, shared by IM and LTM.
 
