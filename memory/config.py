@@ -141,6 +141,38 @@ class LTMConfig(_Options):
             raise MemoryConfigException("LTMConfig: give either url or db_path, not both")
 
 
+TEXT_EMBEDDING_MODES = ("off", "on_query", "background")
+
+
+@dataclass(init=False)
+class SearchConfig(_Options):
+    """Similarity, text and spatial search (indices/ and embeddings/)."""
+
+    vector_dim: int = 128  # size of state vectors; a vector passed to a store must have it too
+    state_vectors: bool = True  # encode every stored dict with the state encoder, inline
+    text_embedding: str = "on_query"  # "off"; "on_query": a content query embeds what is pending;
+    #                                   "background": also a thread that catches up after stores
+    text_model: Any = None  # None = all-MiniLM-L6-v2 (offline); a model name/path or a callable
+    position_key: str = "position"  # contents key of [x, y] / [x, y, z]; also <key>_x/_y/_z
+    cell_size: float = 1.0  # spatial grid cell edge, in the units of the positions
+    exact_limit: int = 20000  # rows searched exactly; above, FAISS IVF with exact re-ranking
+    index_agents: int = 1024  # agents whose indices one process keeps in memory
+
+    def _validate(self) -> None:
+        for name in ("vector_dim", "exact_limit", "index_agents"):
+            _positive_int(self, name)
+        _positive_number(self, "cell_size")
+        if self.vector_dim < 8:
+            raise MemoryConfigException(f"SearchConfig.vector_dim must be at least 8, got {self.vector_dim}")
+        if self.text_embedding not in TEXT_EMBEDDING_MODES:
+            raise MemoryConfigException(
+                f"SearchConfig.text_embedding must be one of {TEXT_EMBEDDING_MODES}, got {self.text_embedding!r}")
+        if not isinstance(self.state_vectors, bool):
+            raise MemoryConfigException("SearchConfig.state_vectors must be a bool")
+        if not isinstance(self.position_key, str) or not self.position_key:
+            raise MemoryConfigException("SearchConfig.position_key must be a non-empty str")
+
+
 def _section(value: Any, cls: type) -> Any:
     if value is None:
         return cls()
@@ -170,8 +202,10 @@ class MemoryConfig(_Options):
     stm_config: RedisSTMConfig = field(default_factory=RedisSTMConfig)
     im_config: RedisIMConfig = field(default_factory=RedisIMConfig)
     ltm_config: LTMConfig = field(default_factory=LTMConfig)
+    search_config: SearchConfig = field(default_factory=SearchConfig)
 
     def _validate(self) -> None:
+        self.search_config = _section(self.search_config, SearchConfig)
         self.stm_config = _section(self.stm_config, RedisSTMConfig)
         self.im_config = _section(self.im_config, RedisIMConfig)
         self.ltm_config = _section(self.ltm_config, LTMConfig)
@@ -197,13 +231,13 @@ class MemoryConfig(_Options):
 
     @classmethod
     def from_file(cls, path: str | Path) -> "MemoryConfig":
-        """Read a TOML file: top-level engine options plus [stm], [im] and [ltm] tables."""
+        """Read a TOML file: top-level engine options plus [stm], [im], [ltm] and [search] tables."""
         try:
             with open(path, "rb") as handle:
                 raw = tomllib.load(handle)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise MemoryConfigException(f"cannot read config file {path}: {exc}") from exc
-        sections = {"stm": "stm_config", "im": "im_config", "ltm": "ltm_config"}
+        sections = {"stm": "stm_config", "im": "im_config", "ltm": "ltm_config", "search": "search_config"}
         options = {}
         for key, value in raw.items():
             options[sections.get(key, key)] = value

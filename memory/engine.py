@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from redis.exceptions import RedisError
 
+from embeddings.state import StateEncoder
 from memory import validation
 from memory.attributes import matcher
 from memory.cache import MISS, ResultCache
@@ -30,8 +31,13 @@ from memory.errors import (
 )
 from memory.maintenance import Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
-from memory.record import MemoryRecord
+from memory.derive import position_of, unit_vector
+from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from memory.search import Searcher
+from memory.search_api import SearchMethods
 from memory.space import MemorySpace
+from memory.text_embedder import TextEmbedder
+from indices.catalog import IndexCatalog, IndexSettings
 from memory.statistics import gather
 from memory.tierset import NO_LTM, TierSet
 from tiers.codec import PayloadCodec
@@ -44,10 +50,11 @@ from tiers.scripts import Scripts
 log = logging.getLogger(__name__)
 
 
-# A validated memory not yet written: (memory_id, agent_id, step, memory_type, importance, contents)
-_Checked = tuple[str, str, int, str, float, bytes]
+# A validated memory not yet written:
+# (memory_id, agent_id, step, memory_type, importance, contents, embeddings, position)
+_Checked = tuple[str, str, int, str, float, bytes, Embeddings, "tuple[float, ...] | None"]
 _SETTLE_ATTEMPTS = 4  # reads repeated while promotions overlap them (1 + 2 + 4 ms of waiting)
-_BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority"})
+_BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority", "embedding"})
 _REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
 
 
@@ -83,8 +90,11 @@ class _MemoryIds:
         return f"{agent_id}-{now:016x}{self._random.getrandbits(24):06x}-{step}"
 
 
-class AgentMemoryAPI:
-    """The tiered memory engine. An ordinary object: build as many as you like, close each."""
+class AgentMemoryAPI(SearchMethods):
+    """The tiered memory engine. An ordinary object: build as many as you like, close each.
+
+    The search methods (similar states, vectors, text, place, combined queries) are in
+    :mod:`memory.search_api`."""
 
     def __init__(
         self,
@@ -111,6 +121,13 @@ class AgentMemoryAPI:
         self._maintainer = Maintainer(self._tiers, config, clock, workers)
         self._cache = ResultCache(config.cache_size, config.cache_ttl)
         self._ids = _MemoryIds()
+        search = config.search_config
+        self._state_encoder = StateEncoder(search.vector_dim) if search.state_vectors else None
+        self._catalog = IndexCatalog(self._tiers, IndexSettings(
+            state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
+            max_agents=search.index_agents))
+        self._searcher = Searcher(self._tiers, self._catalog, self._fetch_uncounted)
+        self._text_embedder = TextEmbedder(self._tiers, search)
         self._unmaintained: dict[str, int] = defaultdict(int)
         self._closed = False
 
@@ -153,6 +170,7 @@ class AgentMemoryAPI:
         if self._closed:
             return
         self._closed = True
+        self._text_embedder.close()
         self._cache.clear()
         self._tiers.ltm.close()
         self._connection.close()
@@ -168,22 +186,28 @@ class AgentMemoryAPI:
             raise MemoryAPIException("this AgentMemoryAPI is closed")
 
     # -- writes ----------------------------------------------------------------------------------
-    def store_agent_state(self, agent_id: str, state_data: Mapping, step_number: int, priority: float = 1.0) -> str:
-        return self._store_one(agent_id, state_data, step_number, priority, "state")
+    def store_agent_state(
+        self, agent_id: str, state_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
+    ) -> str:
+        """Store a state. ``embedding``: your own vector for it (``search_config.vector_dim``
+        values) instead of the state encoder's."""
+        return self._store_one(agent_id, state_data, step_number, priority, "state", embedding)
 
     def store_agent_interaction(
-        self, agent_id: str, interaction_data: Mapping, step_number: int, priority: float = 1.0
+        self, agent_id: str, interaction_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
     ) -> str:
-        return self._store_one(agent_id, interaction_data, step_number, priority, "interaction")
+        return self._store_one(agent_id, interaction_data, step_number, priority, "interaction", embedding)
 
-    def store_agent_action(self, agent_id: str, action_data: Mapping, step_number: int, priority: float = 1.0) -> str:
-        return self._store_one(agent_id, action_data, step_number, priority, "action")
+    def store_agent_action(
+        self, agent_id: str, action_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
+    ) -> str:
+        return self._store_one(agent_id, action_data, step_number, priority, "action", embedding)
 
     def store_many(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
         """Store many memories in one streamed round trip; all are validated before any is written.
 
-        Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state")
-        and ``priority`` (1.0). Returns the new ids in input order.
+        Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state"),
+        ``priority`` (1.0) and ``embedding`` (a vector of your own). Returns the new ids in input order.
         """
         self._check_open()
         now = self._clock()
@@ -203,6 +227,7 @@ class AgentMemoryAPI:
                         item["step_number"],
                         item.get("priority", 1.0),
                         item.get("memory_type", "state"),
+                        item.get("embedding"),
                     )
                 )
             except InvalidInputError as exc:
@@ -215,20 +240,41 @@ class AgentMemoryAPI:
         self._write(by_agent, now)
         return [item[0] for item in checked]
 
-    def _store_one(self, agent_id: str, data: Mapping, step: int, priority: float, memory_type: str) -> str:
+    def _store_one(
+        self, agent_id: str, data: Mapping, step: int, priority: float, memory_type: str, embedding: Any
+    ) -> str:
         self._check_open()
-        checked = self._check(agent_id, data, step, priority, memory_type)
+        checked = self._check(agent_id, data, step, priority, memory_type, embedding)
         self._write({checked[1]: [checked]}, self._clock())
         return checked[0]
 
-    def _check(self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any) -> "_Checked":
-        """Validate and serialize one memory, and give it its id: everything that can fail."""
+    def _check(
+        self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, embedding: Any = None
+    ) -> "_Checked":
+        """Validate and serialize one memory, derive what the indices need, and give it its id:
+        everything that can fail."""
         agent_id = validation.agent_id(agent_id)
         step = validation.step(step)
         importance = validation.importance(priority)
         memory_type = validation.memory_type(memory_type)
         blob = validation.contents(data, self.config.max_payload_bytes)
-        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob
+        search = self.config.search_config
+        if embedding is not None:
+            vector = unit_vector(embedding, search.vector_dim, "embedding")
+            embeddings = Embeddings(full_vector=vector.tobytes())
+        else:
+            embeddings = self._state_vector(data)
+        position = position_of(data, search.position_key)
+        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob, embeddings, position
+
+    def _state_vector(self, data: Any) -> Embeddings:
+        if self._state_encoder is None or not isinstance(data, Mapping):
+            return NO_EMBEDDINGS
+        try:
+            return Embeddings(full_vector=self._state_encoder.encode(data).tobytes())
+        except (TypeError, ValueError) as exc:  # contents the encoder cannot read: no vector
+            log.debug("no state vector: %s", exc)
+            return NO_EMBEDDINGS
 
     def _write(self, by_agent: Mapping[str, list["_Checked"]], now: float) -> None:
         """One round trip: one put script per agent, streamed when there are several.
@@ -239,21 +285,38 @@ class AgentMemoryAPI:
         tiers = self._tiers
 
         def records(items: list[_Checked]) -> list[MemoryRecord]:
-            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob)
-                    for memory_id, agent, step, memory_type, importance, blob in items]
+            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob, embeddings,
+                                 0, None, None, "stm", 0, position)
+                    for memory_id, agent, step, memory_type, importance, blob, embeddings, position in items]
 
+        embed_text = self.config.search_config.text_embedding != "off"
         try:
             if len(by_agent) == 1:
                 ((agent_id, items),) = by_agent.items()
-                tiers.stm.put_many(agent_id, records(items), now)
+                tiers.stm.put_many(agent_id, records(items), now, embed_text=embed_text)
             else:
                 tiers.scripts.stream(
-                    lambda: (("put", *tiers.stm.put_call(agent_id, records(items), now))
+                    lambda: (("put", *tiers.stm.put_call(agent_id, records(items), now, embed_text=embed_text))
                              for agent_id, items in by_agent.items())
                 )
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
+        self._text_embedder.stored(by_agent)
         self._after_write(by_agent)
+
+    def _fetch_uncounted(self, agent_id: str, by_tier: Mapping[str, Sequence[str]]) -> list[MemoryRecord]:
+        """Records by tier and id, read without counting (queries are not focused reads)."""
+        tiers = self._tiers
+        found: list[MemoryRecord] = []
+        redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
+        if redis_tiers:
+            pipe = tiers.client.pipeline(transaction=False)
+            decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
+            for decode, raw in zip(decoders, tiers.redis(lambda: tiers.scripts.execute(pipe))):
+                found += decode(raw)
+        if by_tier.get("ltm"):
+            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]))
+        return found
 
     def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:
         """Maintain each agent after every ``cleanup_interval`` of its insertions."""
@@ -337,7 +400,10 @@ class AgentMemoryAPI:
                 pipe = tiers.client.pipeline(transaction=False)
                 pipe.delete(*tiers.keys.all_agent_keys(agent_id))
                 # a fresh version, never reused, so no cached answer from before the clear survives
-                pipe.hset(tiers.keys.meta(agent_id), mapping={"version": time.time_ns(), "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
+                # and the change log's seq jumps, so every process's indices see they must rebuild
+                fresh = time.time_ns()
+                pipe.hset(tiers.keys.meta(agent_id), mapping={
+                    "version": fresh, "cseq": fresh // 1_000_000, "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
                 tiers.redis(pipe.execute)
         except (TierUnavailableError, MemoryMaintenanceException) as exc:
             raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
@@ -415,7 +481,7 @@ class AgentMemoryAPI:
         key = (agent_id, params)
         kept = self._cache.get(key)
         if kept is not MISS:
-            version, records = kept
+            version, records, extras = kept
             try:
                 current = self._tiers.version(agent_id)
             except TierUnavailableError as exc:
@@ -424,12 +490,12 @@ class AgentMemoryAPI:
                 current = None
             if current == version:
                 self._cache.hit()
-                return QueryResult(record.to_dict() for record in records)
+                return self._answer(records, (), extras)
             self._cache.miss()
         answer = self._until_settled(compute)
         if answer.version is not None and not answer.failed and answer.settled:
-            self._cache.put(key, (answer.version, tuple(answer.records)))
-        return self._answer(answer.records, answer.failed)
+            self._cache.put(key, (answer.version, tuple(answer.records), answer.extras))
+        return self._answer(answer.records, answer.failed, answer.extras)
 
     @staticmethod
     def _until_settled(compute: Callable[[], "_Answer"]) -> "_Answer":
@@ -445,10 +511,15 @@ class AgentMemoryAPI:
         return answer
 
     @staticmethod
-    def _answer(records: Sequence[MemoryRecord], failed: Sequence[str]) -> QueryResult:
+    def _answer(
+        records: Sequence[MemoryRecord], failed: Sequence[str], extras: Sequence[Mapping[str, Any]] | None = None
+    ) -> QueryResult:
+        """The public form of an answer; ``extras`` (scores, distances) go into each dict."""
         if failed:
             log.warning("degraded read: tiers %s did not answer; returning what the others hold", ", ".join(failed))
-        return QueryResult((record.to_dict() for record in records), failed)
+        if extras is None:
+            return QueryResult((record.to_dict() for record in records), failed)
+        return QueryResult(({**record.to_dict(), **extra} for record, extra in zip(records, extras)), failed)
 
     def _tier_failure(self, tier: str, exc: Exception, failed: list[str]) -> None:
         if not self.config.degrade_reads:
@@ -582,6 +653,7 @@ class _Answer:
     failed: list[str]  # tiers that did not answer (degraded reads only)
     version: int | None  # the agent's version read with the data; None when Redis failed
     settled: bool = True  # False: a promotion ran while LTM was read, so a memory may be missing
+    extras: tuple[Mapping[str, Any], ...] | None = None  # per record: similarity_score, distance
 
 
 @dataclass

@@ -29,6 +29,7 @@ import msgpack
 import numpy as np
 
 from memory.config import MemoryConfig
+from memory.derive import at_resolution
 from memory.errors import MemoryAPIException, MemoryMaintenanceException
 from memory.record import MemoryRecord
 from memory.tierset import TierSet
@@ -255,7 +256,7 @@ class Maintainer:
 
     # -- the moves -----------------------------------------------------------------------------
     def _stm_to_im(self, agent_id: str, ids: list[str]) -> int:
-        records = self.t.stm.get_many(agent_id, ids)
+        records = [at_resolution(r, "compressed") for r in self.t.stm.get_many(agent_id, ids)]
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
@@ -276,13 +277,13 @@ class Maintainer:
         return moved
 
     def _finish_im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
-        records = self.t.im.get_many(agent_id, ids)
+        records = [at_resolution(r, "abstract") for r in self.t.im.get_many(agent_id, ids)]
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
         self.t.ltm.put_many(agent_id, records)
         self.t.widen_ltm_bounds(agent_id, records)
-        self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True)
+        self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True, moved_to="ltm")
         return len(records)
 
     def _ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
@@ -300,7 +301,7 @@ class Maintainer:
     def _finish_ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
         if not records:
             return 0
-        self.t.im.put_many(agent_id, records, self.clock())
+        self.t.im.put_many(agent_id, records, self.clock(), leaving="ltm")
         reads = {r.memory_id: r.retrieval_count for r in records}
         self.t.redis(lambda: self.t.client.hset(self.t.keys.reads(agent_id), mapping=reads))
         self.t.ltm.delete_many(agent_id, list(reads))

@@ -22,32 +22,61 @@ TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}  # lower = higher re
 
 @dataclass(frozen=True, slots=True)
 class Embeddings:
-    """Vectors of one memory at each resolution, as float32 bytes (None where not computed)."""
+    """A memory's vectors as stored bytes (embeddings/resolution.py decodes them).
+
+    The state vector is kept at the resolution of the tier that holds the memory: full (STM),
+    compressed (IM) or abstract (LTM); the seed's dict form shows it under that name. The text
+    vector (the contents embedded by the text model) follows the same resolutions and names its
+    own, since it may arrive after the memory has moved.
+    """
 
     full_vector: bytes | None = None
     compressed_vector: bytes | None = None
     abstract_vector: bytes | None = None
+    text_resolution: str | None = None
+    text_vector: bytes | None = None
+
+    @property
+    def state(self) -> tuple[str, bytes] | None:
+        """(resolution, bytes) of the state vector, the finest one kept."""
+        for resolution, blob in (("full", self.full_vector), ("compressed", self.compressed_vector),
+                                 ("abstract", self.abstract_vector)):
+            if blob is not None:
+                return resolution, blob
+        return None
+
+    @property
+    def text(self) -> tuple[str, bytes] | None:
+        return None if self.text_vector is None else (self.text_resolution or "full", self.text_vector)
 
     def to_dict(self) -> dict[str, list[float] | None]:
-        if self.full_vector is None and self.compressed_vector is None and self.abstract_vector is None:
-            return {"full_vector": None, "compressed_vector": None, "abstract_vector": None}
         return {
-            name: None if blob is None else np.frombuffer(blob, dtype=np.float32).tolist()
-            for name, blob in (
-                ("full_vector", self.full_vector),
-                ("compressed_vector", self.compressed_vector),
-                ("abstract_vector", self.abstract_vector),
+            name: None if blob is None else _decode_vector(blob, resolution)
+            for name, resolution, blob in (
+                ("full_vector", "full", self.full_vector),
+                ("compressed_vector", "compressed", self.compressed_vector),
+                ("abstract_vector", "abstract", self.abstract_vector),
             )
         }
 
-    def pack(self) -> list[bytes | None] | None:
-        if self.full_vector is None and self.compressed_vector is None and self.abstract_vector is None:
-            return None
-        return [self.full_vector, self.compressed_vector, self.abstract_vector]
+    def pack(self) -> list[Any] | None:
+        fields = [self.full_vector, self.compressed_vector, self.abstract_vector, self.text_resolution, self.text_vector]
+        return None if all(field is None for field in fields) else fields
 
     @classmethod
-    def unpack(cls, packed: list[bytes | None] | None) -> "Embeddings":
+    def unpack(cls, packed: list[Any] | None) -> "Embeddings":
         return NO_EMBEDDINGS if not packed else cls(*packed)
+
+
+def _decode_vector(blob: bytes, resolution: str) -> list[float]:
+    from embeddings.resolution import restore  # embeddings/ sits above records; import on use
+
+    return restore([blob], resolution, _dimension(blob, resolution))[0].tolist()
+
+
+def _dimension(blob: bytes, resolution: str) -> int:
+    """Vector length from its stored size (see embeddings/resolution.py)."""
+    return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]
 
 
 NO_EMBEDDINGS = Embeddings()
@@ -81,6 +110,7 @@ class MemoryRecord:
     last_access_step: int | None = None  # the agent's newest step when it was last read
     tier: str = "stm"
     compression_level: int = 0
+    position: tuple[float, ...] | None = None  # (x, y) or (x, y, z), read from the contents at store time
 
     def __init__(
         self,
@@ -97,13 +127,14 @@ class MemoryRecord:
         last_access_step: int | None = None,
         tier: str = "stm",
         compression_level: int = 0,
+        position: tuple[float, ...] | None = None,
     ):
         object.__setattr__(self, "__dict__", {
             "memory_id": memory_id, "agent_id": agent_id, "step_number": step_number,
             "memory_type": memory_type, "timestamp": timestamp, "importance_score": importance_score,
             "contents_blob": contents_blob, "embeddings": embeddings, "retrieval_count": retrieval_count,
             "last_access_time": last_access_time, "last_access_step": last_access_step, "tier": tier,
-            "compression_level": compression_level,
+            "compression_level": compression_level, "position": position,
         })
 
     @property

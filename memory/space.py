@@ -8,6 +8,7 @@ from memory.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from memory.engine import AgentMemoryAPI, QueryResult
+    from memory.query import QueryBuilder
 
 
 class MemorySpace:
@@ -54,6 +55,37 @@ class MemorySpace:
         self, k: int = 10, memory_type: str | None = None, *, agent_id: str | None = None
     ) -> "QueryResult":
         return self.api.retrieve_most_important(self._agent(agent_id), k, memory_type)
+
+    def retrieve_similar_states(
+        self, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+    ) -> "QueryResult":
+        return self.api.retrieve_similar_states(self._agent(agent_id), query_state, k, memory_type)
+
+    def search_by_embedding(
+        self, query_embedding: Any, k: int = 10, memory_tiers: Any = None, memory_type: str | None = None,
+        *, agent_id: str | None = None,
+    ) -> "QueryResult":
+        return self.api.search_by_embedding(self._agent(agent_id), query_embedding, k, memory_tiers, memory_type)
+
+    def search_by_content(
+        self, content_query: str, k: int = 5, memory_type: str | None = None, memory_tiers: Any = None,
+        *, agent_id: str | None = None,
+    ) -> "QueryResult":
+        return self.api.search_by_content(self._agent(agent_id), content_query, k, memory_type, memory_tiers)
+
+    def retrieve_by_location(
+        self, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None,
+        *, agent_id: str | None = None,
+    ) -> "QueryResult":
+        return self.api.retrieve_by_location(self._agent(agent_id), center, radius, memory_type, limit)
+
+    def retrieve_nearest(
+        self, center: Any, k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+    ) -> "QueryResult":
+        return self.api.retrieve_nearest(self._agent(agent_id), center, k, memory_type)
+
+    def query(self) -> "QueryBuilder":
+        return self.api.query(self.agent_id)
 
     def get_memory(self, memory_id: str) -> dict[str, Any] | None:
         return self.api.get_memory(self.agent_id, memory_id)

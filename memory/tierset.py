@@ -91,7 +91,7 @@ class TierSet:
         script writes only if no move touched the memory meanwhile; otherwise read again.
         """
         stm, im = self.stm.tier_keys(agent_id), self.im.tier_keys(agent_id)
-        keys = [stm.data, stm.importance, im.data, im.importance, self.keys.meta(agent_id)]
+        keys = [stm.data, stm.importance, im.data, im.importance, self.keys.meta(agent_id), self.keys.changes(agent_id)]
         while True:
             pipe = self.client.pipeline(transaction=False)
             pipe.hget(stm.data, memory_id)

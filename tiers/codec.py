@@ -147,7 +147,7 @@ class PayloadCodec:
 
 
 # Redis record layout: msgpack array
-#   [step, memory_type, timestamp, importance, dict_id or RAW, payload, packed embeddings]
+#   [step, memory_type, timestamp, importance, dict_id or RAW, payload, packed embeddings, position]
 # Importance is also the score in the tier's importance index (for ordering); the copy here saves
 # reads a second lookup, and set_importance rewrites both.
 
@@ -160,7 +160,7 @@ def encode_record(record: MemoryRecord, codec: PayloadCodec | None) -> bytes:
         dict_id, payload = codec.compress(record.contents_blob)
     return msgpack.packb(
         [record.step_number, record.memory_type, record.timestamp, record.importance_score, dict_id, payload,
-         record.embeddings.pack()],
+         record.embeddings.pack(), record.position],
         use_bin_type=True,
     )
 
@@ -176,7 +176,7 @@ def decode_record(
 ) -> MemoryRecord:
     """Build the record from a Redis blob plus its access statistics
     (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash)."""
-    step, memory_type, timestamp, importance, dict_id, payload, vectors = msgpack.unpackb(blob)
+    step, memory_type, timestamp, importance, dict_id, payload, vectors, position = msgpack.unpackb(blob)
     last_time = last_step = None
     if seen:
         when, _, at_step = seen.decode().partition("|")
@@ -191,12 +191,28 @@ def decode_record(
         memory_id, agent_id, step, memory_type, timestamp, importance, payload,
         NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
         retrieval_count, last_time, last_step, tier, 1 if compressed else 0,
+        None if position is None else tuple(position),
     )
+
+
+def decode_derived(blob: bytes) -> tuple[int, str, float, Embeddings, tuple[float, ...] | None]:
+    """What the in-process indices need from a Redis record, without touching its payload:
+    (step, memory_type, importance, embeddings, position)."""
+    step, memory_type, _, importance, _, _, vectors, position = msgpack.unpackb(blob)
+    return (step, memory_type, importance, NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
+            None if position is None else tuple(position))
+
+
+def with_embeddings(blob: bytes, embeddings: Embeddings) -> bytes:
+    """The same Redis record with other vectors (payload bytes untouched)."""
+    fields = msgpack.unpackb(blob, raw=False)
+    fields[6] = embeddings.pack()
+    return msgpack.packb(fields, use_bin_type=True)
 
 
 def payload_sizes(blob: bytes, codec: PayloadCodec | None) -> tuple[int, int]:
     """(stored, raw) size of the contents payload inside a Redis record."""
-    _, _, _, _, dict_id, payload, _ = msgpack.unpackb(blob, raw=False)
+    _, _, _, _, dict_id, payload, _, _ = msgpack.unpackb(blob, raw=False)
     if codec is None:
         return len(payload), len(payload)
     return len(payload), len(codec.decompress(dict_id, payload))

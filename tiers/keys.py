@@ -17,6 +17,13 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
     <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read
     <prefix>:{<agent>}:moves                 hash   "<from>><to>" -> msgpack list of memory_ids in flight
     <prefix>:{<agent>}:lock                  string maintenance lease token (SET NX PX)
+    <prefix>:{<agent>}:changes               stream the agent's change log, read by the in-process
+                                                    indices of every process (indices/catchup.py):
+                                                    entry id 0-<seq>, fields op (add | del | upd),
+                                                    tier, n, ids (space-separated); seq counts
+                                                    changed ids (meta field cseq); ~20,000 ids kept
+    <prefix>:{<agent>}:pending               zset   memory_id -> step, memories waiting for their
+                                                    text embedding (memory/text_embedder.py)
 
 Records in ``data`` never expire by Redis TTL: a memory leaves a tier only through maintenance,
 which writes the destination before deleting the source (invariant 1).
@@ -84,6 +91,12 @@ class KeySchema:
     def lock(self, agent_id: str) -> str:
         return f"{self.agent_root(agent_id)}:lock"
 
+    def changes(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:changes"
+
+    def pending(self, agent_id: str) -> str:
+        return f"{self.agent_root(agent_id)}:pending"
+
     def _tier(self, agent_id: str, tier: str) -> "TierKeys":
         return TierKeys(f"{self.agent_root(agent_id)}:{tier}")
 
@@ -98,7 +111,7 @@ class KeySchema:
 
     def all_agent_keys(self, agent_id: str) -> list[str]:
         keys = [self.meta(agent_id), self.reads(agent_id), self.ltm_reads(agent_id), self.seen(agent_id)]
-        keys.append(self.moves(agent_id))
+        keys += [self.moves(agent_id), self.changes(agent_id), self.pending(agent_id)]
         for tier in REDIS_TIERS:
             tk = self.tier(agent_id, tier)
             keys += tk.all()

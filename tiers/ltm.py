@@ -61,7 +61,7 @@ memories = Table(
     Column("dict_id", Integer, nullable=False),
     Column("raw_size", Integer, nullable=False),
     Column("payload", LargeBinary, nullable=False),
-    Column("vectors", LargeBinary),
+    Column("vectors", LargeBinary),  # msgpack [packed embeddings, position] (derived fields)
     Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
     Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
     Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
@@ -91,6 +91,20 @@ schema_version = Table("tiermem_schema", metadata, Column("version", Integer, pr
 # Append-only: each entry upgrades the schema from its index to the next version.
 MIGRATIONS: list[str] = []
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def _pack_derived(embeddings: Embeddings, position: tuple[float, ...] | None) -> bytes | None:
+    packed = embeddings.pack()
+    if packed is None and position is None:
+        return None
+    return msgpack.packb([packed, position], use_bin_type=True)
+
+
+def _unpack_derived(blob: bytes | None) -> tuple[Embeddings, tuple[float, ...] | None]:
+    if blob is None:
+        return NO_EMBEDDINGS, None
+    packed, position = msgpack.unpackb(blob, raw=False)
+    return Embeddings.unpack(packed), None if position is None else tuple(position)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -191,12 +205,11 @@ class SQLTier:
     def _row(self, record: MemoryRecord) -> tuple[Any, ...]:
         """The record as a row, in ROW_COLUMNS order."""
         dict_id, payload = self.codec.compress(record.contents_blob)  # type: ignore[union-attr]
-        vectors = record.embeddings.pack()
         return (
             self.namespace, record.agent_id, record.step_number, record.memory_id, record.memory_type,
             record.timestamp, record.importance_score, record.retrieval_count, 0, record.last_access_time,
             record.last_access_step, dict_id, len(record.contents_blob), payload,
-            None if vectors is None else msgpack.packb(vectors, use_bin_type=True),
+            _pack_derived(record.embeddings, record.position),
         )
 
     def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None) -> None:
@@ -251,6 +264,52 @@ class SQLTier:
                     .values(importance=importance)
                 )
                 return result.rowcount > 0
+
+        return self._guard(run)
+
+    def derived(
+        self, agent_id: str, memory_ids: Sequence[str] | None = None, batch: int = 5000
+    ) -> Iterator[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]]]:
+        """What the in-process indices need, without decompressing payloads: chunks of
+        (memory_id, step, memory_type, importance, embeddings, position), for some ids or all."""
+        columns = [memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
+                   memories.c.vectors]
+
+        def decode(rows: Any) -> list[Any]:
+            return [(row[0], row[1], row[2], row[3], *_unpack_derived(row[4])) for row in rows]
+
+        try:
+            with self.engine.connect() as conn:
+                if memory_ids is not None:
+                    for chunk in _chunks(list(memory_ids), 500):
+                        yield decode(conn.execute(select(*columns).where(
+                            self._mine(agent_id), memories.c.memory_id.in_(chunk))).all())
+                    return
+                result = conn.execution_options(yield_per=batch).execute(
+                    select(*columns).where(self._mine(agent_id)))
+                for rows in result.partitions(batch):
+                    yield decode(rows)
+        except SQLAlchemyError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+
+    def set_embeddings(self, agent_id: str, embeddings: dict[str, Embeddings]) -> list[str]:
+        """Replace the vectors of memories held here; returns the ids that were found."""
+        if not embeddings:
+            return []
+
+        def run() -> list[str]:
+            found = []
+            with self.engine.begin() as conn:
+                for chunk in _chunks(list(embeddings), 500):
+                    rows = conn.execute(select(memories.c.memory_id, memories.c.vectors).where(
+                        self._mine(agent_id), memories.c.memory_id.in_(chunk))).all()
+                    for memory_id, vectors in rows:
+                        _, position = _unpack_derived(vectors)
+                        conn.execute(
+                            update(memories).where(self._mine(agent_id), memories.c.memory_id == memory_id)
+                            .values(vectors=_pack_derived(embeddings[memory_id], position)))
+                        found.append(memory_id)
+            return found
 
         return self._guard(run)
 
@@ -449,6 +508,7 @@ class SQLTier:
         """A record from a row of RECORD_COLUMNS (unpacked by position: named access is slow)."""
         (memory_id, agent_id, step, memory_type, timestamp, importance, retrieval_count,
          last_access_time, last_access_step, dict_id, payload, vectors) = row
+        embeddings, position = _unpack_derived(vectors)
         return MemoryRecord(
             memory_id=memory_id,
             agent_id=agent_id,
@@ -457,12 +517,13 @@ class SQLTier:
             timestamp=timestamp,
             importance_score=importance,
             contents_blob=self.codec.decompress(dict_id, payload),  # type: ignore[union-attr]
-            embeddings=NO_EMBEDDINGS if vectors is None else Embeddings.unpack(msgpack.unpackb(vectors, raw=False)),
+            embeddings=embeddings,
             retrieval_count=retrieval_count,
             last_access_time=last_access_time,
             last_access_step=last_access_step,
             tier="ltm",
             compression_level=2,
+            position=position,
         )
 
     def _guard(self, run: Any) -> Any:

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from memory.errors import TierUnavailableError
 from memory.record import MemoryRecord
-from tiers.codec import PayloadCodec, decode_record, encode_record, payload_sizes
+from tiers.codec import PayloadCodec, decode_derived, decode_record, encode_record, payload_sizes
 from tiers.keys import KeySchema, TierKeys
 from tiers.scripts import Scripts
 
@@ -58,24 +58,42 @@ class RedisTier:
             sinces += (since, memory_id)
         return [len(records), *fields, *steps, *importances, *sinces]
 
-    def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> tuple[list[str], list[Any]]:
-        keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)]
+    def put_call(
+        self,
+        agent_id: str,
+        records: Sequence[MemoryRecord],
+        now: float,
+        *,
+        embed_text: bool = False,
+        leaving: str = "",
+    ) -> tuple[list[str], list[Any]]:
+        """The put script's keys and arguments. ``embed_text`` queues the records for the text
+        embedder; ``leaving`` names the tier they come from (logged as left in the same call)."""
+        keys = self._base_keys(agent_id) + [
+            self.keys.meta(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id)
+        ]
         newest = max(record.step_number for record in records)
-        return keys, [newest, *self.put_sections(records, now)]
+        return keys, [self.name, leaving, "1" if embed_text else "0", newest, *self.put_sections(records, now)]
 
-    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int | None:
+    def put_many(
+        self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False, leaving: str = ""
+    ) -> int | None:
         """Store records; returns the agent's new version (None for an empty batch)."""
         if not records:
             return None
-        keys, args = self.put_call(agent_id, records, now)
+        keys, args = self.put_call(agent_id, records, now, embed_text=embed_text, leaving=leaving)
         return self._call("put", keys, args, large=len(records) > 1)
 
     def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
-        return self._call("move", keys, self.put_sections(records, now), large=True)
+        keys.append(self.keys.changes(agent_id))
+        return self._call("move", keys, [self.name, source.name, *self.put_sections(records, now)], large=True)
 
-    def delete_many(self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False) -> int:
+    def delete_many(
+        self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False, moved_to: str = ""
+    ) -> int:
+        """Delete records; ``moved_to`` names the tier that now holds them (logged in the same call)."""
         ids = list(memory_ids)
         if not ids:
             return 0
@@ -83,8 +101,10 @@ class RedisTier:
             self.keys.meta(agent_id),
             self.keys.reads(agent_id),
             self.keys.seen(agent_id),
+            self.keys.changes(agent_id),
         ]
-        return self._call("delete", keys, ["1" if drop_access else "0", *ids], large=len(ids) > 1)
+        args = ["1" if drop_access else "0", self.name, moved_to, *ids]
+        return self._call("delete", keys, args, large=len(ids) > 1)
 
     # -- reads --------------------------------------------------------------------------------
     def _access_keys(self, agent_id: str) -> list[str]:
@@ -131,6 +151,33 @@ class RedisTier:
 
     def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
         return self._run(lambda pipe: self.queue_range(pipe, agent_id, **query))
+
+    def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """What the in-process indices need, without decoding payloads: (memory_id, step,
+        memory_type, importance, embeddings, position) of some ids (those still here) or all."""
+        data = self.tier_keys(agent_id).data
+        try:
+            if memory_ids is None:
+                pairs = self.client.hscan_iter(data, count=1000)
+            else:
+                pairs = zip(memory_ids, self.client.hmget(data, memory_ids)) if memory_ids else ()
+            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))
+                    for m, blob in pairs if blob is not None]
+        except RedisError as exc:
+            raise TierUnavailableError(self.name, str(exc)) from exc
+
+    def set_embeddings(self, agent_id: str, rewritten: Sequence[tuple[str, bytes, bytes]]) -> list[str]:
+        """Write records whose vectors were rewritten: (memory_id, blob read, new blob); a record
+        that changed since it was read is skipped. Returns the skipped ids."""
+        if not rewritten:
+            return []
+        keys = [self.tier_keys(agent_id).data, self.keys.meta(agent_id), self.keys.changes(agent_id),
+                self.keys.pending(agent_id)]
+        args: list[Any] = [self.name]
+        for memory_id, before, after in rewritten:
+            args += (memory_id, before, after)
+        skipped = self._call("set_vectors", keys, args, large=True)
+        return [m.decode() for m in skipped]
 
     def count(self, agent_id: str) -> int:
         try:

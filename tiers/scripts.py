@@ -23,7 +23,10 @@ try:  # hiredis packs a command ~2x faster than redis-py's pure-Python loop arou
 except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it
     _pack_command = None
 
-NAMES = ("put", "delete", "move", "range", "get", "touch", "set_importance", "release", "renew", "tier_stats", "snapshot")
+NAMES = (
+    "put", "delete", "move", "range", "get", "touch", "set_importance", "release", "renew", "tier_stats", "snapshot",
+    "set_vectors", "note", "changes",
+)
 
 
 def _source(name: str) -> str:

@@ -63,6 +63,27 @@ local function delete_records(tier, ids)
   return removed
 end
 
+-- The agent's change log (stream, see tiers/keys.py). Each entry names one operation on one
+-- tier and the ids it touched; its id is 0-<seq>, seq counting changed ids, so a reader knows
+-- whether it missed an entry (the previous entry's seq must be its own seq - n). The log keeps
+-- about CHANGES_KEPT ids; a reader that fell further behind rebuilds from the tiers.
+local CHANGES_KEPT = 20000
+local function note_change(changes, meta, op, tier, ids)
+  local n = #ids
+  if n == 0 then return end
+  local seq = redis.call('HINCRBY', meta, 'cseq', n)
+  redis.call('XADD', changes, 'MINID', '~', string.format('0-%d', math.max(1, seq - CHANGES_KEPT)),
+    string.format('0-%d', seq),
+    'op', op, 'tier', tier, 'n', n, 'ids', table.concat(ids, ' '))
+end
+
+-- The ids of the (id, blob) section of put_records' arguments.
+local function put_ids(argv, first)
+  local ids = {}
+  for i = 0, tonumber(argv[first]) - 1 do ids[#ids + 1] = argv[first + 1 + 2 * i] end
+  return ids
+end
+
 local function bump(meta)
   return redis.call('HINCRBY', meta, 'version', 1)
 end

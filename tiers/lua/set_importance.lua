@@ -1,5 +1,5 @@
 -- set_importance.lua: change a memory's importance wherever it lives in Redis, if nothing moved.
--- KEYS: stm data, stm importance, im data, im importance, meta
+-- KEYS: stm data, stm importance, im data, im importance, meta, changes
 -- ARGV: memory_id, importance, then per tier (stm, im): the blob read before ('' = absent),
 --       the rewritten blob
 -- The caller read the blobs and rewrote them; if either tier changed since (a move ran in
@@ -15,6 +15,7 @@ for t = 0, 1 do
   if ARGV[3 + 2 * t] ~= '' then
     redis.call('HSET', KEYS[1 + 2 * t], id, ARGV[4 + 2 * t])
     redis.call('ZADD', KEYS[2 + 2 * t], ARGV[2], id)
+    note_change(KEYS[6], KEYS[5], 'upd', t == 0 and 'stm' or 'im', {id})
     found = found + 1
   end
 end

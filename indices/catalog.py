@@ -1,0 +1,134 @@
+"""Each process's in-memory indices, kept current with every process's writes (invariant 5).
+
+Every write to a tier appends to the agent's change log in Redis in the same call
+(tiers/keys.py). Before a search, the agent's index reads the log from where it stopped and
+applies it: the memories it names are re-read from their tier (only their derived fields, never
+their payloads), so a query sees every write that finished before it began, from any process.
+An index that fell behind the log, or meets an agent that was cleared, rebuilds from the tiers:
+indices are derived data (invariant 2), and `rebuild` is also the command that does it on demand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from indices.tier_index import TierIndex
+from memory.record import TIERS
+
+CHANGES_PER_READ = 1000  # log entries fetched per round trip while catching up
+
+
+@dataclass
+class IndexSettings:
+    state_dim: int
+    cell_size: float
+    exact_limit: int
+    max_agents: int = 1024  # agents whose indices one process keeps (least recently used leave)
+
+
+@dataclass
+class AgentIndex:
+    agent_id: str
+    tiers: dict[str, TierIndex]
+    position: int = 0  # the change-log seq applied so far
+    version: int | None = None  # the agent's version when the log was last read
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class IndexCatalog:
+    def __init__(self, tiers: Any, settings: IndexSettings):
+        self.t = tiers  # memory.tierset.TierSet: Redis tiers, LTM, keys, scripts
+        self.settings = settings
+        self._agents: OrderedDict[str, AgentIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(self, agent_id: str) -> AgentIndex:
+        """The agent's index, caught up with the change log. Hold ``.lock`` while using it."""
+        with self._lock:
+            index = self._agents.get(agent_id)
+            if index is None:
+                index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1)
+                while len(self._agents) > self.settings.max_agents:
+                    self._agents.popitem(last=False)
+            self._agents.move_to_end(agent_id)
+        with index.lock:
+            self._catch_up(index)
+        return index
+
+    def rebuild(self, agent_id: str) -> AgentIndex:
+        """Build the agent's index again from the tiers' contents."""
+        with self._lock:
+            index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1)
+        with index.lock:
+            self._catch_up(index)
+        return index
+
+    def forget(self, agent_id: str | None = None) -> None:
+        with self._lock:
+            if agent_id is None:
+                self._agents.clear()
+            else:
+                self._agents.pop(agent_id, None)
+
+    # -- catching up --------------------------------------------------------------------------
+    def _catch_up(self, index: AgentIndex) -> None:
+        t = self.t
+        keys = [t.keys.meta(index.agent_id), t.keys.changes(index.agent_id)]
+        while True:
+            seq, covered, version, entries = t.redis(
+                lambda: t.scripts.call("changes", keys, [max(index.position, 0), CHANGES_PER_READ]))
+            seq, covered = int(seq), int(covered)
+            if index.position < covered or index.position > seq:
+                self._load(index, seq)  # fell behind the log, or the agent was cleared
+                index.version = int(version or 0)
+                continue  # pick up what changed while loading
+            index.version = int(version or 0)
+            if not entries:
+                return
+            self._apply(index, entries)
+            if len(entries) < CHANGES_PER_READ:
+                return
+
+    def _apply(self, index: AgentIndex, entries: list[Any]) -> None:
+        latest: dict[tuple[str, str], str] = {}  # (tier, id) -> the last operation logged
+        for entry_id, fields in entries:
+            values = dict(zip(fields[::2], fields[1::2]))
+            tier, op = values[b"tier"].decode(), values[b"op"].decode()
+            for memory_id in values[b"ids"].decode().split(" "):
+                latest[(tier, memory_id)] = op
+            index.position = int(entry_id.decode().partition("-")[2])
+        refresh: dict[str, list[str]] = {}
+        for (tier, memory_id), op in latest.items():
+            if op == "del":
+                index.tiers[tier].remove(memory_id)
+            else:
+                refresh.setdefault(tier, []).append(memory_id)
+        for tier, ids in refresh.items():
+            found = set()
+            for row in self._derived(index.agent_id, tier, ids):
+                index.tiers[tier].upsert(*row)
+                found.add(row[0])
+            for memory_id in ids:
+                if memory_id not in found:  # gone again since: a later entry says where
+                    index.tiers[tier].remove(memory_id)
+
+    def _load(self, index: AgentIndex, seq: int) -> None:
+        index.tiers = self._empty()
+        for tier in TIERS:
+            for row in self._derived(index.agent_id, tier, None):
+                index.tiers[tier].upsert(*row)
+        index.position = seq
+
+    def _derived(self, agent_id: str, tier: str, ids: list[str] | None) -> Iterable[tuple[Any, ...]]:
+        if tier == "ltm":
+            for chunk in self.t.ltm.derived(agent_id, ids):
+                yield from chunk
+        else:
+            yield from self.t.redis(lambda: getattr(self.t, tier).derived(agent_id, ids))
+
+    def _empty(self) -> dict[str, TierIndex]:
+        s = self.settings
+        return {tier: TierIndex(tier, s.state_dim, s.cell_size, s.exact_limit) for tier in TIERS}

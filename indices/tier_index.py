@@ -1,0 +1,126 @@
+"""Everything the search paths filter and rank on, for one agent's memories in one tier.
+
+Columns (step, type, importance) make filters numpy masks; a VectorSet per vector kind (state,
+text) ranks by similarity; a SpatialGrid answers by place. Rows are appended; a removed
+memory's row becomes a tombstone, reused by nothing (rows are stable ids for FAISS).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings.resolution import restore
+from indices.spatial import SpatialGrid
+from indices.vectors import VectorSet
+from memory.record import Embeddings
+
+log = logging.getLogger(__name__)
+
+TYPE_CODES = {"state": 0, "action": 1, "interaction": 2}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Conditions on the indexed columns; None means any."""
+
+    lo_step: int | None = None
+    hi_step: int | None = None
+    memory_types: tuple[str, ...] | None = None
+    min_importance: float | None = None
+
+
+class TierIndex:
+    def __init__(self, tier: str, state_dim: int, cell_size: float, exact_limit: int):
+        self.tier = tier
+        self.ids: list[str | None] = []
+        self.rows: dict[str, int] = {}
+        self._step = np.zeros(0, dtype=np.int64)
+        self._kind = np.zeros(0, dtype=np.int8)
+        self._importance = np.zeros(0, dtype=np.float64)
+        self._alive = np.zeros(0, dtype=bool)
+        self.state = VectorSet(state_dim, exact_limit)
+        self.text: VectorSet | None = None  # created with the first text vector (its size decides)
+        self.space = SpatialGrid(cell_size)
+        self._exact_limit = exact_limit
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def upsert(self, memory_id: str, step: int, memory_type: str, importance: float,
+               embeddings: Embeddings, position: tuple[float, ...] | None) -> None:
+        row = self.rows.get(memory_id)
+        if row is None:
+            row = len(self.ids)
+            self.ids.append(memory_id)
+            self.rows[memory_id] = row
+            self._grow(row + 1)
+        self._step[row] = step
+        self._kind[row] = TYPE_CODES.get(memory_type, -1)
+        self._importance[row] = importance
+        self._alive[row] = True
+        self.state.set(row, self._vector(embeddings.state, self.state.dim, "state", memory_id))
+        text = embeddings.text
+        if text is not None:
+            if self.text is None:
+                self.text = VectorSet(_dimension(*text), self._exact_limit)
+            self.text.set(row, self._vector(text, self.text.dim, "text", memory_id))
+        elif self.text is not None:
+            self.text.set(row, None)
+        self.space.set(row, position)
+
+    def remove(self, memory_id: str) -> None:
+        row = self.rows.pop(memory_id, None)
+        if row is None:
+            return
+        self.ids[row] = None
+        self._alive[row] = False
+        self.state.drop(row)
+        if self.text is not None:
+            self.text.drop(row)
+        self.space.drop(row)
+
+    def mask(self, where: Filter) -> np.ndarray:
+        """Rows that pass the filter (and are alive)."""
+        n = len(self.ids)
+        mask = self._alive[:n].copy()
+        if where.lo_step is not None:
+            mask &= self._step[:n] >= where.lo_step
+        if where.hi_step is not None:
+            mask &= self._step[:n] <= where.hi_step
+        if where.memory_types is not None:
+            mask &= np.isin(self._kind[:n], [TYPE_CODES[t] for t in where.memory_types])
+        if where.min_importance is not None:
+            mask &= self._importance[:n] >= where.min_importance
+        return mask
+
+    def steps(self, rows: np.ndarray) -> np.ndarray:
+        return self._step[rows]
+
+    @staticmethod
+    def _vector(stored: tuple[str, bytes] | None, dim: int, kind: str, memory_id: str) -> np.ndarray | None:
+        if stored is None:
+            return None
+        resolution, blob = stored
+        if _dimension(resolution, blob) != dim:
+            log.warning("memory %s: its %s vector has %d dimensions, the index %d; not indexed",
+                        memory_id, kind, _dimension(resolution, blob), dim)
+            return None
+        return restore([blob], resolution, dim)[0]
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self._alive):
+            return
+        capacity = max(size, 2 * len(self._alive), 64)
+        extra = capacity - len(self._alive)
+        self._step = np.concatenate([self._step, np.zeros(extra, dtype=np.int64)])
+        self._kind = np.concatenate([self._kind, np.full(extra, -1, dtype=np.int8)])
+        self._importance = np.concatenate([self._importance, np.zeros(extra)])
+        self._alive = np.concatenate([self._alive, np.zeros(extra, dtype=bool)])
+
+
+def _dimension(resolution: str, blob: bytes) -> int:
+    """Vector length from its stored size (embeddings/resolution.py: 4, 2, or 1 byte + a scale)."""
+    return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]

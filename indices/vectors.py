@@ -1,0 +1,112 @@
+"""Nearest vectors among one tier's memories: exact while small, FAISS IVF beyond.
+
+Rows are appended and tombstoned, never moved, so a row number is a stable id for FAISS.
+Vectors are unit length and similarity is the inner product (cosine). Every search takes an
+optional mask of the rows a filter lets through: small masks are searched exactly (a filtered
+search must never come back short), large ones go to FAISS with an ID selector and have their
+candidates re-ranked exactly against the float32 rows kept here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+
+EXACT_LIMIT = 20_000  # below this many live rows (or rows passing a filter) search is exact
+REBUILD_GROWTH = 4  # retrain the coarse quantizer once the index has grown this much
+OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
+
+
+class VectorSet:
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, nprobe: int | None = None):
+        self.dim = dim
+        self.exact_limit = exact_limit
+        self.nprobe = nprobe
+        self._rows = np.zeros((0, dim), dtype=np.float32)
+        self.present = np.zeros(0, dtype=bool)  # row has a vector (and is alive)
+        self.count = 0  # rows used (alive or not)
+        self._ivf: faiss.IndexIVFFlat | None = None
+        self._trained_at = 0
+        self._in_ivf = np.zeros(0, dtype=bool)
+
+    def __len__(self) -> int:
+        return int(self.present[: self.count].sum())
+
+    def set(self, row: int, vector: np.ndarray | None) -> None:
+        """Give a row its vector (or none); rows beyond the end grow the set."""
+        self._grow(row + 1)
+        if self._in_ivf[row]:
+            self._ivf.remove_ids(np.array([row], dtype=np.int64))  # type: ignore[union-attr]
+            self._in_ivf[row] = False
+        if vector is None:
+            self.present[row] = False
+            return
+        self._rows[row] = vector
+        self.present[row] = True
+
+    def drop(self, row: int) -> None:
+        self.set(row, None)
+
+    def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the k most similar rows among those ``mask`` allows, best first."""
+        allowed = self.present[: self.count] if mask is None else self.present[: self.count] & mask[: self.count]
+        candidates = int(allowed.sum())
+        if candidates == 0 or k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        if candidates <= self.exact_limit:
+            return self._exact(query, k, np.flatnonzero(allowed))
+        return self._approximate(query, k, allowed)
+
+    def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = self._rows[rows] @ query
+        if k < len(rows):
+            top = np.argpartition(-scores, k - 1)[:k]
+        else:
+            top = np.arange(len(rows))
+        order = top[np.lexsort((rows[top], -scores[top]))]  # ties: lower row (older) first
+        return rows[order], scores[order]
+
+    def _approximate(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = self._index()
+        wanted = min(int(allowed.sum()), k * OVERSAMPLE)
+        bitmap = np.packbits(allowed, bitorder="little")  # kept alive while FAISS reads it
+        params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBitmap(bitmap), nprobe=self._nprobe(index.nlist))
+        _, found = index.search(query.reshape(1, -1), wanted, params=params)
+        rows = found[0][found[0] >= 0]
+        if len(rows) < k:  # the probed lists held too few allowed rows: answer exactly
+            return self._exact(query, k, np.flatnonzero(allowed))
+        return self._exact(query, k, rows)  # exact re-rank of the candidates
+
+    def _index(self) -> faiss.IndexIVFFlat:
+        live = np.flatnonzero(self.present[: self.count])
+        if self._ivf is None or len(live) > REBUILD_GROWTH * self._trained_at:
+            nlist = int(min(4096, max(64, 4 * math.sqrt(len(live)))))
+            quantizer = faiss.IndexFlatIP(self.dim)
+            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = live if len(live) <= 40 * nlist else np.random.default_rng(0).choice(live, 40 * nlist, replace=False)
+            index.train(self._rows[np.sort(sample)])
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids by row
+            self._ivf, self._trained_at = index, len(live)
+            self._in_ivf[:] = False
+        missing = np.flatnonzero(self.present[: self.count] & ~self._in_ivf[: self.count])
+        if len(missing):
+            self._ivf.add_with_ids(self._rows[missing], missing.astype(np.int64))
+            self._in_ivf[missing] = True
+        return self._ivf
+
+    def _nprobe(self, nlist: int) -> int:
+        return self.nprobe or max(8, nlist // 16)
+
+    def _grow(self, size: int) -> None:
+        if size <= self.count:
+            return
+        if size > len(self.present):
+            capacity = max(size, 2 * len(self.present), 64)
+            rows = np.zeros((capacity, self.dim), dtype=np.float32)
+            rows[: self.count] = self._rows[: self.count]
+            self._rows = rows
+            self.present = np.concatenate([self.present, np.zeros(capacity - len(self.present), dtype=bool)])
+            self._in_ivf = np.concatenate([self._in_ivf, np.zeros(capacity - len(self._in_ivf), dtype=bool)])
+        self.count = size

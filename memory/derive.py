@@ -1,0 +1,108 @@
+"""What a store derives from a memory's contents for the indices: its position and state vector.
+
+Both are computed once, at store time, and travel inside the record through every tier, so no
+index ever decodes a payload. Query inputs (a query vector, a center) are checked here too, with
+errors that name the problem.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from embeddings.resolution import reduce, restore
+from memory.errors import InvalidInputError
+from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+
+RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}
+
+
+def at_resolution(record: MemoryRecord, resolution: str) -> MemoryRecord:
+    """The record with its vectors reduced to ``resolution`` (a tier move downwards); a vector
+    already at that resolution or coarser is kept as it is."""
+    embeddings = record.embeddings
+    if embeddings is NO_EMBEDDINGS:
+        return record
+    fields: dict[str, Any] = {}
+    state = embeddings.state
+    if state is not None:
+        fields[f"{state[0]}_vector"] = state[1]
+        if RESOLUTION_RANK[state[0]] < RESOLUTION_RANK[resolution]:
+            fields = {f"{resolution}_vector": _reduce(state, resolution)}
+    text = embeddings.text
+    if text is not None:
+        if RESOLUTION_RANK[text[0]] < RESOLUTION_RANK[resolution]:
+            text = (resolution, _reduce(text, resolution))
+        fields["text_resolution"], fields["text_vector"] = text
+    return replace(record, embeddings=Embeddings(**fields))
+
+
+def _reduce(stored: tuple[str, bytes], resolution: str) -> bytes:
+    current, blob = stored
+    return reduce(restore([blob], current, dimension(current, blob)), resolution)[0]
+
+
+def dimension(resolution: str, blob: bytes) -> int:
+    """A stored vector's length, from its size (embeddings/resolution.py)."""
+    return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]
+
+
+def position_of(contents: Any, key: str) -> tuple[float, ...] | None:
+    """``contents[key]`` as 2 or 3 finite numbers, else ``<key>_x/_y[/_z]``; None when absent
+    or not a position (such a memory is simply not in the spatial index)."""
+    if not isinstance(contents, Mapping):
+        return None
+    value = contents.get(key)
+    if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(_finite(v) for v in value):
+        return tuple(float(v) for v in value)
+    parts = [contents.get(f"{key}_{axis}") for axis in "xyz"]
+    if _finite(parts[0]) and _finite(parts[1]):
+        return tuple(float(v) for v in (parts if _finite(parts[2]) else parts[:2]))
+    return None
+
+
+def query_position(center: Any) -> tuple[float, float, float]:
+    """A query center: 2 or 3 finite numbers, as (x, y, z) with z = 0 for a 2-D point."""
+    if isinstance(center, np.ndarray):
+        center = center.tolist()
+    if not isinstance(center, (list, tuple)) or len(center) not in (2, 3) or not all(_finite(v) for v in center):
+        raise InvalidInputError(f"a position must be 2 or 3 finite numbers, got {center!r}")
+    x, y, *z = (float(v) for v in center)
+    return x, y, z[0] if z else 0.0
+
+
+def unit_vector(vector: Any, dim: int, what: str = "query_embedding") -> np.ndarray:
+    """A caller's vector as a unit float32 array of ``dim`` values, or InvalidInputError."""
+    try:
+        array = np.asarray(vector, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be a sequence of numbers: {exc}") from None
+    if array.ndim != 1:
+        raise InvalidInputError(f"{what} must be one vector (1-D), got shape {array.shape}")
+    if len(array) != dim:
+        raise InvalidInputError(f"{what} has {len(array)} dimensions; this index has {dim}")
+    if not np.all(np.isfinite(array)):
+        raise InvalidInputError(f"{what} contains NaN or infinite values")
+    norm = float(np.linalg.norm(array))
+    if norm == 0.0:
+        raise InvalidInputError(f"{what} is all zeros: it has no direction to compare")
+    return (array / norm).astype(np.float32)
+
+
+def positive_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InvalidInputError(f"{name} must be a positive int, got {k!r}")
+    return k
+
+
+def radius_value(radius: Any) -> float:
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius < 0:
+        raise InvalidInputError(f"radius must be a finite number >= 0, got {radius!r}")
+    return float(radius)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,91 @@
+"""A combined query, built by chaining conditions and run by ``top(n)`` or ``all()``.
+
+    api.query("agent-1").between(1000, 2000).of_type("action").near((10, 20), 5).similar_to(state).top(10)
+
+Ranking: by similarity when ``similar_to`` is given, else by distance when a place is given,
+else by step. Every condition narrows the same candidates, so ``top(n)`` returns the n best
+memories that pass all of them, and never fewer while at least n pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from indices.tier_index import Filter
+from memory import validation
+from memory.derive import positive_k, query_position, radius_value, unit_vector
+from memory.errors import InvalidInputError
+from memory.search import Query
+from memory.search_api import _tiers
+
+if TYPE_CHECKING:
+    from memory.engine import AgentMemoryAPI, QueryResult
+
+
+class QueryBuilder:
+    def __init__(self, api: "AgentMemoryAPI", agent_id: str, query: Query | None = None):
+        self._api = api
+        self._agent_id = agent_id
+        self._query = query or Query()
+
+    def _with(self, **changes: Any) -> "QueryBuilder":
+        return QueryBuilder(self._api, self._agent_id, replace(self._query, **changes))
+
+    def _where(self, **changes: Any) -> "QueryBuilder":
+        return self._with(where=replace(self._query.where, **changes))
+
+    def between(self, start_step: int, end_step: int) -> "QueryBuilder":
+        start, end = validation.step(start_step, "start_step"), validation.step(end_step, "end_step")
+        if start > end:
+            raise InvalidInputError(f"start_step {start} is after end_step {end}")
+        return self._where(lo_step=start, hi_step=end)
+
+    def of_type(self, *memory_types: str) -> "QueryBuilder":
+        if not memory_types:
+            raise InvalidInputError("of_type needs at least one memory type")
+        return self._where(memory_types=tuple(sorted({validation.memory_type(t) for t in memory_types})))
+
+    def min_importance(self, score: float) -> "QueryBuilder":
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise InvalidInputError(f"min_importance must be a finite number, got {score!r}")
+        return self._where(min_importance=float(score))
+
+    def where(self, attributes: Mapping[str, Any]) -> "QueryBuilder":
+        """Contents matching every ``dot.path: value`` exactly (as retrieve_by_attributes)."""
+        wanted = validation.attributes(attributes)
+        merged = {**(self._query.attributes or {}), **wanted}
+        return self._with(attributes=merged)
+
+    def near(self, center: Any, radius: float) -> "QueryBuilder":
+        return self._with(center=query_position(center), radius=radius_value(radius))
+
+    def nearest_to(self, center: Any) -> "QueryBuilder":
+        """Rank by distance from ``center`` (no radius): with top(n), the n nearest."""
+        return self._with(center=query_position(center), radius=None)
+
+    def similar_to(self, state: Mapping[str, Any]) -> "QueryBuilder":
+        vector = self._api._encode_state(state)
+        return self._with(similar=("state", vector), similar_key=vector.tobytes())
+
+    def similar_to_embedding(self, vector: Any) -> "QueryBuilder":
+        unit = unit_vector(vector, self._api.config.search_config.vector_dim)
+        return self._with(similar=("state", unit), similar_key=unit.tobytes())
+
+    def in_tiers(self, tiers: Iterable[str]) -> "QueryBuilder":
+        return self._with(tiers=_tiers(tiers))
+
+    def top(self, n: int) -> "QueryResult":
+        return self._run(replace(self._query, limit=positive_k(n, "n")))
+
+    def all(self) -> "QueryResult":
+        if self._query.similar is not None or (self._query.center is not None and self._query.radius is None):
+            raise InvalidInputError("a ranked query (similar_to, nearest_to) needs top(n)")
+        return self._run(replace(self._query, limit=None))
+
+    def _run(self, query: Query) -> "QueryResult":
+        return self._api._search(self._agent_id, "query", query)
+
+    def __repr__(self) -> str:
+        return f"QueryBuilder({self._agent_id!r}, {self._query!r})"

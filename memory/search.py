@@ -1,0 +1,165 @@
+"""Similarity, place and combined queries over the in-process indices of all three tiers.
+
+A query narrows each tier's rows with its filters (step range, types, importance, place) as
+masks, ranks what passes (by similarity, by distance, or by step), merges the tiers (a memory
+held by two tiers after an interrupted move counts once, at the finer resolution), reads the
+winners' records, and applies attribute matches, which need the contents, last: it asks for
+more candidates until ``limit`` memories pass or none are left, so a filtered query never comes
+back short while enough memories match.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from indices.catalog import AgentIndex, IndexCatalog
+from indices.tier_index import Filter, TierIndex
+from memory.attributes import matcher
+from memory.record import TIER_RANK, TIERS, MemoryRecord
+
+
+@dataclass(frozen=True)
+class Query:
+    """Everything a search can combine. ``similar`` is (vector kind, unit vector)."""
+
+    where: Filter = Filter()
+    attributes: Mapping[str, Any] | None = field(default=None, compare=False)
+    center: tuple[float, float, float] | None = None
+    radius: float | None = None  # with center: only memories this close; without: k nearest
+    similar: tuple[str, np.ndarray] | None = field(default=None, compare=False)
+    similar_key: bytes = b""  # the query vector's bytes, for the cache key
+    tiers: tuple[str, ...] = TIERS
+    limit: int | None = None
+
+    def key(self) -> tuple:
+        return (self.where, attribute_key(self.attributes), self.center, self.radius, self.similar and self.similar[0],
+                self.similar_key, self.tiers, self.limit)
+
+
+@dataclass
+class Hit:
+    tier: str
+    memory_id: str
+    rank: float  # smaller is better
+    extras: dict[str, Any]
+
+
+@dataclass
+class SearchAnswer:
+    records: list[MemoryRecord]
+    extras: list[dict[str, Any]]
+    version: int | None
+
+
+class Searcher:
+    def __init__(self, tiers: Any, catalog: IndexCatalog, fetch: Callable[[str, dict[str, list[str]]], list[MemoryRecord]]):
+        self.t = tiers
+        self.catalog = catalog
+        self._fetch = fetch  # (agent, {tier: ids}) -> records found, uncounted reads
+
+    def run(self, agent_id: str, query: Query) -> SearchAnswer:
+        index = self.catalog.current(agent_id)
+        with index.lock:
+            version = index.version
+            wanted = query.limit
+            if not query.attributes:
+                hits = self._ranked(index, query, wanted)
+                records = self._records(agent_id, hits)
+                return SearchAnswer([r for r, _ in records], [e for _, e in records], version)
+            matches = matcher(query.attributes)
+            budget = max(4 * (wanted or 0), 64)
+            while True:
+                hits = self._ranked(index, query, None if wanted is None else budget)
+                kept = [(r, e) for r, e in self._records(agent_id, hits) if matches(r.contents)]
+                exhausted = wanted is None or len(hits) < budget
+                if exhausted or len(kept) >= wanted:
+                    kept = kept if wanted is None else kept[:wanted]
+                    return SearchAnswer([r for r, _ in kept], [e for _, e in kept], version)
+                budget *= 4
+
+    # -- ranking ------------------------------------------------------------------------------
+    def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
+        per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
+        merged, seen = [], {}
+        for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, TIER_RANK[h.tier], h.memory_id)):
+            kept = seen.get(hit.memory_id)
+            if kept is not None:
+                if TIER_RANK[hit.tier] < TIER_RANK[kept.tier]:  # the finer copy wins
+                    merged[merged.index(kept)] = hit
+                    seen[hit.memory_id] = hit
+                continue
+            seen[hit.memory_id] = hit
+            merged.append(hit)
+            if limit is not None and len(merged) >= limit:
+                break
+        return merged
+
+    def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
+        mask = tier.mask(query.where)
+        distances: dict[int, float] = {}
+        if query.center is not None and query.radius is not None:
+            rows, found = tier.space.within(query.center, query.radius)
+            near = np.zeros(len(mask), dtype=bool)
+            near[rows] = True
+            mask &= near
+            distances = dict(zip(rows.tolist(), found.tolist()))
+        if query.similar is not None:
+            kind, vector = query.similar
+            vectors = tier.state if kind == "state" else tier.text
+            if vectors is None or vectors.dim != len(vector):
+                return []
+            k = int(mask.sum()) if limit is None else limit
+            rows, scores = vectors.search(vector, k, mask)
+            return [self._hit(tier, row, -score, {"similarity_score": float(score)}, distances)
+                    for row, score in zip(rows.tolist(), scores.tolist())]
+        if query.center is not None and query.radius is None:
+            rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
+            return [Hit(tier.tier, tier.ids[row], distance, {"distance": distance})
+                    for row, distance in zip(rows.tolist(), found.tolist())]
+        rows = np.flatnonzero(mask)
+        if distances:
+            order = sorted(rows.tolist(), key=lambda row: (distances[row], row))
+            return [Hit(tier.tier, tier.ids[row], distances[row], {"distance": distances[row]}) for row in order]
+        steps = tier.steps(rows)
+        order = np.lexsort((np.array([tier.ids[r] for r in rows], dtype=object), steps)) if len(rows) else rows
+        return [Hit(tier.tier, tier.ids[rows[i]], float(steps[i]), {}) for i in order]
+
+    @staticmethod
+    def _hit(tier: TierIndex, row: int, rank: float, extras: dict[str, Any], distances: dict[int, float]) -> Hit:
+        if row in distances:
+            extras["distance"] = distances[row]
+        return Hit(tier.tier, tier.ids[row], rank, extras)  # type: ignore[arg-type]
+
+    # -- records ------------------------------------------------------------------------------
+    def _records(self, agent_id: str, hits: Sequence[Hit]) -> list[tuple[MemoryRecord, dict[str, Any]]]:
+        by_tier: dict[str, list[str]] = {}
+        for hit in hits:
+            by_tier.setdefault(hit.tier, []).append(hit.memory_id)
+        found = {r.memory_id: r for r in self._fetch(agent_id, by_tier)}
+        missing = [hit.memory_id for hit in hits if hit.memory_id not in found]
+        if missing:  # moved between the index read and now: look in every tier
+            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}):
+                kept = found.get(record.memory_id)
+                if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
+                    found[record.memory_id] = record
+        return [(found[hit.memory_id], hit.extras) for hit in hits if hit.memory_id in found]
+
+
+def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """Attribute matches as a hashable, ordered tuple (part of the cache key)."""
+    if not attributes:
+        return ()
+    return tuple(sorted((key, _frozen(value)) for key, value in attributes.items()))
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+

@@ -1,0 +1,126 @@
+"""Text vectors, off the store path: stores queue memories, this embeds them in batches.
+
+The text model costs milliseconds per memory, about a hundred times a whole store, so a store
+only adds the memory to the agent's queue (in the same script call). The queue is emptied here:
+before every content query for that agent (so the query sees every memory stored before it
+began, from any process), and, with ``text_embedding="background"``, by a thread that follows
+this process's stores. Vectors are written into the record wherever it lives by then, at that
+tier's resolution, with a compare-and-set so a record that moved meanwhile is found again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from embeddings.resolution import reduce
+from embeddings.text import TextEncoder, contents_text
+from memory.config import SearchConfig
+from tiers.codec import decode_record, with_embeddings
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # memories embedded per model call
+RESOLUTION = {"stm": "full", "im": "compressed", "ltm": "abstract"}
+
+
+class TextEmbedder:
+    def __init__(self, tiers: Any, config: SearchConfig):
+        self.t = tiers
+        self.config = config
+        self._encoder: TextEncoder | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._agents: set[str] = set()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        if config.text_embedding == "background":
+            self._thread = threading.Thread(target=self._follow, name="tiermem-text-embedder", daemon=True)
+            self._thread.start()
+
+    @property
+    def encoder(self) -> TextEncoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = TextEncoder(self.config.text_model)
+            return self._encoder
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encoder.encode([text])[0]
+
+    def stored(self, agent_ids: Any) -> None:
+        """Called after stores: the background thread catches these agents up."""
+        if self._thread is not None:
+            self._agents.update(agent_ids)
+            self._wake.set()
+
+    def catch_up(self, agent_id: str) -> int:
+        """Embed every memory of the agent still waiting; returns how many were embedded."""
+        done = 0
+        pending_key = self.t.keys.pending(agent_id)
+        while True:
+            ids = [m.decode() for m in self.t.redis(lambda: self.t.client.zrange(pending_key, 0, BATCH - 1))]
+            if not ids:
+                return done
+            done += self._embed(agent_id, ids)
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- one batch ----------------------------------------------------------------------------
+    def _embed(self, agent_id: str, ids: list[str]) -> int:
+        t = self.t
+        found: dict[str, tuple[str, bytes | None, Any]] = {}  # id -> (tier, raw blob, record)
+        for tier in (t.stm, t.im):
+            blobs = t.redis(lambda: t.client.hmget(tier.tier_keys(agent_id).data, ids))
+            for memory_id, blob in zip(ids, blobs):
+                if blob is not None and memory_id not in found:
+                    found[memory_id] = (tier.name, blob, decode_record(agent_id, memory_id, blob, tier.name, tier.codec))
+        rest = [m for m in ids if m not in found]
+        for record in (t.ltm.get_many(agent_id, rest) if rest else []):
+            found[record.memory_id] = ("ltm", None, record)
+        gone = [m for m in ids if m not in found]
+        if gone:  # deleted before their turn
+            t.redis(lambda: t.client.zrem(t.keys.pending(agent_id), *gone))
+        if not found:
+            return 0
+        order = list(found)
+        vectors = self.encoder.encode([contents_text(found[m][2].contents) for m in order])
+        rewritten: dict[str, list[Any]] = {"stm": [], "im": [], "ltm": []}
+        for memory_id, vector in zip(order, vectors):
+            tier, blob, record = found[memory_id]
+            resolution = RESOLUTION[tier]
+            text = reduce(vector.reshape(1, -1), resolution)[0]
+            embeddings = replace(record.embeddings, text_resolution=resolution, text_vector=text)
+            if tier == "ltm":
+                rewritten[tier].append((memory_id, embeddings))
+            else:
+                rewritten[tier].append((memory_id, blob, with_embeddings(blob, embeddings)))
+        for tier in (t.stm, t.im):
+            skipped = t.redis(lambda: tier.set_embeddings(agent_id, rewritten[tier.name]))
+            if skipped:
+                log.debug("%d records changed while embedding; they are embedded on the next pass", len(skipped))
+        if rewritten["ltm"]:
+            written = t.ltm.set_embeddings(agent_id, dict(rewritten["ltm"]))
+            keys = [t.keys.meta(agent_id), t.keys.changes(agent_id), t.keys.pending(agent_id)]
+            t.redis(lambda: t.scripts.call("note", keys, ["upd", "ltm", "1", *written]))
+        return len(found)
+
+    def _follow(self) -> None:
+        while not self._stopped:
+            self._wake.wait()
+            self._wake.clear()
+            while self._agents and not self._stopped:
+                agent_id = self._agents.pop()
+                try:
+                    self.catch_up(agent_id)
+                except Exception as exc:  # noqa: BLE001 - a background pass must not die; queries catch up anyway
+                    log.warning("background text embedding of %s failed: %s", agent_id, exc)
+
