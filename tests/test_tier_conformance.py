@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy
 import zstandard
 
+from embeddings.resolution import reduce
 from memory.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
 from tiers.keys import KeySchema
@@ -188,6 +189,7 @@ def make_record(
     contents: Any = None,
     timestamp: float | None = None,
     embeddings: Embeddings = NO_EMBEDDINGS,
+    position: tuple[float, ...] | None = None,
 ) -> MemoryRecord:
     if contents is None:
         contents = {"id": memory_id, "step": step}
@@ -200,6 +202,7 @@ def make_record(
         importance_score=importance,
         contents_blob=pack_contents(contents),
         embeddings=embeddings,
+        position=position,
     )
 
 
@@ -545,14 +548,17 @@ def test_payloads_use_the_trained_dictionary(make_tier: Callable[..., Any], tier
 # -- embeddings and size ------------------------------------------------------------------------
 
 
-def test_embeddings_round_trip(tier: Any) -> None:
+def test_embeddings_and_positions_round_trip(tier: Any) -> None:
     rng = np.random.default_rng(5)
-    full = rng.standard_normal(384).astype(np.float32).tobytes()
+    unit = rng.standard_normal((1, 384)).astype(np.float32)
+    unit /= np.linalg.norm(unit)
+    full, compressed, abstract = (reduce(unit, resolution)[0] for resolution in ("full", "compressed", "abstract"))
     records = [
-        make_record("e-all", 1, embeddings=Embeddings(full, vector(1.5, -2.0, 3.25), vector(0.125))),
-        make_record("e-full", 2, embeddings=Embeddings(full_vector=full)),
-        make_record("e-abstract", 3, embeddings=Embeddings(abstract_vector=vector(np.float32(np.pi)))),
-        make_record("e-none", 4),
+        make_record("e-all", 1, embeddings=Embeddings(full, compressed, abstract, "compressed", compressed)),
+        make_record("e-full", 2, embeddings=Embeddings(full_vector=full), position=(1.5, -2.0)),
+        make_record("e-abstract", 3, embeddings=Embeddings(abstract_vector=abstract), position=(0.0, 1e9, -3.25)),
+        make_record("e-text-only", 4, embeddings=Embeddings(text_resolution="full", text_vector=full)),
+        make_record("e-none", 5),
     ]
     tier.put_many(AGENT, records, NOW)
 
@@ -563,9 +569,13 @@ def test_embeddings_round_trip(tier: Any) -> None:
         assert record.embeddings == original.embeddings
         assert record.embeddings.to_dict() == original.embeddings.to_dict()
     assert np.array_equal(
-        np.frombuffer(tier.get_many(AGENT, ["e-full"])[0].embeddings.full_vector, dtype=np.float32),
-        np.frombuffer(full, dtype=np.float32),
+        np.frombuffer(tier.get_many(AGENT, ["e-full"])[0].embeddings.full_vector, dtype=np.float32), unit[0]
     )
+    assert tier.get_many(AGENT, ["e-abstract"])[0].position == (0.0, 1e9, -3.25)
+    assert tier.get_many(AGENT, ["e-none"])[0].position is None
+    as_dict = tier.get_many(AGENT, ["e-all"])[0].embeddings.to_dict()
+    assert np.allclose(as_dict["compressed_vector"], unit[0], atol=1e-3)
+    assert np.allclose(as_dict["abstract_vector"], unit[0], atol=0.01)
 
 
 def test_a_large_batch_in_one_put(tier: Any) -> None:

@@ -1,0 +1,218 @@
+"""Similarity, place and combined queries across the tiers, checked against brute force.
+
+Data is clustered (as real embeddings are), spread over STM, IM and LTM by maintenance, and the
+exact-search limit is set low so the FAISS IVF path answers too. Recall is measured against an
+exact numpy search over every memory; ties are tolerated by comparing scores, not ids.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from memory.config import MemoryConfig
+from memory.engine import AgentMemoryAPI
+from memory.errors import InvalidInputError
+from tests.conftest import TEST_REDIS_URL, real_redis
+
+DIM = 32
+AGENT = "searcher"
+TYPES = ("state", "action", "interaction")
+
+
+def clustered(n: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((12, DIM))
+    points = centers[rng.integers(0, 12, n)] + 0.35 * rng.standard_normal((n, DIM))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def loaded(make_api: Callable[..., AgentMemoryAPI]) -> tuple[AgentMemoryAPI, np.ndarray, list[dict[str, Any]]]:
+    """2,400 memories of one agent over the three tiers, each with a vector and most with a place."""
+    api = make_api(
+        search_config={"vector_dim": DIM, "exact_limit": 300, "text_embedding": "off"},
+        stm_config={"memory_limit": 400}, im_config={"memory_limit": 800}, cleanup_interval=10**6,
+    )
+    vectors = clustered(2400)
+    rng = np.random.default_rng(9)
+    rows = []
+    for step in range(2400):
+        data: dict[str, Any] = {"kind": TYPES[step % 3], "tag": int(rng.integers(0, 5))}
+        if step % 7:
+            data["position"] = [float(rng.uniform(0, 50)), float(rng.uniform(0, 50))]
+        rows.append({"agent_id": AGENT, "data": data, "step_number": step, "memory_type": TYPES[step % 3],
+                     "priority": float(rng.uniform()), "embedding": vectors[step]})
+    for first in range(0, 2400, 300):
+        api.store_many(rows[first:first + 300])
+        api.force_memory_maintenance(AGENT)
+    tiers = api.get_memory_statistics(AGENT)["tiers"]
+    assert all(tiers[t]["count"] > 0 for t in ("stm", "im", "ltm")), tiers
+    return api, vectors, rows
+
+
+def exact_scores(vectors: np.ndarray, query: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    scores = vectors @ (query / np.linalg.norm(query))
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    return scores
+
+
+def test_knn_recall_against_brute_force(loaded: Any) -> None:
+    api, vectors, _ = loaded
+    queries = clustered(40, seed=11)
+    recalls = []
+    for query in queries:
+        found = api.search_by_embedding(AGENT, query, k=10)
+        assert len(found) == 10
+        truth = np.sort(exact_scores(vectors, query))[::-1][:10]
+        got = np.array([m["similarity_score"] for m in found])
+        assert np.all(np.diff(got) <= 1e-6), "results are best first"
+        recalls.append(np.mean(got >= truth[-1] - 0.02))  # abstract (int8) vectors in LTM: small score error
+        steps = [m["step_number"] for m in found]
+        assert len(set(steps)) == 10
+    assert np.mean(recalls) >= 0.95
+
+
+def test_filtered_knn_never_short_and_exact(loaded: Any) -> None:
+    api, vectors, rows = loaded
+    kinds = np.array([r["memory_type"] for r in rows])
+    for query in clustered(15, seed=12):
+        found = api.search_by_embedding(AGENT, query, k=25, memory_type="interaction")
+        assert len(found) == 25 and all(m["metadata"]["memory_type"] == "interaction" for m in found)
+        truth = np.sort(exact_scores(vectors, query, kinds == "interaction"))[::-1][:25]
+        got = np.array([m["similarity_score"] for m in found])
+        assert np.mean(got >= truth[-1] - 0.02) >= 0.99
+
+
+def test_combined_query_matches_brute_force(loaded: Any) -> None:
+    api, vectors, rows = loaded
+    query = vectors[1234]
+    found = (api.query(AGENT).between(500, 2000).of_type("action", "state").where({"tag": 2})
+             .similar_to_embedding(query).top(8))
+    allowed = np.array([500 <= r["step_number"] <= 2000 and r["memory_type"] in ("action", "state")
+                        and r["data"]["tag"] == 2 for r in rows])
+    truth = np.sort(exact_scores(vectors, query, allowed))[::-1][:8]
+    assert len(found) == 8
+    for memory in found:
+        assert 500 <= memory["step_number"] <= 2000 and memory["contents"]["tag"] == 2
+    assert np.all(np.array([m["similarity_score"] for m in found]) >= truth[-1] - 0.02)
+
+
+def test_location_queries_equal_brute_force(loaded: Any) -> None:
+    api, _, rows = loaded
+    placed = [(r["step_number"], r["data"]["position"], r["memory_type"]) for r in rows if "position" in r["data"]]
+    center, radius = (20.0, 31.0), 6.5
+    expected = sorted((math.dist(p, center), s) for s, p, _ in placed if math.dist(p, center) <= radius)
+    found = api.retrieve_by_location(AGENT, center, radius)
+    assert [m["step_number"] for m in found] == [s for _, s in expected]
+    assert all(abs(m["distance"] - d) < 1e-9 for m, (d, _) in zip(found, expected))
+    actions = api.retrieve_by_location(AGENT, center, radius, memory_type="action")
+    assert [m["step_number"] for m in actions] == [s for d, s in expected if rows[s]["memory_type"] == "action"]
+    nearest = api.retrieve_nearest(AGENT, (3.0, 47.0), k=7)
+    truth = sorted((math.dist(p, (3.0, 47.0)), s) for s, p, _ in placed)[:7]
+    assert [m["step_number"] for m in nearest] == [s for _, s in truth]
+
+
+def test_similar_states_ranks_the_nearest_state_first(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    api = make_api(search_config={"text_embedding": "off"})
+    for step in range(60):
+        api.store_agent_state("walker", {"position": [step, step % 7], "health": 1 - step / 100}, step)
+    best = api.retrieve_similar_states("walker", {"position": [30, 2], "health": 0.7}, k=3)
+    assert best[0]["step_number"] == 30 and best[0]["similarity_score"] > 0.99
+    assert [m["similarity_score"] for m in best] == sorted((m["similarity_score"] for m in best), reverse=True)
+
+
+def test_results_are_cached_until_the_agent_changes(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    api = make_api(search_config={"text_embedding": "off"})
+    api.store_agent_state("c", {"position": [1, 1]}, 1)
+    assert len(api.retrieve_by_location("c", (1, 1), 1)) == 1
+    hits = api._cache.hits
+    assert len(api.retrieve_by_location("c", (1, 1), 1)) == 1 and api._cache.hits == hits + 1
+    api.store_agent_state("c", {"position": [1, 2]}, 2)
+    assert len(api.retrieve_by_location("c", (1, 1), 1)) == 2  # the write invalidated the answer
+
+
+def test_bad_input_gets_a_clear_error(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    api = make_api(search_config={"vector_dim": 8, "text_embedding": "off"})
+    api.store_agent_state("b", {"position": [0, 0]}, 1, embedding=[1.0] * 8)
+    cases = [
+        (lambda: api.search_by_embedding("b", [1.0] * 7), "7 dimensions"),
+        (lambda: api.search_by_embedding("b", [float("nan")] * 8), "NaN"),
+        (lambda: api.search_by_embedding("b", [float("inf")] + [0.0] * 7), "infinite"),
+        (lambda: api.search_by_embedding("b", [1.0] * 8, k=0), "k must be"),
+        (lambda: api.search_by_embedding("b", [1.0] * 8, memory_tiers=["disk"]), "unknown memory tier"),
+        (lambda: api.retrieve_by_location("b", (1, 2, 3, 4), 1), "2 or 3"),
+        (lambda: api.retrieve_by_location("b", ("x", 1), 1), "2 or 3"),
+        (lambda: api.retrieve_by_location("b", (1, 2), -1), "radius"),
+        (lambda: api.store_agent_state("b", {}, 2, embedding=[1.0] * 9), "9 dimensions"),
+        (lambda: api.retrieve_similar_states("b", "not a dict"), "dict"),
+    ]
+    for call, words in cases:
+        with pytest.raises(InvalidInputError, match=words):
+            call()
+    assert api.get_memory_statistics("b")["total_memories"] == 1  # nothing stored was lost
+    api.store_agent_state("b", {"position": "north"}, 3)  # not a position: stored, not placed
+    assert [m["step_number"] for m in api.retrieve_by_location("b", (0, 0), 100)] == [1]
+
+
+def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
+    client = real_redis()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    config = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"),
+                          search_config={"vector_dim": 8, "text_embedding": "off"})
+    script = textwrap.dedent(f"""
+        import redis
+        from memory.engine import AgentMemoryAPI
+        from memory.config import MemoryConfig
+        client = redis.Redis.from_url({TEST_REDIS_URL!r})
+        config = MemoryConfig(key_prefix={prefix!r}, data_dir={str(tmp_path / 'data')!r},
+                              search_config={{"vector_dim": 8, "text_embedding": "off"}})
+        with AgentMemoryAPI(config, redis_client=client) as other:
+            other.store_agent_state("shared", {{"position": [0, 1]}}, 2, embedding=[0.0, 1.0] + [0.0] * 6)
+    """)
+    try:
+        with AgentMemoryAPI(config, redis_client=client) as api:
+            api.store_agent_state("shared", {"position": [0, 0]}, 1, embedding=[1.0] + [0.0] * 7)
+            assert len(api.retrieve_nearest("shared", (0, 0), k=5)) == 1  # this process's index is built
+            subprocess.run([sys.executable, "-c", script], check=True, cwd=str(Path(__file__).parents[1]))
+            near = api.retrieve_nearest("shared", (0, 1), k=5)
+            assert [m["step_number"] for m in near] == [2, 1]
+            similar = api.search_by_embedding("shared", [0.0, 1.0] + [0.0] * 6, k=1)
+            assert similar[0]["step_number"] == 2
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
+def test_content_search_finds_paraphrases_with_the_real_model(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    """MiniLM, offline; stores only queue their text, the query embeds what is pending first,
+    including memories that maintenance moved to IM and LTM meanwhile."""
+    api = make_api(stm_config={"memory_limit": 2}, im_config={"memory_limit": 2}, cleanup_interval=10**6)
+    said = [
+        "Hello, do you have any wood to trade?",
+        "The weather is sunny over the lake today.",
+        "I am hungry and looking for berries.",
+        "A wolf attacked the sheep near the river.",
+        "My pickaxe broke while mining stone.",
+        "Let us meet at the market at noon.",
+    ]
+    for step, text in enumerate(said):
+        api.store_agent_interaction("talker", {"interaction_type": "conversation", "content": text}, step)
+    api.force_memory_maintenance("talker")
+    assert {t: api.get_memory_statistics("talker")["tiers"][t]["count"] > 0 for t in ("stm", "im", "ltm")} == \
+        {"stm": True, "im": True, "ltm": True}
+    found = api.get_memory_space("talker").search_by_content("swap some lumber", k=2)
+    assert found[0]["contents"]["content"] == said[0]
+    assert found[0]["similarity_score"] > found[1]["similarity_score"]
+    found = api.search_by_content("talker", "a predator hunted the flock", k=1)
+    assert found[0]["contents"]["content"] == said[3]
