@@ -4,11 +4,12 @@ The write is a single conditional upsert::
 
     INSERT INTO tiermem_conversations (...) VALUES (...)
     ON CONFLICT (namespace, conversation_id) DO UPDATE SET ... WHERE version = :expected
+    RETURNING version
 
 It inserts a new conversation (expected version 0, no row yet), updates one whose version is
-still the one the caller read, and changes nothing (rowcount 0) when another writer came first,
-in one statement, so no lock is held across the caller's work. SQLAlchemy's calls are blocking:
-they run on a small thread pool of the manager, never on the event loop.
+still the one the caller read, and changes nothing (no row returned) when another writer came
+first, in one statement, so no lock is held across the caller's work. SQLAlchemy's calls are
+blocking: they run on a small thread pool of the manager, never on the event loop.
 """
 
 from __future__ import annotations
@@ -136,17 +137,17 @@ class DatabaseMemoryManager(MemoryManager):
             index_elements=["namespace", "conversation_id"],
             set_=values,
             where=conversations.c.version == expected_version,
-        )
+        ).returning(conversations.c.version)  # rowcount is not reliable for upserts on every driver
 
-        def work() -> int:
+        def work() -> int | None:
             with self._engine.begin() as conn:
-                return conn.execute(stmt).rowcount
+                return conn.execute(stmt).scalar()
 
         try:
             written = await self._run(work)
         except SQLAlchemyError as exc:
             raise MemoryStoreException(f"the database did not store conversation {memory.conversation_id!r}: {exc}") from exc
-        return version if written == 1 else None
+        return version if written == version else None
 
     async def _delete(self, conversation_id: str) -> bool:
         def work() -> int:

@@ -10,9 +10,11 @@ so a conversation ages from STM to IM to LTM like any memory, its turns stay que
 range (``history``), and a conversation nobody touched for months is rebuilt from its newest
 memories when it returns.
 
-The current memory (the compare-and-set token) lives in a *head* manager: an ``InMemoryManager``
-of this process by default, which makes updates atomic within the process; pass
-``head=RedisMemoryManager(...)`` when several processes write the same conversations. A write
+The current memory (the compare-and-set token) lives in a *head* manager. By default that is an
+``InMemoryManager`` shared by every TieredMemoryManager of this process on the same engine and
+agent prefix, which makes updates atomic within the process; pass ``head=RedisMemoryManager(...)``
+when several processes write the same conversations (an engine on a Redis server logs a warning
+without one). A write
 sets the head first and archives second, so a turn reaches the archive only once it has won; if
 the archive refuses it, the head is put back and the update fails as a whole.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeVar
@@ -36,6 +39,9 @@ from memory.validation import MAX_STEP
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# the default heads: one per engine and agent prefix in this process, gone with the engine
+_process_heads: "weakref.WeakKeyDictionary[AgentMemoryAPI, dict[str, InMemoryManager]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,14 @@ class TieredMemoryManager(MemoryManager):
         if isinstance(rebuild_turns, bool) or not isinstance(rebuild_turns, int) or rebuild_turns < 1:
             raise InvalidConversationError(f"rebuild_turns must be a positive int, got {rebuild_turns!r}")
         self.api = api
-        self.head = head if head is not None else InMemoryManager(max_conversations=10_000, clock=clock)
+        if head is None:
+            if api.mode == "redis":
+                log.warning(
+                    "TieredMemoryManager without a shared head: updates are atomic within this process only; "
+                    "pass head=RedisMemoryManager(...) when several processes write the same conversations"
+                )
+            head = _process_heads.setdefault(api, {}).setdefault(agent_prefix, InMemoryManager(max_conversations=10_000, clock=clock))
+        self.head = head
         self.agent_prefix = agent_prefix
         self.priority = float(priority)
         self.rebuild_turns = rebuild_turns
