@@ -17,8 +17,6 @@ from memory.conversation import (
 )
 from memory.errors import MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 
-pytestmark = pytest.mark.asyncio
-
 BAD_IDS = ["", "has space", "x" * 121, 42, None, "brace{tag}", "semi;colon", "ümlaut", "new\nline"]
 
 

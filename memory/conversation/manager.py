@@ -43,6 +43,7 @@ class MemoryManager(ABC):
         self.conflict_timeout = float(conflict_timeout)
         self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.conflicts = 0  # writes that lost the version race and were retried (a contention gauge)
 
     # -- the backend contract ----------------------------------------------------------------------
     @abstractmethod
@@ -111,6 +112,7 @@ class MemoryManager(ABC):
                 version = await self._write_if(new, current)
                 if version is not None:
                     return replace(new, version=version)
+                self.conflicts += 1
                 if time.monotonic() >= deadline:
                     raise ConversationConflictError(
                         f"conversation {conversation_id!r} kept changing under this update; "
