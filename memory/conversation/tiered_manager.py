@@ -32,7 +32,7 @@ from typing import Any, Callable, TypeVar
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
-from memory.conversation.state import ConversationMemory, Turn, validate_conversation_id
+from memory.conversation.state import CONVERSATION_ID_PATTERN, ConversationMemory, Turn, validate_conversation_id
 from memory.engine import AgentMemoryAPI
 from memory.errors import MemoryAPIException, MemoryStoreException
 from memory.validation import MAX_STEP
@@ -77,7 +77,8 @@ class TieredMemoryManager(MemoryManager):
             raise InvalidConversationError("head must be an InMemoryManager, RedisMemoryManager or DatabaseMemoryManager")
         if not isinstance(agent_prefix, str) or len(agent_prefix) > 8:
             raise InvalidConversationError(f"agent_prefix must be a str of at most 8 characters, got {agent_prefix!r}")
-        validate_conversation_id(agent_prefix + "x")  # same alphabet as the ids it is prefixed to
+        if agent_prefix and not CONVERSATION_ID_PATTERN.fullmatch(agent_prefix):  # the ids' alphabet
+            raise InvalidConversationError(f"agent_prefix {agent_prefix!r} contains characters outside [A-Za-z0-9_.:@/+=-]")
         if isinstance(priority, bool) or not isinstance(priority, (int, float)) or not 0 <= priority <= 1:
             raise InvalidConversationError(f"priority must be between 0 and 1, got {priority!r}")
         if isinstance(rebuild_turns, bool) or not isinstance(rebuild_turns, int) or rebuild_turns < 1:
