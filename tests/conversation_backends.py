@@ -45,7 +45,11 @@ class Backend:
         self.api: AgentMemoryAPI | None = None
         if kind.startswith("tiered"):
             client = self._sync_redis if kind == "tiered-redis" else fakeredis.FakeRedis(server=fakeredis.FakeServer())
-            self.api = AgentMemoryAPI(MemoryConfig(key_prefix=self.prefix, data_dir=str(tmp_path / "engine")), redis_client=client)
+            # LTM in tmp_path/ltm.sqlite, where the multi-process test's workers put theirs too (the
+            # schema exists before they start: the engine cannot create it from two processes at once)
+            config = MemoryConfig(key_prefix=self.prefix, data_dir=str(tmp_path / "engine"),
+                                  ltm_config={"db_path": str(tmp_path / "ltm.sqlite")})
+            self.api = AgentMemoryAPI(config, redis_client=client)
             self._apis.append(self.api)
 
     def open(self, **options: Any) -> MemoryManager:
