@@ -15,7 +15,7 @@ from memory.conversation import (
     InvalidConversationError,
     RedisMemoryManager,
 )
-from memory.errors import MemoryConfigException, MemoryRetrievalException, MemoryStoreException
+from memory.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 
 BAD_IDS = ["", "has space", "x" * 121, 42, None, "brace{tag}", "semi;colon", "ümlaut", "new\nline"]
 
@@ -247,3 +247,13 @@ async def test_database_namespaces_share_a_table_without_seeing_each_other(tmp_p
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_closed_manager_says_so(backend: Backend):
+    manager = backend.open()
+    await manager.store({"conversation_id": "c", "working_memory": "x"})
+    await manager.close()
+    await manager.close()  # closing twice is harmless
+    if backend.kind in ("sqlite", "postgresql", "tiered", "tiered-redis"):
+        with pytest.raises(MemoryAPIException, match="closed"):
+            await manager.history("c") if backend.kind.startswith("tiered") else await manager.get("c")

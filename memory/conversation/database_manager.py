@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
-from memory.errors import MemoryConfigException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError
+from memory.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError
 from tiers.keys import validate_prefix
 from tiers.ltm import make_engine
 
@@ -89,6 +89,7 @@ class DatabaseMemoryManager(MemoryManager):
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         self._insert = dialect_insert
+        self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiermem-conversations")
         try:
             metadata.create_all(self._engine)
@@ -97,6 +98,8 @@ class DatabaseMemoryManager(MemoryManager):
             raise MemoryConfigException(f"cannot create the conversation table: {exc}") from exc
 
     async def _run(self, work: Callable[[], T]) -> T:
+        if self._closed:
+            raise MemoryAPIException("this DatabaseMemoryManager is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def _mine(self, conversation_id: str) -> Any:
@@ -176,6 +179,9 @@ class DatabaseMemoryManager(MemoryManager):
             raise MemoryStoreException(f"the database did not purge idle conversations: {exc}") from exc
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._executor.shutdown(wait=True)
         if self._owned:
             self._engine.dispose()

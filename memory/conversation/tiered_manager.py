@@ -96,6 +96,7 @@ class TieredMemoryManager(MemoryManager):
         self.priority = float(priority)
         self.rebuild_turns = rebuild_turns
         self._close_api = close_api
+        self._closed = False
         # the engine is synchronous: its calls run one at a time on a thread of their own
         self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiermem-conversation-archive")
 
@@ -104,6 +105,8 @@ class TieredMemoryManager(MemoryManager):
         return self.agent_prefix + validate_conversation_id(conversation_id)
 
     async def _engine(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise MemoryAPIException("this TieredMemoryManager is closed")
         return await asyncio.get_running_loop().run_in_executor(self._engine_thread, lambda: call(*args, **kwargs))
 
     # -- the backend contract ----------------------------------------------------------------------
@@ -209,7 +212,10 @@ class TieredMemoryManager(MemoryManager):
 
     async def close(self) -> None:
         """Close the head and the archive thread, and the ``AgentMemoryAPI`` if ``close_api``."""
+        if self._closed:
+            return
         await self.head.close()
         if self._close_api:
             await self._engine(self.api.close)
+        self._closed = True
         self._engine_thread.shutdown(wait=True)
