@@ -1,0 +1,114 @@
+"""What a conversation remembers: one immutable value, the same in every backend.
+
+A ``ConversationMemory`` holds the working memory (the text an agent carries from turn to
+turn), the count of turns so far, the newest turns themselves and the backend's version, which
+is what makes an update atomic: a backend writes a new value only if the version it was
+computed from is still current (see :mod:`memory.conversation.manager`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from memory.conversation.errors import InvalidConversationError
+
+CONVERSATION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,120}")
+MAX_WORKING_MEMORY_CHARS = 1_000_000  # what any backend accepts; agents keep theirs far smaller
+
+
+def validate_conversation_id(value: Any) -> str:
+    """Return the id or raise InvalidConversationError naming what is wrong with it.
+
+    The alphabet is the engine's agent-id alphabet (safe in Redis keys, SQL and file names);
+    120 characters leaves room for the tiered manager's agent-id prefix.
+    """
+    if not isinstance(value, str):
+        raise InvalidConversationError(f"conversation_id must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidConversationError("conversation_id must not be empty")
+    if len(value) > 120:
+        raise InvalidConversationError(f"conversation_id is {len(value)} characters long; the limit is 120")
+    if not CONVERSATION_ID_PATTERN.fullmatch(value):
+        bad = "".join(sorted({ch for ch in value if not CONVERSATION_ID_PATTERN.fullmatch(ch)}))
+        raise InvalidConversationError(
+            f"conversation_id {value!r} contains {bad!r}; allowed are letters, digits and _ . : @ / + = -"
+        )
+    return value
+
+
+def validate_working_memory(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidConversationError(f"working_memory must be a str, got {type(value).__name__}")
+    if len(value) > MAX_WORKING_MEMORY_CHARS:
+        raise InvalidConversationError(
+            f"working_memory is {len(value)} characters long; the limit is {MAX_WORKING_MEMORY_CHARS}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation, numbered from 1 in the order the turns were applied."""
+
+    number: int
+    message: str
+    timestamp: float
+
+    def to_list(self) -> list[Any]:
+        return [self.number, self.message, self.timestamp]
+
+
+@dataclass(frozen=True)
+class ConversationMemory:
+    """A conversation's memory as read from a backend.
+
+    ``working_memory`` is the attribute the seed's interface promises. ``turns`` holds the newest
+    turns (as many as the agent keeps), oldest first; ``turn_count`` counts every turn ever
+    applied. ``version`` is the backend's write counter (0: never written).
+    """
+
+    conversation_id: str
+    working_memory: str = ""
+    turn_count: int = 0
+    turns: tuple[Turn, ...] = ()
+    updated_at: float = 0.0
+    version: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)  # backend details, e.g. where it came from
+
+    @classmethod
+    def empty(cls, conversation_id: str) -> "ConversationMemory":
+        return cls(validate_conversation_id(conversation_id))
+
+    def with_turn(self, message: str, working_memory: str, now: float, keep_turns: int) -> "ConversationMemory":
+        """The next memory: one more turn, the newest ``keep_turns`` turns, a new working memory."""
+        turn = Turn(self.turn_count + 1, message, now)
+        kept = (self.turns + (turn,))[-keep_turns:] if keep_turns > 0 else ()
+        return replace(self, working_memory=working_memory, turn_count=turn.number, turns=kept, updated_at=now)
+
+    def with_working_memory(self, working_memory: str, now: float) -> "ConversationMemory":
+        return replace(self, working_memory=working_memory, updated_at=now)
+
+    def check_successor(self, new: "ConversationMemory") -> None:
+        """Refuse an update that is not a well-formed next state of this one."""
+        if not isinstance(new, ConversationMemory):
+            raise InvalidConversationError(f"an update must return a ConversationMemory, got {type(new).__name__}")
+        if new.conversation_id != self.conversation_id:
+            raise InvalidConversationError(
+                f"an update of {self.conversation_id!r} returned the memory of {new.conversation_id!r}"
+            )
+        validate_working_memory(new.working_memory)
+        if new.turn_count < self.turn_count:
+            raise InvalidConversationError(f"turn_count went back from {self.turn_count} to {new.turn_count}")
+        if any(not isinstance(t, Turn) or not isinstance(t.message, str) for t in new.turns):
+            raise InvalidConversationError("turns must be Turn values with str messages")
+
+    # -- the JSON form every backend stores (no pickle) ------------------------------------------
+    def turns_json(self) -> str:
+        return json.dumps([t.to_list() for t in self.turns], ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def turns_from_json(text: str | bytes) -> tuple[Turn, ...]:
+        return tuple(Turn(int(n), str(m), float(ts)) for n, m, ts in json.loads(text))
