@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from memory.errors import TierUnavailableError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
@@ -91,6 +91,7 @@ schema_version = Table("tiermem_schema", metadata, Column("version", Integer, pr
 # Append-only: each entry upgrades the schema from its index to the next version.
 MIGRATIONS: list[str] = []
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
 
 
 def _pack_derived(embeddings: Embeddings, position: tuple[float, ...] | None) -> bytes | None:
@@ -151,6 +152,17 @@ class SQLTier:
 
     # -- schema -------------------------------------------------------------------------------
     def _create_schema(self) -> None:
+        """Create or upgrade the tables. Another process may be creating them at the same moment
+        (both see no table, one CREATE fails): try again, and the second pass finds them."""
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return self._create_schema_once()
+            except (OperationalError, IntegrityError, ProgrammingError):
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _create_schema_once(self) -> None:
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             version = conn.execute(select(func.max(schema_version.c.version))).scalar()

@@ -1,0 +1,28 @@
+"""Several processes opening one new SQLite LTM file at once all succeed (the schema creation
+race: each sees no table, one CREATE fails, the others must try again)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+from pathlib import Path
+
+from tiers.ltm import SQLTier, make_engine
+
+
+def _open(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait()
+    SQLTier(make_engine(None, path), "race").close()
+
+
+def test_concurrent_first_opening_of_one_sqlite_file(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    for trial in range(4):
+        path = str(tmp_path / f"ltm-{trial}.sqlite")
+        barrier = context.Barrier(6)
+        processes = [context.Process(target=_open, args=(path, barrier)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [p.exitcode for p in processes] == [0] * 6
