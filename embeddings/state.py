@@ -85,7 +85,14 @@ class StateEncoder:
                     raise TypeError(
                         f"unsupported key of type {type(key).__name__!r} at {prefix or '<root>'!r}"
                     )
-            self._add_value(acc, value, f"{prefix}.{key}" if prefix else key, depth + 1)
+            path = f"{prefix}.{key}" if prefix else key
+            kind = type(value)  # the two commonest leaves skip _add_value's dispatch
+            if kind is float or kind is int:
+                self._add_number(acc, path, value)
+            elif kind is str:
+                self._add_token(acc, path, value)
+            else:
+                self._add_value(acc, value, path, depth + 1)
 
     def _add_value(self, acc: list[float], value, path: str, depth: int) -> None:
         kind = type(value)
