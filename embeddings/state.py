@@ -31,8 +31,9 @@ MAX_DEPTH = 32
 PRESENCE_SHARE = 0.3
 # Width of a value's Gaussian bump, in bins (one bin = one unit of signed log1p).
 BUMP_SIGMA = 0.7
-# Bound the slot cache: a stream of distinct paths or strings must not grow memory without limit.
-CACHE_LIMIT = 200_000
+# Entries in the slot cache before it starts over (~15 MB): a stream of distinct paths or strings
+# (ids, free text) must not grow memory without limit.
+CACHE_LIMIT = 100_000
 
 _PRESENCE = math.sqrt(PRESENCE_SHARE)
 _VALUE = math.sqrt(1.0 - PRESENCE_SHARE)
@@ -48,6 +49,7 @@ class StateEncoder:
             raise ValueError(f"StateEncoder dim must be an int >= {MIN_DIM}, got {dim!r}")
         self.dim = dim
         self._paths: dict[str, list] = {}
+        self._cached = 0
 
     def encode(self, state) -> np.ndarray:
         """The state's vector: shape (dim,), float32, L2 norm 1."""
@@ -85,7 +87,14 @@ class StateEncoder:
                     raise TypeError(
                         f"unsupported key of type {type(key).__name__!r} at {prefix or '<root>'!r}"
                     )
-            self._add_value(acc, value, f"{prefix}.{key}" if prefix else key, depth + 1)
+            path = f"{prefix}.{key}" if prefix else key
+            kind = type(value)  # the two commonest leaves skip _add_value's dispatch
+            if kind is float or kind is int:
+                self._add_number(acc, path, value)
+            elif kind is str:
+                self._add_token(acc, path, value)
+            else:
+                self._add_value(acc, value, path, depth + 1)
 
     def _add_value(self, acc: list[float], value, path: str, depth: int) -> None:
         kind = type(value)
@@ -169,8 +178,6 @@ class StateEncoder:
 
     # -- the slot cache: path -> [presence slot, signed presence weight, {bin: slot}, {token: slot}]
     def _new_path(self, path: str) -> list:
-        if len(self._paths) >= CACHE_LIMIT:
-            self._paths.clear()
         slot, sign = self._hash("p", path)
         entry = [slot, sign * _PRESENCE, {}, {}]
         self._paths[path] = entry
@@ -181,13 +188,18 @@ class StateEncoder:
         return found
 
     def _new_token(self, path: str, tokens: dict, token: str) -> tuple[int, float]:
-        if len(tokens) >= CACHE_LIMIT:
-            tokens.clear()
         tokens[token] = found = self._hash("s", f"{path}\x00{token}")
         return found
 
     def _hash(self, kind: str, feature: str) -> tuple[int, float]:
-        """A feature's (slot, sign) from a stable 64-bit hash; ``kind`` keeps feature kinds apart."""
+        """A feature's (slot, sign) from a stable 64-bit hash; ``kind`` keeps feature kinds apart.
+
+        Called on every cache miss, so it also keeps the cache within CACHE_LIMIT entries.
+        """
+        self._cached += 1
+        if self._cached > CACHE_LIMIT:
+            self._paths.clear()
+            self._cached = 0
         data = f"{kind}\x00{feature}".encode("utf-8", "surrogatepass")
         digest = int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
         return digest % self.dim, (1.0 if digest >> 63 else -1.0)

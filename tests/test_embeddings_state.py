@@ -197,3 +197,16 @@ def test_random_walk_neighbours_in_time_are_neighbours_in_space(encoder):
     adjacent = np.einsum("ij,ij->i", vectors[:-1], vectors[1:]).mean()
     distant = np.einsum("ij,ij->i", vectors[:300], vectors[300:]).mean()
     assert adjacent > distant + 0.1
+
+
+def test_the_slot_cache_stays_bounded_and_never_changes_a_vector(monkeypatch):
+    from embeddings import state as state_module
+
+    monkeypatch.setattr(state_module, "CACHE_LIMIT", 50)
+    encoder = StateEncoder()
+    before = encoder.encode(SIM_STATE)
+    for i in range(300):  # a unique id per state, as a stream of events has
+        encoder.encode({"id": f"event-{i}", "n": i})
+        cached = sum(1 + len(entry[2]) + len(entry[3]) for entry in encoder._paths.values())
+        assert cached <= 50
+    assert encoder.encode(SIM_STATE).tobytes() == before.tobytes()
