@@ -31,6 +31,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{signals}:bell:<agent>            stream  MAXLEN 1: rung by every signal to the agent (blocking reads)
     <p>:team:{signals}:bell                    stream  MAXLEN 1: rung by every broadcast
     <p>:team:{signals}:cursor:<agent>          hash    stream key -> last entry id delivered to the agent
+    <p>:team:{signals}:seq                     string  counter stamped on every signal (order across streams)
     Streams are trimmed to the coordination TTL (XADD MINID) and every key expires with it.
 
     team sessions                  {s:<session>}
@@ -109,6 +110,9 @@ class TeamKeys:
 
     def broadcast_bell(self) -> str:
         return f"{self.root}{{signals}}:bell"
+
+    def signal_counter(self) -> str:
+        return f"{self.root}{{signals}}:seq"
 
     def cursor(self, agent: str) -> str:
         return f"{self.root}{{signals}}:cursor:{agent}"

@@ -3,7 +3,8 @@
 Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
 broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
 call reads every wanted stream past the cursors and moves the cursors, so two readers acting as
-the same agent never both get a signal. A reader asking for one type leaves other types unread.
+the same agent never both get a signal. A reader asking for one type leaves other types unread. A counter stamped on every signal puts
+signals from several streams back in sending order.
 A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
 
 Waiting: each send also rings the recipient's bell stream (MAXLEN 1); a reader with a timeout
@@ -26,15 +27,17 @@ from memory.team.ttl import TTLStrategy
 MAX_PER_STREAM = 1000  # entries one read takes from one stream; the rest come with the next read
 
 SEND = """
--- KEYS: per recipient, three keys: stream, types set, bell stream
+-- KEYS[1] the signal counter (orders signals across streams); then per recipient three keys:
+-- stream, types set, bell stream
 -- ARGV[1] signal type, ARGV[2] ttl ms, ARGV[3] sender, ARGV[4] msgpack data, ARGV[5] sent_at (unix s)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local minid = tostring(now - tonumber(ARGV[2]))
+local seq = redis.call('INCR', KEYS[1])
 local first
-for i = 1, #KEYS, 3 do
+for i = 2, #KEYS, 3 do
   local id = redis.call('XADD', KEYS[i], 'MINID', minid, '*',
-    'type', ARGV[1], 'sender', ARGV[3], 'data', ARGV[4], 'sent_at', ARGV[5])
+    'type', ARGV[1], 'sender', ARGV[3], 'data', ARGV[4], 'sent_at', ARGV[5], 'seq', seq)
   first = first or id
   redis.call('PEXPIRE', KEYS[i], ARGV[2])
   redis.call('SADD', KEYS[i + 1], ARGV[1])
@@ -77,11 +80,6 @@ return {out, top(KEYS[2]), top(KEYS[3])}
 """
 
 
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq)
-
-
 class SignalBus:
     def __init__(self, memory: Any):
         self.memory = memory
@@ -104,14 +102,14 @@ class SignalBus:
         check_signal_type(kind)
         if target_agent is not None:
             recipients = [target_agent]
-        keys: list[str] = []
+        keys: list[str] = [self.keys.signal_counter()]
         if recipients is None:
             keys += [self.keys.broadcast(kind), self.keys.broadcast_types(), self.keys.broadcast_bell()]
         else:
             for recipient in dict.fromkeys(recipients):
                 agent_id(recipient, "target_agent")
                 keys += [self.keys.inbox(recipient, kind), self.keys.inbox_types(recipient), self.keys.bell(recipient)]
-            if not keys:
+            if len(keys) == 1:
                 return ""
         blob = values.pack(data, "signal data")
         sent_at = repr(self.memory.clock())
@@ -163,7 +161,7 @@ class SignalBus:
             fields = dict(zip(flat[::2], flat[1::2]))
             signals.append(
                 (
-                    _id_order(entry_id),
+                    int(fields[b"seq"]),
                     {
                         "signal_type": fields[b"type"].decode(),
                         "sender": fields[b"sender"].decode(),
