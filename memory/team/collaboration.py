@@ -22,8 +22,13 @@ KEEP = 100  # persisted states kept per agent
 PERSIST = """
 -- KEYS[1] collab:<session>, KEYS[2] the agent's collab index
 -- ARGV[1] msgpack state, ARGV[2] session id, ARGV[3] persisted at (unix ms), ARGV[4] states kept
+-- The score is kept strictly above the newest other session's, so the latest persist is last
+-- even within one millisecond or against a clock that went back.
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local score = tonumber(ARGV[3])
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #newest > 0 and newest[1] ~= ARGV[2] and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, ARGV[2])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
