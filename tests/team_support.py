@@ -75,7 +75,7 @@ def redis_memory(prefix: str, data_dir: str, **options: Any) -> RedisShortTermMe
     return RedisShortTermMemory(TEST_REDIS_URL, key_prefix=prefix, data_dir=data_dir, **options)
 
 
-def run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]], timeout: float = 120.0) -> list[Any]:
+def run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]], timeout: float = 60.0) -> list[Any]:
     """Run ``target(*args, queue)`` in one forked process per args tuple; return what each put on the queue."""
     queue = FORK.Queue()
     processes = [FORK.Process(target=target, args=(*args, queue)) for args in args_list]

@@ -215,7 +215,8 @@ def _claim_one_and_die(prefix, data_dir, queue):
     memory = redis_memory(prefix, data_dir, clock=lambda: 1_800_000_000.0)
     team = AgentCoordinator(memory, "crash", lease_seconds=30)
     queue.put(team.claim_task("doomed", "job").task_id)
-    memory.client.close()
+    queue.close()
+    queue.join_thread()  # the message is out; now vanish
     import os
 
     os._exit(0)  # no clean-up, no completion: as if the agent crashed
@@ -235,3 +236,15 @@ def test_a_task_held_by_a_crashed_process_is_reclaimed_by_another(redis_prefix, 
     assert team.claim_task("survivor", "job").task_id == "only"
     assert team.complete_task("only", {"ok": True}, agent_id="survivor")
     memory.close()
+
+
+def test_claim_tasks_takes_a_batch_in_queue_order(memory):
+    team = AgentCoordinator(memory, "t1")
+    for i in range(5):
+        team.add_task(task(f"x{i}", priority=i))
+    batch = team.claim_tasks("w", "review", 3)
+    assert [t.task_id for t in batch] == ["x4", "x3", "x2"] and {t.assigned_to for t in batch} == {"w"}
+    assert [t.task_id for t in team.claim_tasks("w", "review", 10)] == ["x1", "x0"]
+    assert team.claim_tasks("w", "review", 10) == []
+    with pytest.raises(InvalidInputError):
+        team.claim_tasks("w", "review", 0)

@@ -44,8 +44,9 @@ return 1
 CLAIM = """
 -- KEYS[1] queue:<type>, KEYS[2] leases:<type>, KEYS[3] claims, KEYS[4] agents (heartbeats),
 -- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts
--- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine
--- returns {task id, body, attempts} or false when nothing is pending
+-- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine,
+-- ARGV[5] tasks to claim at most
+-- returns {task id, body, attempts, ...} in queue order, or false when nothing is pending
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, id in ipairs(expired) do
@@ -62,13 +63,19 @@ for _, id in ipairs(expired) do
   end
 end
 if ARGV[3] == '' then return false end
-local popped = redis.call('ZPOPMIN', KEYS[1])
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[5]))
 if #popped == 0 then return false end
-local id = popped[1]
-redis.call('HSET', KEYS[3], id, ARGV[3])
-redis.call('ZADD', KEYS[2], now + lease, id)
+local out = {}
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  redis.call('HSET', KEYS[3], id, ARGV[3])
+  redis.call('ZADD', KEYS[2], now + lease, id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[6], id)
+  out[#out + 1] = redis.call('HINCRBY', KEYS[7], id, 1)
+end
 redis.call('ZADD', KEYS[4], now, ARGV[3])
-return {id, redis.call('HGET', KEYS[6], id), redis.call('HINCRBY', KEYS[7], id, 1)}
+return out
 """
 
 COMPLETE = """
@@ -215,20 +222,38 @@ class AgentCoordinator:
         """The highest-priority pending task of ``task_type``, now leased to ``agent`` (CONTRIBUTOR)."""
         self._require(AccessTier.CONTRIBUTOR, "claim_task")
         check_name(agent)
-        reply = self._run_claim(check_name(task_type, "task_type"), agent)
-        if not reply:
-            return None
-        _, body, attempts = reply
-        return AgentTask.from_body(body, status="claimed", assigned_to=agent, attempts=int(attempts))
+        claimed = self._claimed(self._run_claim(check_name(task_type, "task_type"), agent, 1), agent)
+        return claimed[0] if claimed else None
 
-    def _run_claim(self, task_type: str, agent: str) -> Any:
+    @translated("write")
+    def claim_tasks(self, agent: str, task_type: str, count: int) -> list[AgentTask]:
+        """Up to ``count`` best pending tasks of ``task_type`` in one atomic call, each leased to ``agent``.
+
+        For agents that work through tasks in batches: one round trip instead of ``count``.
+        """
+        self._require(AccessTier.CONTRIBUTOR, "claim_tasks")
+        check_name(agent)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+            raise InvalidInputError(f"count must be an int from 1 to 1000, got {count!r}")
+        return self._claimed(self._run_claim(check_name(task_type, "task_type"), agent, count), agent)
+
+    @staticmethod
+    def _claimed(reply: Any, agent: str) -> list[AgentTask]:
+        if not reply:
+            return []
+        return [
+            AgentTask.from_body(reply[i + 1], status="claimed", assigned_to=agent, attempts=int(reply[i + 2]))
+            for i in range(0, len(reply), 3)
+        ]
+
+    def _run_claim(self, task_type: str, agent: str, count: int = 1) -> Any:
         keys = self.keys
         return self._claim(
             keys=[
                 keys.queue(task_type), keys.leases(task_type), keys.claims, keys.agents,
                 keys.order, keys.tasks, keys.attempts,
             ],
-            args=[self.memory.now_ms(), self.lease_ms, agent, EXPIRED_PER_CLAIM],
+            args=[self.memory.now_ms(), self.lease_ms, agent, EXPIRED_PER_CLAIM, count],
         )
 
     @translated("write")
