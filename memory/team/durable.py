@@ -32,8 +32,8 @@ FILE = "embedded-team.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS team_keys (
     key TEXT PRIMARY KEY,      -- the Redis key
-    kind TEXT NOT NULL,        -- string | hash | zset
-    value BLOB NOT NULL,       -- msgpack: bytes, [[field, value]...] or [[member, score]...]
+    kind TEXT NOT NULL,        -- string | hash | zset | zmember (key: zset key, newline, member)
+    value BLOB NOT NULL,       -- msgpack: bytes, [[field, value]...], [[member, score]...] or score
     expires_at INTEGER NOT NULL  -- unix ms; 0 = no expiry
 )
 """
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS team_keys (
 _servers: "weakref.WeakKeyDictionary[Any, tuple[threading.RLock, set[str]]]" = weakref.WeakKeyDictionary()
 _registry_guard = threading.Lock()
 
-Item = tuple[str, str]  # (redis key, kind)
+# (redis key, kind): kind is "string", "hash" or "zset" (the whole key), or "zmember:<member>"
+# (one member of a growing index, so a write copies what it changed, not the whole index)
+Item = tuple[str, str]
 
 
 class DurableMirror:
@@ -75,15 +77,19 @@ class DurableMirror:
                 pipe.get(key)
             elif kind == "hash":
                 pipe.hgetall(key)
-            else:
+            elif kind == "zset":
                 pipe.zrange(key, 0, -1, withscores=True)
+            else:
+                pipe.zscore(key, kind[len("zmember:") :])
             pipe.pttl(key)
         replies = pipe.execute()
         now = int(time.time() * 1000)
         upserts, deletes = [], []
         for index, (key, kind) in enumerate(items):
             value, pttl = replies[2 * index], replies[2 * index + 1]
-            if pttl == -2 or value is None or (kind != "string" and not value):
+            if kind.startswith("zmember:"):
+                key, kind = f"{key}\n{kind[len('zmember:') :]}", "zmember"
+            if pttl == -2 or value is None or (kind in ("hash", "zset") and not value):
                 deletes.append((key,))
                 continue
             if kind == "hash":
@@ -127,8 +133,11 @@ class DurableMirror:
                     pipe.set(key, value)
                 elif kind == "hash":
                     pipe.hset(key, mapping=dict(value))
-                else:
+                elif kind == "zset":
                     pipe.zadd(key, {member: score for member, score in value})
+                else:
+                    key, _, member = key.partition("\n")
+                    pipe.zadd(key, {member: value})
                 if expires_at:
                     pipe.pexpireat(key, expires_at)
                 loaded += 1

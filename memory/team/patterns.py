@@ -137,7 +137,7 @@ class PatternStaging:
         body = values.pack({**pattern.to_dict(), "staged_at": staged_at}, "pattern")
         pid = pattern.pattern_id
         index = self.keys.staged_index()
-        with self.memory.durable([(self.keys.staged(pid), "string"), (index, "zset")]):
+        with self.memory.durable([(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")]):
             outcome = self._stage(
                 keys=[self.keys.staged(pid), index, self.keys.promoted(pid), self.keys.decision(pid)],
                 args=[body, int(TTLStrategy.STAGED_PATTERNS) * 1000, pid, int(staged_at * 1000)],
@@ -189,7 +189,7 @@ class PatternStaging:
             self._release(keys=[decision], args=[token])
             raise
         promoted = keys.promoted(pattern_id)
-        durable = [(staged, "string"), (keys.staged_index(), "zset"), (promoted, "string")]
+        durable = [(staged, "string"), (keys.staged_index(), f"zmember:{pattern_id}"), (promoted, "string")]
         with self.memory.durable(durable):
             self._finish(
                 keys=[staged, keys.staged_index(), decision, promoted],
