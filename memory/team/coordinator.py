@@ -317,7 +317,7 @@ class AgentCoordinator:
 
     @translated("read")
     def get_pending_tasks(self, task_type: str | None = None) -> list[AgentTask]:
-        """Pending tasks in claim order per type, lapsed leases included (OBSERVER)."""
+        """Pending tasks in claim order per type (OBSERVER); with CONTRIBUTOR+ lapsed leases are requeued first."""
         self._require(AccessTier.OBSERVER, "get_pending_tasks")
         if self._credentials.can_stage():
             self.requeue_expired(task_type)
