@@ -1,0 +1,170 @@
+"""Coordination-layer benchmark: the guide's "Measuring Success" metrics, on a local Redis and on
+the embedded default, plus claim throughput of 8 processes.
+
+    .venv/bin/python benchmarks/bench_team.py                 # ~1 minute
+    .venv/bin/python benchmarks/bench_team.py --ops 500 --tasks 20000 --redis-url redis://127.0.0.1:6379/12
+
+A standalone script, not a test (STYLE.md item 14). Latencies are per call, wall clock
+(perf_counter), reported as p50 / p90 / p99 in ms over --ops calls after 50 warm-up calls:
+
+  task distribution   AgentCoordinator.add_task of one task
+  claim latency       AgentCoordinator.claim_task (one Lua call) from a queue of --ops tasks
+  signal round trip   send_signal to one agent, then that agent's receive_signals of that type
+  pattern staging     AgentWorkspace.stage_pattern of one pattern (embedded: includes the
+                      durable SQLite copy)
+
+Claim throughput: --tasks tasks queued, then --procs processes (forked, one connection each)
+claim until the queue is empty, started together at a barrier; claims/s = tasks / wall time.
+"claim_task" claims one task per call (one round trip each); "claim_tasks(16)" claims up to 16
+tasks per atomic call, for agents that take work in batches. Each task is claimed exactly once
+(checked).
+
+Nothing is flushed: keys live under a unique prefix and are deleted by SCAN at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from memory import AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, RedisShortTermMemory, StagedPattern  # noqa: E402
+
+WARMUP = 50
+TARGETS_MS = {"redis": 0.5, "embedded": 0.2}
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return pick(0.50), pick(0.90), pick(0.99)
+
+
+def timed(call, count: int) -> list[float]:
+    samples = []
+    for i in range(count):
+        started = time.perf_counter()
+        call(i)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def latencies(memory: RedisShortTermMemory, ops: int) -> dict[str, list[float]]:
+    team = AgentCoordinator(memory, "bench")
+    worker = AgentWorkspace("worker", short_term_memory=memory)
+    lead = AgentWorkspace("lead", short_term_memory=memory, access_tier=AccessTier.VALIDATOR)
+    total = ops + WARMUP
+    results = {}
+    add = timed(lambda i: team.add_task(AgentTask(f"bench_{i}", "benchmark", "Benchmark task", priority=5)), total)
+    results["task distribution"] = add[WARMUP:]
+    results["claim latency"] = timed(lambda i: team.claim_task("worker", "benchmark"), total)[WARMUP:]
+
+    def round_trip(i: int) -> None:
+        worker.send_signal("ping", {"n": i}, target_agent="lead")
+        (signal,) = lead.receive_signals("ping")
+        assert signal["data"] == {"n": i}
+
+    results["signal round trip"] = timed(round_trip, total)[WARMUP:]
+    results["pattern staging"] = timed(
+        lambda i: worker.stage_pattern(StagedPattern(f"pat_{i}", "worker", "optimization", "Eager loading", "d", 0.88)),
+        total,
+    )[WARMUP:]
+    return results
+
+
+def _claimer(url: str, prefix: str, batch: int, barrier, queue) -> None:
+    memory = RedisShortTermMemory(url, key_prefix=prefix, data_dir=tempfile.mkdtemp())
+    team = AgentCoordinator(memory, "throughput", lease_seconds=600)
+    agent = f"claimer-{os.getpid()}"
+    barrier.wait()
+    claimed = 0
+    if batch == 1:
+        while team.claim_task(agent, "job") is not None:
+            claimed += 1
+    else:
+        while got := team.claim_tasks(agent, "job", batch):
+            claimed += len(got)
+    queue.put((claimed, time.perf_counter()))
+    memory.close()
+
+
+def throughput(url: str, tasks: int, procs: int, batch: int) -> tuple[float, int]:
+    prefix = f"tmbench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    memory = RedisShortTermMemory(url, key_prefix=prefix, data_dir=tempfile.mkdtemp())
+    team = AgentCoordinator(memory, "throughput")
+    pipe = memory.client.pipeline(transaction=False)
+    for i in range(tasks):
+        team._add(keys=[team.keys.tasks, team.keys.order, team.keys.seq, team.keys.types, team.keys.queue("job")],
+                  args=[f"job-{i}", AgentTask(f"job-{i}", "job").body(), 5, "job"], client=pipe)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(procs + 1), ctx.Queue()
+    workers = [ctx.Process(target=_claimer, args=(url, prefix, batch, barrier, queue)) for _ in range(procs)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    finished = [queue.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    claimed = sum(count for count, _ in finished)
+    elapsed = max(at for _, at in finished) - started
+    cleanup(memory)
+    return claimed / elapsed, claimed
+
+
+def cleanup(memory: RedisShortTermMemory) -> None:
+    keys = list(memory.client.scan_iter(match=f"{memory.keys.prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        memory.client.delete(*keys[start : start + 500])
+    memory.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--ops", type=int, default=2000, help="timed calls per latency metric")
+    parser.add_argument("--tasks", type=int, default=40000, help="tasks claimed in the throughput run")
+    parser.add_argument("--procs", type=int, default=8)
+    args = parser.parse_args()
+
+    print(f"tiermem coordination benchmark  python {platform.python_version()}  {os.cpu_count()} CPUs  "
+          f"load {os.getloadavg()[0]:.2f}")
+    print(f"latency: p50 / p90 / p99 in ms over {args.ops} calls (after {WARMUP} warm-up calls)\n")
+    print(f"{'backend':<10} {'metric':<20} {'p50':>8} {'p90':>8} {'p99':>8}   target p50")
+    with tempfile.TemporaryDirectory() as data_dir:
+        backends = [
+            ("redis", lambda: RedisShortTermMemory(args.redis_url, key_prefix=f"tmbench-{uuid.uuid4().hex[:8]}", data_dir=data_dir)),
+            ("embedded", lambda: RedisShortTermMemory(use_mock=True, key_prefix="tmbench", data_dir=data_dir)),
+        ]
+        for name, build in backends:
+            memory = build()
+            for metric, samples in latencies(memory, args.ops).items():
+                p50, p90, p99 = percentiles(samples)
+                target = TARGETS_MS[name]
+                verdict = "ok" if p50 <= target else "MISSED"
+                print(f"{name:<10} {metric:<20} {p50:8.3f} {p90:8.3f} {p99:8.3f}   <= {target} ms {verdict}")
+            if name == "redis":
+                cleanup(memory)
+            else:
+                memory.close()
+    print(f"\nclaim throughput: {args.procs} processes, {args.tasks} tasks, local Redis (target >= 10,000 claims/s)")
+    for label, batch in (("claim_task", 1), ("claim_tasks(16)", 16)):
+        rate, claimed = throughput(args.redis_url, args.tasks, args.procs, batch)
+        assert claimed == args.tasks, f"claimed {claimed} of {args.tasks}"
+        print(f"  {label:<26} {rate:10,.0f} claims/s   ({claimed} claimed, each once)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Access tiers: who may read, write, validate and administer the team's shared memory.
+
+| operation                                                        | tier needed  |
+|------------------------------------------------------------------|--------------|
+| retrieve own working memory, receive own signals                 | OBSERVER     |
+| list staged patterns, query the pattern library, read conflicts  | OBSERVER     |
+| read a team session (get, get_info), pending tasks, aggregates   | OBSERVER     |
+| restore own collaboration state, see active agents               | OBSERVER     |
+| retrieve another agent's working memory                          | CONTRIBUTOR  |
+| stash, send signals, stage patterns, record conflicts            | CONTRIBUTOR  |
+| persist collaboration state, add/claim/complete tasks, heartbeat | CONTRIBUTOR  |
+| join/share/signal in a team session, broadcast                   | CONTRIBUTOR  |
+| promote or reject a staged pattern, resolve a conflict           | VALIDATOR    |
+| stage a pattern in another agent's name                          | VALIDATOR    |
+| register agents, complete a task on a claimer's behalf, purge    | STEWARD      |
+
+An OBSERVER (a monitoring dashboard) sees shared state but not another agent's private working
+memory: that takes a team member (CONTRIBUTOR).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from memory.errors import InvalidInputError
+from memory.team.errors import AccessDeniedError
+from tiers.keys import validate_agent_id
+
+
+class AccessTier(enum.IntEnum):
+    """Ordered: each tier can do everything the tiers below it can."""
+
+    OBSERVER = 1
+    CONTRIBUTOR = 2
+    VALIDATOR = 3
+    STEWARD = 4
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else format(int(self), spec)
+
+
+def agent_id(value: object, what: str = "agent_id") -> str:
+    """Validate an agent, session, task or key name (letters, digits and _ . : @ / + = -)."""
+    try:
+        return validate_agent_id(value)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc).replace("agent_id", what, 1)) from None
+
+
+@dataclass(frozen=True)
+class AgentCredentials:
+    """Who is asking and at which tier."""
+
+    agent_id: str
+    tier: AccessTier = AccessTier.CONTRIBUTOR
+
+    def __post_init__(self) -> None:
+        agent_id(self.agent_id)
+        if not isinstance(self.tier, AccessTier):
+            try:
+                object.__setattr__(self, "tier", AccessTier(self.tier))
+            except ValueError:
+                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {self.tier!r}") from None
+
+    def can_read(self) -> bool:
+        return self.tier >= AccessTier.OBSERVER
+
+    def can_stage(self) -> bool:
+        """Write: stash, signal, stage patterns (CONTRIBUTOR and up)."""
+        return self.tier >= AccessTier.CONTRIBUTOR
+
+    def can_validate(self) -> bool:
+        return self.tier >= AccessTier.VALIDATOR
+
+    def can_administer(self) -> bool:
+        return self.tier >= AccessTier.STEWARD
+
+    def require(self, tier: AccessTier, operation: str) -> None:
+        """Raise AccessDeniedError unless these credentials reach ``tier``."""
+        if self.tier < tier:
+            raise AccessDeniedError(self.agent_id, self.tier, tier, operation)

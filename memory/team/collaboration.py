@@ -1,0 +1,107 @@
+"""Collaboration state: what an agent learned about working with its user, kept across processes.
+
+Each persisted state is one Redis string per (agent, session) plus a per-agent index of session
+ids by the time they were persisted, so ``restore`` without a session id finds the agent's most
+recent state from any process. The newest ``KEEP`` states per agent are kept; no TTL.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from memory.errors import InvalidInputError
+from memory.team import values
+from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.errors import translated
+
+KEEP = 100  # persisted states kept per agent
+
+PERSIST = """
+-- KEYS[1] collab:<session>, KEYS[2] the agent's collab index
+-- ARGV[1] msgpack state, ARGV[2] session id, ARGV[3] persisted at (unix ms), ARGV[4] states kept
+-- The score is kept strictly above the newest other session's, so the latest persist is last
+-- even within one millisecond or against a clock that went back.
+redis.call('SET', KEYS[1], ARGV[1])
+local score = tonumber(ARGV[3])
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #newest > 0 and newest[1] ~= ARGV[2] and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, ARGV[2])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if extra > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2])
+  for _, session in ipairs(old) do redis.call('DEL', prefix .. session) end
+end
+return 1
+"""
+
+
+@dataclass
+class CollaborationState:
+    """Trust and history between an agent and the people or agents it works with."""
+
+    trust_level: float = 0.5  # 0..1
+    successful_interventions: int = 0
+    failed_interventions: int = 0
+    total_interactions: int = 0
+    shared_context: dict[str, Any] = field(default_factory=dict)
+    last_updated: float = field(default_factory=time.time)
+
+    def record_success(self) -> None:
+        self.successful_interventions += 1
+        self.total_interactions += 1
+        self.trust_level = min(1.0, self.trust_level + 0.05)
+
+    def record_failure(self) -> None:
+        self.failed_interventions += 1
+        self.total_interactions += 1
+        self.trust_level = max(0.0, self.trust_level - 0.1)
+
+    def to_dict(self) -> dict[str, Any]:
+        trust = self.trust_level
+        if isinstance(trust, bool) or not isinstance(trust, (int, float)) or not math.isfinite(trust) or not 0 <= trust <= 1:
+            raise InvalidInputError(f"trust_level must be a number in [0, 1], got {trust!r}")
+        for name in ("successful_interventions", "failed_interventions", "total_interactions"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise InvalidInputError(f"{name} must be a non-negative int, got {count!r}")
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CollaborationState":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@translated("write")
+def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: Mapping[str, Any]) -> bool:
+    credentials.require(AccessTier.CONTRIBUTOR, "persist_collaboration_state")
+    agent_id(session_id, "session_id")
+    keys = memory.keys
+    me = credentials.agent_id
+    state_key, index = keys.collab_state(me, session_id), keys.collab_index(me)
+    blob = values.pack(dict(state), "collaboration state")
+    with memory.durable([(state_key, "string"), (index, "zset")]):  # whole index: persist also trims it
+        memory.script(PERSIST)(keys=[state_key, index], args=[blob, session_id, memory.now_ms(), KEEP])
+    return True
+
+
+@translated("read")
+def restore(memory: Any, credentials: AgentCredentials, session_id: str | None) -> tuple[str, dict[str, Any]] | None:
+    """(session id, state) of that session, or of the agent's most recent one; None if there is none."""
+    credentials.require(AccessTier.OBSERVER, "restore_collaboration_state")
+    keys = memory.keys
+    me = credentials.agent_id
+    if session_id is None:
+        newest = memory.client.zrange(keys.collab_index(me), -1, -1)
+        if not newest:
+            return None
+        session_id = newest[0].decode()
+    else:
+        agent_id(session_id, "session_id")
+    blob = memory.client.get(keys.collab_state(me, session_id))
+    return None if blob is None else (session_id, values.unpack(blob))

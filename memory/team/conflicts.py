@@ -1,0 +1,139 @@
+"""Conflicts between agents' positions, kept 7 days, resolved by a validator.
+
+A ConflictContext holds each agent's position (what it proposes, how confident it is, an
+optional weight such as its track record) and its interests. ``resolve`` (VALIDATOR) picks a
+winner by a named strategy and records the resolution in the conflict:
+
+- ``highest_confidence``: the position with the highest confidence;
+- ``weighted``: the highest confidence x weight (weight defaults to 1.0).
+
+Ties go to the agent id that sorts first, so a resolution is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from memory.errors import InvalidInputError
+from memory.team import values
+from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.errors import NotFoundError, translated
+from memory.team.ttl import TTLStrategy
+
+STRATEGIES = ("highest_confidence", "weighted")
+
+RESOLVE = """
+-- KEYS[1] the conflict; ARGV[1] msgpack conflict as read, ARGV[2] msgpack resolved conflict
+-- Writes the resolution only if nobody changed the conflict since it was read; keeps its TTL.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class ConflictContext:
+    """``positions``: agent id -> {"position": ..., "confidence": 0..1, "weight": >= 0 (optional)}."""
+
+    conflict_id: str
+    positions: dict[str, dict[str, Any]]
+    interests: dict[str, list[str]] = field(default_factory=dict)
+    description: str = ""
+    resolved: bool = False
+    resolution: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        agent_id(self.conflict_id, "conflict_id")
+        if not isinstance(self.positions, Mapping) or len(self.positions) < 2:
+            raise InvalidInputError("a conflict needs positions of at least two agents")
+        for agent, position in self.positions.items():
+            agent_id(agent)
+            if not isinstance(position, Mapping) or "position" not in position:
+                raise InvalidInputError(f"the position of {agent!r} must be a dict with a 'position' entry")
+            confidence = _number(position.get("confidence", 0.5), f"confidence of {agent!r}")
+            if not 0 <= confidence <= 1:
+                raise InvalidInputError(f"confidence of {agent!r} must be in [0, 1], got {confidence}")
+            if _number(position.get("weight", 1.0), f"weight of {agent!r}") < 0:
+                raise InvalidInputError(f"weight of {agent!r} must not be negative")
+        if not isinstance(self.interests, Mapping):
+            raise InvalidInputError("interests must be a dict of agent id -> list of interests")
+
+    def choose(self, strategy: str) -> tuple[str, float]:
+        """(winning agent, its score) under ``strategy``."""
+        if strategy not in STRATEGIES:
+            raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+
+        def score(agent: str) -> float:
+            position = self.positions[agent]
+            confidence = float(position.get("confidence", 0.5))
+            return confidence * float(position.get("weight", 1.0)) if strategy == "weighted" else confidence
+
+        winner = min(sorted(self.positions), key=lambda agent: -score(agent))
+        return winner, score(winner)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@translated("write")
+def record(memory: Any, credentials: AgentCredentials, conflict: ConflictContext) -> bool:
+    credentials.require(AccessTier.CONTRIBUTOR, "record_conflict")
+    if not isinstance(conflict, ConflictContext):
+        raise TypeError(f"conflict must be a ConflictContext, got {type(conflict).__name__}")
+    key = memory.keys.conflict(conflict.conflict_id)
+    blob = values.pack({**conflict.to_dict(), "recorded_by": credentials.agent_id}, "conflict")
+    with memory.durable([(key, "string")]):
+        memory.client.set(key, blob, px=int(TTLStrategy.CONFLICT_CONTEXT) * 1000)
+    return True
+
+
+@translated("read")
+def get(memory: Any, credentials: AgentCredentials, conflict_id: str) -> ConflictContext:
+    credentials.require(AccessTier.OBSERVER, "get_conflict")
+    agent_id(conflict_id, "conflict_id")
+    return _load(memory, conflict_id)[0]
+
+
+def _load(memory: Any, conflict_id: str) -> tuple[ConflictContext, bytes]:
+    blob = memory.client.get(memory.keys.conflict(conflict_id))
+    if blob is None:
+        raise NotFoundError(f"no conflict {conflict_id!r} (never recorded, or older than 7 days)")
+    data = values.unpack(blob)
+    data.pop("recorded_by", None)
+    return ConflictContext(**data), blob
+
+
+@translated("write")
+def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strategy: str) -> ConflictContext:
+    """Pick the winning position by ``strategy`` and record it (VALIDATOR). Resolving twice keeps the first."""
+    credentials.require(AccessTier.VALIDATOR, "resolve_conflict")
+    agent_id(conflict_id, "conflict_id")
+    key = memory.keys.conflict(conflict_id)
+    while True:
+        conflict, blob = _load(memory, conflict_id)
+        if conflict.resolved:
+            return conflict
+        winner, score = conflict.choose(strategy)
+        conflict.resolved = True
+        conflict.resolution = {
+            "strategy": strategy,
+            "winner": winner,
+            "position": conflict.positions[winner]["position"],
+            "score": score,
+            "resolved_by": credentials.agent_id,
+            "resolved_at": memory.clock(),
+        }
+        recorded_by = values.unpack(blob).get("recorded_by")
+        new_blob = values.pack({**conflict.to_dict(), "recorded_by": recorded_by}, "conflict")
+        with memory.durable([(key, "string")]):
+            if memory.script(RESOLVE)(keys=[key], args=[blob, new_blob]):
+                return conflict

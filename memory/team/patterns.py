@@ -1,0 +1,200 @@
+"""Pattern staging: a contributor stages what it discovered, a validator promotes or rejects it.
+
+Staged patterns live in Redis for 24 hours. A decision is atomic: one Lua call takes the
+pattern's decision lease (SET NX PX) only while it is still staged, so of concurrent validators
+one proceeds and the others get a falsy answer; the winner writes the library row first
+(``PatternLibrary.decide``, which the database also arbitrates) and only then removes the staged
+copy and marks the id promoted, so a crash in between leaves the pattern staged, never lost (a
+later validator finishes the move once the lease lapses). A promoted id is never staged again.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from memory.errors import InvalidInputError
+from memory.team import values
+from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.errors import translated
+from memory.team.ttl import TTLStrategy
+
+DECISION_LEASE_MS = 60_000  # a validator that dies mid-decision blocks the pattern this long
+
+STAGE = """
+-- KEYS[1] staged:<id>, KEYS[2] staged index, KEYS[3] promoted:<id>, KEYS[4] decision:<id>
+-- ARGV[1] msgpack pattern, ARGV[2] ttl ms, ARGV[3] pattern id, ARGV[4] staged at (unix ms)
+-- returns 1 staged, 0 already in the library, -1 a validator is deciding it right now
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+return 1
+"""
+
+CLAIM_DECISION = """
+-- KEYS[1] staged:<id>, KEYS[2] decision:<id>
+-- ARGV[1] validator's token, ARGV[2] lease ms
+-- returns the staged pattern if this caller may decide it, else false
+local body = redis.call('GET', KEYS[1])
+if not body then return false end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return body
+"""
+
+FINISH_DECISION = """
+-- KEYS[1] staged:<id>, KEYS[2] staged index, KEYS[3] decision:<id>, KEYS[4] promoted:<id>
+-- ARGV[1] validator's token, ARGV[2] pattern id, ARGV[3] "1" to mark it promoted, "" otherwise
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if ARGV[3] == '1' then redis.call('SET', KEYS[4], '1') end
+return 1
+"""
+
+RELEASE_DECISION = """
+-- KEYS[1] decision:<id>; ARGV[1] token. Drop the lease if it is still ours.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _text(value: Any, name: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise InvalidInputError(f"{name} must be a {'' if allow_empty else 'non-empty '}str, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StagedPattern:
+    """A discovered pattern awaiting validation. Fields are checked on construction."""
+
+    pattern_id: str
+    agent_id: str
+    pattern_type: str
+    name: str
+    description: str
+    confidence: float = 0.5
+    code: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    staged_at: float = 0.0  # unix seconds, set when staged
+
+    def __post_init__(self) -> None:
+        agent_id(self.pattern_id, "pattern_id")
+        agent_id(self.agent_id)
+        _text(self.pattern_type, "pattern_type")
+        _text(self.name, "name")
+        if len(self.pattern_type) > 128 or len(self.name) > 512:
+            raise InvalidInputError("pattern_type is limited to 128 characters and name to 512")
+        _text(self.description, "description", allow_empty=True)
+        if self.code is not None:
+            _text(self.code, "code", allow_empty=True)
+        confidence = self.confidence
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not math.isfinite(confidence):
+            raise InvalidInputError(f"confidence must be a number in [0, 1], got {confidence!r}")
+        if not 0.0 <= confidence <= 1.0:
+            raise InvalidInputError(f"confidence must be in [0, 1], got {confidence}")
+        object.__setattr__(self, "confidence", float(confidence))
+        if not isinstance(self.context, Mapping):
+            raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
+        object.__setattr__(self, "context", dict(self.context))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StagedPattern":
+        names = {f.name for f in fields(StagedPattern)}
+        return StagedPattern(**{k: v for k, v in data.items() if k in names})
+
+
+class PatternStaging:
+    def __init__(self, memory: Any):
+        self.memory = memory
+        self.keys = memory.keys
+        client = memory.client
+        self._stage = client.register_script(STAGE)
+        self._claim = client.register_script(CLAIM_DECISION)
+        self._finish = client.register_script(FINISH_DECISION)
+        self._release = client.register_script(RELEASE_DECISION)
+
+    @translated("write")
+    def stage(self, credentials: AgentCredentials, pattern: Any, fields_: Mapping[str, Any]) -> bool:
+        """Stage a pattern (CONTRIBUTOR; in another agent's name VALIDATOR). False if the library has it."""
+        credentials.require(AccessTier.CONTRIBUTOR, "stage_pattern")
+        if pattern is None:
+            pattern = StagedPattern(**{"agent_id": credentials.agent_id, **fields_})
+        elif fields_:
+            raise TypeError("give either a StagedPattern or keyword fields, not both")
+        if not isinstance(pattern, StagedPattern):
+            raise TypeError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
+        if pattern.agent_id != credentials.agent_id:
+            credentials.require(AccessTier.VALIDATOR, "stage a pattern in another agent's name")
+        staged_at = self.memory.clock()
+        body = values.pack({**pattern.to_dict(), "staged_at": staged_at}, "pattern")
+        pid = pattern.pattern_id
+        index = self.keys.staged_index()
+        with self.memory.durable([(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")]):
+            outcome = self._stage(
+                keys=[self.keys.staged(pid), index, self.keys.promoted(pid), self.keys.decision(pid)],
+                args=[body, int(TTLStrategy.STAGED_PATTERNS) * 1000, pid, int(staged_at * 1000)],
+            )
+        if outcome == -1:
+            raise InvalidInputError(f"pattern {pid!r} is being promoted or rejected right now; stage it again later")
+        return outcome == 1
+
+    @translated("read")
+    def staged(self, credentials: AgentCredentials) -> list[StagedPattern]:
+        """Patterns awaiting validation, oldest first (OBSERVER)."""
+        credentials.require(AccessTier.OBSERVER, "get_staged_patterns")
+        client = self.memory.client
+        ids = [member.decode() for member in client.zrange(self.keys.staged_index(), 0, -1)]
+        if not ids:
+            return []
+        blobs = client.mget([self.keys.staged(pid) for pid in ids])
+        gone = [pid for pid, blob in zip(ids, blobs) if blob is None]
+        if gone:  # expired: drop them from the index too
+            client.zrem(self.keys.staged_index(), *gone)
+        return [StagedPattern.from_dict(values.unpack(blob)) for blob in blobs if blob is not None]
+
+    def promote(self, credentials: AgentCredentials, pattern_id: str) -> Any:
+        """Move a staged pattern into the library (VALIDATOR). The LibraryPattern, or None if another won."""
+        credentials.require(AccessTier.VALIDATOR, "promote_pattern")
+        return self._decide(credentials, pattern_id, "promoted", None)
+
+    def reject(self, credentials: AgentCredentials, pattern_id: str, reason: str) -> bool:
+        """Reject a staged pattern, keeping the reason in the library (VALIDATOR)."""
+        credentials.require(AccessTier.VALIDATOR, "reject_pattern")
+        _text(reason, "reason")
+        return self._decide(credentials, pattern_id, "rejected", reason) is not None
+
+    @translated("write")
+    def _decide(self, credentials: AgentCredentials, pattern_id: str, status: str, reason: str | None) -> Any:
+        agent_id(pattern_id, "pattern_id")
+        library = self.memory.pattern_library
+        keys = self.keys
+        staged, decision = keys.staged(pattern_id), keys.decision(pattern_id)
+        token = secrets.token_hex(16)
+        body = self._claim(keys=[staged, decision], args=[token, DECISION_LEASE_MS])
+        if not body:
+            return None
+        try:
+            pattern = StagedPattern.from_dict(values.unpack(body))
+            decided_at = self.memory.clock()
+            recorded = library.decide(pattern, status, credentials.agent_id, decided_at, reason)
+        except BaseException:
+            self._release(keys=[decision], args=[token])
+            raise
+        promoted = keys.promoted(pattern_id)
+        durable = [(staged, "string"), (keys.staged_index(), f"zmember:{pattern_id}"), (promoted, "string")]
+        with self.memory.durable(durable):
+            self._finish(
+                keys=[staged, keys.staged_index(), decision, promoted],
+                args=[token, pattern_id, "1" if status == "promoted" or not recorded else ""],
+            )
+        if not recorded:
+            return None  # a validator that died after writing the library promoted it; we only cleaned up
+        return library.get(pattern_id)

@@ -1,0 +1,176 @@
+"""Signals between agents: each reaches each recipient once, in order, and none overwrites another.
+
+Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
+broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
+call reads every wanted stream past the cursors and moves the cursors, so two readers acting as
+the same agent never both get a signal. A reader asking for one type leaves other types unread. A counter stamped on every signal puts
+signals from several streams back in sending order.
+A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
+
+Waiting: each send also rings the recipient's bell stream (MAXLEN 1); a reader with a timeout
+blocks on its bells with XREAD BLOCK, starting from the bell ids it saw while reading, so a
+signal sent in between wakes it. Expiry: streams are trimmed to the coordination TTL (XADD MINID,
+on the Redis clock), reads skip older entries, and every key expires after the TTL of silence.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from memory.team import values
+from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.errors import translated
+from memory.team.keys import signal_type as check_signal_type
+from memory.team.ttl import TTLStrategy
+
+MAX_PER_STREAM = 1000  # entries one read takes from one stream; the rest come with the next read
+
+SEND = """
+-- KEYS[1] the signal counter (orders signals across streams); then per recipient three keys:
+-- stream, types set, bell stream
+-- ARGV[1] signal type, ARGV[2] ttl ms, ARGV[3] sender, ARGV[4] msgpack data, ARGV[5] sent_at (unix s)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local minid = tostring(now - tonumber(ARGV[2]))
+local seq = redis.call('INCR', KEYS[1])
+local first
+for i = 2, #KEYS, 3 do
+  local id = redis.call('XADD', KEYS[i], 'MINID', minid, '*',
+    'type', ARGV[1], 'sender', ARGV[3], 'data', ARGV[4], 'sent_at', ARGV[5], 'seq', seq)
+  first = first or id
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  redis.call('SADD', KEYS[i + 1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[i + 1], ARGV[2])
+  redis.call('XADD', KEYS[i + 2], 'MAXLEN', '1', '*', 'type', ARGV[1])
+  redis.call('PEXPIRE', KEYS[i + 2], ARGV[2])
+end
+return first
+"""
+
+RECEIVE = """
+-- KEYS[1] the recipient's cursor hash, KEYS[2] its bell, KEYS[3] the broadcast bell,
+-- KEYS[4..] the streams to read
+-- ARGV[1] ttl ms, ARGV[2] max entries per stream
+-- returns {{stream, id, fields}...}, bell top id, broadcast bell top id
+local t = redis.call('TIME')
+local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local out = {}
+for i = 4, #KEYS do
+  local last = redis.call('HGET', KEYS[1], KEYS[i])
+  local from = '-'
+  if last then from = '(' .. last end
+  local entries = redis.call('XRANGE', KEYS[i], from, '+', 'COUNT', ARGV[2])
+  if #entries > 0 then
+    redis.call('HSET', KEYS[1], KEYS[i], entries[#entries][1])
+    for _, entry in ipairs(entries) do
+      if tonumber(string.match(entry[1], '^(%d+)')) > oldest then
+        out[#out + 1] = {KEYS[i], entry[1], entry[2]}
+      end
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local function top(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last > 0 then return last[1][1] end
+  return '0-0'
+end
+return {out, top(KEYS[2]), top(KEYS[3])}
+"""
+
+
+class SignalBus:
+    def __init__(self, memory: Any):
+        self.memory = memory
+        self.keys = memory.keys
+        self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
+        self._send = memory.client.register_script(SEND)
+        self._receive = memory.client.register_script(RECEIVE)
+
+    @translated("write")
+    def send(
+        self,
+        credentials: AgentCredentials,
+        kind: str,
+        data: Any = None,
+        target_agent: str | None = None,
+        recipients: Sequence[str] | None = None,
+    ) -> str:
+        """Send to ``target_agent``, to each of ``recipients``, or (neither) broadcast. Returns the entry id."""
+        credentials.require(AccessTier.CONTRIBUTOR, "send_signal")
+        check_signal_type(kind)
+        if target_agent is not None:
+            recipients = [target_agent]
+        keys: list[str] = [self.keys.signal_counter()]
+        if recipients is None:
+            keys += [self.keys.broadcast(kind), self.keys.broadcast_types(), self.keys.broadcast_bell()]
+        else:
+            for recipient in dict.fromkeys(recipients):
+                agent_id(recipient, "target_agent")
+                keys += [self.keys.inbox(recipient, kind), self.keys.inbox_types(recipient), self.keys.bell(recipient)]
+            if len(keys) == 1:
+                return ""
+        blob = values.pack(data, "signal data")
+        sent_at = repr(self.memory.clock())
+        entry = self._send(keys=keys, args=[kind, self.ttl_ms, credentials.agent_id, blob, sent_at])
+        return entry.decode()
+
+    @translated("read")
+    def receive(
+        self, credentials: AgentCredentials, kind: str | None = None, timeout: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Signals for this agent not yet given to it, oldest first; waits up to ``timeout`` s for one."""
+        credentials.require(AccessTier.OBSERVER, "receive_signals")
+        me = credentials.agent_id
+        if kind is not None:
+            check_signal_type(kind)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        deadline = time.monotonic() + timeout
+        bells = [self.keys.bell(me), self.keys.broadcast_bell()]
+        while True:
+            streams = self._streams(me, kind)
+            found, bell_top, broadcast_top = self._receive(
+                keys=[self.keys.cursor(me), *bells, *streams], args=[self.ttl_ms, MAX_PER_STREAM]
+            )
+            if found:
+                return self._decode(found, me)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            # block until a bell rings after what we just read (ms; 0 would mean forever)
+            self.memory.client.xread(
+                {bells[0]: bell_top, bells[1]: broadcast_top}, count=1, block=max(1, int(remaining * 1000))
+            )
+
+    def _streams(self, me: str, kind: str | None) -> list[str]:
+        if kind is not None:
+            return [self.keys.inbox(me, kind), self.keys.broadcast(kind)]
+        pipe = self.memory.client.pipeline(transaction=False)
+        pipe.smembers(self.keys.inbox_types(me))
+        pipe.smembers(self.keys.broadcast_types())
+        mine, everyone = pipe.execute()
+        streams = [self.keys.inbox(me, k.decode()) for k in sorted(mine)]
+        return streams + [self.keys.broadcast(k.decode()) for k in sorted(everyone)]
+
+    def _decode(self, found: list[Any], me: str) -> list[dict[str, Any]]:
+        broadcast_marker = f"{self.keys.root}{{signals}}:all:".encode()
+        signals = []
+        for stream, entry_id, flat in found:
+            fields = dict(zip(flat[::2], flat[1::2]))
+            signals.append(
+                (
+                    int(fields[b"seq"]),
+                    {
+                        "signal_type": fields[b"type"].decode(),
+                        "sender": fields[b"sender"].decode(),
+                        "data": values.unpack(fields[b"data"]),
+                        "target": None if stream.startswith(broadcast_marker) else me,
+                        "sent_at": float(fields[b"sent_at"]),
+                        "id": entry_id.decode(),
+                    },
+                )
+            )
+        signals.sort(key=lambda pair: pair[0])
+        return [signal for _, signal in signals]

@@ -1,0 +1,310 @@
+"""RedisShortTermMemory: the connection every coordination object shares, and how to get one.
+
+One object per process (or per team) holds the Redis client, the key schema, the clock and, on
+the embedded engine, the durable copy of what must survive a restart. The features (working
+memory, signals, patterns, conflicts, collaboration state) live in their own modules; the
+methods here take the caller's :class:`AgentCredentials` and delegate, so the seeds' low-level
+calls (``memory.receive_signals(credentials, ...)``, ``memory.stage_pattern(...)``) work as written.
+
+Connection resolution is tiermem's (``tiers.connection``): an explicit client or URL; else
+``REDIS_URL`` (empty forces the embedded engine); else a Redis on localhost:6379; else the
+embedded engine on ``data_dir``. ``TIERMEM_KEY_PREFIX`` sets the key prefix when none is given.
+Those two variables are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from typing import Any, Callable, Mapping, Sequence
+
+import redis
+from redis.exceptions import RedisError
+
+from memory.errors import MemoryConfigException
+from memory.team import collaboration, conflicts, patterns, signals, working
+from memory.team.access import AccessTier, AgentCredentials
+from memory.team.durable import DurableMirror
+from memory.team.errors import translated
+from memory.team.keys import TeamKeys
+from tiers.connection import LOCAL_URL, resolve
+
+DEFAULT_DATA_DIR = ".tiermem"
+DEFAULT_PREFIX = "tiermem"
+
+
+def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+class RedisShortTermMemory:
+    """Shared short-term memory for a team of agents, on Redis or the embedded engine.
+
+    ``use_mock=True`` (the seeds' name) runs on the embedded engine: fakeredis in-process, made
+    durable in ``data_dir``. ``credentials`` are used by calls that pass none (default: agent
+    ``"default"`` as CONTRIBUTOR). The clock (unix seconds) drives leases, heartbeats and signal
+    ages; Redis itself expires keys by the TTL strategies.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        use_mock: bool = False,
+        client: Any = None,
+        data_dir: str = DEFAULT_DATA_DIR,
+        key_prefix: str | None = None,
+        credentials: AgentCredentials | None = None,
+        ltm_url: str | None = None,
+        ltm_engine: Any = None,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ):
+        self._closed = False
+        self._library: Any = None
+        self._mirror: DurableMirror | None = None
+        self._connection: Any = None
+        self._scripts: dict[str, Any] = {}
+        environ = _environment(environ)
+        if key_prefix is None:
+            key_prefix = environ.get("TIERMEM_KEY_PREFIX") or DEFAULT_PREFIX
+        try:
+            self.keys = TeamKeys(key_prefix)
+        except ValueError as exc:
+            raise MemoryConfigException(str(exc)) from None
+        if use_mock:
+            url = ""
+        self._connection = resolve(data_dir=data_dir, url=url, client=client, environ=environ)
+        self.client = self._connection.client
+        self.mode = self._connection.mode
+        self.data_dir = data_dir
+        self.clock = clock
+        self.credentials = credentials or AgentCredentials("default", AccessTier.CONTRIBUTOR)
+        self._ltm_url, self._ltm_engine = ltm_url, ltm_engine
+        try:
+            server = self._connection.embedded_server
+            if server is not None:
+                self._mirror = DurableMirror(server.data_dir, server, self.client)
+                self._mirror.restore(self.keys.root, self.keys.durable_patterns())
+            self.signals = signals.SignalBus(self)
+            self.patterns = patterns.PatternStaging(self)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing the feature modules share ---------------------------------------------------
+    def durable(self, items: Sequence[tuple[str, str]]) -> Any:
+        """Context for a write whose keys must survive an embedded restart (no-op on Redis)."""
+        return self._mirror.writing(items) if self._mirror is not None else nullcontext()
+
+    def script(self, source: str) -> Any:
+        """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.client.register_script(source)
+        return script
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def resolve_credentials(self, credentials: AgentCredentials | None) -> AgentCredentials:
+        if credentials is None:
+            return self.credentials
+        if not isinstance(credentials, AgentCredentials):
+            raise TypeError(f"credentials must be AgentCredentials, got {type(credentials).__name__}")
+        return credentials
+
+    @property
+    def pattern_library(self) -> Any:
+        """The long-term pattern library (SQL), opened on first use."""
+        if self._library is None:
+            from memory.team.library import PatternLibrary
+
+            self._library = PatternLibrary.open(
+                url=self._ltm_url, engine=self._ltm_engine, data_dir=self.data_dir, namespace=self.keys.prefix
+            )
+        return self._library
+
+    # -- working memory -----------------------------------------------------------------------
+    def stash(self, key: str, value: Any, credentials: AgentCredentials | None = None, ttl: Any = None) -> bool:
+        return working.stash(self, self.resolve_credentials(credentials), key, value, ttl)
+
+    def retrieve(self, key: str, credentials: AgentCredentials | None = None, agent_id: str | None = None) -> Any:
+        return working.retrieve(self, self.resolve_credentials(credentials), key, agent_id)
+
+    def store_working_result(
+        self, key: str, data: Any, credentials: AgentCredentials | None = None, ttl: Any = None
+    ) -> bool:
+        """The seeds' name for :meth:`stash`."""
+        return self.stash(key, data, credentials, ttl)
+
+    def get_working_result(
+        self, key: str, credentials: AgentCredentials | None = None, agent_id: str | None = None
+    ) -> Any:
+        """The seeds' name for :meth:`retrieve`."""
+        return self.retrieve(key, credentials, agent_id)
+
+    # -- signals ------------------------------------------------------------------------------
+    def send_signal(
+        self,
+        credentials: AgentCredentials | None,
+        signal_type: str,
+        data: Any = None,
+        target_agent: str | None = None,
+    ) -> str:
+        return self.signals.send(self.resolve_credentials(credentials), signal_type, data, target_agent)
+
+    def receive_signals(
+        self, credentials: AgentCredentials | None = None, signal_type: str | None = None, timeout: float = 0.0
+    ) -> list[dict[str, Any]]:
+        return self.signals.receive(self.resolve_credentials(credentials), signal_type, timeout)
+
+    # -- patterns -----------------------------------------------------------------------------
+    def stage_pattern(self, pattern: Any = None, credentials: AgentCredentials | None = None, **fields: Any) -> bool:
+        """Stage a StagedPattern, or one built from keyword fields (``agent_id`` defaults to the caller)."""
+        return self.patterns.stage(self.resolve_credentials(credentials), pattern, fields)
+
+    def get_staged_patterns(self, credentials: AgentCredentials | None = None) -> list[Any]:
+        return self.patterns.staged(self.resolve_credentials(credentials))
+
+    def promote_pattern(self, pattern_id: str, credentials: AgentCredentials | None = None) -> Any:
+        return self.patterns.promote(self.resolve_credentials(credentials), pattern_id)
+
+    def reject_pattern(self, pattern_id: str, reason: str, credentials: AgentCredentials | None = None) -> bool:
+        return self.patterns.reject(self.resolve_credentials(credentials), pattern_id, reason)
+
+    # -- conflicts ----------------------------------------------------------------------------
+    def record_conflict(self, conflict: Any, credentials: AgentCredentials | None = None) -> bool:
+        return conflicts.record(self, self.resolve_credentials(credentials), conflict)
+
+    def get_conflict(self, conflict_id: str, credentials: AgentCredentials | None = None) -> Any:
+        return conflicts.get(self, self.resolve_credentials(credentials), conflict_id)
+
+    def resolve_conflict(
+        self, conflict_id: str, strategy: str = "highest_confidence", credentials: AgentCredentials | None = None
+    ) -> Any:
+        return conflicts.resolve(self, self.resolve_credentials(credentials), conflict_id, strategy)
+
+    # -- collaboration state ------------------------------------------------------------------
+    def persist_collaboration_state(
+        self, credentials: AgentCredentials | None, session_id: str, state: Mapping[str, Any]
+    ) -> bool:
+        return collaboration.persist(self, self.resolve_credentials(credentials), session_id, state)
+
+    def restore_collaboration_state(
+        self, credentials: AgentCredentials | None = None, session_id: str | None = None
+    ) -> tuple[str, dict[str, Any]] | None:
+        return collaboration.restore(self, self.resolve_credentials(credentials), session_id)
+
+    # -- introspection ------------------------------------------------------------------------
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except RedisError:
+            return False
+
+    @translated("read")
+    def get_stats(self) -> dict[str, Any]:
+        """``mode`` ("redis" or "embedded"), ``keys`` (in this Redis database), ``memory_used``."""
+        stats: dict[str, Any] = {"mode": self.mode, "keys": int(self.client.dbsize()), "key_prefix": self.keys.prefix}
+        if self.mode == "redis":
+            info = self.client.info("memory")
+            stats["memory_used"] = info.get("used_memory_human")
+            stats["memory_used_bytes"] = info.get("used_memory")
+        else:
+            stats["memory_used"] = "N/A"  # fakeredis does not measure its memory
+            stats["data_dir"] = self.data_dir
+        return stats
+
+    def get_capabilities(self) -> dict[str, Any]:
+        """What this backend can do, as it is connected now."""
+        embedded = self.mode == "embedded"
+        return {
+            "redis": not embedded,
+            "embedded": embedded,
+            "file_session": embedded,  # durable files in data_dir
+            "persistence": True if embedded else self._redis_persistence(),
+            "multi_process": not embedded,  # the embedded engine belongs to one process
+            "signals": True,
+            "blocking_signals": True,
+            "atomic_task_claims": True,
+            "pattern_library": True,
+            "cluster_safe_keys": True,
+        }
+
+    def _redis_persistence(self) -> bool | None:
+        """Whether the Redis server saves to disk (RDB or AOF); None if it will not say."""
+        try:
+            config = self.client.config_get("save") | self.client.config_get("appendonly")
+        except RedisError:
+            return None
+        save = config.get("save") or config.get(b"save") or b""
+        aof = config.get("appendonly") or config.get(b"appendonly") or b"no"
+        as_text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
+        return bool(as_text(save).strip()) or as_text(aof) == "yes"
+
+    def close(self) -> None:
+        """Release the connection; the embedded engine snapshots what it holds."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+        if self._mirror is not None:
+            self._mirror.close()
+            self._mirror = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def __enter__(self) -> "RedisShortTermMemory":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RedisShortTermMemory(mode={self.mode!r}, key_prefix={self.keys.prefix!r})"
+
+
+def get_redis_memory(url: str | None = None, **options: Any) -> RedisShortTermMemory:
+    """Auto-detect: ``REDIS_URL``, else localhost:6379, else the embedded engine (never fails for lack of Redis)."""
+    return RedisShortTermMemory(url, **options)
+
+
+def get_railway_redis(
+    host: str, port: int = 6379, password: str | None = None, *, db: int = 0, ssl: bool = False, **options: Any
+) -> RedisShortTermMemory:
+    """An explicit Redis server by host, port and password (any host, Railway or not).
+
+    The client connects on first use (as redis-py does), so an unreachable server surfaces as a
+    MemoryStoreException / MemoryRetrievalException from the first operation.
+    """
+    client = redis.Redis(
+        host=host, port=port, password=password, db=db, ssl=ssl, protocol=2, socket_connect_timeout=5
+    )
+    memory = RedisShortTermMemory(client=client, **options)
+    memory._connection.owned = True  # we built the client: close() closes it
+    return memory
+
+
+def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> bool:
+    """True when a real Redis answers at ``url``, ``REDIS_URL`` or localhost:6379 (``REDIS_URL=""``: False)."""
+    environ = _environment(environ)
+    if url is None:
+        url = environ.get("REDIS_URL", LOCAL_URL)
+    if not url:
+        return False
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, protocol=2)
+    except ValueError:
+        return False
+    try:
+        return bool(client.ping())
+    except RedisError:
+        return False
+    finally:
+        client.close()
+

@@ -1,0 +1,41 @@
+"""Working memory: an agent's own short-lived results, readable by its team.
+
+Each stashed value is one Redis string under the agent's hash tag with its own TTL (1 hour by
+default; an explicit TTL in seconds is honoured to the millisecond). Writing takes CONTRIBUTOR;
+reading one's own takes OBSERVER, reading another agent's takes CONTRIBUTOR (see access.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memory.team import values
+from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.errors import translated
+from memory.team.ttl import TTLStrategy, ttl_ms
+
+
+@translated("write")
+def stash(memory: Any, credentials: AgentCredentials, key: str, value: Any, ttl: Any = None) -> bool:
+    credentials.require(AccessTier.CONTRIBUTOR, "stash")
+    agent_id(key, "key")
+    blob = values.pack(value, f"the value of {key!r}")
+    millis = ttl_ms(ttl, TTLStrategy.WORKING_RESULTS)
+    redis_key = memory.keys.working(credentials.agent_id, key)
+    with memory.durable([(redis_key, "string")]):
+        memory.client.set(redis_key, blob, px=millis)
+    return True
+
+
+@translated("read")
+def retrieve(memory: Any, credentials: AgentCredentials, key: str, owner: str | None = None) -> Any:
+    """The value, or None when it was never stashed or has expired."""
+    agent_id(key, "key")
+    if owner is None or owner == credentials.agent_id:
+        credentials.require(AccessTier.OBSERVER, "retrieve")
+        owner = credentials.agent_id
+    else:
+        agent_id(owner)
+        credentials.require(AccessTier.CONTRIBUTOR, "retrieve another agent's working memory")
+    blob = memory.client.get(memory.keys.working(owner, key))
+    return None if blob is None else values.unpack(blob)

@@ -1,0 +1,200 @@
+"""The embedded default keeps working memory, staged patterns, sessions and collaboration state
+across restarts, a SIGKILL included; writes are atomic, users isolated, ids never paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from memory import AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, RedisShortTermMemory, StagedPattern, TeamSession
+from memory.errors import MemoryConfigException
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def open_memory(data_dir: Path) -> RedisShortTermMemory:
+    return RedisShortTermMemory(use_mock=True, data_dir=str(data_dir), key_prefix="emb")
+
+
+def write_everything(memory: RedisShortTermMemory, tag: str) -> str:
+    agent = AgentWorkspace("worker", short_term_memory=memory)
+    agent.stash(f"result-{tag}", {"tag": tag})
+    agent.stage_pattern(StagedPattern(f"pat-{tag}", "worker", "kind", f"name {tag}", "d", confidence=0.7))
+    session = TeamSession(memory, f"session-{tag}", purpose=f"purpose {tag}")
+    session.add_agent("worker")
+    session.share("scope", {"tag": tag})
+    agent.collaboration_state.trust_level = 0.9
+    agent.persist_collaboration_state()
+    return agent.session_id
+
+
+def assert_everything(memory: RedisShortTermMemory, tag: str) -> None:
+    agent = AgentWorkspace("worker", short_term_memory=memory)
+    assert agent.retrieve(f"result-{tag}") == {"tag": tag}
+    assert f"pat-{tag}" in [p.pattern_id for p in agent.get_staged_patterns()]
+    session = TeamSession(memory, f"session-{tag}")
+    assert session.get("scope") == {"tag": tag}
+    assert session.get_info()["participants"] == ["worker"] and session.get_info()["purpose"] == f"purpose {tag}"
+    assert agent.restore_collaboration_state() and agent.collaboration_state.trust_level == 0.9
+
+
+def test_everything_survives_a_clean_restart(tmp_path):
+    memory = open_memory(tmp_path)
+    write_everything(memory, "a")
+    team = AgentCoordinator(memory, "t")
+    team.add_task(AgentTask("task-1", "job", priority=3))
+    memory.close()
+
+    again = open_memory(tmp_path)
+    assert_everything(again, "a")
+    assert [t.task_id for t in AgentCoordinator(again, "t").get_pending_tasks()] == ["task-1"]  # the snapshot
+    again.close()
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from memory import RedisShortTermMemory, AgentWorkspace, AccessTier
+sys.path.insert(0, {tests!r})
+from test_team_embedded import open_memory, write_everything
+from pathlib import Path
+memory = open_memory(Path({data!r}))
+write_everything(memory, "before")
+memory.close()                       # a snapshot with pattern "pat-before" staged
+memory = open_memory(Path({data!r}))
+lead = AgentWorkspace("lead", short_term_memory=memory, access_tier=AccessTier.VALIDATOR)
+assert lead.promote_pattern("pat-before")
+write_everything(memory, "after")    # only in the durable copy: no snapshot from here on
+for n in range(200):
+    AgentWorkspace("worker", short_term_memory=memory).stash(f"n{{n}}", n)
+    print(n, flush=True)
+    if n == 120:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_sigkill_mid_run_loses_no_acknowledged_write_and_brings_nothing_back(tmp_path):
+    script = KILLED_WRITER.format(tests=str(Path(__file__).parent), data=str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": ""}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    acknowledged = [int(line) for line in done.stdout.split()]
+    assert acknowledged[-1] == 120
+
+    memory = open_memory(tmp_path)
+    assert_everything(memory, "after")
+    worker = AgentWorkspace("worker", short_term_memory=memory)
+    assert [worker.retrieve(f"n{n}") for n in acknowledged] == acknowledged
+    staged = [p.pattern_id for p in worker.get_staged_patterns()]
+    assert "pat-before" not in staged  # promoted after the snapshot: the snapshot's staged copy is not revived
+    assert memory.pattern_library.get("pat-before").status == "promoted"
+    memory.close()
+
+
+def test_six_concurrent_writers_are_all_kept(tmp_path):
+    memory = open_memory(tmp_path)
+    session = TeamSession(memory, "shared", purpose="p")
+    barrier = threading.Barrier(6)
+
+    def writer(w: int) -> None:
+        agent = AgentWorkspace(f"writer-{w}", short_term_memory=memory)
+        barrier.wait()
+        for n in range(30):
+            agent.stash(f"k{n}", {"w": w, "n": n})
+            session.add_agent(f"writer-{w}-{n}")
+            session.share(f"from-{w}-{n}", n)
+        agent.stage_pattern(StagedPattern(f"p{w}", f"writer-{w}", "t", "n", "d"))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    memory.close()
+
+    again = open_memory(tmp_path)
+    for w in range(6):
+        agent = AgentWorkspace(f"writer-{w}", short_term_memory=again)
+        assert [agent.retrieve(f"k{n}") for n in range(30)] == [{"w": w, "n": n} for n in range(30)]
+    info = TeamSession(again, "shared").get_info()
+    assert len(info["participants"]) == 180 and len(info["shared_keys"]) == 180
+    assert sorted(p.pattern_id for p in again.get_staged_patterns()) == [f"p{w}" for w in range(6)]
+    again.close()
+
+
+def test_users_are_isolated_and_ids_never_name_paths(tmp_path):
+    data = tmp_path / "data"
+    memory = open_memory(data)
+    alice = AgentWorkspace("alice", short_term_memory=memory)
+    bob = AgentWorkspace("bob", short_term_memory=memory)
+    alice.stash("notes", "alice's")
+    bob.stash("notes", "bob's")
+    sneaky = "../../../escaped"  # a legal id (dots and slashes are allowed), never a path
+    alice.stash(sneaky, "data")
+    AgentWorkspace(sneaky, short_term_memory=memory).stash("x", 1)
+    alice.stage_pattern(StagedPattern("../../p", "alice", "t", "n", "d"))
+    TeamSession(memory, "../../s", "p").share("k", 1)
+    memory.close()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert {p.name for p in data.iterdir()} <= {
+        "embedded-redis.lock", "embedded-redis.msgpack.zst", "embedded-team.sqlite",
+        "embedded-team.sqlite-wal", "embedded-team.sqlite-shm",
+    }
+    again = open_memory(data)
+    assert AgentWorkspace("alice", short_term_memory=again).retrieve("notes") == "alice's"
+    assert AgentWorkspace("bob", short_term_memory=again).retrieve("notes") == "bob's"
+    assert AgentWorkspace("alice", short_term_memory=again).retrieve(sneaky) == "data"
+    assert TeamSession(again, "../../s").get("k") == 1
+    again.close()
+
+
+def test_expired_entries_do_not_come_back(tmp_path):
+    memory = open_memory(tmp_path)
+    agent = AgentWorkspace("a", short_term_memory=memory)
+    agent.stash("brief", 1, ttl=0.05)
+    agent.stash("long", 2)
+    import time
+
+    time.sleep(0.1)  # the one TTL this layer cannot move with a clock: the embedded Redis's own
+    memory.close()
+    again = open_memory(tmp_path)
+    agent = AgentWorkspace("a", short_term_memory=again)
+    assert (agent.retrieve("brief"), agent.retrieve("long")) == (None, 2)
+    assert 3_500_000 < again.client.pttl(again.keys.working("a", "long")) <= 3_600_000  # restart did not extend it
+    again.close()
+
+
+BUSY = """
+from memory import RedisShortTermMemory
+from memory.errors import MemoryConfigException
+try:
+    RedisShortTermMemory(use_mock=True, data_dir={data!r})
+except MemoryConfigException as exc:
+    print("refused:", exc)
+"""
+
+
+def test_a_second_process_on_the_same_data_directory_is_refused_clearly(tmp_path):
+    memory = open_memory(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", BUSY.format(data=str(tmp_path))], env=env, capture_output=True, text=True, timeout=60)
+    assert "refused:" in done.stdout and "REDIS_URL" in done.stdout, done.stdout + done.stderr
+    memory.close()
+
+
+def test_capabilities_and_stats_tell_the_truth(tmp_path):
+    memory = open_memory(tmp_path)
+    caps = memory.get_capabilities()
+    assert caps["file_session"] and caps["persistence"] and caps["embedded"] and not caps["redis"]
+    assert not caps["multi_process"]
+    stats = memory.get_stats()
+    assert stats["mode"] == "embedded" and stats["memory_used"] == "N/A" and isinstance(stats["keys"], int)
+    memory.close()
+    with pytest.raises(MemoryConfigException):
+        RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="bad prefix")

@@ -1,0 +1,75 @@
+"""The seeds' walkthrough (examples/team/*.py) runs as a user would run it: a fresh process, a
+fresh directory, on the real Redis and on the embedded default. Also the public names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import memory
+import memory.team
+from conftest import REDIS_ENGINES, TEST_REDIS_URL, real_redis
+from team_support import delete_prefix
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "examples" / "team").glob("*.py"))
+EXPECTED = {
+    "guide_walkthrough.py": ["Has memory: True", "Security agent claimed: sec_001", "Total completed: 1",
+                             "By agent: {'security_agent': 1}", "From code_reviewer: {'agent': 'security_agent'",
+                             "Participants: ['security_agent', 'performance_agent', 'lead_reviewer']",
+                             "Patterns awaiting validation: 1", "Trust level restored: 0.85", "Empathy level: 4",
+                             "Can write: True", "Can validate: False"],
+    "complete_code_review.py": ["Signals received: 1", "Patterns staged: 1", "State persisted"],
+    "reference_examples.py": ["{'files': 10, 'issues': 3}", "Review: JWT Token Refresh (confidence: 0.85)",
+                              "0.8", "Completed: 1", "Received 2 reviews"],
+    "file_first.py": ["'file_session'", "Review: JWT Token Refresh (confidence: 0.85)", "Completed: 1", "Received 2 reviews"],
+}
+
+
+def test_every_example_has_expectations():
+    assert sorted(path.name for path in EXAMPLES) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("engine", REDIS_ENGINES)
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
+def test_example_runs(example, engine, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    if engine == "redis":
+        client = real_redis()
+        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
+    else:
+        env["REDIS_URL"] = ""
+    try:
+        done = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        if engine == "redis":
+            delete_prefix(client, prefix)
+            client.close()
+    assert done.returncode == 0, done.stderr
+    for line in EXPECTED[example.name]:
+        assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
+    if engine == "embedded" and example.name == "file_first.py":
+        assert "'redis': False" in done.stdout and "embedded" in done.stdout
+
+
+def test_the_public_names_are_exactly_all():
+    assert memory.__all__ == memory.team.__all__
+    for name in memory.__all__:
+        assert getattr(memory, name) is getattr(memory.team, name)
+    exported = {name for name, value in vars(memory.team).items() if not name.startswith("_") and not isinstance(value, ModuleType)}
+    assert exported == set(memory.__all__)  # nothing public slips in unnoticed
+    with pytest.raises(AttributeError):
+        memory.NotAName  # noqa: B018
+
+
+def test_importing_memory_loads_nothing_else():
+    code = "import sys, memory.record, memory.errors; print(sorted(m for m in sys.modules if m.startswith('memory')))"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert done.stdout.strip() == "['memory', 'memory.errors', 'memory.record']", done.stdout + done.stderr
