@@ -73,6 +73,7 @@ TARGETS = {
     "range_tiers_p50_ms": ("<=", 2.0),
     "maintenance_per_s": (">=", 30_000),
     "ltm_payload_over_json": ("<=", 0.25),
+    "state_vector_store_ratio": ("<=", 1.5),
 }
 
 
@@ -157,7 +158,11 @@ def windows(rng: random.Random, agent_ids: Sequence[str], steps: int, n: int) ->
     return [(rng.choice(agent_ids), rng.randrange(0, steps - WINDOW + 1)) for _ in range(n)]
 
 
-def make_config(args: argparse.Namespace, prefix: str, data_dir: str, cleanup_interval: int) -> MemoryConfig:
+def make_config(
+    args: argparse.Namespace, prefix: str, data_dir: str, cleanup_interval: int, state_vectors: bool = False
+) -> MemoryConfig:
+    """The engine as the tiered-storage figures measure it: no state vectors and no text queue
+    (their cost is the "with a state vector" row, set against the same run's store without)."""
     return MemoryConfig(
         redis_url=args.redis_url,
         key_prefix=prefix,
@@ -165,6 +170,7 @@ def make_config(args: argparse.Namespace, prefix: str, data_dir: str, cleanup_in
         cleanup_interval=cleanup_interval,
         stm_config={"memory_limit": args.stm_limit},
         im_config={"memory_limit": args.im_limit},
+        search_config={"state_vectors": state_vectors, "text_embedding": "off"},
     )
 
 
@@ -213,11 +219,14 @@ def machine_info(client: redis.Redis) -> list[str]:
 
 
 # -- 1. single store --------------------------------------------------------------------------------
-def measure_single_store(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[str, float]:
+def measure_single_store(
+    args: argparse.Namespace, prefix: str, data_dir: str, state_vectors: bool = False
+) -> dict[str, float]:
     """store_agent_state latency, round-robin over 10 agents (default cleanup_interval=100)."""
     sims = [SimAgent(10_000 + i, args.seed, name=f"solo-{i:02d}") for i in range(10)]
     per_agent = -(-args.single_calls // len(sims))
-    with AgentMemoryAPI(make_config(args, prefix, data_dir, cleanup_interval=100)) as engine:
+    config = make_config(args, prefix, data_dir, cleanup_interval=100, state_vectors=state_vectors)
+    with AgentMemoryAPI(config) as engine:
         warm = SimAgent(9_999, args.seed, name="solo-warmup")
         for step in range(200):
             engine.store_agent_state(warm.agent_id, warm.state(step), step)
@@ -426,8 +435,12 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     probe, cross = agent_ids[:half], agent_ids[half:] or agent_ids
 
     progress(f"1/6 single store: {args.single_calls:,} store_agent_state calls")
-    report.add_latency("store_agent_state (single call)", measure_single_store(args, f"{root}.solo", f"{tmp}/solo"),
-                       "single_p50_ms")
+    plain = measure_single_store(args, f"{root}.solo", f"{tmp}/solo")
+    report.add_latency("store_agent_state (single call)", plain, "single_p50_ms")
+    with_vector = measure_single_store(args, f"{root}.solov", f"{tmp}/solov", state_vectors=True)
+    report.add_latency("store_agent_state with a state vector (the default)", with_vector)
+    ratio = with_vector["p50"] / plain["p50"]
+    report.add_figure("p50 with a state vector / without", f"{ratio:.2f}", "state_vector_store_ratio", ratio)
 
     main_prefix, main_dir = f"{root}.main", f"{tmp}/main"
     keys = KeySchema(main_prefix)
