@@ -2,8 +2,8 @@
 
 Each test asserts what the document says the example does. Where the document builds an engine
 with ``AgentMemoryAPI()`` the ``make_api`` fixture stands in for it: the same engine, on the
-test's Redis engine (real and embedded). Similarity, embedding and content search are not
-implemented yet and are left out.
+test's Redis engine (real and embedded). The raw vector example's ``[0.1, 0.2, 0.3, ...]``
+becomes a vector of the configured size.
 """
 
 from __future__ import annotations
@@ -562,3 +562,58 @@ def test_instance_decorator_on_an_existing_agent(make_api, monkeypatch):
     assert memories[0]["contents"]["topic"] is None
     assert memories[2]["contents"]["topic"] == "What's the weather today?"
     assert memories[1]["contents"]["params"] == {"observation": {"user_input": "What's the weather today?"}}
+
+
+# -- similarity, raw vector and content search ----------------------------------------------------
+
+
+def test_find_similar_states(make_api):
+    memory_api = make_api()
+    memory_api.store_agent_state(agent_id="agent-123", state_data=STATE, step_number=1234, priority=0.75)
+    memory_api.store_agent_state(agent_id="agent-123", state_data={"position": [90, -40], "health": 0.1},
+                                 step_number=1300)
+    current_state = {"position": [12, 22], "health": 0.8}
+    similar_states = memory_api.retrieve_similar_states(agent_id="agent-123", query_state=current_state, k=5)
+    assert [m["step_number"] for m in similar_states] == [1234, 1300]
+    assert similar_states[0]["similarity_score"] > similar_states[1]["similarity_score"]
+
+
+def test_raw_vector_search_in_chosen_tiers(make_api):
+    memory_api = make_api(search_config={"vector_dim": 8}, stm_config={"memory_limit": 1},
+                          im_config={"memory_limit": 1})
+    for step, vector in enumerate(([0.1, 0.2, 0.3, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0])):
+        memory_api.store_agent_state("agent-123", {"step": step}, step, embedding=vector)
+    memory_api.force_memory_maintenance("agent-123")
+    tiers = memory_api.get_memory_statistics("agent-123")["tiers"]
+    assert tiers["ltm"]["count"] > 0
+    embedding = [0.1, 0.2, 0.3, 0, 0, 0, 0, 1]
+    memory_space = memory_api.get_memory_space("agent-123")
+    similar_memories = memory_space.search_by_embedding(query_embedding=embedding, k=10, memory_tiers=["stm", "im"])
+    assert {m["tier"] for m in similar_memories} <= {"stm", "im"}
+    assert len(similar_memories) == tiers["stm"]["count"] + tiers["im"]["count"]
+    everywhere = memory_space.search_by_embedding(query_embedding=embedding, k=10)
+    assert everywhere[0]["step_number"] == 0 and everywhere[0]["similarity_score"] > 0.999
+    assert len(everywhere) == 3
+
+
+def test_content_based_search(make_api):
+    memory_api = make_api()
+    memory_api.store_agent_interaction(agent_id="agent-123", interaction_data=INTERACTION, step_number=1235)
+    memory_api.store_agent_action(agent_id="agent-123", action_data=TRADE, step_number=1236)
+    memory_api.store_agent_state(agent_id="agent-123", state_data={"mood": "sleepy", "weather": "rain"},
+                                 step_number=1237)
+    memory_space = memory_api.get_memory_space("agent-123")
+    memories = memory_space.search_by_content(content_query="trade wood", k=5)
+    assert len(memories) == 3
+    assert {memories[0]["step_number"], memories[1]["step_number"]} == {1235, 1236}
+
+
+def test_similarity_results_are_cached(make_api):
+    memory_api = make_api()
+    memory_api.store_agent_state(agent_id="agent-123", state_data=STATE, step_number=1234)
+    memory_space = memory_api.get_memory_space("agent-123")
+    current_state = {"position": [12, 22], "health": 0.8}
+    similar_states = memory_space.retrieve_similar_states(agent_id="agent-123", query_state=current_state, k=5)
+    hits = memory_api._cache.hits
+    similar_states_again = memory_space.retrieve_similar_states(agent_id="agent-123", query_state=current_state, k=5)
+    assert similar_states_again == similar_states and memory_api._cache.hits == hits + 1
