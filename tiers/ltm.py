@@ -251,11 +251,8 @@ class SQLTier:
         def run() -> int:
             removed = 0
             with self.engine.begin() as conn:
-                for chunk in _chunks(list(memory_ids), 500):
-                    result = conn.execute(
-                        delete(memories).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
-                    )
-                    removed += result.rowcount
+                for where, _ in list(self._keyed(conn, agent_id, memory_ids)):
+                    removed += conn.execute(delete(memories).where(where)).rowcount
             return removed
 
         return self._guard(run)
@@ -270,12 +267,10 @@ class SQLTier:
     def set_importance(self, agent_id: str, memory_id: str, importance: float) -> bool:
         def run() -> bool:
             with self.engine.begin() as conn:
-                result = conn.execute(
-                    update(memories)
-                    .where(self._mine(agent_id), memories.c.memory_id == memory_id)
-                    .values(importance=importance)
-                )
-                return result.rowcount > 0
+                found = 0
+                for where, _ in list(self._keyed(conn, agent_id, [memory_id])):
+                    found += conn.execute(update(memories).where(where).values(importance=importance)).rowcount
+                return found > 0
 
         return self._guard(run)
 
@@ -293,9 +288,8 @@ class SQLTier:
         try:
             with self.engine.connect() as conn:
                 if memory_ids is not None:
-                    for chunk in _chunks(list(memory_ids), 500):
-                        yield decode(conn.execute(select(*columns).where(
-                            self._mine(agent_id), memories.c.memory_id.in_(chunk))).all())
+                    for where, _ in list(self._keyed(conn, agent_id, memory_ids)):
+                        yield decode(conn.execute(select(*columns).where(where)).all())
                     return
                 result = conn.execution_options(yield_per=batch).execute(
                     select(*columns).where(self._mine(agent_id)))
@@ -312,13 +306,13 @@ class SQLTier:
         def run() -> list[str]:
             found = []
             with self.engine.begin() as conn:
-                for chunk in _chunks(list(embeddings), 500):
-                    rows = conn.execute(select(memories.c.memory_id, memories.c.vectors).where(
-                        self._mine(agent_id), memories.c.memory_id.in_(chunk))).all()
-                    for memory_id, vectors in rows:
+                for where, _ in list(self._keyed(conn, agent_id, list(embeddings))):
+                    rows = conn.execute(select(memories.c.step, memories.c.memory_id, memories.c.vectors).where(where)).all()
+                    for step, memory_id, vectors in rows:
                         _, position = _unpack_derived(vectors)
                         conn.execute(
-                            update(memories).where(self._mine(agent_id), memories.c.memory_id == memory_id)
+                            update(memories).where(self._mine(agent_id), memories.c.step == step,
+                                                   memories.c.memory_id == memory_id)
                             .values(vectors=_pack_derived(embeddings[memory_id], position)))
                         found.append(memory_id)
             return found
@@ -331,7 +325,8 @@ class SQLTier:
             return
         stmt = (
             update(memories)
-            .where(memories.c.namespace == self.namespace, memories.c.agent_id == bindparam("a"), memories.c.memory_id == bindparam("m"))
+            .where(memories.c.namespace == self.namespace, memories.c.agent_id == bindparam("a"),
+                   memories.c.step == bindparam("k"), memories.c.memory_id == bindparam("m"))
             .values(
                 retrieval_count=memories.c.retrieval_count + bindparam("n"),
                 reads_in_ltm=memories.c.reads_in_ltm + bindparam("n"),
@@ -339,11 +334,14 @@ class SQLTier:
                 last_access_step=func.coalesce(bindparam("s"), memories.c.last_access_step),
             )
         )
-        params = [{"a": agent_id, "m": mid, "n": n, "t": t, "s": s} for mid, (n, t, s) in reads.items()]
 
         def run() -> None:
             with self.engine.begin() as conn:
-                conn.execute(stmt, params)
+                steps = {m: k for _, located in list(self._keyed(conn, agent_id, list(reads))) for k, m in located}
+                params = [{"a": agent_id, "k": steps[mid], "m": mid, "n": n, "t": t, "s": s}
+                          for mid, (n, t, s) in reads.items() if mid in steps]
+                if params:
+                    conn.execute(stmt, params)
 
         self._guard(run)
 
@@ -356,11 +354,8 @@ class SQLTier:
         def run() -> list[MemoryRecord]:
             out: list[MemoryRecord] = []
             with self.engine.connect() as conn:
-                for chunk in _chunks(list(memory_ids), 500):
-                    rows = conn.execute(
-                        select(*RECORD_COLUMNS).where(self._mine(agent_id), memories.c.memory_id.in_(chunk))
-                    )
-                    out += [self._decode(row) for row in rows]
+                for where, _ in self._keyed(conn, agent_id, memory_ids):
+                    out += [self._decode(row) for row in conn.execute(select(*RECORD_COLUMNS).where(where))]
             return out
 
         return self._guard(run)
@@ -436,12 +431,8 @@ class SQLTier:
         def run() -> dict[str, int]:
             out: dict[str, int] = {}
             with self.engine.connect() as conn:
-                for chunk in _chunks(list(memory_ids), 500):
-                    rows = conn.execute(
-                        select(memories.c.memory_id, memories.c.reads_in_ltm).where(
-                            self._mine(agent_id), memories.c.memory_id.in_(chunk)
-                        )
-                    )
+                for where, _ in self._keyed(conn, agent_id, memory_ids):
+                    rows = conn.execute(select(memories.c.memory_id, memories.c.reads_in_ltm).where(where))
                     out.update({memory_id: int(n) for memory_id, n in rows})
             return out
 
@@ -515,6 +506,19 @@ class SQLTier:
     # -- plumbing -----------------------------------------------------------------------------
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
+
+    def _keyed(self, conn: Any, agent_id: str, memory_ids: Sequence[str]) -> Iterator[tuple[Any, list[Any]]]:
+        """WHERE clauses (with the (step, id) pairs they cover) that reach rows by id through their full
+        primary key. Asked by memory_id alone, SQLite without statistics prefers scanning the
+        agent's primary-key range over the id index (milliseconds per lookup); so the steps are
+        read first from the covering id index, then rows are fetched by (step, id)."""
+        for chunk in _chunks(list(dict.fromkeys(memory_ids)), 500):
+            located = conn.execute(select(memories.c.step, memories.c.memory_id).where(
+                self._mine(agent_id), memories.c.memory_id.in_(chunk))).all()
+            if located:
+                steps = sorted({step for step, _ in located})
+                ids = [memory_id for _, memory_id in located]
+                yield and_(self._mine(agent_id), memories.c.step.in_(steps), memories.c.memory_id.in_(ids)), located
 
     def _decode(self, row: Any) -> MemoryRecord:
         """A record from a row of RECORD_COLUMNS (unpacked by position: named access is slow)."""
