@@ -100,8 +100,13 @@ class SpatialGrid:
         return bool(np.linalg.norm(farthest) <= radius)
 
     def _candidates(self, center: tuple[float, float, float], radius: float) -> np.ndarray:
-        low = self._cell(tuple(c - radius for c in center))
-        high = self._cell(tuple(c + radius for c in center))
+        if not self._where:
+            return np.empty(0, dtype=np.int64)
+        # the query's box, cut to the box around the positions (2-D data: one layer of cells)
+        low = self._cell(tuple(max(c - radius, lo) for c, lo in zip(center, self._low)))
+        high = self._cell(tuple(min(c + radius, hi) for c, hi in zip(center, self._high)))
+        if any(lo > hi for lo, hi in zip(low, high)):
+            return np.empty(0, dtype=np.int64)
         spans = [h - lo + 1 for lo, h in zip(low, high)]
         if math.prod(spans) > min(MAX_CELLS_VISITED, 4 * len(self._cells) + 64):
             # the query covers more cells than hold positions: walking the occupied cells is cheaper

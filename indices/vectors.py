@@ -51,16 +51,20 @@ class VectorSet:
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k most similar rows among those ``mask`` allows, best first."""
-        allowed = self.present[: self.count] if mask is None else self.present[: self.count] & mask[: self.count]
+        present = self.present[: self.count]
+        allowed = present if mask is None else present & mask[: self.count]
         candidates = int(allowed.sum())
         if candidates == 0 or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         if candidates <= self.exact_limit:
             return self._exact(query, k, np.flatnonzero(allowed))
-        return self._approximate(query, k, allowed)
+        return self._approximate(query, k, allowed, filtered=candidates < int(present.sum()))
 
     def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = self._rows[rows] @ query
+        if 4 * len(rows) >= self.count:  # most rows: one pass over the block beats gathering them
+            scores = (self._rows[: self.count] @ query)[rows]
+        else:
+            scores = self._rows[rows] @ query
         if k < len(rows):
             top = np.argpartition(-scores, k - 1)[:k]
         else:
@@ -68,11 +72,15 @@ class VectorSet:
         order = top[np.lexsort((rows[top], -scores[top]))]  # ties: lower row (older) first
         return rows[order], scores[order]
 
-    def _approximate(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _approximate(
+        self, query: np.ndarray, k: int, allowed: np.ndarray, filtered: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         index = self._index()
         wanted = min(int(allowed.sum()), k * OVERSAMPLE)
-        bitmap = np.packbits(allowed, bitorder="little")  # kept alive while FAISS reads it
-        params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBitmap(bitmap), nprobe=self._nprobe(index.nlist))
+        params = faiss.SearchParametersIVF(nprobe=self._nprobe(index.nlist))
+        if filtered:
+            bitmap = np.packbits(allowed, bitorder="little")  # kept alive while FAISS reads it
+            params.sel = faiss.IDSelectorBitmap(bitmap)
         _, found = index.search(query.reshape(1, -1), wanted, params=params)
         rows = found[0][found[0] >= 0]
         if len(rows) < k:  # the probed lists held too few allowed rows: answer exactly

@@ -304,8 +304,11 @@ class AgentMemoryAPI(SearchMethods):
         self._text_embedder.stored(by_agent)
         self._after_write(by_agent)
 
-    def _fetch_uncounted(self, agent_id: str, by_tier: Mapping[str, Sequence[str]]) -> list[MemoryRecord]:
-        """Records by tier and id, read without counting (queries are not focused reads)."""
+    def _fetch_uncounted(
+        self, agent_id: str, by_tier: Mapping[str, Sequence[str]], steps: Mapping[str, Sequence[int]] | None = None
+    ) -> list[MemoryRecord]:
+        """Records by tier and id, read without counting (queries are not focused reads);
+        ``steps`` (aligned with the ids) lets LTM read its rows by primary key at once."""
         tiers = self._tiers
         found: list[MemoryRecord] = []
         redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
@@ -315,7 +318,7 @@ class AgentMemoryAPI(SearchMethods):
             for decode, raw in zip(decoders, tiers.redis(lambda: tiers.scripts.execute(pipe))):
                 found += decode(raw)
         if by_tier.get("ltm"):
-            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]))
+            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]), steps=None if steps is None else steps["ltm"])
         return found
 
     def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:

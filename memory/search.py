@@ -46,6 +46,7 @@ class Hit:
     memory_id: str
     rank: float  # smaller is better
     extras: dict[str, Any]
+    step: int = -1  # the memory's step, as the index knows it (LTM reads rows by it)
 
 
 @dataclass
@@ -56,10 +57,13 @@ class SearchAnswer:
 
 
 class Searcher:
-    def __init__(self, tiers: Any, catalog: IndexCatalog, fetch: Callable[[str, dict[str, list[str]]], list[MemoryRecord]]):
+    def __init__(
+        self, tiers: Any, catalog: IndexCatalog,
+        fetch: Callable[[str, dict[str, list[str]], dict[str, list[int]] | None], list[MemoryRecord]],
+    ):
         self.t = tiers
         self.catalog = catalog
-        self._fetch = fetch  # (agent, {tier: ids}) -> records found, uncounted reads
+        self._fetch = fetch  # (agent, {tier: ids}, {tier: steps} or None) -> records found, uncounted
 
     def run(self, agent_id: str, query: Query) -> SearchAnswer:
         index = self.catalog.current(agent_id)
@@ -99,6 +103,14 @@ class Searcher:
         return merged
 
     def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
+        hits = self._unstepped_hits(tier, query, limit)
+        if hits:
+            steps = tier.steps(np.array([tier.rows[h.memory_id] for h in hits], dtype=np.int64))
+            for hit, step in zip(hits, steps.tolist()):
+                hit.step = step
+        return hits
+
+    def _unstepped_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
         mask = tier.mask(query.where)
         distances: dict[int, float] = {}
         if query.center is not None and query.radius is not None:
@@ -137,12 +149,14 @@ class Searcher:
     # -- records ------------------------------------------------------------------------------
     def _records(self, agent_id: str, hits: Sequence[Hit]) -> list[tuple[MemoryRecord, dict[str, Any]]]:
         by_tier: dict[str, list[str]] = {}
+        steps: dict[str, list[int]] = {}
         for hit in hits:
             by_tier.setdefault(hit.tier, []).append(hit.memory_id)
-        found = {r.memory_id: r for r in self._fetch(agent_id, by_tier)}
+            steps.setdefault(hit.tier, []).append(hit.step)
+        found = {r.memory_id: r for r in self._fetch(agent_id, by_tier, steps)}
         missing = [hit.memory_id for hit in hits if hit.memory_id not in found]
         if missing:  # moved between the index read and now: look in every tier
-            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}):
+            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}, None):
                 kept = found.get(record.memory_id)
                 if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
                     found[record.memory_id] = record

@@ -108,6 +108,14 @@ def _unpack_derived(blob: bytes | None) -> tuple[Embeddings, tuple[float, ...] |
     return Embeddings.unpack(packed), None if position is None else tuple(position)
 
 
+def _padded(values: list[Any]) -> list[Any]:
+    """``values`` grown to a power-of-two length by repeating the last (harmless inside IN)."""
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + [values[-1]] * (size - len(values))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -142,6 +150,7 @@ class SQLTier:
         self._dialect = engine.dialect.name
         self._guard(self._create_schema)
         self._upsert = self._build_upsert()
+        self._keyed_statements: dict[tuple[int, int], tuple[str, Any]] = {}
         if self._upsert is not None:
             # compiled once and run through the driver: SQLAlchemy's per-row parameter handling
             # costs more than the insert itself on the maintenance path
@@ -346,14 +355,21 @@ class SQLTier:
         self._guard(run)
 
     # -- reads --------------------------------------------------------------------------------
-    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
-        """Rows by id; LTM never counts reads itself (the engine counts them in Redis)."""
+    def get_many(
+        self, agent_id: str, memory_ids: Sequence[str], now: float | None = None, steps: Sequence[int] | None = None
+    ) -> list[MemoryRecord]:
+        """Rows by id; LTM never counts reads itself (the engine counts them in Redis).
+        ``steps`` (aligned with the ids, from an index that knows them) saves looking them up."""
         if not memory_ids:
             return []
 
         def run() -> list[MemoryRecord]:
             out: list[MemoryRecord] = []
             with self.engine.connect() as conn:
+                if steps is not None:
+                    for id_chunk, step_chunk in zip(_chunks(list(memory_ids), 500), _chunks(list(steps), 500)):
+                        out += [self._decode(row) for row in self._select_by_key(conn, agent_id, step_chunk, id_chunk)]
+                    return out
                 for where, _ in self._keyed(conn, agent_id, memory_ids):
                     out += [self._decode(row) for row in conn.execute(select(*RECORD_COLUMNS).where(where))]
             return out
@@ -506,6 +522,28 @@ class SQLTier:
     # -- plumbing -----------------------------------------------------------------------------
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
+
+    def _select_by_key(self, conn: Any, agent_id: str, steps: Sequence[int], memory_ids: Sequence[str]) -> Any:
+        """Rows by (step, id), through the driver: the search path reads a few rows per query,
+        and SQLAlchemy's per-statement work would cost more than SQLite's. Statements are
+        compiled once per size (sizes rounded up to a power of two, the last value repeated)."""
+        steps, memory_ids = _padded(sorted(set(steps))), _padded(list(memory_ids))
+        sql, order = self._keyed_sql(len(steps), len(memory_ids))
+        params = {"ns": self.namespace, "ag": agent_id,
+                  **{f"s{i}": v for i, v in enumerate(steps)}, **{f"m{i}": v for i, v in enumerate(memory_ids)}}
+        return conn.exec_driver_sql(sql, tuple(params[name] for name in order) if order else params)
+
+    def _keyed_sql(self, n_steps: int, n_ids: int) -> tuple[str, Any]:
+        cached = self._keyed_statements.get((n_steps, n_ids))
+        if cached is None:
+            stmt = select(*RECORD_COLUMNS).where(
+                memories.c.namespace == bindparam("ns"), memories.c.agent_id == bindparam("ag"),
+                memories.c.step.in_([bindparam(f"s{i}") for i in range(n_steps)]),
+                memories.c.memory_id.in_([bindparam(f"m{i}") for i in range(n_ids)]),
+            )
+            compiled = stmt.compile(dialect=self.engine.dialect)
+            cached = self._keyed_statements[(n_steps, n_ids)] = (compiled.string, compiled.positiontup)
+        return cached
 
     def _keyed(self, conn: Any, agent_id: str, memory_ids: Sequence[str]) -> Iterator[tuple[Any, list[Any]]]:
         """WHERE clauses (with the (step, id) pairs they cover) that reach rows by id through their full
