@@ -47,6 +47,14 @@ class IndexCatalog:
 
     def current(self, agent_id: str) -> AgentIndex:
         """The agent's index, caught up with the change log. Hold ``.lock`` while using it."""
+        index = self.known(agent_id)
+        with index.lock:
+            self._catch_up(index)
+        return index
+
+    def known(self, agent_id: str) -> AgentIndex:
+        """The agent's index as this process last caught it up (possibly never: position -1).
+        A caller that answers from it confirms it was current with :meth:`queue_check`."""
         with self._lock:
             index = self._agents.get(agent_id)
             if index is None:
@@ -54,9 +62,26 @@ class IndexCatalog:
                 while len(self._agents) > self.settings.max_agents:
                     self._agents.popitem(last=False)
             self._agents.move_to_end(agent_id)
-        with index.lock:
-            self._catch_up(index)
         return index
+
+    def queue_check(self, pipe: Any, index: AgentIndex) -> None:
+        """Queue a read of the change log since the index's position (with .lock held)."""
+        t = self.t
+        t.scripts.queue(pipe, "changes", [t.keys.meta(index.agent_id), t.keys.changes(index.agent_id)],
+                        [max(index.position, 0), CHANGES_PER_READ])
+
+    def absorb(self, index: AgentIndex, answer: Any) -> int:
+        """Apply a change-log answer; returns how many entries were new (0: the index was
+        current when the log was read), or -1 when the index had to be loaded again."""
+        seq, covered, version, entries = answer
+        seq, covered = int(seq), int(covered)
+        index.version = int(version or 0)
+        if index.position < covered or index.position > seq:
+            self._load(index, seq)  # fell behind the log, or the agent was cleared
+            return -1
+        if entries:
+            self._apply(index, entries)
+        return len(entries)
 
     def rebuild(self, agent_id: str) -> AgentIndex:
         """Build the agent's index again from the tiers' contents."""
@@ -78,18 +103,9 @@ class IndexCatalog:
         t = self.t
         keys = [t.keys.meta(index.agent_id), t.keys.changes(index.agent_id)]
         while True:
-            seq, covered, version, entries = t.redis(
-                lambda: t.scripts.call("changes", keys, [max(index.position, 0), CHANGES_PER_READ]))
-            seq, covered = int(seq), int(covered)
-            if index.position < covered or index.position > seq:
-                self._load(index, seq)  # fell behind the log, or the agent was cleared
-                index.version = int(version or 0)
-                continue  # pick up what changed while loading
-            index.version = int(version or 0)
-            if not entries:
-                return
-            self._apply(index, entries)
-            if len(entries) < CHANGES_PER_READ:
+            applied = self.absorb(index, t.redis(
+                lambda: t.scripts.call("changes", keys, [max(index.position, 0), CHANGES_PER_READ])))
+            if 0 <= applied < CHANGES_PER_READ:
                 return
 
     def _apply(self, index: AgentIndex, entries: list[Any]) -> None:

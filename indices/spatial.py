@@ -17,7 +17,7 @@ MAX_CELLS_VISITED = 200_000  # a query covering more cells than this scans every
 
 
 class SpatialGrid:
-    def __init__(self, cell_size: float = 1.0):
+    def __init__(self, cell_size: float = 10.0):
         if not (cell_size > 0 and math.isfinite(cell_size)):
             raise ValueError(f"cell_size must be a positive number, got {cell_size!r}")
         self.cell_size = cell_size

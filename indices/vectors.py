@@ -14,7 +14,7 @@ import math
 import faiss
 import numpy as np
 
-EXACT_LIMIT = 20_000  # below this many live rows (or rows passing a filter) search is exact
+EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) search is exact
 REBUILD_GROWTH = 4  # retrain the coarse quantizer once the index has grown this much
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
 
@@ -105,7 +105,7 @@ class VectorSet:
         return self._ivf
 
     def _nprobe(self, nlist: int) -> int:
-        return self.nprobe or max(8, nlist // 16)
+        return self.nprobe or max(8, nlist // 32)
 
     def _grow(self, size: int) -> None:
         if size <= self.count:

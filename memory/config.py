@@ -154,8 +154,8 @@ class SearchConfig(_Options):
     #                                   "background": also a thread that catches up after stores
     text_model: Any = None  # None = all-MiniLM-L6-v2 (offline); a model name/path or a callable
     position_key: str = "position"  # contents key of [x, y] / [x, y, z]; also <key>_x/_y/_z
-    cell_size: float = 1.0  # spatial grid cell edge, in the units of the positions
-    exact_limit: int = 20000  # rows searched exactly; above, FAISS IVF with exact re-ranking
+    cell_size: float = 10.0  # spatial grid cell edge, in position units: about your usual query radius
+    exact_limit: int = 5000  # rows searched exactly; above, FAISS IVF with exact re-ranking
     index_agents: int = 1024  # agents whose indices one process keeps in memory
 
     def _validate(self) -> None:

@@ -305,21 +305,32 @@ class AgentMemoryAPI(SearchMethods):
         self._after_write(by_agent)
 
     def _fetch_uncounted(
-        self, agent_id: str, by_tier: Mapping[str, Sequence[str]], steps: Mapping[str, Sequence[int]] | None = None
-    ) -> list[MemoryRecord]:
-        """Records by tier and id, read without counting (queries are not focused reads);
-        ``steps`` (aligned with the ids) lets LTM read its rows by primary key at once."""
+        self,
+        agent_id: str,
+        by_tier: Mapping[str, Sequence[str]],
+        steps: Mapping[str, Sequence[int]] | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> tuple[list[MemoryRecord], Any]:
+        """Records by tier and id, read without counting (queries are not focused reads), and
+        the answer of ``also``, a call queued in the same Redis round trip. ``steps`` (aligned
+        with the ids) lets LTM read its rows by primary key at once."""
         tiers = self._tiers
         found: list[MemoryRecord] = []
         redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
-        if redis_tiers:
+        extra = None
+        if redis_tiers or also is not None:
             pipe = tiers.client.pipeline(transaction=False)
+            if also is not None:
+                also(pipe)
             decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
-            for decode, raw in zip(decoders, tiers.redis(lambda: tiers.scripts.execute(pipe))):
+            answers = tiers.redis(lambda: tiers.scripts.execute(pipe))
+            if also is not None:
+                extra, answers = answers[0], answers[1:]
+            for decode, raw in zip(decoders, answers):
                 found += decode(raw)
         if by_tier.get("ltm"):
             found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]), steps=None if steps is None else steps["ltm"])
-        return found
+        return found, extra
 
     def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:
         """Maintain each agent after every ``cleanup_interval`` of its insertions."""

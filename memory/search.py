@@ -59,31 +59,44 @@ class SearchAnswer:
 class Searcher:
     def __init__(
         self, tiers: Any, catalog: IndexCatalog,
-        fetch: Callable[[str, dict[str, list[str]], dict[str, list[int]] | None], list[MemoryRecord]],
+        fetch: Callable[..., tuple[list[MemoryRecord], Any]],
     ):
         self.t = tiers
         self.catalog = catalog
-        self._fetch = fetch  # (agent, {tier: ids}, {tier: steps} or None) -> records found, uncounted
+        # (agent, {tier: ids}, {tier: steps} or None, queue an extra call or None)
+        #   -> (records found, uncounted; the extra call's answer)
+        self._fetch = fetch
 
     def run(self, agent_id: str, query: Query) -> SearchAnswer:
-        index = self.catalog.current(agent_id)
+        """Answer from the index as this process last knew it, reading the agent's change log
+        in the same round trip as the winners' records: when the log held nothing new, the
+        answer was current (one round trip saved); otherwise apply the changes and answer again."""
+        index = self.catalog.known(agent_id)
+        if index.position < 0:
+            index = self.catalog.current(agent_id)  # never caught up: build it first
         with index.lock:
-            version = index.version
-            wanted = query.limit
-            if not query.attributes:
-                hits = self._ranked(index, query, wanted)
-                records = self._records(agent_id, hits)
-                return SearchAnswer([r for r, _ in records], [e for _, e in records], version)
-            matches = matcher(query.attributes)
-            budget = max(4 * (wanted or 0), 64)
             while True:
-                hits = self._ranked(index, query, None if wanted is None else budget)
-                kept = [(r, e) for r, e in self._records(agent_id, hits) if matches(r.contents)]
-                exhausted = wanted is None or len(hits) < budget
-                if exhausted or len(kept) >= wanted:
-                    kept = kept if wanted is None else kept[:wanted]
-                    return SearchAnswer([r for r, _ in kept], [e for _, e in kept], version)
-                budget *= 4
+                records, extras, fresh = self._answer(index, agent_id, query)
+                if fresh:
+                    return SearchAnswer(records, extras, index.version)
+
+    def _answer(self, index: AgentIndex, agent_id: str, query: Query) -> tuple[list[MemoryRecord], list[Any], bool]:
+        wanted = query.limit
+        if not query.attributes:
+            found, fresh = self._records(agent_id, self._ranked(index, query, wanted), index)
+            return [r for r, _ in found], [e for _, e in found], fresh
+        matches = matcher(query.attributes)
+        budget = max(4 * (wanted or 0), 64)
+        while True:
+            hits = self._ranked(index, query, None if wanted is None else budget)
+            found, fresh = self._records(agent_id, hits, index)
+            if not fresh:
+                return [], [], False
+            kept = [(r, e) for r, e in found if matches(r.contents)]
+            if wanted is None or len(hits) < budget or len(kept) >= wanted:
+                kept = kept if wanted is None else kept[:wanted]
+                return [r for r, _ in kept], [e for _, e in kept], True
+            budget *= 4
 
     # -- ranking ------------------------------------------------------------------------------
     def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
@@ -147,20 +160,27 @@ class Searcher:
         return Hit(tier.tier, tier.ids[row], rank, extras)  # type: ignore[arg-type]
 
     # -- records ------------------------------------------------------------------------------
-    def _records(self, agent_id: str, hits: Sequence[Hit]) -> list[tuple[MemoryRecord, dict[str, Any]]]:
+    def _records(
+        self, agent_id: str, hits: Sequence[Hit], index: AgentIndex
+    ) -> tuple[list[tuple[MemoryRecord, dict[str, Any]]], bool]:
+        """The hits' records, and whether the index was current (the change log, read in the
+        same round trip as the Redis records, held nothing new)."""
         by_tier: dict[str, list[str]] = {}
         steps: dict[str, list[int]] = {}
         for hit in hits:
             by_tier.setdefault(hit.tier, []).append(hit.memory_id)
             steps.setdefault(hit.tier, []).append(hit.step)
-        found = {r.memory_id: r for r in self._fetch(agent_id, by_tier, steps)}
+        fetched, log = self._fetch(agent_id, by_tier, steps, lambda pipe: self.catalog.queue_check(pipe, index))
+        if self.catalog.absorb(index, log) != 0:
+            return [], False
+        found = {r.memory_id: r for r in fetched}
         missing = [hit.memory_id for hit in hits if hit.memory_id not in found]
-        if missing:  # moved between the index read and now: look in every tier
-            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}, None):
+        if missing:  # moved between the log read and the LTM read: look in every tier
+            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}, None, None)[0]:
                 kept = found.get(record.memory_id)
                 if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
                     found[record.memory_id] = record
-        return [(found[hit.memory_id], hit.extras) for hit in hits if hit.memory_id in found]
+        return [(found[hit.memory_id], hit.extras) for hit in hits if hit.memory_id in found], True
 
 
 def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

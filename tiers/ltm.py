@@ -150,7 +150,7 @@ class SQLTier:
         self._dialect = engine.dialect.name
         self._guard(self._create_schema)
         self._upsert = self._build_upsert()
-        self._keyed_statements: dict[tuple[int, int], tuple[str, Any]] = {}
+        self._keyed_statements: dict[int, tuple[str, Any]] = {}
         if self._upsert is not None:
             # compiled once and run through the driver: SQLAlchemy's per-row parameter handling
             # costs more than the insert itself on the maintenance path
@@ -523,26 +523,27 @@ class SQLTier:
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
 
-    def _select_by_key(self, conn: Any, agent_id: str, steps: Sequence[int], memory_ids: Sequence[str]) -> Any:
+    def _select_by_key(self, conn: Any, agent_id: str, steps: Sequence[int], memory_ids: Sequence[str]) -> list[Any]:
         """Rows by (step, id), through the driver: the search path reads a few rows per query,
-        and SQLAlchemy's per-statement work would cost more than SQLite's. Statements are
-        compiled once per size (sizes rounded up to a power of two, the last value repeated)."""
-        steps, memory_ids = _padded(sorted(set(steps))), _padded(list(memory_ids))
-        sql, order = self._keyed_sql(len(steps), len(memory_ids))
-        params = {"ns": self.namespace, "ag": agent_id,
-                  **{f"s{i}": v for i, v in enumerate(steps)}, **{f"m{i}": v for i, v in enumerate(memory_ids)}}
-        return conn.exec_driver_sql(sql, tuple(params[name] for name in order) if order else params)
+        and SQLAlchemy's per-statement work would cost more than SQLite's. The rows of those
+        steps are read by primary-key prefix (one probe per step) and the ids picked here.
+        Statements are compiled once per size (rounded up to a power of two, the last repeated)."""
+        wanted = set(memory_ids)
+        steps = _padded(sorted(set(steps)))
+        sql, order = self._keyed_sql(len(steps))
+        params = {"ns": self.namespace, "ag": agent_id, **{f"s{i}": v for i, v in enumerate(steps)}}
+        rows = conn.exec_driver_sql(sql, tuple(params[name] for name in order) if order else params)
+        return [row for row in rows if row[0] in wanted]
 
-    def _keyed_sql(self, n_steps: int, n_ids: int) -> tuple[str, Any]:
-        cached = self._keyed_statements.get((n_steps, n_ids))
+    def _keyed_sql(self, n_steps: int) -> tuple[str, Any]:
+        cached = self._keyed_statements.get(n_steps)
         if cached is None:
             stmt = select(*RECORD_COLUMNS).where(
                 memories.c.namespace == bindparam("ns"), memories.c.agent_id == bindparam("ag"),
                 memories.c.step.in_([bindparam(f"s{i}") for i in range(n_steps)]),
-                memories.c.memory_id.in_([bindparam(f"m{i}") for i in range(n_ids)]),
             )
             compiled = stmt.compile(dialect=self.engine.dialect)
-            cached = self._keyed_statements[(n_steps, n_ids)] = (compiled.string, compiled.positiontup)
+            cached = self._keyed_statements[n_steps] = (compiled.string, compiled.positiontup)
         return cached
 
     def _keyed(self, conn: Any, agent_id: str, memory_ids: Sequence[str]) -> Iterator[tuple[Any, list[Any]]]:
