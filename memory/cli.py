@@ -91,6 +91,12 @@ def demo(args: argparse.Namespace) -> int:
         print(f"{agent}: newest steps {[m['step_number'] for m in recent]}")
         top = memory.retrieve_most_important(agent, k=3)
         print(f"{agent}: most important {[(m['step_number'], m['metadata']['importance_score']) for m in top]}")
+        now = memory.get_memory_space(agent).retrieve_recent_states(count=1)[0]["contents"]
+        alike = memory.retrieve_similar_states(agent, now, k=3)
+        print(f"{agent}: states most like the last one {[(m['step_number'], m['tier'], round(m['similarity_score'], 3)) for m in alike]}")
+        here = memory.retrieve_by_location(agent, now["position"], radius=2.0)
+        print(f"{agent}: {len(here)} memories within 2 of {now['position']}, "
+              f"nearest steps {[m['step_number'] for m in here[:5]]}")
         stats = memory.get_memory_statistics()
         print("\nstatistics:")
         print(json.dumps({k: stats[k] for k in ("mode", "agents", "total_memories", "tiers",
@@ -108,6 +114,15 @@ def stats(args: argparse.Namespace) -> int:
 def maintain(args: argparse.Namespace) -> int:
     with AgentMemoryAPI(_config(args)) as memory:
         print(json.dumps(memory.force_memory_maintenance(args.agent).as_dict(), indent=2))
+    return 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    """Rebuild the search indices from the tiers and say how much each tier indexed."""
+    with AgentMemoryAPI(_config(args)) as memory:
+        agents = [args.agent] if args.agent else memory.list_agents()
+        report = {agent: memory.rebuild_indices(agent) for agent in agents}
+        print(json.dumps({"agents": len(report), "memories_indexed": sum(report.values()), "by_agent": report}, indent=2))
     return 0
 
 
@@ -130,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     upkeep = commands.add_parser("maintain", parents=[common], help="run maintenance now")
     upkeep.add_argument("--agent", help="one agent id (default: all agents)")
     upkeep.set_defaults(handler=maintain)
+    rebuild = commands.add_parser("reindex", parents=[common], help="rebuild the search indices from the tiers")
+    rebuild.add_argument("--agent", help="one agent id (default: all agents)")
+    rebuild.set_defaults(handler=reindex)
     return parser
 
 

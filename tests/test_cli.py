@@ -81,6 +81,17 @@ def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     assert again["total_memories"] == demo["total_memories"]
 
 
+def test_reindex_indexes_every_demo_memory_and_the_demo_searches(demo_run, tmp_path):
+    run, data_dir = demo_run
+    assert run.returncode == 0, run.stderr
+    assert "states most like the last one" in run.stdout and "memories within 2 of" in run.stdout
+    rebuilt = tiermem("reindex", "--data-dir", data_dir, cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    report = json.loads(rebuilt.stdout)
+    assert report["agents"] == 3
+    assert report["memories_indexed"] == demo_statistics(run.stdout)["total_memories"]
+
+
 @pytest.mark.parametrize("bad", [["--steps", "0"], ["--agents", "0"]])
 def test_a_bad_count_exits_non_zero_with_a_message(tmp_path, bad):
     run = tiermem("demo", *bad, "--data-dir", str(tmp_path / "data"), cwd=tmp_path)

@@ -216,3 +216,34 @@ def test_content_search_finds_paraphrases_with_the_real_model(make_api: Callable
     assert found[0]["similarity_score"] > found[1]["similarity_score"]
     found = api.search_by_content("talker", "a predator hunted the flock", k=1)
     assert found[0]["contents"]["content"] == said[3]
+
+
+def test_search_with_postgresql_as_the_long_term_tier(make_api: Callable[..., AgentMemoryAPI], postgres_engine: Any) -> None:
+    api = make_api(ltm_engine=postgres_engine, search_config={"vector_dim": DIM, "text_embedding": "off"},
+                   stm_config={"memory_limit": 20}, im_config={"memory_limit": 20}, cleanup_interval=10**6)
+    vectors = clustered(200, seed=21)
+    api.store_many({"agent_id": "pg", "data": {"position": [i % 10, i // 10]}, "step_number": i, "embedding": vectors[i]}
+                   for i in range(200))
+    api.force_memory_maintenance("pg")
+    assert api.get_memory_statistics("pg")["tiers"]["ltm"]["count"] > 100
+    found = api.search_by_embedding("pg", vectors[150], k=5)
+    truth = np.sort(exact_scores(vectors, vectors[150]))[::-1][:5]
+    assert found[0]["step_number"] == 150
+    assert np.all(np.array([m["similarity_score"] for m in found]) >= truth[-1] - 0.02)
+    near = api.retrieve_by_location("pg", (3, 4), 1.0)
+    assert sorted(m["step_number"] for m in near) == [33, 42, 43, 44, 53]
+
+
+def test_background_embedding_empties_the_queue_without_a_query(make_api: Callable[..., AgentMemoryAPI],
+                                                                redis_client: Any) -> None:
+    import time
+
+    api = make_api(search_config={"text_embedding": "background"})
+    for step, text in enumerate(["wood for sale", "stone for sale", "a quiet night"]):
+        api.store_agent_interaction("bg", {"content": text}, step)
+    pending = api._tiers.keys.pending("bg")
+    deadline = time.monotonic() + 60
+    while redis_client.zcard(pending) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert redis_client.zcard(pending) == 0
+    assert api.search_by_content("bg", "selling timber", k=1)[0]["step_number"] == 0
