@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from indices.snapshot import SnapshotStore
 from indices.tier_index import TierIndex
 from memory.record import TIERS
 
@@ -27,6 +28,8 @@ class IndexSettings:
     cell_size: float
     exact_limit: int
     max_agents: int = 1024  # agents whose indices one process keeps (least recently used leave)
+    snapshot_dir: str | None = None  # where LTM indices are persisted (None: never)
+    snapshot_min: int = 1000  # LTM memories from which an agent's LTM index is worth a file
 
 
 @dataclass
@@ -44,6 +47,7 @@ class IndexCatalog:
         self.settings = settings
         self._agents: OrderedDict[str, AgentIndex] = OrderedDict()
         self._lock = threading.Lock()
+        self.snapshots = None if settings.snapshot_dir is None else SnapshotStore(settings.snapshot_dir)
 
     def current(self, agent_id: str) -> AgentIndex:
         """The agent's index, caught up with the change log. Hold ``.lock`` while using it."""
@@ -133,10 +137,35 @@ class IndexCatalog:
 
     def _load(self, index: AgentIndex, seq: int) -> None:
         index.tiers = self._empty()
-        for tier in TIERS:
+        self._load_ltm(index.agent_id, index.tiers["ltm"])
+        for tier in ("stm", "im"):
             for row in self._derived(index.agent_id, tier, None):
                 index.tiers[tier].upsert(*row)
         index.position = seq
+
+    def _load_ltm(self, agent_id: str, ltm: TierIndex) -> None:
+        """From the persisted file plus what changed since, or from SQL (then saved)."""
+        t = self.t
+        if self.snapshots is None:
+            for row in self._derived(agent_id, "ltm", None):
+                ltm.upsert(*row)
+            return
+        stamp, epoch = t.redis(lambda: t.client.hmget(t.keys.meta(agent_id), "lseq", "lepoch"))
+        stamp, epoch = int(stamp or 0), (epoch or b"0").decode()
+        since = self.snapshots.load(agent_id, epoch, ltm)
+        if since is None:
+            for row in self._derived(agent_id, "ltm", None):
+                ltm.upsert(*row)
+            changed = True
+        else:
+            rows, deleted = t.ltm.changed_since(agent_id, since)
+            for memory_id in deleted:
+                ltm.remove(memory_id)
+            for row in rows:
+                ltm.upsert(*row)
+            changed = bool(rows or deleted)
+        if changed and len(ltm) >= self.settings.snapshot_min:
+            self.snapshots.save(agent_id, ltm, stamp, epoch)
 
     def _derived(self, agent_id: str, tier: str, ids: list[str] | None) -> Iterable[tuple[Any, ...]]:
         if tier == "ltm":

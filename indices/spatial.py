@@ -46,6 +46,20 @@ class SpatialGrid:
         self._cells[cell].add(row)
         self._where[row] = cell
 
+    def to_arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(points, placed) of rows 0..n-1, for indices/snapshot.py."""
+        points = np.zeros((n, 3))
+        placed = np.zeros(n, dtype=bool)
+        rows = np.array([row for row in self._where if row < n], dtype=np.int64)
+        if len(rows):
+            points[rows] = self._points[rows]
+            placed[rows] = True
+        return points, placed
+
+    def from_arrays(self, points: np.ndarray, placed: np.ndarray) -> None:
+        for row in np.flatnonzero(placed).tolist():
+            self.set(row, tuple(points[row]))
+
     def drop(self, row: int) -> None:
         cell = self._where.pop(row, None)
         if cell is not None:

@@ -96,6 +96,34 @@ class TierIndex:
             mask &= self._importance[:n] >= where.min_importance
         return mask
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The whole index as arrays (indices/snapshot.py); removed rows stay as empty ids."""
+        n = len(self.ids)
+        points, placed = self.space.to_arrays(n)
+        out = {
+            "ids": np.array([m or "" for m in self.ids], dtype=str), "step": self._step[:n], "kind": self._kind[:n],
+            "importance": self._importance[:n], "alive": self._alive[:n], "points": points, "placed": placed,
+            **self.state.to_arrays("state"),
+        }
+        if self.text is not None:
+            out.update(self.text.to_arrays("text"), text_dim=np.array(self.text.dim))
+        return out
+
+    def from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Fill an empty index from :meth:`to_arrays` output."""
+        ids = arrays["ids"].tolist()
+        n = len(ids)
+        self._grow(n)
+        self.ids = [m or None for m in ids]
+        self.rows = {m: row for row, m in enumerate(ids) if m}
+        self._step[:n], self._kind[:n] = arrays["step"], arrays["kind"]
+        self._importance[:n], self._alive[:n] = arrays["importance"], arrays["alive"]
+        self.state.from_arrays("state", arrays)
+        if "text_dim" in arrays:
+            self.text = VectorSet(int(arrays["text_dim"]), self._exact_limit)
+            self.text.from_arrays("text", arrays)
+        self.space.from_arrays(arrays["points"], arrays["placed"])
+
     def steps(self, rows: np.ndarray) -> np.ndarray:
         return self._step[rows]
 

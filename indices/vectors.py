@@ -104,6 +104,27 @@ class VectorSet:
             self._in_ivf[missing] = True
         return self._ivf
 
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild this set without retraining (indices/snapshot.py)."""
+        n = self.count
+        out = {f"{prefix}_rows": self._rows[:n], f"{prefix}_present": self.present[:n]}
+        if self._ivf is not None:
+            out[f"{prefix}_ivf"] = faiss.serialize_index(self._ivf)
+            out[f"{prefix}_in_ivf"] = self._in_ivf[:n]
+            out[f"{prefix}_trained_at"] = np.array(self._trained_at)
+        return out
+
+    def from_arrays(self, prefix: str, arrays: dict[str, np.ndarray]) -> None:
+        rows, present = arrays[f"{prefix}_rows"], arrays[f"{prefix}_present"]
+        self._grow(len(rows))
+        self._rows[: len(rows)] = rows
+        self.present[: len(rows)] = present
+        if f"{prefix}_ivf" in arrays:
+            self._ivf = faiss.deserialize_index(arrays[f"{prefix}_ivf"])
+            self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            self._in_ivf[: len(rows)] = arrays[f"{prefix}_in_ivf"]
+            self._trained_at = int(arrays[f"{prefix}_trained_at"])
+
     def _nprobe(self, nlist: int) -> int:
         return self.nprobe or max(8, nlist // 32)
 

@@ -125,7 +125,7 @@ class AgentMemoryAPI(SearchMethods):
         self._state_encoder = StateEncoder(search.vector_dim) if search.state_vectors else None
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
             state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
-            max_agents=search.index_agents))
+            max_agents=search.index_agents, snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
         self._searcher = Searcher(self._tiers, self._catalog, self._fetch_uncounted)
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._unmaintained: dict[str, int] = defaultdict(int)
@@ -390,9 +390,9 @@ class AgentMemoryAPI(SearchMethods):
         tiers = self._tiers
         try:
             found = tiers.set_redis_importance(agent_id, memory_id, score)
-            if tiers.ltm.set_importance(agent_id, memory_id, score):
+            if tiers.ltm.set_importance(agent_id, memory_id, score, changed=tiers.ltm_stamp(agent_id)):
                 found += 1
-                tiers.bump(agent_id)
+                tiers.note(agent_id, "upd", "ltm", [memory_id])  # logs the change, bumps the version
         except (RedisError, TierUnavailableError) as exc:
             raise MemoryStoreException(f"could not set the importance of {memory_id}: {exc}") from exc
         if not found:
@@ -416,8 +416,9 @@ class AgentMemoryAPI(SearchMethods):
                 # a fresh version, never reused, so no cached answer from before the clear survives
                 # and the change log's seq jumps, so every process's indices see they must rebuild
                 fresh = time.time_ns()
+                # lepoch: persisted LTM indices of the agent's past no longer apply
                 pipe.hset(tiers.keys.meta(agent_id), mapping={
-                    "version": fresh, "cseq": fresh // 1_000_000, "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
+                    "version": fresh, "cseq": fresh // 1_000_000, "lepoch": fresh, "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
                 tiers.redis(pipe.execute)
         except (TierUnavailableError, MemoryMaintenanceException) as exc:
             raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc

@@ -281,7 +281,7 @@ class Maintainer:
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
-        self.t.ltm.put_many(agent_id, records)
+        self.t.ltm.put_many(agent_id, records, changed=self.t.ltm_stamp(agent_id))
         self.t.widen_ltm_bounds(agent_id, records)
         self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True, moved_to="ltm")
         return len(records)
@@ -304,7 +304,7 @@ class Maintainer:
         self.t.im.put_many(agent_id, records, self.clock(), leaving="ltm")
         reads = {r.memory_id: r.retrieval_count for r in records}
         self.t.redis(lambda: self.t.client.hset(self.t.keys.reads(agent_id), mapping=reads))
-        self.t.ltm.delete_many(agent_id, list(reads))
+        self.t.ltm.delete_many(agent_id, list(reads), changed=self.t.ltm_stamp(agent_id))
         self.t.bump(agent_id)
         return len(records)
 

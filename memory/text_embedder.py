@@ -108,9 +108,8 @@ class TextEmbedder:
             if skipped:
                 log.debug("%d records changed while embedding; they are embedded on the next pass", len(skipped))
         if rewritten["ltm"]:
-            written = t.ltm.set_embeddings(agent_id, dict(rewritten["ltm"]))
-            keys = [t.keys.meta(agent_id), t.keys.changes(agent_id), t.keys.pending(agent_id)]
-            t.redis(lambda: t.scripts.call("note", keys, ["upd", "ltm", "1", *written]))
+            written = t.ltm.set_embeddings(agent_id, dict(rewritten["ltm"]), changed=t.ltm_stamp(agent_id))
+            t.note(agent_id, "upd", "ltm", written, unqueue=True)
         return len(found)
 
     def _follow(self) -> None:

@@ -51,6 +51,16 @@ class TierSet:
     def mark_promotion(self, agent_id: str) -> int:
         return self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "promoting", 1))
 
+    def note(self, agent_id: str, op: str, tier: str, memory_ids: Sequence[str], unqueue: bool = False) -> None:
+        """Log a change made outside Redis in the agent's change log (and bump its version);
+        ``unqueue`` also takes the ids off the text-embedding queue."""
+        keys = [self.keys.meta(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id)]
+        self.redis(lambda: self.scripts.call("note", keys, [op, tier, "1" if unqueue else "0", *memory_ids]))
+
+    def ltm_stamp(self, agent_id: str) -> int:
+        """A new change stamp for a write to the agent's LTM rows (see indices/snapshot.py)."""
+        return int(self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "lseq", 1)))
+
     def bump(self, agent_id: str) -> None:
         self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "version", 1))
 

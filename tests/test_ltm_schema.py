@@ -26,3 +26,20 @@ def test_concurrent_first_opening_of_one_sqlite_file(tmp_path: Path) -> None:
         for process in processes:
             process.join(timeout=60)
         assert [p.exitcode for p in processes] == [0] * 6
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """A file from before the change stamps gets the column, its index and version 2."""
+    import sqlite3
+
+    path = str(tmp_path / "old.sqlite")
+    SQLTier(make_engine(None, path), "old").close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX tiermem_ltm_changed")
+    db.execute("ALTER TABLE tiermem_ltm DROP COLUMN changed")
+    db.execute("UPDATE tiermem_schema SET version = 1")
+    db.commit()
+    SQLTier(make_engine(None, path), "old").close()
+    assert "changed" in [row[1] for row in db.execute("PRAGMA table_info(tiermem_ltm)")]
+    assert db.execute("SELECT version FROM tiermem_schema").fetchall() == [(2,)]
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'tiermem_ltm_changed'").fetchall()

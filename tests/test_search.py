@@ -247,3 +247,41 @@ def test_background_embedding_empties_the_queue_without_a_query(make_api: Callab
         time.sleep(0.05)
     assert redis_client.zcard(pending) == 0
     assert api.search_by_content("bg", "selling timber", k=1)[0]["step_number"] == 0
+
+
+def test_the_ltm_index_persists_and_a_new_engine_reads_only_what_changed(
+    make_api: Callable[..., AgentMemoryAPI], tmp_path: Any
+) -> None:
+    options = dict(search_config={"vector_dim": DIM, "text_embedding": "off"}, stm_config={"memory_limit": 100},
+                   im_config={"memory_limit": 100}, cleanup_interval=10**6)
+    first = make_api(**options)
+    vectors = clustered(1600, seed=31)
+    rows = [{"agent_id": "keeper", "data": {"position": [i % 40, i // 40]}, "step_number": i, "embedding": vectors[i]}
+            for i in range(1600)]
+    first.store_many(rows[:1400])
+    first.force_memory_maintenance("keeper")
+    assert first.get_memory_statistics("keeper")["tiers"]["ltm"]["count"] >= 1000
+    first.search_by_embedding("keeper", vectors[0], k=3)  # builds the LTM index and saves it
+    assert first._catalog.snapshots.path("keeper").exists()
+
+    first.store_many(rows[1400:])  # after the file: new LTM rows, a changed importance
+    first.force_memory_maintenance("keeper")
+    oldest = first.retrieve_by_time_range("keeper", 0, 0)[0]
+    first.set_importance_score("keeper", oldest["memory_id"], 0.01)
+
+    second = make_api(**options)  # a fresh process's view: nothing in memory
+    full_loads = []
+    original = second._tiers.ltm.derived
+    second._tiers.ltm.derived = lambda agent, ids=None, **kw: full_loads.append(ids) or original(agent, ids, **kw)
+    for probe in (5, 1450, 1599):
+        found = second.search_by_embedding("keeper", vectors[probe], k=1)
+        assert found[0]["step_number"] == probe
+    assert None not in full_loads  # LTM came from the file plus the rows changed since
+    low = second.query("keeper").between(0, 0).all()
+    assert low[0]["metadata"]["importance_score"] == 0.01
+    assert len(second.query("keeper").all()) == 1600
+    assert len(second.query("keeper").min_importance(0.5).all()) == 1599  # the index saw the change
+
+    second.clear_agent_memory("keeper")
+    third = make_api(**options)
+    assert third.search_by_embedding("keeper", vectors[5], k=1) == []  # the old file no longer applies

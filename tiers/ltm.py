@@ -62,10 +62,23 @@ memories = Table(
     Column("raw_size", Integer, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("vectors", LargeBinary),  # msgpack [packed embeddings, position] (derived fields)
+    # the agent's LTM change stamp of the last write to the row's derived fields (indices read
+    # what changed after the stamp their persisted copy was taken at); NULL before migration 1
+    Column("changed", BigInteger),
     Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
+    Index("tiermem_ltm_changed", "namespace", "agent_id", "changed"),
     Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
     Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
     sqlite_with_rowid=False,
+)
+
+gone = Table(  # rows deleted from LTM, with the change stamp of their deletion (indices catch up)
+    "tiermem_ltm_gone",
+    metadata,
+    Column("namespace", String(64), primary_key=True),
+    Column("agent_id", String(128), primary_key=True),
+    Column("changed", BigInteger, primary_key=True),
+    Column("memory_id", String(255), primary_key=True),
 )
 
 dictionaries = Table(
@@ -89,7 +102,10 @@ RECORD_COLUMNS = tuple(
 schema_version = Table("tiermem_schema", metadata, Column("version", Integer, primary_key=True))
 
 # Append-only: each entry upgrades the schema from its index to the next version.
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[list[str]] = [
+    ["ALTER TABLE tiermem_ltm ADD COLUMN changed BIGINT",
+     "CREATE INDEX tiermem_ltm_changed ON tiermem_ltm (namespace, agent_id, changed)"],
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
 
@@ -178,13 +194,15 @@ class SQLTier:
             if version is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
                 return
-            for step in MIGRATIONS[version - 1 :]:
-                conn.execute(text(step))
+            for migration in MIGRATIONS[version - 1 :]:
+                for statement in migration:
+                    conn.execute(text(statement))
             if version < SCHEMA_VERSION:
                 conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
 
     def _build_upsert(self) -> Any:
-        refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step")
+        refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step",
+                     "vectors", "changed")
         if self._dialect in ("sqlite", "postgresql"):
             if self._dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -223,22 +241,25 @@ class SQLTier:
         return self._guard(run)
 
     # -- writes -------------------------------------------------------------------------------
-    def _row(self, record: MemoryRecord) -> tuple[Any, ...]:
+    def _row(self, record: MemoryRecord, changed: int | None) -> tuple[Any, ...]:
         """The record as a row, in ROW_COLUMNS order."""
         dict_id, payload = self.codec.compress(record.contents_blob)  # type: ignore[union-attr]
         return (
             self.namespace, record.agent_id, record.step_number, record.memory_id, record.memory_type,
             record.timestamp, record.importance_score, record.retrieval_count, 0, record.last_access_time,
             record.last_access_step, dict_id, len(record.contents_blob), payload,
-            _pack_derived(record.embeddings, record.position),
+            _pack_derived(record.embeddings, record.position), changed,
         )
 
-    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None) -> None:
+    def put_many(
+        self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None, changed: int | None = None
+    ) -> None:
+        """Upsert records; ``changed`` is the agent's LTM change stamp for this write."""
         if any(record.agent_id != agent_id for record in records):
             raise ValueError(f"put_many for {agent_id!r} got another agent's record")
         if not records:
             return
-        rows = [self._row(record) for record in records]
+        rows = [self._row(record, changed) for record in records]
 
         def run() -> None:
             with self.engine.begin() as conn:
@@ -253,15 +274,22 @@ class SQLTier:
 
         self._guard(run)
 
-    def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False) -> int:
+    def delete_many(
+        self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False, changed: int | None = None
+    ) -> int:
+        """Delete rows; with a change stamp, each deletion is remembered for the indices."""
         if not memory_ids:
             return 0
 
         def run() -> int:
             removed = 0
             with self.engine.begin() as conn:
-                for where, _ in list(self._keyed(conn, agent_id, memory_ids)):
+                for where, located in list(self._keyed(conn, agent_id, memory_ids)):
                     removed += conn.execute(delete(memories).where(where)).rowcount
+                    if changed is not None:
+                        conn.execute(insert(gone), [
+                            {"namespace": self.namespace, "agent_id": agent_id, "changed": changed, "memory_id": m}
+                            for _, m in located])
             return removed
 
         return self._guard(run)
@@ -269,16 +297,18 @@ class SQLTier:
     def clear(self, agent_id: str) -> int:
         def run() -> int:
             with self.engine.begin() as conn:
+                conn.execute(delete(gone).where(gone.c.namespace == self.namespace, gone.c.agent_id == agent_id))
                 return conn.execute(delete(memories).where(self._mine(agent_id))).rowcount
 
         return self._guard(run)
 
-    def set_importance(self, agent_id: str, memory_id: str, importance: float) -> bool:
+    def set_importance(self, agent_id: str, memory_id: str, importance: float, changed: int | None = None) -> bool:
         def run() -> bool:
             with self.engine.begin() as conn:
                 found = 0
                 for where, _ in list(self._keyed(conn, agent_id, [memory_id])):
-                    found += conn.execute(update(memories).where(where).values(importance=importance)).rowcount
+                    found += conn.execute(
+                        update(memories).where(where).values(importance=importance, changed=changed)).rowcount
                 return found > 0
 
         return self._guard(run)
@@ -307,7 +337,24 @@ class SQLTier:
         except SQLAlchemyError as exc:
             raise TierUnavailableError(self.name, str(exc)) from exc
 
-    def set_embeddings(self, agent_id: str, embeddings: dict[str, Embeddings]) -> list[str]:
+    def changed_since(
+        self, agent_id: str, stamp: int
+    ) -> tuple[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]], list[str]]:
+        """What changed after change stamp ``stamp``: the derived fields of rows written since
+        (as :meth:`derived`) and the ids deleted since."""
+        columns = [memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
+                   memories.c.vectors]
+
+        def run() -> tuple[list[Any], list[str]]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(*columns).where(self._mine(agent_id), memories.c.changed > stamp)).all()
+                deleted = conn.execute(select(gone.c.memory_id).where(
+                    gone.c.namespace == self.namespace, gone.c.agent_id == agent_id, gone.c.changed > stamp)).all()
+            return [(r[0], r[1], r[2], r[3], *_unpack_derived(r[4])) for r in rows], [r[0] for r in deleted]
+
+        return self._guard(run)
+
+    def set_embeddings(self, agent_id: str, embeddings: dict[str, Embeddings], changed: int | None = None) -> list[str]:
         """Replace the vectors of memories held here; returns the ids that were found."""
         if not embeddings:
             return []
@@ -322,7 +369,7 @@ class SQLTier:
                         conn.execute(
                             update(memories).where(self._mine(agent_id), memories.c.step == step,
                                                    memories.c.memory_id == memory_id)
-                            .values(vectors=_pack_derived(embeddings[memory_id], position)))
+                            .values(vectors=_pack_derived(embeddings[memory_id], position), changed=changed))
                         found.append(memory_id)
             return found
 
