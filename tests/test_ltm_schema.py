@@ -1,5 +1,5 @@
-"""Several processes opening one new SQLite LTM file at once all succeed (the schema creation
-race: each sees no table, one CREATE fails, the others must try again)."""
+"""The LTM schema: several processes opening one new SQLite file at once all succeed (each sees
+no table, one CREATE fails, the others try again), and an older file is migrated."""
 
 from __future__ import annotations
 
