@@ -17,6 +17,7 @@ import numpy as np
 EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) search is exact
 REBUILD_GROWTH = 4  # retrain the coarse quantizer once the index has grown this much
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
+MAX_LISTS = 2048  # IVF lists at most: training cost grows with lists x samples (40 per list)
 
 
 class VectorSet:
@@ -90,7 +91,7 @@ class VectorSet:
     def _index(self) -> faiss.IndexIVFFlat:
         live = np.flatnonzero(self.present[: self.count])
         if self._ivf is None or len(live) > REBUILD_GROWTH * self._trained_at:
-            nlist = int(min(4096, max(64, 4 * math.sqrt(len(live)))))
+            nlist = int(min(MAX_LISTS, max(64, 4 * math.sqrt(len(live)))))
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = live if len(live) <= 40 * nlist else np.random.default_rng(0).choice(live, 40 * nlist, replace=False)
