@@ -77,10 +77,10 @@ class IndexCatalog:
     def absorb(self, index: AgentIndex, answer: Any) -> int:
         """Apply a change-log answer; returns how many entries were new (0: the index was
         current when the log was read), or -1 when the index had to be loaded again."""
-        seq, covered, version, entries = answer
-        seq, covered = int(seq), int(covered)
+        seq, version, entries = answer
+        seq = int(seq)
         index.version = int(version or 0)
-        if index.position < covered or index.position > seq:
+        if _missed(index.position, seq, entries):
             self._load(index, seq)  # fell behind the log, or the agent was cleared
             return -1
         if entries:
@@ -177,3 +177,14 @@ class IndexCatalog:
     def _empty(self) -> dict[str, TierIndex]:
         s = self.settings
         return {tier: TierIndex(tier, s.state_dim, s.cell_size, s.exact_limit) for tier in TIERS}
+
+
+def _missed(position: int, seq: int, entries: list[Any]) -> bool:
+    """Whether the log no longer holds everything after ``position`` (see changes.lua)."""
+    if position < 0:
+        return True  # never loaded
+    if not entries:
+        return seq != position
+    first_id, fields = entries[0]
+    values = dict(zip(fields[::2], fields[1::2]))
+    return int(first_id.decode().partition("-")[2]) - int(values[b"n"]) != position

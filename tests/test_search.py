@@ -285,3 +285,18 @@ def test_the_ltm_index_persists_and_a_new_engine_reads_only_what_changed(
     second.clear_agent_memory("keeper")
     third = make_api(**options)
     assert third.search_by_embedding("keeper", vectors[5], k=1) == []  # the old file no longer applies
+
+
+def test_an_index_that_fell_behind_the_trimmed_log_rebuilds(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    """More than the log keeps (~20,000 ids) changes between two queries: the second query
+    cannot replay them, notices the gap and rebuilds from the tiers."""
+    api = make_api(search_config={"text_embedding": "off", "state_vectors": False}, cleanup_interval=10**6,
+                   stm_config={"memory_limit": 100_000})
+    api.store_agent_state("busy", {"position": [0, 0]}, 0)
+    assert len(api.retrieve_nearest("busy", (0, 0), k=1)) == 1
+    for first in range(1, 30_001, 5_000):
+        api.store_many({"agent_id": "busy", "data": {"position": [i % 100, i // 100]}, "step_number": i}
+                       for i in range(first, first + 5_000))
+    near = api.retrieve_by_location("busy", (50, 1), 0.5)
+    assert [m["step_number"] for m in near] == [150]  # from the first batch, trimmed from the log
+    assert len(api.query("busy").all()) == 30_001

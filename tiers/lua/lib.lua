@@ -72,7 +72,8 @@ local function note_change(changes, meta, op, tier, ids)
   local n = #ids
   if n == 0 then return end
   local seq = redis.call('HINCRBY', meta, 'cseq', n)
-  redis.call('XADD', changes, 'MINID', '~', string.format('0-%d', math.max(1, seq - CHANGES_KEPT)),
+  -- exact trimming: '~' only drops whole stream nodes (100 entries), which large entries never fill
+  redis.call('XADD', changes, 'MINID', string.format('0-%d', math.max(1, seq - CHANGES_KEPT)),
     string.format('0-%d', seq),
     'op', op, 'tier', tier, 'n', n, 'ids', table.concat(ids, ' '))
 end
