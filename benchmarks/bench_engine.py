@@ -11,7 +11,8 @@ agent does a random walk on a grid and stores one ~15-field state per step (grid
 rounded to 2-3 decimals, a small inventory dict, enum-like strings, a short list of visible
 agents, the step). One run, in this order:
 
- 1. single store      store_agent_state on its own agents (default cleanup_interval=100)
+ 1. single store      store_agent_state on its own agents (default cleanup_interval=100), on
+                      two engines in turn: without state vectors and with them (the default)
  2. batched store     store_many of every agent x every step, step-major batches of --batch
                       states, interleaved with the raw baseline: redis-py pipelined HSET of the
                       same msgpack payloads (packed beforehand, untimed: the stricter baseline).
@@ -219,25 +220,30 @@ def machine_info(client: redis.Redis) -> list[str]:
 
 
 # -- 1. single store --------------------------------------------------------------------------------
-def measure_single_store(
-    args: argparse.Namespace, prefix: str, data_dir: str, state_vectors: bool = False
-) -> dict[str, float]:
-    """store_agent_state latency, round-robin over 10 agents (default cleanup_interval=100)."""
+def measure_single_store(args: argparse.Namespace, prefix: str, data_dir: str) -> tuple[dict[str, float], dict[str, float]]:
+    """store_agent_state latency, round-robin over 10 agents (default cleanup_interval=100), on
+    two engines called in turn, one without state vectors and one with (the default), so both
+    see the same moments of this machine. Returns (without, with)."""
     sims = [SimAgent(10_000 + i, args.seed, name=f"solo-{i:02d}") for i in range(10)]
     per_agent = -(-args.single_calls // len(sims))
-    config = make_config(args, prefix, data_dir, cleanup_interval=100, state_vectors=state_vectors)
-    with AgentMemoryAPI(config) as engine:
+    configs = [make_config(args, f"{prefix}{v}", f"{data_dir}{v}", cleanup_interval=100, state_vectors=v)
+               for v in (False, True)]
+    with AgentMemoryAPI(configs[0]) as plain, AgentMemoryAPI(configs[1]) as vectored:
+        engines = (plain, vectored)
         warm = SimAgent(9_999, args.seed, name="solo-warmup")
         for step in range(200):
-            engine.store_agent_state(warm.agent_id, warm.state(step), step)
-        samples = []
+            state = warm.state(step)
+            for engine in engines:
+                engine.store_agent_state(warm.agent_id, state, step)
+        samples: tuple[list[int], list[int]] = ([], [])
         for step in range(per_agent):
             for sim in sims:
                 state = sim.state(step)
-                started = time.perf_counter_ns()
-                engine.store_agent_state(sim.agent_id, state, step)
-                samples.append(time.perf_counter_ns() - started)
-    return percentiles_ms(samples)
+                for engine, kept in zip(engines, samples):
+                    started = time.perf_counter_ns()
+                    engine.store_agent_state(sim.agent_id, state, step)
+                    kept.append(time.perf_counter_ns() - started)
+    return percentiles_ms(samples[0]), percentiles_ms(samples[1])
 
 
 # -- 2. batched store and the raw baseline ----------------------------------------------------------
@@ -435,9 +441,8 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     probe, cross = agent_ids[:half], agent_ids[half:] or agent_ids
 
     progress(f"1/6 single store: {args.single_calls:,} store_agent_state calls")
-    plain = measure_single_store(args, f"{root}.solo", f"{tmp}/solo")
+    plain, with_vector = measure_single_store(args, f"{root}.solo", f"{tmp}/solo")
     report.add_latency("store_agent_state (single call)", plain, "single_p50_ms")
-    with_vector = measure_single_store(args, f"{root}.solov", f"{tmp}/solov", state_vectors=True)
     report.add_latency("store_agent_state with a state vector (the default)", with_vector)
     ratio = with_vector["p50"] / plain["p50"]
     report.add_figure("p50 with a state vector / without", f"{ratio:.2f}", "state_vector_store_ratio", ratio)
