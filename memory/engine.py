@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -32,6 +30,7 @@ from memory.errors import (
 from memory.maintenance import Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
 from memory.derive import position_of, unit_vector
+from memory.ids import MemoryIds
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from memory.search import Searcher
 from memory.search_api import SearchMethods
@@ -70,26 +69,6 @@ class QueryResult(list):
         return bool(self.failed_tiers)
 
 
-class _MemoryIds:
-    """Unique, creation-ordered ids: ``<agent>-<ns time, 16 hex><random, 6 hex>-<step>``.
-
-    Redis orders equal scores by member, and the agent prefix is common to all of an agent's
-    ids, so the time part makes ties (same step, same importance) fall in creation order; the
-    random part keeps two processes from colliding in the same nanosecond.
-    """
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._random = random.Random(secrets.randbits(64))  # seeded from the OS, cheap per id
-
-    def new(self, agent_id: str, step: int) -> str:
-        now = time.time_ns()
-        if now <= self._last:
-            now = self._last + 1
-        self._last = now
-        return f"{agent_id}-{now:016x}{self._random.getrandbits(24):06x}-{step}"
-
-
 class AgentMemoryAPI(SearchMethods):
     """The tiered memory engine. An ordinary object: build as many as you like, close each.
 
@@ -120,7 +99,7 @@ class AgentMemoryAPI(SearchMethods):
         workers = config.maintenance_workers if self.mode == "redis" else 1
         self._maintainer = Maintainer(self._tiers, config, clock, workers)
         self._cache = ResultCache(config.cache_size, config.cache_ttl)
-        self._ids = _MemoryIds()
+        self._ids = MemoryIds()
         search = config.search_config
         self._state_encoder = StateEncoder(search.vector_dim) if search.state_vectors else None
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
@@ -303,34 +282,6 @@ class AgentMemoryAPI(SearchMethods):
             raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
         self._text_embedder.stored(by_agent)
         self._after_write(by_agent)
-
-    def _fetch_uncounted(
-        self,
-        agent_id: str,
-        by_tier: Mapping[str, Sequence[str]],
-        steps: Mapping[str, Sequence[int]] | None = None,
-        also: Callable[[Any], None] | None = None,
-    ) -> tuple[list[MemoryRecord], Any]:
-        """Records by tier and id, read without counting (queries are not focused reads), and
-        the answer of ``also``, a call queued in the same Redis round trip. ``steps`` (aligned
-        with the ids) lets LTM read its rows by primary key at once."""
-        tiers = self._tiers
-        found: list[MemoryRecord] = []
-        redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
-        extra = None
-        if redis_tiers or also is not None:
-            pipe = tiers.client.pipeline(transaction=False)
-            if also is not None:
-                also(pipe)
-            decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
-            answers = tiers.redis(lambda: tiers.scripts.execute(pipe))
-            if also is not None:
-                extra, answers = answers[0], answers[1:]
-            for decode, raw in zip(decoders, answers):
-                found += decode(raw)
-        if by_tier.get("ltm"):
-            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]), steps=None if steps is None else steps["ltm"])
-        return found, extra
 
     def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:
         """Maintain each agent after every ``cleanup_interval`` of its insertions."""

@@ -6,7 +6,7 @@ per-agent-invalidated result cache as the other reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from indices.tier_index import Filter
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
-from memory.record import TIERS
+from memory.record import TIERS, MemoryRecord
 from memory.search import Query
 
 if TYPE_CHECKING:
@@ -106,6 +106,34 @@ class SearchMethods:
             return _Answer(answer.records, [], answer.version, True, tuple(answer.extras))
 
         return self._cached(agent_id, (kind, query.key()), compute)
+
+    def _fetch_uncounted(
+        self,
+        agent_id: str,
+        by_tier: Mapping[str, Sequence[str]],
+        steps: Mapping[str, Sequence[int]] | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> tuple[list[MemoryRecord], Any]:
+        """Records by tier and id, read without counting (queries are not focused reads), and
+        the answer of ``also``, a call queued in the same Redis round trip. ``steps`` (aligned
+        with the ids) lets LTM read its rows by primary key at once."""
+        tiers = self._tiers
+        found: list[MemoryRecord] = []
+        redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
+        extra = None
+        if redis_tiers or also is not None:
+            pipe = tiers.client.pipeline(transaction=False)
+            if also is not None:
+                also(pipe)
+            decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
+            answers = tiers.redis(lambda: tiers.scripts.execute(pipe))
+            if also is not None:
+                extra, answers = answers[0], answers[1:]
+            for decode, raw in zip(decoders, answers):
+                found += decode(raw)
+        if by_tier.get("ltm"):
+            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]), steps=None if steps is None else steps["ltm"])
+        return found, extra
 
     def _guarded(self, run: Any) -> Any:
         try:
