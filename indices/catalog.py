@@ -117,7 +117,10 @@ class IndexCatalog:
         for entry_id, fields in entries:
             values = dict(zip(fields[::2], fields[1::2]))
             tier, op = values[b"tier"].decode(), values[b"op"].decode()
+            left = values[b"from"].decode() if b"from" in values else None  # a move: one entry, two tiers
             for memory_id in values[b"ids"].decode().split(" "):
+                if left is not None:
+                    latest[(left, memory_id)] = "del"
                 latest[(tier, memory_id)] = op
             index.position = int(entry_id.decode().partition("-")[2])
         refresh: dict[str, list[str]] = {}

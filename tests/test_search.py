@@ -300,3 +300,23 @@ def test_an_index_that_fell_behind_the_trimmed_log_rebuilds(make_api: Callable[.
     near = api.retrieve_by_location("busy", (50, 1), 0.5)
     assert [m["step_number"] for m in near] == [150]  # from the first batch, trimmed from the log
     assert len(api.query("busy").all()) == 30_001
+
+
+def test_an_index_follows_moves_between_tiers_through_the_log(make_api: Callable[..., AgentMemoryAPI]) -> None:
+    """Built before maintenance, the index learns every move from the change log: afterwards
+    it places each memory in the tier that holds it, as an index rebuilt from the tiers does."""
+    api = make_api(search_config={"text_embedding": "off"}, stm_config={"memory_limit": 50},
+                   im_config={"memory_limit": 50}, cleanup_interval=10**6)
+    api.store_many({"agent_id": "mover", "data": {"position": [i, 0]}, "step_number": i} for i in range(300))
+    before = {m["memory_id"]: m["tier"] for m in api.query("mover").all()}
+    assert set(before.values()) == {"stm"}
+    api.force_memory_maintenance("mover")
+    api.store_many({"agent_id": "mover", "data": {"position": [i, 0]}, "step_number": i} for i in range(300, 400))
+    api.force_memory_maintenance("mover")
+    followed = {m["memory_id"]: m["tier"] for m in api.query("mover").all()}
+    index = api._catalog.known("mover")
+    from_log = {tier: set(index.tiers[tier].rows) for tier in ("stm", "im", "ltm")}
+    api.rebuild_indices("mover")
+    rebuilt = api._catalog.known("mover")
+    assert from_log == {tier: set(rebuilt.tiers[tier].rows) for tier in ("stm", "im", "ltm")}
+    assert len(followed) == 400 and set(followed.values()) == {"stm", "im", "ltm"}

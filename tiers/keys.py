@@ -20,7 +20,8 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
     <prefix>:{<agent>}:changes               stream the agent's change log, read by the in-process
                                                     indices of every process (indices/catchup.py):
                                                     entry id 0-<seq>, fields op (add | del | upd),
-                                                    tier, n, ids (space-separated); seq counts
+                                                    tier, n, ids (space-separated), from (a move:
+                                                    the tier the ids left); seq counts
                                                     changed ids (meta field cseq); ~20,000 ids kept
     <prefix>:{<agent>}:pending               zset   memory_id -> step, memories waiting for their
                                                     text embedding (memory/text_embedder.py)

@@ -10,7 +10,10 @@ if ARGV[1] == '1' and #ids > 0 then
   bulk('HDEL', KEYS[6], ids)
   bulk('HDEL', KEYS[7], ids)
 end
-if ARGV[3] ~= '' then note_change(KEYS[8], KEYS[5], 'add', ARGV[3], ids) end
-note_change(KEYS[8], KEYS[5], 'del', ARGV[2], ids)
+if ARGV[3] ~= '' then
+  note_change(KEYS[8], KEYS[5], 'add', ARGV[3], ids, ARGV[2])
+else
+  note_change(KEYS[8], KEYS[5], 'del', ARGV[2], ids)
+end
 bump(KEYS[5])
 return removed

@@ -68,14 +68,20 @@ end
 -- whether it missed an entry (the previous entry's seq must be its own seq - n). The log keeps
 -- about CHANGES_KEPT ids; a reader that fell further behind rebuilds from the tiers.
 local CHANGES_KEPT = 20000
-local function note_change(changes, meta, op, tier, ids)
+-- ``from`` (optional) names the tier the ids left in the same step: one entry for a move.
+local function note_change(changes, meta, op, tier, ids, from)
   local n = #ids
   if n == 0 then return end
   local seq = redis.call('HINCRBY', meta, 'cseq', n)
+  local minid = string.format('0-%d', math.max(1, seq - CHANGES_KEPT))
+  local id = string.format('0-%d', seq)
+  local joined = table.concat(ids, ' ')
   -- exact trimming: '~' only drops whole stream nodes (100 entries), which large entries never fill
-  redis.call('XADD', changes, 'MINID', string.format('0-%d', math.max(1, seq - CHANGES_KEPT)),
-    string.format('0-%d', seq),
-    'op', op, 'tier', tier, 'n', n, 'ids', table.concat(ids, ' '))
+  if from and from ~= '' then
+    redis.call('XADD', changes, 'MINID', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined, 'from', from)
+  else
+    redis.call('XADD', changes, 'MINID', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined)
+  end
 end
 
 -- The ids of the (id, blob) section of put_records' arguments.

@@ -7,7 +7,6 @@
 local n = put_records({data = KEYS[1], step = KEYS[2], importance = KEYS[3], since = KEYS[4]}, ARGV, 3)
 local ids = put_ids(ARGV, 3)
 local removed = delete_records({data = KEYS[6], step = KEYS[7], importance = KEYS[8], since = KEYS[9]}, ids)
-note_change(KEYS[10], KEYS[5], 'del', ARGV[2], ids)
-note_change(KEYS[10], KEYS[5], 'add', ARGV[1], ids)
+note_change(KEYS[10], KEYS[5], 'add', ARGV[1], ids, ARGV[2])
 bump(KEYS[5])
 return removed

@@ -6,8 +6,7 @@
 -- Returns the agent's new version.
 put_records({data = KEYS[1], step = KEYS[2], importance = KEYS[3], since = KEYS[4]}, ARGV, 5)
 local ids = put_ids(ARGV, 5)
-note_change(KEYS[6], KEYS[5], 'add', ARGV[1], ids)
-if ARGV[2] ~= '' then note_change(KEYS[6], KEYS[5], 'del', ARGV[2], ids) end
+note_change(KEYS[6], KEYS[5], 'add', ARGV[1], ids, ARGV[2])
 if ARGV[3] == '1' then
   local queued = {}
   for _, id in ipairs(ids) do
