@@ -50,18 +50,30 @@ def dimension(resolution: str, blob: bytes) -> int:
     return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]
 
 
-def position_of(contents: Any, key: str) -> tuple[float, ...] | None:
-    """``contents[key]`` as 2 or 3 finite numbers, else ``<key>_x/_y[/_z]``; None when absent
-    or not a position (such a memory is simply not in the spatial index)."""
-    if not isinstance(contents, Mapping):
-        return None
-    value = contents.get(key)
-    if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(_finite(v) for v in value):
-        return tuple(float(v) for v in value)
-    parts = [contents.get(f"{key}_{axis}") for axis in "xyz"]
-    if _finite(parts[0]) and _finite(parts[1]):
-        return tuple(float(v) for v in (parts if _finite(parts[2]) else parts[:2]))
-    return None
+class PositionReader:
+    """Reads a memory's place from its contents: ``contents[key]`` as 2 or 3 finite numbers,
+    else ``<key>_x/_y[/_z]``; None when absent or not a position (such a memory is simply not
+    in the spatial index). Runs on every store, so the common miss costs two dict lookups."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.axes = (f"{key}_x", f"{key}_y", f"{key}_z")
+
+    def __call__(self, contents: Any) -> tuple[float, ...] | None:
+        if not isinstance(contents, Mapping):
+            return None
+        value = contents.get(self.key)
+        if value is not None:
+            if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(_finite(v) for v in value):
+                return tuple(float(v) for v in value)
+            return None
+        x = contents.get(self.axes[0])
+        if x is None:
+            return None
+        y, z = contents.get(self.axes[1]), contents.get(self.axes[2])
+        if not (_finite(x) and _finite(y)):
+            return None
+        return (float(x), float(y), float(z)) if _finite(z) else (float(x), float(y))
 
 
 def query_position(center: Any) -> tuple[float, float, float]:

@@ -29,7 +29,7 @@ from memory.errors import (
 )
 from memory.maintenance import Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
-from memory.derive import position_of, unit_vector
+from memory.derive import PositionReader, unit_vector
 from memory.ids import MemoryIds
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from memory.search import Searcher
@@ -102,6 +102,7 @@ class AgentMemoryAPI(SearchMethods):
         self._ids = MemoryIds()
         search = config.search_config
         self._state_encoder = StateEncoder(search.vector_dim) if search.state_vectors else None
+        self._position_of = PositionReader(search.position_key)
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
             state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
             max_agents=search.index_agents, snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
@@ -243,7 +244,7 @@ class AgentMemoryAPI(SearchMethods):
             embeddings = Embeddings(full_vector=vector.tobytes())
         else:
             embeddings = self._state_vector(data)
-        position = position_of(data, search.position_key)
+        position = self._position_of(data)
         return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob, embeddings, position
 
     def _state_vector(self, data: Any) -> Embeddings:
