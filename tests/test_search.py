@@ -167,17 +167,17 @@ def test_bad_input_gets_a_clear_error(make_api: Callable[..., AgentMemoryAPI]) -
 def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
     client = real_redis()
     prefix = f"t{uuid.uuid4().hex[:12]}"
-    config = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"),
-                          search_config={"vector_dim": 8, "text_embedding": "off"})
+    config = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"), search_config={"vector_dim": 8})
     script = textwrap.dedent(f"""
         import redis
         from memory.engine import AgentMemoryAPI
         from memory.config import MemoryConfig
         client = redis.Redis.from_url({TEST_REDIS_URL!r})
         config = MemoryConfig(key_prefix={prefix!r}, data_dir={str(tmp_path / 'data')!r},
-                              search_config={{"vector_dim": 8, "text_embedding": "off"}})
+                              search_config={{"vector_dim": 8}})
         with AgentMemoryAPI(config, redis_client=client) as other:
             other.store_agent_state("shared", {{"position": [0, 1]}}, 2, embedding=[0.0, 1.0] + [0.0] * 6)
+            other.store_agent_interaction("shared", {{"content": "the bridge over the river collapsed"}}, 3)
     """)
     try:
         with AgentMemoryAPI(config, redis_client=client) as api:
@@ -188,6 +188,9 @@ def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
             assert [m["step_number"] for m in near] == [2, 1]
             similar = api.search_by_embedding("shared", [0.0, 1.0] + [0.0] * 6, k=1)
             assert similar[0]["step_number"] == 2
+            # the other process only queued its text; this query embeds it first
+            said = api.search_by_content("shared", "a bridge fell into the water", k=1)
+            assert said[0]["step_number"] == 3
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
