@@ -36,6 +36,27 @@ def stored_size(dim: int, resolution: str) -> int:
     return dim + 4
 
 
+def dimension(blob: bytes, resolution: str) -> int:
+    """The number of dimensions of one stored vector, read off its size."""
+    _check_resolution(resolution)
+    if resolution == "full":
+        return len(blob) // 4
+    if resolution == "compressed":
+        return len(blob) // 2
+    return len(blob) - 4
+
+
+def restore_one(blob: bytes, resolution: str) -> np.ndarray:
+    """One stored vector as float32, without :func:`restore`'s checks: for blobs this package
+    wrote, on paths that decode one vector per returned memory."""
+    if resolution == "full":
+        return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+    if resolution == "compressed":
+        return np.frombuffer(blob, dtype="<f2").astype(np.float32)
+    scale = np.frombuffer(blob, dtype="<f4", count=1)[0]
+    return np.frombuffer(blob, dtype=np.int8, offset=4).astype(np.float32) * scale
+
+
 def reduce(vectors: np.ndarray, resolution: str) -> list[bytes]:
     """One blob per row of ``vectors`` (n, dim), at ``resolution``."""
     _check_resolution(resolution)

@@ -95,13 +95,6 @@ class IndexCatalog:
             self._catch_up(index)
         return index
 
-    def forget(self, agent_id: str | None = None) -> None:
-        with self._lock:
-            if agent_id is None:
-                self._agents.clear()
-            else:
-                self._agents.pop(agent_id, None)
-
     # -- catching up --------------------------------------------------------------------------
     def _catch_up(self, index: AgentIndex) -> None:
         t = self.t

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings.resolution import restore
+from embeddings.resolution import dimension, restore_one
 from indices.spatial import SpatialGrid
 from indices.vectors import VectorSet
 from memory.record import Embeddings
@@ -65,7 +65,7 @@ class TierIndex:
         text = embeddings.text
         if text is not None:
             if self.text is None:
-                self.text = VectorSet(_dimension(*text), self._exact_limit)
+                self.text = VectorSet(dimension(text[1], text[0]), self._exact_limit)
             self.text.set(row, self._vector(text, self.text.dim, "text", memory_id))
         elif self.text is not None:
             self.text.set(row, None)
@@ -132,11 +132,11 @@ class TierIndex:
         if stored is None:
             return None
         resolution, blob = stored
-        if _dimension(resolution, blob) != dim:
+        if dimension(blob, resolution) != dim:
             log.warning("memory %s: its %s vector has %d dimensions, the index %d; not indexed",
-                        memory_id, kind, _dimension(resolution, blob), dim)
+                        memory_id, kind, dimension(blob, resolution), dim)
             return None
-        return restore([blob], resolution, dim)[0]
+        return restore_one(blob, resolution)
 
     def _grow(self, size: int) -> None:
         if size <= len(self._alive):
@@ -148,7 +148,3 @@ class TierIndex:
         self._importance = np.concatenate([self._importance, np.zeros(extra)])
         self._alive = np.concatenate([self._alive, np.zeros(extra, dtype=bool)])
 
-
-def _dimension(resolution: str, blob: bytes) -> int:
-    """Vector length from its stored size (embeddings/resolution.py: 4, 2, or 1 byte + a scale)."""
-    return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]

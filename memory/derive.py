@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from embeddings.resolution import reduce, restore
+from embeddings.resolution import reduce, restore_one
 from memory.errors import InvalidInputError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
@@ -42,12 +42,7 @@ def at_resolution(record: MemoryRecord, resolution: str) -> MemoryRecord:
 
 def _reduce(stored: tuple[str, bytes], resolution: str) -> bytes:
     current, blob = stored
-    return reduce(restore([blob], current, dimension(current, blob)), resolution)[0]
-
-
-def dimension(resolution: str, blob: bytes) -> int:
-    """A stored vector's length, from its size (embeddings/resolution.py)."""
-    return {"full": len(blob) // 4, "compressed": len(blob) // 2, "abstract": len(blob) - 4}[resolution]
+    return reduce(restore_one(blob, current).reshape(1, -1), resolution)[0]
 
 
 class PositionReader:

@@ -18,7 +18,7 @@ from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError
 from memory.search import Query
-from memory.search_api import _tiers
+from memory.search_api import tier_names
 
 if TYPE_CHECKING:
     from memory.engine import AgentMemoryAPI, QueryResult
@@ -61,6 +61,13 @@ class QueryBuilder:
     def near(self, center: Any, radius: float) -> "QueryBuilder":
         return self._with(center=query_position(center), radius=radius_value(radius))
 
+    def in_box(self, low: Any, high: Any) -> "QueryBuilder":
+        """Only memories placed in the axis-aligned box between corners ``low`` and ``high``."""
+        low, high = query_position(low), query_position(high)
+        if any(a > b for a, b in zip(low, high)):
+            raise InvalidInputError(f"the box's low corner {low} is above its high corner {high} on some axis")
+        return self._with(box=(low, high))
+
     def nearest_to(self, center: Any) -> "QueryBuilder":
         """Rank by distance from ``center`` (no radius): with top(n), the n nearest."""
         return self._with(center=query_position(center), radius=None)
@@ -74,7 +81,7 @@ class QueryBuilder:
         return self._with(similar=("state", unit), similar_key=unit.tobytes())
 
     def in_tiers(self, tiers: Iterable[str]) -> "QueryBuilder":
-        return self._with(tiers=_tiers(tiers))
+        return self._with(tiers=tier_names(tiers))
 
     def top(self, n: int) -> "QueryResult":
         return self._run(replace(self._query, limit=positive_k(n, "n")))

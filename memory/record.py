@@ -69,14 +69,9 @@ class Embeddings:
 
 
 def _decode_vector(blob: bytes, resolution: str) -> list[float]:
-    """A stored vector as floats (layouts in embeddings/resolution.py: float32, float16, or a
-    float32 scale then int8 codes); every row of an answer pays this, so numpy does it directly."""
-    if resolution == "full":
-        return np.frombuffer(blob, dtype="<f4").tolist()
-    if resolution == "compressed":
-        return np.frombuffer(blob, dtype="<f2").astype(np.float32).tolist()
-    scale = np.frombuffer(blob, dtype="<f4", count=1)[0]
-    return (np.frombuffer(blob, dtype=np.int8, offset=4).astype(np.float32) * scale).tolist()
+    from embeddings.resolution import restore_one  # embeddings/ sits above records; import on use
+
+    return restore_one(blob, resolution).tolist()
 
 
 NO_EMBEDDINGS = Embeddings()

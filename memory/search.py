@@ -28,6 +28,7 @@ class Query:
 
     where: Filter = Filter()
     attributes: Mapping[str, Any] | None = field(default=None, compare=False)
+    box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None  # (low, high) corners
     center: tuple[float, float, float] | None = None
     radius: float | None = None  # with center: only memories this close; without: k nearest
     similar: tuple[str, np.ndarray] | None = field(default=None, compare=False)
@@ -36,7 +37,7 @@ class Query:
     limit: int | None = None
 
     def key(self) -> tuple:
-        return (self.where, attribute_key(self.attributes), self.center, self.radius, self.similar and self.similar[0],
+        return (self.where, attribute_key(self.attributes), self.box, self.center, self.radius, self.similar and self.similar[0],
                 self.similar_key, self.tiers, self.limit)
 
 
@@ -46,7 +47,7 @@ class Hit:
     memory_id: str
     rank: float  # smaller is better
     extras: dict[str, Any]
-    step: int = -1  # the memory's step, as the index knows it (LTM reads rows by it)
+    step: int  # the memory's step, as the index knows it (LTM reads rows by it)
 
 
 @dataclass
@@ -57,11 +58,7 @@ class SearchAnswer:
 
 
 class Searcher:
-    def __init__(
-        self, tiers: Any, catalog: IndexCatalog,
-        fetch: Callable[..., tuple[list[MemoryRecord], Any]],
-    ):
-        self.t = tiers
+    def __init__(self, catalog: IndexCatalog, fetch: Callable[..., tuple[list[MemoryRecord], Any]]):
         self.catalog = catalog
         # (agent, {tier: ids}, {tier: steps} or None, queue an extra call or None)
         #   -> (records found, uncounted; the extra call's answer)
@@ -116,15 +113,20 @@ class Searcher:
         return merged
 
     def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
-        hits = self._unstepped_hits(tier, query, limit)
-        if hits:
-            steps = tier.steps(np.array([tier.rows[h.memory_id] for h in hits], dtype=np.int64))
-            for hit, step in zip(hits, steps.tolist()):
-                hit.step = step
-        return hits
+        rows, ranks, extras = self._ranked_rows(tier, query, limit)
+        steps = tier.steps(rows).tolist()
+        return [Hit(tier.tier, tier.ids[row], rank, extra, step)  # type: ignore[arg-type]
+                for row, rank, extra, step in zip(rows.tolist(), ranks, extras, steps)]
 
-    def _unstepped_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
+    @staticmethod
+    def _ranked_rows(tier: TierIndex, query: Query, limit: int | None) -> tuple[np.ndarray, list[float], list[dict]]:
+        """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
+        rank being better (negated similarity, distance, or step)."""
         mask = tier.mask(query.where)
+        if query.box is not None:
+            inside = np.zeros(len(mask), dtype=bool)
+            inside[tier.space.box(*query.box)] = True
+            mask &= inside
         distances: dict[int, float] = {}
         if query.center is not None and query.radius is not None:
             rows, found = tier.space.within(query.center, query.radius)
@@ -136,28 +138,22 @@ class Searcher:
             kind, vector = query.similar
             vectors = tier.state if kind == "state" else tier.text
             if vectors is None or vectors.dim != len(vector):
-                return []
-            k = int(mask.sum()) if limit is None else limit
-            rows, scores = vectors.search(vector, k, mask)
-            return [self._hit(tier, row, -score, {"similarity_score": float(score)}, distances)
-                    for row, score in zip(rows.tolist(), scores.tolist())]
+                return np.empty(0, dtype=np.int64), [], []
+            rows, scores = vectors.search(vector, int(mask.sum()) if limit is None else limit, mask)
+            extras = [{"similarity_score": score, **({"distance": distances[row]} if row in distances else {})}
+                      for row, score in zip(rows.tolist(), scores.tolist())]
+            return rows, (-scores).tolist(), extras
         if query.center is not None and query.radius is None:
             rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
-            return [Hit(tier.tier, tier.ids[row], distance, {"distance": distance})
-                    for row, distance in zip(rows.tolist(), found.tolist())]
+            return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
         rows = np.flatnonzero(mask)
         if distances:
-            order = sorted(rows.tolist(), key=lambda row: (distances[row], row))
-            return [Hit(tier.tier, tier.ids[row], distances[row], {"distance": distances[row]}) for row in order]
+            rows = np.array(sorted(rows.tolist(), key=lambda row: (distances[row], row)), dtype=np.int64)
+            return rows, [distances[row] for row in rows.tolist()], [{"distance": distances[row]} for row in rows.tolist()]
         steps = tier.steps(rows)
         order = np.lexsort((np.array([tier.ids[r] for r in rows], dtype=object), steps)) if len(rows) else rows
-        return [Hit(tier.tier, tier.ids[rows[i]], float(steps[i]), {}) for i in order]
-
-    @staticmethod
-    def _hit(tier: TierIndex, row: int, rank: float, extras: dict[str, Any], distances: dict[int, float]) -> Hit:
-        if row in distances:
-            extras["distance"] = distances[row]
-        return Hit(tier.tier, tier.ids[row], rank, extras)  # type: ignore[arg-type]
+        rows = rows[order]
+        return rows, steps[order].astype(float).tolist(), [{} for _ in range(len(rows))]
 
     # -- records ------------------------------------------------------------------------------
     def _records(

@@ -42,7 +42,7 @@ class SearchMethods:
         agent_id = validation.agent_id(agent_id)
         vector = unit_vector(query_embedding, self.config.search_config.vector_dim)
         query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
-                      tiers=_tiers(memory_tiers), limit=positive_k(k))
+                      tiers=tier_names(memory_tiers), limit=positive_k(k))
         return self._search(agent_id, "embedding", query)
 
     def search_by_content(
@@ -57,7 +57,7 @@ class SearchMethods:
         if self.config.search_config.text_embedding == "off":
             raise InvalidInputError("text search is off (search_config.text_embedding='off')")
         k = positive_k(k)
-        where, tiers = _types(memory_type), _tiers(memory_tiers)
+        where, tiers = _types(memory_type), tier_names(memory_tiers)
         self._text_embedder.catch_up(agent_id)
         vector = self._text_embedder.encode_query(content_query)
         query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=k)
@@ -158,7 +158,7 @@ def _types(memory_type: str | None) -> Filter:
     return Filter(memory_types=None if memory_type is None else (memory_type,))
 
 
-def _tiers(names: Iterable[str] | None) -> tuple[str, ...]:
+def tier_names(names: Iterable[str] | None) -> tuple[str, ...]:
     if names is None:
         return TIERS
     if isinstance(names, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.resolution import RESOLUTIONS, reduce, restore, stored_size
+from embeddings.resolution import RESOLUTIONS, dimension, reduce, restore, restore_one, stored_size
 from embeddings.text import TextEncoder
 
 DIM = 384
@@ -129,3 +129,14 @@ def test_recall_at_10_on_real_minilm_vectors():
     for resolution, floor in zip(RESOLUTIONS, (1.0, 0.99, 0.95)):
         restored = restore(reduce(database, resolution), resolution, DIM)
         assert recall_at_k(database, restored, queries) >= floor, resolution
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_restore_one_and_dimension_agree_with_restore(resolution):
+    """The unchecked one-vector path (result dicts, indices) reads the same layout as restore."""
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((3, 24)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    blobs = reduce(vectors, resolution)
+    assert [dimension(blob, resolution) for blob in blobs] == [24, 24, 24]
+    assert np.array_equal(np.stack([restore_one(blob, resolution) for blob in blobs]), restore(blobs, resolution, 24))

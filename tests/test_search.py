@@ -120,6 +120,14 @@ def test_location_queries_equal_brute_force(loaded: Any) -> None:
     nearest = api.retrieve_nearest(AGENT, (3.0, 47.0), k=7)
     truth = sorted((math.dist(p, (3.0, 47.0)), s) for s, p, _ in placed)[:7]
     assert [m["step_number"] for m in nearest] == [s for _, s in truth]
+    states = api.query(AGENT).of_type("state").nearest_to((3.0, 47.0)).top(4)
+    truth = sorted((math.dist(p, (3.0, 47.0)), s) for s, p, kind in placed if kind == "state")[:4]
+    assert [m["step_number"] for m in states] == [s for _, s in truth]
+    boxed = api.query(AGENT).in_box((10, 20), (14.5, 26)).all()
+    inside = sorted(s for s, p, _ in placed if 10 <= p[0] <= 14.5 and 20 <= p[1] <= 26)
+    assert [m["step_number"] for m in boxed] == inside and inside  # by step when nothing ranks
+    in_ltm = api.query(AGENT).in_box((10, 20), (14.5, 26)).in_tiers(["ltm"]).all()
+    assert in_ltm and {m["tier"] for m in in_ltm} == {"ltm"} and len(in_ltm) < len(inside)
 
 
 def test_similar_states_ranks_the_nearest_state_first(make_api: Callable[..., AgentMemoryAPI]) -> None:
@@ -153,6 +161,7 @@ def test_bad_input_gets_a_clear_error(make_api: Callable[..., AgentMemoryAPI]) -
         (lambda: api.retrieve_by_location("b", (1, 2, 3, 4), 1), "2 or 3"),
         (lambda: api.retrieve_by_location("b", ("x", 1), 1), "2 or 3"),
         (lambda: api.retrieve_by_location("b", (1, 2), -1), "radius"),
+        (lambda: api.query("b").in_box((5, 5), (1, 9)).all(), "low corner"),
         (lambda: api.store_agent_state("b", {}, 2, embedding=[1.0] * 9), "9 dimensions"),
         (lambda: api.retrieve_similar_states("b", "not a dict"), "dict"),
     ]
