@@ -78,8 +78,10 @@ class TextEmbedder:
     def _embed(self, agent_id: str, ids: list[str]) -> int:
         t = self.t
         found: dict[str, tuple[str, bytes | None, Any]] = {}  # id -> (tier, raw blob, record)
+        pipe = t.client.pipeline(transaction=False)
         for tier in (t.stm, t.im):
-            blobs = t.redis(lambda: t.client.hmget(tier.tier_keys(agent_id).data, ids))
+            pipe.hmget(tier.tier_keys(agent_id).data, ids)
+        for tier, blobs in zip((t.stm, t.im), t.redis(pipe.execute)):
             for memory_id, blob in zip(ids, blobs):
                 if blob is not None and memory_id not in found:
                     found[memory_id] = (tier.name, blob, decode_record(agent_id, memory_id, blob, tier.name, tier.codec))

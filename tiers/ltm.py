@@ -110,6 +110,15 @@ SCHEMA_VERSION = 1 + len(MIGRATIONS)
 SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
 
 
+# What the in-process indices read (indices/catalog.py), never the payload.
+DERIVED_COLUMNS = (memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
+                   memories.c.vectors)
+
+
+def _derived_rows(rows: Any) -> list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]]:
+    return [(row[0], row[1], row[2], row[3], *_unpack_derived(row[4])) for row in rows]
+
+
 def _pack_derived(embeddings: Embeddings, position: tuple[float, ...] | None) -> bytes | None:
     packed = embeddings.pack()
     if packed is None and position is None:
@@ -318,22 +327,16 @@ class SQLTier:
     ) -> Iterator[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]]]:
         """What the in-process indices need, without decompressing payloads: chunks of
         (memory_id, step, memory_type, importance, embeddings, position), for some ids or all."""
-        columns = [memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
-                   memories.c.vectors]
-
-        def decode(rows: Any) -> list[Any]:
-            return [(row[0], row[1], row[2], row[3], *_unpack_derived(row[4])) for row in rows]
-
         try:
             with self.engine.connect() as conn:
                 if memory_ids is not None:
                     for where, _ in list(self._keyed(conn, agent_id, memory_ids)):
-                        yield decode(conn.execute(select(*columns).where(where)).all())
+                        yield _derived_rows(conn.execute(select(*DERIVED_COLUMNS).where(where)).all())
                     return
                 result = conn.execution_options(yield_per=batch).execute(
-                    select(*columns).where(self._mine(agent_id)))
+                    select(*DERIVED_COLUMNS).where(self._mine(agent_id)))
                 for rows in result.partitions(batch):
-                    yield decode(rows)
+                    yield _derived_rows(rows)
         except SQLAlchemyError as exc:
             raise TierUnavailableError(self.name, str(exc)) from exc
 
@@ -342,15 +345,12 @@ class SQLTier:
     ) -> tuple[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]], list[str]]:
         """What changed after change stamp ``stamp``: the derived fields of rows written since
         (as :meth:`derived`) and the ids deleted since."""
-        columns = [memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
-                   memories.c.vectors]
-
         def run() -> tuple[list[Any], list[str]]:
             with self.engine.connect() as conn:
-                rows = conn.execute(select(*columns).where(self._mine(agent_id), memories.c.changed > stamp)).all()
+                rows = conn.execute(select(*DERIVED_COLUMNS).where(self._mine(agent_id), memories.c.changed > stamp))
                 deleted = conn.execute(select(gone.c.memory_id).where(
                     gone.c.namespace == self.namespace, gone.c.agent_id == agent_id, gone.c.changed > stamp)).all()
-            return [(r[0], r[1], r[2], r[3], *_unpack_derived(r[4])) for r in rows], [r[0] for r in deleted]
+                return _derived_rows(rows), [r[0] for r in deleted]
 
         return self._guard(run)
 
