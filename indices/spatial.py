@@ -79,6 +79,10 @@ class SpatialGrid:
         order = np.lexsort((rows, distances))
         return rows[order], distances[order]
 
+    def points(self, rows: np.ndarray) -> np.ndarray:
+        """The (x, y, z) positions of placed rows."""
+        return self._points[rows]
+
     def box(self, low: tuple[float, float, float], high: tuple[float, float, float]) -> np.ndarray:
         """Rows whose position lies in the axis-aligned box [low, high]."""
         center = tuple((a + b) / 2 for a, b in zip(low, high))

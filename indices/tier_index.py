@@ -82,19 +82,31 @@ class TierIndex:
             self.text.drop(row)
         self.space.drop(row)
 
-    def mask(self, where: Filter) -> np.ndarray:
-        """Rows that pass the filter (and are alive)."""
+    def mask(self, where: Filter) -> np.ndarray | None:
+        """Rows that pass the filter (and are alive); None when the filter has no condition, so
+        an unfiltered search makes no pass over every row."""
+        if where == Filter():
+            return None
         n = len(self.ids)
-        mask = self._alive[:n].copy()
+        return self._passing(where, self._alive[:n].copy(), slice(0, n))
+
+    def passing(self, where: Filter, rows: np.ndarray) -> np.ndarray:
+        """The given rows (a place query's few) that are alive and pass the filter, in their order."""
+        return rows[self._passing(where, self._alive[rows], rows)]
+
+    def alive_rows(self) -> np.ndarray:
+        return np.flatnonzero(self._alive[: len(self.ids)])
+
+    def _passing(self, where: Filter, keep: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
         if where.lo_step is not None:
-            mask &= self._step[:n] >= where.lo_step
+            keep &= self._step[rows] >= where.lo_step
         if where.hi_step is not None:
-            mask &= self._step[:n] <= where.hi_step
+            keep &= self._step[rows] <= where.hi_step
         if where.memory_types is not None:
-            mask &= np.isin(self._kind[:n], [TYPE_CODES[t] for t in where.memory_types])
+            keep &= np.isin(self._kind[rows], [TYPE_CODES[t] for t in where.memory_types])
         if where.min_importance is not None:
-            mask &= self._importance[:n] >= where.min_importance
-        return mask
+            keep &= self._importance[rows] >= where.min_importance
+        return keep
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The whole index as arrays (indices/snapshot.py); removed rows stay as empty ids."""

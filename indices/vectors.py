@@ -18,6 +18,7 @@ EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) sear
 REBUILD_GROWTH = 4  # retrain the coarse quantizer once the index has grown this much
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
 MAX_LISTS = 2048  # IVF lists at most: training cost grows with lists x samples (40 per list)
+_NOTHING = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 
 
 class VectorSet:
@@ -28,12 +29,14 @@ class VectorSet:
         self._rows = np.zeros((0, dim), dtype=np.float32)
         self.present = np.zeros(0, dtype=bool)  # row has a vector (and is alive)
         self.count = 0  # rows used (alive or not)
+        self._live = 0  # rows with a vector: kept as a count so a search makes no pass over them all
         self._ivf: faiss.IndexIVFFlat | None = None
         self._trained_at = 0
         self._in_ivf = np.zeros(0, dtype=bool)
+        self._pending: list[int] = []  # rows given a vector since the IVF index last caught up
 
     def __len__(self) -> int:
-        return int(self.present[: self.count].sum())
+        return self._live
 
     def set(self, row: int, vector: np.ndarray | None) -> None:
         """Give a row its vector (or none); rows beyond the end grow the set."""
@@ -41,25 +44,39 @@ class VectorSet:
         if self._in_ivf[row]:
             self._ivf.remove_ids(np.array([row], dtype=np.int64))  # type: ignore[union-attr]
             self._in_ivf[row] = False
+        self._live -= bool(self.present[row])
         if vector is None:
             self.present[row] = False
             return
         self._rows[row] = vector
         self.present[row] = True
+        self._live += 1
+        if self._ivf is not None:  # without one, the first build takes every row
+            self._pending.append(row)
 
     def drop(self, row: int) -> None:
         self.set(row, None)
 
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of the k most similar rows among those ``mask`` allows, best first."""
+        """(rows, scores) of the k most similar rows among those ``mask`` allows (None: all), best first."""
         present = self.present[: self.count]
-        allowed = present if mask is None else present & mask[: self.count]
-        candidates = int(allowed.sum())
+        allowed = None if mask is None else present & mask[: self.count]
+        candidates = self._live if allowed is None else int(allowed.sum())
         if candidates == 0 or k <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+            return _NOTHING
         if candidates <= self.exact_limit:
-            return self._exact(query, k, np.flatnonzero(allowed))
-        return self._approximate(query, k, allowed, filtered=candidates < int(present.sum()))
+            return self._exact(query, k, np.flatnonzero(present if allowed is None else allowed))
+        if candidates == self._live:
+            allowed = None  # the filter lets every row through: no selector to pay for
+        return self._approximate(query, k, allowed, candidates)
+
+    def search_rows(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same among a few given rows (a place query's), exactly: no pass over the whole set."""
+        rows = rows[rows < self.count]
+        rows = rows[self.present[rows]]
+        if not len(rows) or k <= 0:
+            return _NOTHING
+        return self._exact(query, k, rows)
 
     def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if 4 * len(rows) >= self.count:  # most rows: one pass over the block beats gathering them
@@ -74,24 +91,28 @@ class VectorSet:
         return rows[order], scores[order]
 
     def _approximate(
-        self, query: np.ndarray, k: int, allowed: np.ndarray, filtered: bool
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None, candidates: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS over the rows ``allowed`` lets through (None: every row), re-ranked exactly."""
         index = self._index()
-        wanted = min(int(allowed.sum()), k * OVERSAMPLE)
-        params = faiss.SearchParametersIVF(nprobe=self._nprobe(index.nlist))
-        if filtered:
+        # a filter passing a share of the rows leaves that share of each list: probe more lists
+        share = candidates / self._live
+        params = faiss.SearchParametersIVF(nprobe=min(index.nlist, math.ceil(self._nprobe(index.nlist) / share)))
+        if allowed is not None:
             bitmap = np.packbits(allowed, bitorder="little")  # kept alive while FAISS reads it
             params.sel = faiss.IDSelectorBitmap(bitmap)
-        _, found = index.search(query.reshape(1, -1), wanted, params=params)
+        _, found = index.search(query.reshape(1, -1), min(candidates, k * OVERSAMPLE), params=params)
         rows = found[0][found[0] >= 0]
         if len(rows) < k:  # the probed lists held too few allowed rows: answer exactly
-            return self._exact(query, k, np.flatnonzero(allowed))
+            everyone = self.present[: self.count] if allowed is None else allowed
+            return self._exact(query, k, np.flatnonzero(everyone))
         return self._exact(query, k, rows)  # exact re-rank of the candidates
 
     def _index(self) -> faiss.IndexIVFFlat:
-        live = np.flatnonzero(self.present[: self.count])
-        if self._ivf is None or len(live) > REBUILD_GROWTH * self._trained_at:
-            nlist = int(min(MAX_LISTS, max(64, 4 * math.sqrt(len(live)))))
+        if self._ivf is None or self._live > REBUILD_GROWTH * self._trained_at:
+            live = np.flatnonzero(self.present[: self.count])
+            # 4 sqrt(n) lists, each with the 39+ training points FAISS's k-means asks for
+            nlist = int(max(1, min(MAX_LISTS, 4 * math.sqrt(len(live)), len(live) // 39)))
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = live if len(live) <= 40 * nlist else np.random.default_rng(0).choice(live, 40 * nlist, replace=False)
@@ -99,10 +120,13 @@ class VectorSet:
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids by row
             self._ivf, self._trained_at = index, len(live)
             self._in_ivf[:] = False
-        missing = np.flatnonzero(self.present[: self.count] & ~self._in_ivf[: self.count])
-        if len(missing):
-            self._ivf.add_with_ids(self._rows[missing], missing.astype(np.int64))
-            self._in_ivf[missing] = True
+            self._pending = live.tolist()
+        if self._pending:
+            rows = np.unique(np.array(self._pending, dtype=np.int64))
+            rows = rows[self.present[rows] & ~self._in_ivf[rows]]
+            self._ivf.add_with_ids(self._rows[rows], rows)
+            self._in_ivf[rows] = True
+            self._pending = []
         return self._ivf
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -120,11 +144,13 @@ class VectorSet:
         self._grow(len(rows))
         self._rows[: len(rows)] = rows
         self.present[: len(rows)] = present
+        self._live = int(present.sum())
         if f"{prefix}_ivf" in arrays:
             self._ivf = faiss.deserialize_index(arrays[f"{prefix}_ivf"])
             self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
             self._in_ivf[: len(rows)] = arrays[f"{prefix}_in_ivf"]
             self._trained_at = int(arrays[f"{prefix}_trained_at"])
+            self._pending = np.flatnonzero(self.present[: len(rows)] & ~self._in_ivf[: len(rows)]).tolist()
 
     def _nprobe(self, nlist: int) -> int:
         return self.nprobe or max(8, nlist // 32)

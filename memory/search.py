@@ -121,34 +121,48 @@ class Searcher:
     @staticmethod
     def _ranked_rows(tier: TierIndex, query: Query, limit: int | None) -> tuple[np.ndarray, list[float], list[dict]]:
         """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
-        rank being better (negated similarity, distance, or step)."""
-        mask = tier.mask(query.where)
-        if query.box is not None:
-            inside = np.zeros(len(mask), dtype=bool)
-            inside[tier.space.box(*query.box)] = True
-            mask &= inside
+        rank being better (negated similarity, distance, or step). A place (box or radius)
+        picks a few rows from the grid and the other filters test only those; otherwise the
+        filters make a mask over the tier (none at all when there is no filter)."""
         distances: dict[int, float] = {}
+        rows: np.ndarray | None = None
+        if query.box is not None:
+            rows = tier.space.box(*query.box)
         if query.center is not None and query.radius is not None:
-            rows, found = tier.space.within(query.center, query.radius)
-            near = np.zeros(len(mask), dtype=bool)
-            near[rows] = True
-            mask &= near
-            distances = dict(zip(rows.tolist(), found.tolist()))
+            near, found = tier.space.within(query.center, query.radius)
+            if rows is not None:
+                inside = np.isin(near, rows)
+                near, found = near[inside], found[inside]
+            rows, distances = near, dict(zip(near.tolist(), found.tolist()))
+        mask = None
+        if rows is not None:
+            rows = tier.passing(query.where, rows)
+        else:
+            mask = tier.mask(query.where)
         if query.similar is not None:
             kind, vector = query.similar
             vectors = tier.state if kind == "state" else tier.text
             if vectors is None or vectors.dim != len(vector):
-                return np.empty(0, dtype=np.int64), [], []
-            rows, scores = vectors.search(vector, int(mask.sum()) if limit is None else limit, mask)
+                return _NO_ROWS, [], []
+            if rows is not None:
+                rows, scores = vectors.search_rows(vector, len(rows) if limit is None else limit, rows)
+            else:
+                wanted = (len(vectors) if mask is None else int(mask.sum())) if limit is None else limit
+                rows, scores = vectors.search(vector, wanted, mask)
             extras = [{"similarity_score": score, **({"distance": distances[row]} if row in distances else {})}
                       for row, score in zip(rows.tolist(), scores.tolist())]
             return rows, (-scores).tolist(), extras
         if query.center is not None and query.radius is None:
-            rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
+            if rows is not None:  # nearest within a box: the box's rows by distance
+                found = np.linalg.norm(tier.space.points(rows) - np.asarray(query.center), axis=1)
+                order = np.lexsort((rows, found))[: limit or len(rows)]
+                rows, found = rows[order], found[order]
+            else:
+                rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
-        rows = np.flatnonzero(mask)
-        if distances:
-            rows = np.array(sorted(rows.tolist(), key=lambda row: (distances[row], row)), dtype=np.int64)
+        if rows is None:
+            rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
+        if distances:  # within() gave them nearest first, and filtering kept that order
             return rows, [distances[row] for row in rows.tolist()], [{"distance": distances[row]} for row in rows.tolist()]
         steps = tier.steps(rows)
         order = np.lexsort((np.array([tier.ids[r] for r in rows], dtype=object), steps)) if len(rows) else rows
@@ -177,6 +191,9 @@ class Searcher:
                 if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
                     found[record.memory_id] = record
         return [(found[hit.memory_id], hit.extras) for hit in hits if hit.memory_id in found], True
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
