@@ -66,3 +66,31 @@ def test_a_set_rebuilt_from_its_arrays_answers_alike() -> None:
     for query in unit(rng, 5):
         assert copy.search(query, 10)[0].tolist() == vectors.search(query, 10)[0].tolist()
     assert copy.search(vectors._rows[600], 1)[0].tolist() == [600]
+
+
+def test_rows_from_somewhere_new_are_found_after_training() -> None:
+    """The partition is trained on the first topics; rows of new topics arrive later (drift).
+    Queries among them must still find their true neighbours (before the tail, recall was 0.65)."""
+    rng = np.random.default_rng(21)
+    dim = 64
+    old_topics, new_topics = (rng.standard_normal((n, dim)) for n in (40, 10))
+
+    def around(topics: np.ndarray, n: int) -> np.ndarray:
+        points = topics[rng.integers(0, len(topics), n)] + 0.6 * rng.standard_normal((n, dim))
+        return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+    vectors = VectorSet(dim, exact_limit=500)  # default probing
+    first, later = around(old_topics, 20_000), around(new_topics, 1_500)
+    for row, vector in enumerate(first):
+        vectors.set(row, vector)
+    vectors.search(first[0], 10)  # trains the partition on the old topics
+    for row, vector in enumerate(later, start=len(first)):
+        vectors.set(row, vector)
+    every = np.concatenate([first, later])
+    recalls = []
+    for query in around(new_topics, 60):
+        found, _ = vectors.search(query, 10)
+        truth = every @ query
+        recalls.append(np.mean(truth[found] >= np.sort(truth)[-10] - 1e-6))
+    assert np.mean(recalls) >= 0.95, np.mean(recalls)
+    assert vectors._tail > 0  # the new topics were recognised as fitting no list
