@@ -14,7 +14,7 @@ Drift: the partition is trained on the rows present at the time. Rows that arriv
 somewhere new (a new topic, a new region of a simulation) fit none of its lists well, and a
 query among them probes lists chosen almost at random: with 10% of the rows from new clusters,
 recall@10 for queries there fell to 0.65. So a row whose best list fits it worse than all but
-1% of the training rows goes to a tail searched exactly beside the IVF, and the partition is
+0.2% of the rows goes to a tail searched exactly beside the IVF, and the partition is
 retrained once the tail outgrows TAIL_LIMIT rows or a share of the set (or the set grows 4x).
 """
 
@@ -29,7 +29,8 @@ EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) sear
 REBUILD_GROWTH = 4  # retrain the coarse quantizer once the index has grown this much
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
 MAX_LISTS = 2048  # IVF lists at most: training cost grows with lists x samples (40 per list)
-FIT_QUANTILE = 0.01  # a row fits the partition when its best list is at least this training quantile
+FIT_QUANTILE = 0.002  # a row fits the partition when its best list scores at least this quantile of
+# rows the training did not see (training rows themselves fit better: the lists were fit to them)
 TAIL_LIMIT = 2_000  # rows that fit no list, searched exactly; beyond this and TAIL_SHARE, retrain
 TAIL_SHARE = 0.02
 _NOTHING = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
@@ -49,6 +50,7 @@ class VectorSet:
         self._in_ivf = np.zeros(0, dtype=bool)
         self._in_tail = np.zeros(0, dtype=bool)  # rows that fit no IVF list (see the module docstring)
         self._tail = 0
+        self._tail_rows: np.ndarray | None = None  # the tail's rows, listed once per change
         self._fit_floor = -np.inf  # a row whose best list scores below this is put in the tail
         self._pending: list[int] = []  # rows given a vector since the IVF index last caught up
 
@@ -64,6 +66,7 @@ class VectorSet:
         if self._in_tail[row]:
             self._in_tail[row] = False
             self._tail -= 1
+            self._tail_rows = None
         self._live -= bool(self.present[row])
         if vector is None:
             self.present[row] = False
@@ -124,8 +127,10 @@ class VectorSet:
         _, found = index.search(query.reshape(1, -1), min(candidates, k * OVERSAMPLE), params=params)
         rows = found[0][found[0] >= 0]
         if self._tail:
-            tail = self._in_tail[: self.count] if allowed is None else self._in_tail[: self.count] & allowed
-            rows = np.concatenate([rows, np.flatnonzero(tail)])
+            if self._tail_rows is None:
+                self._tail_rows = np.flatnonzero(self._in_tail[: self.count])
+            tail = self._tail_rows if allowed is None else self._tail_rows[allowed[self._tail_rows]]
+            rows = np.concatenate([rows, tail])
         if len(rows) < k:  # the probed lists held too few allowed rows: answer exactly
             everyone = self.present[: self.count] if allowed is None else allowed
             return self._exact(query, k, np.flatnonzero(everyone))
@@ -153,13 +158,16 @@ class VectorSet:
         sample = live if len(live) <= 40 * nlist else np.sort(rng.choice(live, 40 * nlist, replace=False))
         index.train(self._rows[sample])
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids by row
-        probe = sample if len(sample) <= 2000 else rng.choice(sample, 2000, replace=False)
+        unseen = np.setdiff1d(live, sample, assume_unique=True)
+        probe = unseen if len(unseen) >= 500 else live
+        probe = probe if len(probe) <= 5000 else rng.choice(probe, 5000, replace=False)
         fit, _ = index.quantizer.search(self._rows[probe], 1)
         self._fit_floor = float(np.quantile(fit[:, 0], FIT_QUANTILE))
         self._ivf, self._trained_at = index, len(live)
         self._in_ivf[:] = False
         self._in_tail[:] = False
         self._tail = 0
+        self._tail_rows = None
         self._pending = []
         self._absorb(live)
 
@@ -173,6 +181,7 @@ class VectorSet:
         tail = rows[~fits]
         self._in_tail[tail] = True
         self._tail += len(tail)
+        self._tail_rows = None
         rows, vectors, lists = rows[fits], np.ascontiguousarray(vectors[fits]), np.ascontiguousarray(lists[fits, 0])
         if len(rows):
             ids = rows.astype(np.int64)
