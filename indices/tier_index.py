@@ -102,8 +102,10 @@ class TierIndex:
             keep &= self._step[rows] >= where.lo_step
         if where.hi_step is not None:
             keep &= self._step[rows] <= where.hi_step
-        if where.memory_types is not None:
-            keep &= np.isin(self._kind[rows], [TYPE_CODES[t] for t in where.memory_types])
+        if where.memory_types is not None:  # a lookup table by type code (-1: unknown type)
+            wanted = np.zeros(len(TYPE_CODES) + 1, dtype=bool)
+            wanted[[TYPE_CODES[t] + 1 for t in where.memory_types]] = True
+            keep &= wanted[self._kind[rows] + 1]
         if where.min_importance is not None:
             keep &= self._importance[rows] >= where.min_importance
         return keep
