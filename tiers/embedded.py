@@ -19,7 +19,7 @@ import fakeredis
 import msgpack
 import zstandard
 
-from tiers import embedded_lua
+from tiers import embedded_client
 
 SNAPSHOT = "embedded-redis.msgpack.zst"
 LOCK = "embedded-redis.lock"
@@ -57,7 +57,7 @@ class EmbeddedServer:
             raise
 
     def client(self) -> Any:
-        return embedded_lua.client(self.server)
+        return embedded_client.client(self.server)
 
     @property
     def path(self) -> Path:
