@@ -44,6 +44,9 @@ SCRIPTS = [
     ("this is not lua", 0, []),
     ("return nosuchglobal", 0, []),
     ("return #KEYS + #ARGV", 2, ["x"]),
+    ("redis.call('XADD', KEYS[1], '1-1', 'f', 'v'); redis.call('XADD', KEYS[1], '1-2', 'f', 'w');"
+     "return redis.call('XREAD', 'COUNT', 10, 'STREAMS', KEYS[2], KEYS[1], '0-0', '1-1')", 2, []),
+    ("return #(redis.call('XREAD', 'COUNT', 10, 'STREAMS', KEYS[1], '0-0') or {})", 1, []),
 ]
 
 

@@ -28,8 +28,10 @@ STAGE = """
 -- KEYS[1] staged:<id>, KEYS[2] staged index, KEYS[3] promoted:<id>, KEYS[4] decision:<id>
 -- ARGV[1] msgpack pattern, ARGV[2] ttl ms, ARGV[3] pattern id, ARGV[4] staged at (unix ms)
 -- returns 1 staged, 0 already in the library, -1 a validator is deciding it right now
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then  -- rarely: which of the two
+  if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+  return -1
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 return 1
@@ -134,7 +136,8 @@ class PatternStaging:
         if pattern.agent_id != credentials.agent_id:
             credentials.require(AccessTier.VALIDATOR, "stage a pattern in another agent's name")
         staged_at = self.memory.clock()
-        body = values.pack({**pattern.to_dict(), "staged_at": staged_at}, "pattern")
+        record = {f.name: getattr(pattern, f.name) for f in fields(pattern)}  # asdict: a deep copy, 10x the cost
+        body = values.pack({**record, "staged_at": staged_at}, "pattern")
         pid = pattern.pattern_id
         index = self.keys.staged_index()
         with self.memory.durable([(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")]):

@@ -2,7 +2,7 @@
 
 Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
 broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
-call reads every wanted stream past the cursors and moves the cursors, so two readers acting as
+call reads every wanted stream past the cursors (one XREAD) and moves the cursors, so two readers acting as
 the same agent never both get a signal. A reader asking for one type leaves other types unread. A counter stamped on every signal puts
 signals from several streams back in sending order.
 A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
@@ -57,24 +57,29 @@ RECEIVE = """
 -- returns {{stream, id, fields}...} and, per stream, the id a blocking read waits for entries after
 local t = redis.call('TIME')
 local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
-local cursors = redis.call('HMGET', KEYS[1], unpack(KEYS, 2))
-local out, moved, after = {}, {}, {}
-for i = 2, #KEYS do
-  local last = cursors[i - 1]
-  local from = '-'
-  if last then from = '(' .. last end
-  local entries = redis.call('XRANGE', KEYS[i], from, '+', 'COUNT', ARGV[2])
+local n = #KEYS - 1
+local after = redis.call('HMGET', KEYS[1], unpack(KEYS, 2))
+local args, position = {'COUNT', ARGV[2], 'STREAMS'}, {}
+for i = 1, n do
+  after[i] = after[i] or '0-0'
+  position[KEYS[i + 1]] = i
+  args[3 + i] = KEYS[i + 1]
+  args[3 + n + i] = after[i]
+end
+local out, moved = {}, {}
+for _, read in ipairs(redis.call('XREAD', unpack(args)) or {}) do  -- Redis answers nil when nothing is new
+  local key, entries = read[1], read[2]
   if #entries > 0 then
-    last = entries[#entries][1]
-    moved[#moved + 1] = KEYS[i]
+    local last = entries[#entries][1]
+    after[position[key]] = last
+    moved[#moved + 1] = key
     moved[#moved + 1] = last
     for _, entry in ipairs(entries) do
       if tonumber(string.match(entry[1], '^(%d+)')) > oldest then
-        out[#out + 1] = {KEYS[i], entry[1], entry[2]}
+        out[#out + 1] = {key, entry[1], entry[2]}
       end
     end
   end
-  after[i - 1] = last or '0-0'
 end
 if #moved > 0 then  -- the cursor lives as long as what it points into can be delivered
   redis.call('HSET', KEYS[1], unpack(moved))
