@@ -148,6 +148,8 @@ class CompiledScriptSocket(FakeSocket):
 
 
 class CompiledScriptConnection(FakeRedisConnection):
+    """A fakeredis connection whose socket is a CompiledScriptSocket."""
+
     def send_command(self, *args: Any, **kwargs: Any) -> None:
         """The command's fields, encoded and split as redis-py's packer does, straight to the socket."""
         if not self._sock:
@@ -174,4 +176,6 @@ class CompiledScriptConnection(FakeRedisConnection):
 
 def client(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
     """A client of ``server`` that runs scripts compiled (RESP2, bytes replies, as tiermem expects)."""
+    if server.server_type != "redis" or server.version < (7,):
+        raise ValueError("the compiled-script client reports errors as Redis 7 does: it needs a redis server >= 7")
     return fakeredis.FakeRedis(server=server, connection_class=CompiledScriptConnection)

@@ -118,9 +118,9 @@ class PatternStaging:
         self.memory = memory
         self.keys = memory.keys
         client = memory.client
-        self._stage = client.register_script(STAGE)
+        self._stage = memory.durable_script(STAGE)
         self._claim = client.register_script(CLAIM_DECISION)
-        self._finish = client.register_script(FINISH_DECISION)
+        self._finish = memory.durable_script(FINISH_DECISION)
         self._release = client.register_script(RELEASE_DECISION)
 
     @translated("write")
@@ -140,11 +140,11 @@ class PatternStaging:
         body = values.pack({**record, "staged_at": staged_at}, "pattern")
         pid = pattern.pattern_id
         index = self.keys.staged_index()
-        with self.memory.durable([(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")]):
-            outcome = self._stage(
-                keys=[self.keys.staged(pid), index, self.keys.promoted(pid), self.keys.decision(pid)],
-                args=[body, int(TTLStrategy.STAGED_PATTERNS) * 1000, pid, int(staged_at * 1000)],
-            )
+        outcome = self._stage(
+            [self.keys.staged(pid), index, self.keys.promoted(pid), self.keys.decision(pid)],
+            [body, int(TTLStrategy.STAGED_PATTERNS) * 1000, pid, int(staged_at * 1000)],
+            [(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")],
+        )
         if outcome == -1:
             raise InvalidInputError(f"pattern {pid!r} is being promoted or rejected right now; stage it again later")
         return outcome == 1
@@ -193,11 +193,11 @@ class PatternStaging:
             raise
         promoted = keys.promoted(pattern_id)
         durable = [(staged, "string"), (keys.staged_index(), f"zmember:{pattern_id}"), (promoted, "string")]
-        with self.memory.durable(durable):
-            self._finish(
-                keys=[staged, keys.staged_index(), decision, promoted],
-                args=[token, pattern_id, "1" if status == "promoted" or not recorded else ""],
-            )
+        self._finish(
+            [staged, keys.staged_index(), decision, promoted],
+            [token, pattern_id, "1" if status == "promoted" or not recorded else ""],
+            durable,
+        )
         if not recorded:
             return None  # a validator that died after writing the library promoted it; we only cleaned up
         return library.get(pattern_id)
