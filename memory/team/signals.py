@@ -55,8 +55,6 @@ RECEIVE = """
 -- KEYS[1] the recipient's cursor hash, KEYS[2..] the streams to read (at least one)
 -- ARGV[1] ttl ms, ARGV[2] max entries per stream
 -- returns {{stream, id, fields}...} and, per stream, the id a blocking read waits for entries after
-local t = redis.call('TIME')
-local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
 local n = #KEYS - 1
 local after = redis.call('HMGET', KEYS[1], unpack(KEYS, 2))
 local args, position = {'COUNT', ARGV[2], 'STREAMS'}, {}
@@ -66,10 +64,14 @@ for i = 1, n do
   args[3 + i] = KEYS[i + 1]
   args[3 + n + i] = after[i]
 end
-local out, moved = {}, {}
+local out, moved, oldest = {}, {}, nil
 for _, read in ipairs(redis.call('XREAD', unpack(args)) or {}) do  -- Redis answers nil when nothing is new
   local key, entries = read[1], read[2]
   if #entries > 0 then
+    if not oldest then  -- entries older than the TTL are skipped, on the Redis clock
+      local t = redis.call('TIME')
+      oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+    end
     local last = entries[#entries][1]
     after[position[key]] = last
     moved[#moved + 1] = key
