@@ -3,10 +3,11 @@
 fakeredis (2.40) runs EVAL/EVALSHA by recompiling the script's source, checking every Lua global
 from Python before each inner ``redis.call`` and running a full ``collectgarbage()`` after each
 call; and every command goes through RESP twice in-process (redis-py packs it, fakeredis parses
-it back). Together about half of what a coordination call costs on the embedded engine. Through
-the connection class fakeredis lets a client choose, a socket subclass keeps every command and
-replaces how a script runs, and the connection hands a command's arguments to the socket as the
-parser would have:
+it back). That was about a third of what a coordination call cost on the embedded engine (with the
+same scripts: ``add_task`` 0.18 -> 0.12 ms, ``claim_task`` 0.29 -> 0.20 ms, a signal round trip
+0.63 -> 0.44 ms). Through the connection class fakeredis lets a client choose, a socket subclass
+keeps every command and replaces how a script runs, and the connection hands a command's
+arguments to the socket as the parser would have:
 
 - each distinct source is compiled once (chunk name ``user_script``, as Redis names it) and kept
   in a bounded cache per server; one Lua call sets KEYS and ARGV and runs it;
