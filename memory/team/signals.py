@@ -2,10 +2,10 @@
 
 Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
 broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
-call reads every wanted stream past the cursors (one XREAD) and moves the cursors, so two readers acting as
-the same agent never both get a signal. A reader asking for one type leaves other types unread. A counter stamped on every signal puts
-signals from several streams back in sending order.
-A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
+call reads every wanted stream past the cursors (one XREAD) and moves the cursors, so two readers
+acting as the same agent never both get a signal. A reader asking for one type leaves other types
+unread. A counter stamped on every signal puts signals from several streams back in sending
+order. A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
 
 Waiting: a reader with a timeout blocks (XREAD BLOCK) on the streams it just read, after the last
 entry it was given from each, so a signal sent in between wakes it. A reader of every type also
