@@ -18,6 +18,7 @@ import sqlalchemy
 
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
+from tiers import embedded_client
 
 REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
 TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -44,7 +45,7 @@ def real_redis() -> redis.Redis:
 def make_redis_client(engine: str) -> Any:
     if engine == "redis":
         return real_redis()
-    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return embedded_client.client(fakeredis.FakeServer())  # the embedded engine's own client
 
 
 @pytest.fixture(params=REDIS_ENGINES)

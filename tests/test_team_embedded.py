@@ -8,12 +8,17 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
+import fakeredis
 import pytest
 
+from conftest import real_redis
 from memory import AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, RedisShortTermMemory, StagedPattern, TeamSession
 from memory.errors import MemoryConfigException
+from memory.team.durable import reading_back
+from tiers import embedded_client
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -198,3 +203,33 @@ def test_capabilities_and_stats_tell_the_truth(tmp_path):
     memory.close()
     with pytest.raises(MemoryConfigException):
         RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="bad prefix")
+
+
+@pytest.mark.parametrize("engine", ["redis", "embedded"])
+def test_a_durable_script_runs_unchanged_and_reads_back_what_it_touched(engine, tmp_path):
+    """The wrapper the durable copy puts around a write script: the script sees only its own KEYS and
+    ARGV (counts included), returns as it would alone, and the keys it touched are read in the same call."""
+    client = real_redis() if engine == "redis" else embedded_client.client(fakeredis.FakeServer())
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    h, z, s, gone = (f"{prefix}:{name}" for name in ("h", "z", "s", "gone"))
+    write = """
+if #KEYS ~= 3 or #ARGV ~= 2 then return redis.error_reply('saw ' .. #KEYS .. ' keys, ' .. #ARGV .. ' args') end
+redis.call('HSET', KEYS[1], 'f', ARGV[1])
+redis.call('ZADD', KEYS[2], 2.5, ARGV[2])
+redis.call('SET', KEYS[3], ARGV[1], 'PX', 60000)
+if ARGV[1] == 'nothing' then return nil end
+return 7
+"""
+    items = [(h, "hash"), (z, "zset"), (z, "zmember:m"), (s, "string"), (gone, "string")]
+    try:
+        for value, expected in (("v", 7), ("nothing", None)):
+            reply, read = client.eval(
+                reading_back(write), 3 + len(items), h, z, s, *(key for key, _ in items),
+                value, "m", *(kind for _, kind in items), 3, 2,
+            )
+            assert reply == expected
+            assert read[0::2] == [[b"f", value.encode()], [b"m", b"2.5"], b"2.5", value.encode(), None]
+            assert read[1::2][:3] == [-1, -1, -1] and 0 < read[7] <= 60000 and read[9] == -2
+    finally:
+        client.delete(h, z, s)
+        client.close()

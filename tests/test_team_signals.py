@@ -80,6 +80,29 @@ def test_a_reader_waits_for_the_next_signal(memory):
     assert 0.15 < waited < 3
 
 
+@pytest.mark.parametrize("known", [False, True], ids=["new-type", "known-type"])
+@pytest.mark.parametrize("broadcast", [False, True], ids=["targeted", "broadcast"])
+def test_a_reader_of_every_type_waits_for_the_next_signal(memory, known, broadcast):
+    lead, sender = agent(memory, "lead"), agent(memory, "sender")
+    if known:  # the type has a stream the reader already read: its wait is on that stream
+        sender.send_signal("news", 0, target_agent=None if broadcast else "lead")
+        assert [s["data"] for s in lead.receive_signals()] == [0]
+
+    def send_later():
+        time.sleep(0.2)
+        sender.send_signal("news", 1, target_agent=None if broadcast else "lead")
+
+    thread = threading.Thread(target=send_later)
+    started = time.monotonic()
+    thread.start()
+    received = lead.receive_signals(timeout=5)
+    waited = time.monotonic() - started
+    thread.join()
+
+    assert [s["data"] for s in received] == [1]
+    assert 0.15 < waited < 3
+
+
 def test_a_wait_ends_at_its_timeout(memory):
     started = time.monotonic()
     assert agent(memory, "lonely").receive_signals("never", timeout=0.3) == []

@@ -19,6 +19,8 @@ import fakeredis
 import msgpack
 import zstandard
 
+from tiers import embedded_client
+
 SNAPSHOT = "embedded-redis.msgpack.zst"
 LOCK = "embedded-redis.lock"
 
@@ -55,7 +57,7 @@ class EmbeddedServer:
             raise
 
     def client(self) -> Any:
-        return fakeredis.FakeRedis(server=self.server)
+        return embedded_client.client(self.server)
 
     @property
     def path(self) -> Path:

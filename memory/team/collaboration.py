@@ -85,8 +85,9 @@ def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: 
     me = credentials.agent_id
     state_key, index = keys.collab_state(me, session_id), keys.collab_index(me)
     blob = values.pack(dict(state), "collaboration state")
-    with memory.durable([(state_key, "string"), (index, "zset")]):  # whole index: persist also trims it
-        memory.script(PERSIST)(keys=[state_key, index], args=[blob, session_id, memory.now_ms(), KEEP])
+    memory.durable_script(PERSIST)(  # the whole index is copied: persist also trims it
+        [state_key, index], [blob, session_id, memory.now_ms(), KEEP], [(state_key, "string"), (index, "zset")]
+    )
     return True
 
 

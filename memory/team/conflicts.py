@@ -134,6 +134,5 @@ def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strate
         }
         recorded_by = values.unpack(blob).get("recorded_by")
         new_blob = values.pack({**conflict.to_dict(), "recorded_by": recorded_by}, "conflict")
-        with memory.durable([(key, "string")]):
-            if memory.script(RESOLVE)(keys=[key], args=[blob, new_blob]):
-                return conflict
+        if memory.durable_script(RESOLVE)([key], [blob, new_blob], [(key, "string")]):
+            return conflict

@@ -2,14 +2,16 @@
 
 Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
 broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
-call reads every wanted stream past the cursors and moves the cursors, so two readers acting as
-the same agent never both get a signal. A reader asking for one type leaves other types unread. A counter stamped on every signal puts
-signals from several streams back in sending order.
-A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
+call reads every wanted stream past the cursors (one XREAD) and moves the cursors, so two readers
+acting as the same agent never both get a signal. A reader asking for one type leaves other types
+unread. A counter stamped on every signal puts signals from several streams back in sending
+order. A broadcast reaches every agent that reads, the sender too (so ``sender`` tells who sent it).
 
-Waiting: each send also rings the recipient's bell stream (MAXLEN 1); a reader with a timeout
-blocks on its bells with XREAD BLOCK, starting from the bell ids it saw while reading, so a
-signal sent in between wakes it. Expiry: streams are trimmed to the coordination TTL (XADD MINID,
+Waiting: a reader with a timeout blocks (XREAD BLOCK) on the streams it just read, after the last
+entry it was given from each, so a signal sent in between wakes it. A reader of every type also
+waits on its bells (streams of MAXLEN 1), which a send rings only when the signal's type is new to
+the recipient (its stream is one nobody waits on yet); the bells are read before the types sets,
+so no new type slips in between. Expiry: streams are trimmed to the coordination TTL (XADD MINID,
 on the Redis clock), reads skip older entries, and every key expires after the TTL of silence.
 """
 
@@ -30,9 +32,9 @@ SEND = """
 -- KEYS[1] the signal counter (orders signals across streams); then per recipient three keys:
 -- stream, types set, bell stream
 -- ARGV[1] signal type, ARGV[2] ttl ms, ARGV[3] sender, ARGV[4] msgpack data, ARGV[5] sent_at (unix s)
+-- returns the first entry id
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local minid = tostring(now - tonumber(ARGV[2]))
+local minid = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2]))
 local seq = redis.call('INCR', KEYS[1])
 local first
 for i = 2, #KEYS, 3 do
@@ -40,43 +42,52 @@ for i = 2, #KEYS, 3 do
     'type', ARGV[1], 'sender', ARGV[3], 'data', ARGV[4], 'sent_at', ARGV[5], 'seq', seq)
   first = first or id
   redis.call('PEXPIRE', KEYS[i], ARGV[2])
-  redis.call('SADD', KEYS[i + 1], ARGV[1])
+  if redis.call('SADD', KEYS[i + 1], ARGV[1]) == 1 then  -- a type new to the recipient: ring its bell
+    redis.call('XADD', KEYS[i + 2], 'MAXLEN', '1', '*', 'type', ARGV[1])
+    redis.call('PEXPIRE', KEYS[i + 2], ARGV[2])
+  end
   redis.call('PEXPIRE', KEYS[i + 1], ARGV[2])
-  redis.call('XADD', KEYS[i + 2], 'MAXLEN', '1', '*', 'type', ARGV[1])
-  redis.call('PEXPIRE', KEYS[i + 2], ARGV[2])
 end
 return first
 """
 
 RECEIVE = """
--- KEYS[1] the recipient's cursor hash, KEYS[2] its bell, KEYS[3] the broadcast bell,
--- KEYS[4..] the streams to read
+-- KEYS[1] the recipient's cursor hash, KEYS[2..] the streams to read (at least one)
 -- ARGV[1] ttl ms, ARGV[2] max entries per stream
--- returns {{stream, id, fields}...}, bell top id, broadcast bell top id
-local t = redis.call('TIME')
-local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
-local out = {}
-for i = 4, #KEYS do
-  local last = redis.call('HGET', KEYS[1], KEYS[i])
-  local from = '-'
-  if last then from = '(' .. last end
-  local entries = redis.call('XRANGE', KEYS[i], from, '+', 'COUNT', ARGV[2])
+-- returns {{stream, id, fields}...} and, per stream, the id a blocking read waits for entries after
+local n = #KEYS - 1
+local after = redis.call('HMGET', KEYS[1], unpack(KEYS, 2))
+local args, position = {'COUNT', ARGV[2], 'STREAMS'}, {}
+for i = 1, n do
+  after[i] = after[i] or '0-0'
+  position[KEYS[i + 1]] = i
+  args[3 + i] = KEYS[i + 1]
+  args[3 + n + i] = after[i]
+end
+local out, moved, oldest = {}, {}, nil
+for _, read in ipairs(redis.call('XREAD', unpack(args)) or {}) do  -- Redis answers nil when nothing is new
+  local key, entries = read[1], read[2]
   if #entries > 0 then
-    redis.call('HSET', KEYS[1], KEYS[i], entries[#entries][1])
+    if not oldest then  -- entries older than the TTL are skipped, on the Redis clock
+      local t = redis.call('TIME')
+      oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+    end
+    local last = entries[#entries][1]
+    after[position[key]] = last
+    moved[#moved + 1] = key
+    moved[#moved + 1] = last
     for _, entry in ipairs(entries) do
       if tonumber(string.match(entry[1], '^(%d+)')) > oldest then
-        out[#out + 1] = {KEYS[i], entry[1], entry[2]}
+        out[#out + 1] = {key, entry[1], entry[2]}
       end
     end
   end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-local function top(key)
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if #last > 0 then return last[1][1] end
-  return '0-0'
+if #moved > 0 then  -- the cursor lives as long as what it points into can be delivered
+  redis.call('HSET', KEYS[1], unpack(moved))
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-return {out, top(KEYS[2]), top(KEYS[3])}
+return {out, after}
 """
 
 
@@ -128,31 +139,36 @@ class SignalBus:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
         deadline = time.monotonic() + timeout
-        bells = [self.keys.bell(me), self.keys.broadcast_bell()]
         while True:
-            streams = self._streams(me, kind)
-            found, bell_top, broadcast_top = self._receive(
-                keys=[self.keys.cursor(me), *bells, *streams], args=[self.ttl_ms, MAX_PER_STREAM]
-            )
-            if found:
-                return self._decode(found, me)
+            streams, bells = self._streams(me, kind, wait=timeout > 0)
+            if streams:
+                found, after = self._receive(keys=[self.keys.cursor(me), *streams], args=[self.ttl_ms, MAX_PER_STREAM])
+                if found:
+                    return self._decode(found, me)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            # block until a bell rings after what we just read (ms; 0 would mean forever)
-            self.memory.client.xread(
-                {bells[0]: bell_top, bells[1]: broadcast_top}, count=1, block=max(1, int(remaining * 1000))
-            )
+            # block until an entry arrives after what we just read, or a bell rings (ms; 0 would mean forever)
+            wake = {**bells, **dict(zip(streams, after))} if streams else bells
+            self.memory.client.xread(wake, count=1, block=max(1, int(remaining * 1000)))
 
-    def _streams(self, me: str, kind: str | None) -> list[str]:
+    def _streams(self, me: str, kind: str | None, wait: bool) -> tuple[list[str], dict[str, bytes]]:
+        """The streams to read and, for a reader of every type that will wait, its bells' last ids.
+
+        The bells are read before the types sets: a type that joins after the read rings after it.
+        """
         if kind is not None:
-            return [self.keys.inbox(me, kind), self.keys.broadcast(kind)]
+            return [self.keys.inbox(me, kind), self.keys.broadcast(kind)], {}
+        bells = [self.keys.bell(me), self.keys.broadcast_bell()] if wait else []
         pipe = self.memory.client.pipeline(transaction=False)
+        for bell in bells:
+            pipe.xrevrange(bell, count=1)
         pipe.smembers(self.keys.inbox_types(me))
         pipe.smembers(self.keys.broadcast_types())
-        mine, everyone = pipe.execute()
+        *tops, mine, everyone = pipe.execute()
         streams = [self.keys.inbox(me, k.decode()) for k in sorted(mine)]
-        return streams + [self.keys.broadcast(k.decode()) for k in sorted(everyone)]
+        streams += [self.keys.broadcast(k.decode()) for k in sorted(everyone)]
+        return streams, {bell: top[0][0] if top else b"0-0" for bell, top in zip(bells, tops)}
 
     def _decode(self, found: list[Any], me: str) -> list[dict[str, Any]]:
         broadcast_marker = f"{self.keys.root}{{signals}}:all:".encode()

@@ -98,6 +98,18 @@ class RedisShortTermMemory:
         """Context for a write whose keys must survive an embedded restart (no-op on Redis)."""
         return self._mirror.writing(items) if self._mirror is not None else nullcontext()
 
+    def durable_script(self, source: str) -> Callable[[Sequence[Any], Sequence[Any], Sequence[tuple[str, str]]], Any]:
+        """A write script whose keys must survive an embedded restart, called as ``run(keys, args, items)``.
+
+        ``items`` are the keys it touches (as for :meth:`durable`); on the embedded engine the same
+        script call reads them back for the durable copy.
+        """
+        mirror = self._mirror
+        if mirror is None:
+            script = self.script(source)
+            return lambda keys, args, items: script(keys=keys, args=args)
+        return lambda keys, args, items: mirror.run(source, keys, args, items)
+
     def script(self, source: str) -> Any:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
         script = self._scripts.get(source)
