@@ -15,7 +15,8 @@ somewhere new (a new topic, a new region of a simulation) fit none of its lists 
 query among them probes lists chosen almost at random: with 10% of the rows from new clusters,
 recall@10 for queries there fell to 0.65. So a row whose best list fits it worse than all but
 0.2% of the rows goes to a tail searched exactly beside the IVF, and the partition is
-retrained once the tail outgrows TAIL_LIMIT rows or a share of the set (or the set grows 4x).
+retrained once the tail outgrows both TAIL_LIMIT rows and TAIL_SHARE of the set (or the set
+grows REBUILD_GROWTH times).
 """
 
 from __future__ import annotations
