@@ -197,7 +197,7 @@ def test_capabilities_and_stats_tell_the_truth(tmp_path):
     memory = open_memory(tmp_path)
     caps = memory.get_capabilities()
     assert caps["file_session"] and caps["persistence"] and caps["embedded"] and not caps["redis"]
-    assert not caps["multi_process"]
+    assert not caps["multi_process"] and not caps["signals_kept_across_restart"]
     stats = memory.get_stats()
     assert stats["mode"] == "embedded" and stats["memory_used"] == "N/A" and isinstance(stats["keys"], int)
     memory.close()

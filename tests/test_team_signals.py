@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from memory import AccessTier, AgentCredentials, AgentWorkspace
+from conftest import FakeClock
+from memory import AccessTier, AgentCredentials, AgentWorkspace, RedisShortTermMemory, TTLStrategy
+from memory.team.local_signals import SWEEP_EVERY_S
 from memory.errors import InvalidInputError
 from team_support import engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
 
@@ -109,7 +111,9 @@ def test_a_wait_ends_at_its_timeout(memory):
     assert 0.25 < time.monotonic() - started < 2
 
 
-def test_signals_older_than_the_coordination_ttl_are_not_delivered(memory):
+def test_signals_older_than_the_coordination_ttl_are_not_delivered(redis_prefix, tmp_path):
+    """On Redis, ages are on the Redis clock: an entry written an age ago stands for an old signal."""
+    memory = redis_memory(redis_prefix, str(tmp_path))
     lead = agent(memory, "lead")
     stream = memory.keys.inbox("lead", "old")
     memory.client.xadd(stream, {"type": "old", "sender": "x", "data": b"\xc0", "sent_at": "1"}, id="1-1")
@@ -119,6 +123,27 @@ def test_signals_older_than_the_coordination_ttl_are_not_delivered(memory):
     assert [s["data"] for s in lead.receive_signals("old")] == [{"fresh": True}]
     assert memory.client.xlen(stream) == 1  # trimmed by MINID on the send
     assert 0 < memory.client.pttl(stream) <= 300_000
+    memory.close()
+
+
+def test_embedded_signals_older_than_the_coordination_ttl_are_neither_delivered_nor_kept(tmp_path):
+    """On the embedded engine, ages are on the memory's clock."""
+    clock = FakeClock()
+    memory = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), clock=clock)
+    sender, lead, late = agent(memory, "sender"), agent(memory, "lead"), agent(memory, "late")
+    sender.send_signal("old", "stale", target_agent="lead")
+    sender.send_signal("old", "stale broadcast")
+    clock.advance(TTLStrategy.COORDINATION - 1)
+    sender.send_signal("old", "fresh", target_agent="lead")
+    clock.advance(2)  # the first two are now past the TTL, the third is not
+
+    assert [s["data"] for s in lead.receive_signals()] == ["fresh"]
+    assert late.receive_signals() == []
+    clock.advance(TTLStrategy.COORDINATION + SWEEP_EVERY_S)
+    sender.send_signal("new", 1, target_agent="someone")  # a send sweeps what nobody read
+    board = memory.signals._board
+    assert list(board.inboxes) == ["someone"] and board.broadcasts == {}
+    memory.close()
 
 
 def test_observers_read_but_do_not_send(memory):
@@ -225,3 +250,56 @@ def test_two_processes_reading_as_one_agent_never_get_the_same_signal(redis_pref
     for half in halves:
         assert half == sorted(half)
     memory.close()
+
+
+# -- many threads (both engines; on the embedded engine, threads are how a team shares it) -------
+def test_signals_from_many_threads_arrive_once_in_order_and_readers_as_one_agent_split_them(memory):
+    senders, count = 4, 250
+    received: list[list[tuple[str, int]]] = [[], []]
+
+    def send(name):
+        me = agent(memory, name)
+        for n in range(count):
+            me.send_signal("work", {"sender": name, "n": n}, target_agent="lead")
+
+    def read(into):
+        me = agent(memory, "lead")
+        deadline = time.monotonic() + 30
+        while sum(map(len, received)) < senders * count and time.monotonic() < deadline:
+            into += [(s["data"]["sender"], s["data"]["n"]) for s in me.receive_signals("work", timeout=0.2)]
+
+    threads = [threading.Thread(target=send, args=(f"s{i}",)) for i in range(senders)]
+    threads += [threading.Thread(target=read, args=(into,)) for into in received]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    got = received[0] + received[1]
+    assert len(got) == senders * count and len(set(got)) == len(got)  # none lost, none twice
+    for half in received:  # each reader's share comes in sending order
+        for i in range(senders):
+            mine = [n for sender, n in half if sender == f"s{i}"]
+            assert mine == sorted(mine)
+
+
+def test_memories_on_one_engine_and_prefix_share_signals_and_other_prefixes_do_not(make_memory, team_prefix):
+    first, second, elsewhere = make_memory(), make_memory(), make_memory(key_prefix=f"{team_prefix}x")
+    agent(first, "s").send_signal("hello", 1, target_agent="lead")
+    agent(first, "s").send_signal("hello", 2)
+
+    assert agent(elsewhere, "lead").receive_signals() == []
+    assert [s["data"] for s in agent(second, "lead").receive_signals("hello")] == [1, 2]
+    assert agent(first, "lead").receive_signals() == []
+
+
+def test_embedded_signals_are_real_time_and_not_kept_across_a_restart(tmp_path):
+    memory = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path))
+    agent(memory, "s").send_signal("hello", 1, target_agent="lead")
+    memory.close()
+    reopened = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path))
+    assert not reopened.get_capabilities()["signals_kept_across_restart"]
+    assert agent(reopened, "lead").receive_signals() == []
+    agent(reopened, "s").send_signal("hello", 2, target_agent="lead")
+    assert [s["data"] for s in agent(reopened, "lead").receive_signals()] == [2]
+    reopened.close()

@@ -33,6 +33,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{signals}:cursor:<agent>          hash    stream key -> last entry id delivered to the agent
     <p>:team:{signals}:seq                     string  counter stamped on every signal (order across streams)
     Streams are trimmed to the coordination TTL (XADD MINID) and every key expires with it.
+    The embedded engine keeps its signals in the process instead (memory/team/local_signals.py).
 
     team sessions                  {s:<session>}
     <p>:team:{s:<session>}:info                hash    session_id, purpose, created_at

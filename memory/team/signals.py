@@ -1,5 +1,9 @@
 """Signals between agents: each reaches each recipient once, in order, and none overwrites another.
 
+SignalBus checks a call (tier, type, recipients, data, timeout) and hands it to the bus the
+connection needs: StreamSignalBus on a Redis server (below), LocalSignalBus (local_signals.py)
+on the embedded engine, which belongs to one process.
+
 Redis Streams, one per (recipient, signal type) for targeted signals and one per type for
 broadcasts; every recipient keeps a cursor (the last entry id it was given) per stream. One Lua
 call reads every wanted stream past the cursors (one XREAD) and moves the cursors, so two readers
@@ -92,12 +96,8 @@ return {out, after}
 
 
 class SignalBus:
-    def __init__(self, memory: Any):
-        self.memory = memory
-        self.keys = memory.keys
-        self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
-        self._send = memory.client.register_script(SEND)
-        self._receive = memory.client.register_script(RECEIVE)
+    """What every signal bus checks, whatever keeps the signals: the caller's tier, the type,
+    the recipients, the data and the timeout. Subclasses deliver (``_send``, ``_receive``)."""
 
     @translated("write")
     def send(
@@ -108,24 +108,17 @@ class SignalBus:
         target_agent: str | None = None,
         recipients: Sequence[str] | None = None,
     ) -> str:
-        """Send to ``target_agent``, to each of ``recipients``, or (neither) broadcast. Returns the entry id."""
+        """Send to ``target_agent``, to each of ``recipients``, or (neither) broadcast. Returns the
+        (first) entry id, or "" when ``recipients`` is empty."""
         credentials.require(AccessTier.CONTRIBUTOR, "send_signal")
         check_signal_type(kind)
         if target_agent is not None:
             recipients = [target_agent]
-        keys: list[str] = [self.keys.signal_counter()]
-        if recipients is None:
-            keys += [self.keys.broadcast(kind), self.keys.broadcast_types(), self.keys.broadcast_bell()]
-        else:
-            for recipient in dict.fromkeys(recipients):
-                agent_id(recipient, "target_agent")
-                keys += [self.keys.inbox(recipient, kind), self.keys.inbox_types(recipient), self.keys.bell(recipient)]
-            if len(keys) == 1:
+        if recipients is not None:
+            recipients = list(dict.fromkeys(agent_id(recipient, "target_agent") for recipient in recipients))
+            if not recipients:
                 return ""
-        blob = values.pack(data, "signal data")
-        sent_at = repr(self.memory.clock())
-        entry = self._send(keys=keys, args=[kind, self.ttl_ms, credentials.agent_id, blob, sent_at])
-        return entry.decode()
+        return self._send(credentials.agent_id, kind, values.pack(data, "signal data"), recipients)
 
     @translated("read")
     def receive(
@@ -133,16 +126,48 @@ class SignalBus:
     ) -> list[dict[str, Any]]:
         """Signals for this agent not yet given to it, oldest first; waits up to ``timeout`` s for one."""
         credentials.require(AccessTier.OBSERVER, "receive_signals")
-        me = credentials.agent_id
         if kind is not None:
             check_signal_type(kind)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        return self._receive(credentials.agent_id, kind, timeout)
+
+    def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
+        raise NotImplementedError
+
+    def _receive(self, me: str, kind: str | None, timeout: float) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class StreamSignalBus(SignalBus):
+    """Signals in Redis Streams, shared by every process on the Redis (see the module docstring)."""
+
+    def __init__(self, memory: Any):
+        self.memory = memory
+        self.keys = memory.keys
+        self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
+        self._send_script = memory.client.register_script(SEND)
+        self._receive_script = memory.client.register_script(RECEIVE)
+
+    def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
+        keys: list[str] = [self.keys.signal_counter()]
+        if recipients is None:
+            keys += [self.keys.broadcast(kind), self.keys.broadcast_types(), self.keys.broadcast_bell()]
+        else:
+            for recipient in recipients:
+                keys += [self.keys.inbox(recipient, kind), self.keys.inbox_types(recipient), self.keys.bell(recipient)]
+        sent_at = repr(self.memory.clock())
+        entry = self._send_script(keys=keys, args=[kind, self.ttl_ms, sender, blob, sent_at])
+        return entry.decode()
+
+    def _receive(self, me: str, kind: str | None, timeout: float) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             streams, bells = self._streams(me, kind, wait=timeout > 0)
             if streams:
-                found, after = self._receive(keys=[self.keys.cursor(me), *streams], args=[self.ttl_ms, MAX_PER_STREAM])
+                found, after = self._receive_script(
+                    keys=[self.keys.cursor(me), *streams], args=[self.ttl_ms, MAX_PER_STREAM]
+                )
                 if found:
                     return self._decode(found, me)
             remaining = deadline - time.monotonic()
@@ -175,18 +200,22 @@ class SignalBus:
         signals = []
         for stream, entry_id, flat in found:
             fields = dict(zip(flat[::2], flat[1::2]))
-            signals.append(
-                (
-                    int(fields[b"seq"]),
-                    {
-                        "signal_type": fields[b"type"].decode(),
-                        "sender": fields[b"sender"].decode(),
-                        "data": values.unpack(fields[b"data"]),
-                        "target": None if stream.startswith(broadcast_marker) else me,
-                        "sent_at": float(fields[b"sent_at"]),
-                        "id": entry_id.decode(),
-                    },
-                )
-            )
+            target = None if stream.startswith(broadcast_marker) else me
+            signals.append((int(fields[b"seq"]), delivered(
+                fields[b"type"].decode(), fields[b"sender"].decode(), fields[b"data"], target,
+                float(fields[b"sent_at"]), entry_id.decode(),
+            )))
         signals.sort(key=lambda pair: pair[0])
         return [signal for _, signal in signals]
+
+
+def delivered(kind: str, sender: str, blob: bytes, target: str | None, sent_at: float, entry_id: str) -> dict[str, Any]:
+    """A signal as a recipient gets it (each recipient its own copy of the data)."""
+    return {
+        "signal_type": kind,
+        "sender": sender,
+        "data": values.unpack(blob),
+        "target": target,
+        "sent_at": sent_at,
+        "id": entry_id,
+    }

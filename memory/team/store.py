@@ -28,6 +28,7 @@ from memory.team.access import AccessTier, AgentCredentials
 from memory.team.durable import DurableMirror
 from memory.team.errors import translated
 from memory.team.keys import TeamKeys
+from memory.team.local_signals import LocalSignalBus
 from tiers.connection import LOCAL_URL, resolve
 
 DEFAULT_DATA_DIR = ".tiermem"
@@ -87,7 +88,8 @@ class RedisShortTermMemory:
             if server is not None:
                 self._mirror = DurableMirror(server.data_dir, server, self.client)
                 self._mirror.restore(self.keys.root, self.keys.durable_patterns())
-            self.signals = signals.SignalBus(self)
+            # the embedded engine is this process's alone: its signals need not go through Redis commands
+            self.signals = signals.StreamSignalBus(self) if server is None else LocalSignalBus(self, server)
             self.patterns = patterns.PatternStaging(self)
         except BaseException:
             self.close()
@@ -240,6 +242,7 @@ class RedisShortTermMemory:
             "multi_process": not embedded,  # the embedded engine belongs to one process
             "signals": True,
             "blocking_signals": True,
+            "signals_kept_across_restart": not embedded,  # embedded: real-time, in this process
             "atomic_task_claims": True,
             "pattern_library": True,
             "cluster_safe_keys": True,
