@@ -210,3 +210,41 @@ def test_the_fakeredis_internals_it_relies_on_are_still_there() -> None:
     finally:
         client.connection_pool.release(connection)
     assert server in embedded_client._runners
+
+
+def test_each_thread_keeps_one_connection_and_gives_it_back_when_it_ends():
+    import gc
+    import threading
+
+    client = embedded_client.client(fakeredis.FakeServer())
+    pool = client.connection_pool
+    client.set("k", 0)
+    client.incr("k")
+    taken = len(pool._in_use_connections)
+    assert taken == 1  # the main thread's, kept across calls
+
+    results: list[Any] = []
+    wait_started = threading.Event()
+
+    def blocked_reader() -> None:  # blocks on its own connection while other threads write
+        wait_started.set()
+        results.append(client.blpop(["list"], timeout=10))
+
+    def writer(n: int) -> None:
+        for _ in range(100):
+            client.incr("k")
+        if n == 0:
+            wait_started.wait(5)
+            client.rpush("list", "woken")
+
+    threads = [threading.Thread(target=blocked_reader)] + [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert results == [(b"list", b"woken")] and client.get("k") == b"401"
+    del threads, thread
+    gc.collect()
+    assert len(pool._in_use_connections) == taken  # the ended threads' connections went back
+    client.close()
+    assert client.incr("k") == 402  # a closed client reconnects as redis-py's does

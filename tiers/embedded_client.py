@@ -15,7 +15,8 @@ arguments to the socket as the parser would have:
   raises at that line (a metatable on ``_G``), so nothing after it runs; no per-call scan of ``_G``;
 - Lua's own incremental collector frees each call's tables; a full collection every
   ``FULL_GC_EVERY`` calls keeps the heap's high-water mark bounded all the same;
-- a single command skips RESP (pipelines and transactions still send it packed, unchanged).
+- a single command skips RESP (pipelines and transactions still send it packed, unchanged);
+- a thread keeps its connection instead of checking one out of the pool for every command.
 
 Errors read as fakeredis (and Redis 7) report them. It relies on fakeredis internals named in
 ``tests/test_embedded_client.py``, which fails loudly if they change; pyproject pins the tested
@@ -25,6 +26,7 @@ range.
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from typing import Any
 
@@ -175,8 +177,31 @@ class CompiledScriptConnection(FakeRedisConnection):
         )
 
 
+class ThreadConnectionClient(fakeredis.FakeRedis):
+    """A client whose every thread keeps the connection it first took, for its single commands.
+
+    redis-py checks a connection out of the pool and back in around every command, with retries
+    and metrics hooks around that: ~20 us of a ~40 us script call in process, where nothing can be
+    retried or measured usefully. A thread's connection goes back to the pool when the thread
+    ends; pipelines and transactions use the pool as before.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._threads = threading.local()
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        connection = getattr(self._threads, "connection", None)
+        if connection is None:
+            pool = self.connection_pool
+            connection = self._threads.connection = pool.get_connection()
+            weakref.finalize(threading.current_thread(), pool.release, connection)
+        connection.send_command(*args)
+        return self.parse_response(connection, args[0], **options)
+
+
 def client(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
     """A client of ``server`` that runs scripts compiled (RESP2, bytes replies, as tiermem expects)."""
     if server.server_type != "redis" or server.version < (7,):
         raise ValueError("the compiled-script client reports errors as Redis 7 does: it needs a redis server >= 7")
-    return fakeredis.FakeRedis(server=server, connection_class=CompiledScriptConnection)
+    return ThreadConnectionClient(server=server, connection_class=CompiledScriptConnection)
