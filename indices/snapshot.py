@@ -1,7 +1,7 @@
 """The long-term tier's index of one agent, persisted beside the database.
 
 LTM can hold millions of an agent's memories; reading all their vectors back from SQL and
-training the IVF quantizer again would make a restarted process wait. So after building an
+building its HNSW graph again would make a restarted process wait. So after building an
 agent's LTM index, a process saves it (numpy arrays and the serialized FAISS index, no pickle)
 with the agent's LTM change stamp. A later load takes the file and then only the rows written
 and deleted after that stamp (the ``changed`` column and the deletion log in SQL). Stamps come

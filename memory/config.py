@@ -155,7 +155,7 @@ class SearchConfig(_Options):
     text_model: Any = None  # None = all-MiniLM-L6-v2 (offline); a model name/path or a callable
     position_key: str = "position"  # contents key of [x, y] / [x, y, z]; also <key>_x/_y/_z
     cell_size: float = 10.0  # spatial grid cell edge, in position units: about your usual query radius
-    exact_limit: int = 5000  # rows searched exactly; above, FAISS IVF with exact re-ranking
+    exact_limit: int = 5000  # rows searched exactly; above, a FAISS HNSW graph with exact re-ranking
     index_agents: int = 1024  # agents whose indices one process keeps in memory
 
     def _validate(self) -> None:

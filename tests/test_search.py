@@ -1,7 +1,7 @@
 """Similarity, place and combined queries across the tiers, checked against brute force.
 
 Data is clustered (as real embeddings are), spread over STM, IM and LTM by maintenance, and the
-exact-search limit is set low so the FAISS IVF path answers too. Recall is measured against an
+exact-search limit is set low so the FAISS HNSW path answers too. Recall is measured against an
 exact numpy search over every memory; ties are tolerated by comparing scores, not ids.
 """
 
