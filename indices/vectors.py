@@ -1,84 +1,85 @@
-"""Nearest vectors among one tier's memories: exact while small, a FAISS HNSW graph beyond.
+"""Nearest vectors among one tier's memories: exact while small, a FAISS index beyond.
 
 Rows are appended and tombstoned, never moved, so a row number is a stable id. Vectors are unit
 length and similarity is the inner product (cosine). Every search takes an optional mask of the
 rows a filter lets through: small masks are searched exactly (a filtered search must never come
-back short), large ones walk the graph with an ID selector; the graph's candidates are re-ranked
-exactly against the float32 rows kept here.
+back short), large ones go to FAISS with an ID selector; its candidates are re-ranked exactly
+against the float32 rows kept here.
 
-Why a graph: on MiniLM vectors of 120,000 English sentences, an IVF index probing 1/32 of its
-lists (the former design) found recall@10 0.89, and needed 12% of its lists, 2.5 ms a search,
-for 0.95; HNSW (M=32, 8-bit codes, exact re-rank) found 0.97 in 0.36 ms. On clustered synthetic
-vectors both did well, which is how the IVF's weakness went unseen. A graph also has no partition
-to drift from: rows from somewhere new simply link to their nearest neighbours.
+Which FAISS index, and how far its searches look, is measured on the data when the index is
+built (indices/ann.py holds the two kinds). Sample rows are held out; their neighbours are found
+exactly; IVF lists are trained and probed ever more widely until recall@10 on the held-out rows
+reaches CALIBRATION_RECALL. If a few lists suffice (well-clustered vectors), IVF stays: on the
+clustered benchmark vectors it probed 8 of 2,048 lists. If not, an HNSW graph is built and its
+walk length calibrated the same way. On MiniLM vectors of 120,000 English sentences, IVF probing
+1/32 of its lists (the former fixed choice) found recall@10 0.89 and needed 12% of them, 2.5 ms,
+for 0.95; the graph found 0.99 in 0.64 ms. Held-out rows join the index afterwards: a walk
+toward a row that is already a node of a graph is easy, and would promise too much.
 
-A graph cannot delete. A dropped (or re-vectored) row stays in it as a tombstone that searches
-walk through but never return, and the graph is rebuilt from the live rows once tombstones are
-more than half of it. Adding to a graph costs ~0.1 ms a vector, so rows given a vector since the
-graph last grew wait in a pending list, searched exactly, and join it in one batch once there
-are more than PENDING_LIMIT of them.
-
-How far a search looks (efSearch) is measured when the graph is built, not assumed: random live
-rows serve as queries, their neighbours are found exactly, and the smallest ef that finds
-recall@10 >= CALIBRATION_RECALL of them is kept. A filter that lets through a share of the rows
-looks 1/share as far. When a batch joins the graph, a few of its rows are checked the same way
-and the distance only grows: rows from somewhere new (drift) can need a longer walk. Sample rows
-are held out of the graph while they serve (a walk toward a node of the graph is easy), and the
-distance is never below MIN_EF: queries unlike every stored row (a new topic, a state never seen)
-need a longer walk than stored rows show. On 1,200 clustered rows and queries from other clusters,
-ef 64 found recall@10 0.93 where the stored rows promised 0.97; ef 128 found 0.99.
+Neither index deletes here: a dropped (or re-vectored) row leaves a tombstone that searches skip
+(the selector), and the index is rebuilt from the live rows once tombstones are more than half of
+it, or once the set has grown REBUILD_GROWTH times since the build. Adding to a graph costs ~0.1
+ms a vector, so rows given a vector since the index last grew wait in a pending list, searched
+exactly, and join it in one batch once there are more than PENDING_LIMIT of them. Before a batch
+joins, a few of its rows are checked the same way and the breadth only grows: rows from somewhere
+new (drift: a new topic, a new region of a simulation) can need a wider look. A filter that lets
+through a share of the rows looks 1/share as far.
 """
 
 from __future__ import annotations
 
 import math
 
-import faiss
 import numpy as np
 
+from indices.ann import Approximate
+
 EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) search is exact
-OVERSAMPLE = 4  # graph candidates per wanted result, re-ranked exactly
-NEIGHBOURS = 32  # HNSW M: links per node
-BUILD_EF = 40  # efConstruction
-PENDING_LIMIT = 2_000  # rows searched exactly before they join the graph in one batch
-CODE_SAMPLE = 50_000  # rows the 8-bit codes' ranges are trained on
-CALIBRATION_RECALL = 0.97  # recall@10 a search must find on sample queries (target 0.95, plus margin)
-CALIBRATION_QUERIES = 64  # at a build, from every row
-BATCH_QUERIES = 16  # when a batch joins the graph, from the batch (its cost: 16 exact searches)
-MIN_EF = 128  # walks never shorter: queries unlike every stored row (see the module docstring)
-EF_STEPS = (128, 192, 256, 384, 512, 768, 1024)
-MAX_EF = 2048  # how far a filtered search looks at most (fewer results than k: exact instead)
+OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
+PENDING_LIMIT = 2_000  # rows searched exactly before they join the index in one batch
+REBUILD_GROWTH = 4  # rebuild (and choose again) once the set has grown this much since the build
+CALIBRATION_RECALL = 0.97  # recall@10 searches must find on held-out rows (target 0.95, plus margin)
+CALIBRATION_QUERIES = 64  # held out at a build
+BATCH_QUERIES = 16  # checked before a batch joins (their cost: 16 exact searches)
 _NOTHING = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 
 
 class VectorSet:
-    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, ef: int | None = None):
-        """``ef``: how far every search looks, instead of the calibrated distance (tests)."""
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, breadth: int | None = None, kind: str | None = None):
+        """``breadth``: how far every search looks instead of the calibrated breadth, and ``kind``
+        ("ivf" or "hnsw") instead of the measured choice (both for tests)."""
         self.dim = dim
         self.exact_limit = exact_limit
-        self.ef = ef
+        self.breadth = breadth
+        self.kind = kind
         self._rows = np.zeros((0, dim), dtype=np.float32)
         self.present = np.zeros(0, dtype=bool)  # row has a vector (and is alive)
         self.count = 0  # rows used (alive or not)
         self._live = 0  # rows with a vector: kept as a count so a search makes no pass over them all
-        self._graph: faiss.IndexHNSW | None = None
-        self._graph_rows = np.zeros(0, dtype=np.int64)  # graph id -> row
-        self._entry_alive = np.zeros(0, dtype=bool)  # graph id -> not a tombstone
-        self._entry_of = np.zeros(0, dtype=np.int64)  # row -> its live graph id, or -1
-        self._dead = 0  # tombstones in the graph
+        self._ann: Approximate | None = None
+        self._built_at = 0  # live rows when the index was built
+        self._entry_rows = np.zeros(0, dtype=np.int64)  # index entry -> row
+        self._entry_alive = np.zeros(0, dtype=bool)  # index entry -> not a tombstone
+        self._entry_of = np.zeros(0, dtype=np.int64)  # row -> its live index entry, or -1
+        self._dead = 0  # tombstones in the index
         self._alive_bits: np.ndarray | None = None  # _entry_alive packed for FAISS, once per change
-        self._calibrated_ef = 0
-        self._pending: list[int] = []  # rows given a vector since the graph last grew
+        self._calibrated = 0  # breadth found at the build (and grown by batches)
+        self._pending: list[int] = []  # rows given a vector since the index last grew
         self._pending_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self._live
 
+    @property
+    def index_kind(self) -> str | None:
+        """"ivf" or "hnsw" once an index is built, else None (all searches exact so far)."""
+        return None if self._ann is None else self._ann.kind
+
     def set(self, row: int, vector: np.ndarray | None) -> None:
         """Give a row its vector (or none); rows beyond the end grow the set."""
         self._grow(row + 1)
         entry = self._entry_of[row]
-        if entry >= 0:  # its graph entry becomes a tombstone
+        if entry >= 0:  # its index entry becomes a tombstone
             self._entry_alive[entry] = False
             self._entry_of[row] = -1
             self._dead += 1
@@ -90,7 +91,7 @@ class VectorSet:
         self._rows[row] = vector
         self.present[row] = True
         self._live += 1
-        if self._graph is not None:  # without one, the first build takes every row
+        if self._ann is not None:  # without one, the first build takes every row
             self._pending.append(row)
             self._pending_rows = None
 
@@ -133,143 +134,152 @@ class VectorSet:
     def _approximate(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None, candidates: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The graph's candidates among the rows ``allowed`` lets through (None: every row) and
+        """The index's candidates among the rows ``allowed`` lets through (None: every row) and
         the pending rows, re-ranked exactly."""
-        graph = self._index()
+        ann = self._index()
         share = candidates / self._live
-        rows = self._walk(graph, query.reshape(1, -1), min(candidates, k * OVERSAMPLE),
-                          math.ceil(self._search_ef() / share), allowed)[0]
+        breadth = math.ceil((self.breadth or self._calibrated) / share)
+        rows = self._look(ann, query.reshape(1, -1), min(candidates, k * OVERSAMPLE), breadth, allowed)[0]
         if self._pending:
             if self._pending_rows is None:
                 self._pending_rows = np.unique(np.array(self._pending, dtype=np.int64))
             pending = self._pending_rows[self.present[self._pending_rows]]
             rows = np.concatenate([rows, pending if allowed is None else pending[allowed[pending]]])
-        if len(rows) < k:  # the walk met too few allowed rows: answer exactly
+        if len(rows) < k:  # the index held too few allowed rows where it looked: answer exactly
             everyone = self.present[: self.count] if allowed is None else allowed
             return self._exact(query, k, np.flatnonzero(everyone))
         return self._exact(query, k, rows)
 
-    def _walk(
-        self, graph: faiss.IndexHNSW, queries: np.ndarray, want: int, ef: int, allowed: np.ndarray | None
+    def _look(
+        self, ann: Approximate, queries: np.ndarray, want: int, breadth: int, allowed: np.ndarray | None
     ) -> list[np.ndarray]:
-        """Each query's best ``want`` live rows (among ``allowed``) as the graph finds them."""
-        params = faiss.SearchParametersHNSW(efSearch=max(want, min(MAX_EF, ef)))
+        """Each query's best ``want`` live rows (among ``allowed``) as the index finds them."""
         if allowed is not None:
-            bits = np.packbits(allowed[self._graph_rows] & self._entry_alive, bitorder="little")
+            bits = np.packbits(allowed[self._entry_rows] & self._entry_alive, bitorder="little")
         elif self._dead:
             if self._alive_bits is None:
                 self._alive_bits = np.packbits(self._entry_alive, bitorder="little")
             bits = self._alive_bits
         else:
             bits = None
-        if bits is not None:
-            params.sel = faiss.IDSelectorBitmap(bits)  # ``bits`` stays referenced until the search returns
-        _, found = graph.search(queries, want, params=params)
-        return [self._graph_rows[ids[ids >= 0]] for ids in found]
+        found = ann.search(queries, want, breadth, bits)
+        return [self._entry_rows[entries[entries >= 0]] for entries in found]
 
-    def _index(self) -> faiss.IndexHNSW:
-        graph = self._graph
-        if graph is None or self._dead > max(PENDING_LIMIT, graph.ntotal // 2):
+    def _index(self) -> Approximate:
+        ann = self._ann
+        if (ann is None or self._dead > max(PENDING_LIMIT, ann.size // 2)
+                or self._live > REBUILD_GROWTH * self._built_at):
             return self._build()
         if len(self._pending) > PENDING_LIMIT:
             rows = np.unique(np.array(self._pending, dtype=np.int64))
             rows = rows[self.present[rows] & (self._entry_of[rows] < 0)]
-            if len(rows):  # rows from somewhere new may need a longer walk than the graph's rows so far
-                queries = np.random.default_rng(len(rows)).choice(rows, min(BATCH_QUERIES, len(rows)), replace=False)
-                self._calibrated_ef = self._calibrate(graph, queries, self._calibrated_ef)
-            self._add(rows)
             self._pending, self._pending_rows = [], None
-        return graph
+            if self.breadth is not None:
+                self._add(rows)
+                return ann
+            # rows from somewhere new may need a wider look: a few of them, held out, check it
+            queries = np.random.default_rng(len(rows)).choice(rows, min(BATCH_QUERIES, len(rows) // 10), replace=False)
+            self._add(np.setdiff1d(rows, queries, assume_unique=True))
+            self._calibrated = self._calibrate(ann, queries, self._calibrated)
+            self._add(queries)
+        return ann
 
-    def _build(self) -> faiss.IndexHNSW:
-        """A new graph of the live rows, with a calibrated search distance."""
+    def _build(self) -> Approximate:
+        """A new index of the live rows: IVF if a few lists find the held-out rows' neighbours,
+        else an HNSW graph; with its breadth calibrated."""
         live = np.flatnonzero(self.present[: self.count])
-        graph = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = BUILD_EF
         rng = np.random.default_rng(0)
-        sample = live if len(live) <= CODE_SAMPLE else np.sort(rng.choice(live, CODE_SAMPLE, replace=False))
-        graph.train(self._rows[sample])
-        self._graph = graph
-        self._graph_rows = np.zeros(0, dtype=np.int64)
+        queries = np.sort(rng.choice(live, min(CALIBRATION_QUERIES, len(live) // 10), replace=False))
+        held = np.zeros(self.count, dtype=bool)
+        held[queries] = True
+        rest = live[~held[live]]
+        self._built_at = len(live)
+        for kind in ("ivf", "hnsw"):
+            if self.kind not in (None, kind):
+                continue
+            vectors = self._rows[rest]
+            self._reset(Approximate.ivf(vectors, len(live), rng) if kind == "ivf" else Approximate.hnsw(vectors, rng))
+            self._add(rest)
+            if self.breadth is not None:
+                break
+            self._calibrated = self._calibrate(self._ann, queries)  # type: ignore[arg-type]
+            if self._ann.cheap(self._calibrated) or self.kind == "ivf":  # type: ignore[union-attr]
+                break
+        self._add(queries)
+        return self._ann  # type: ignore[return-value]
+
+    def _reset(self, ann: Approximate) -> None:
+        self._ann = ann
+        self._entry_rows = np.zeros(0, dtype=np.int64)
         self._entry_alive = np.zeros(0, dtype=bool)
         self._entry_of[:] = -1
         self._dead = 0
         self._alive_bits = None
         self._pending, self._pending_rows = [], None
-        # the sample queries join last: a walk toward a row that is a node of the graph is easy, and
-        # would promise more than searches for new vectors find
-        queries = rng.choice(live, min(CALIBRATION_QUERIES, len(live) // 10), replace=False)
-        held = np.zeros(self.count, dtype=bool)
-        held[queries] = True
-        self._add(live[~held[live]])
-        self._calibrated_ef = self._calibrate(graph, queries)
-        self._add(np.sort(queries))
-        return graph
 
     def _add(self, rows: np.ndarray) -> None:
         if not len(rows):
             return
-        first = self._graph.ntotal  # type: ignore[union-attr]
-        self._graph.add(np.ascontiguousarray(self._rows[rows]))  # type: ignore[union-attr]
-        self._graph_rows = np.concatenate([self._graph_rows, rows.astype(np.int64)])
+        first = self._ann.size  # type: ignore[union-attr]
+        self._ann.add(self._rows[rows])  # type: ignore[union-attr]
+        self._entry_rows = np.concatenate([self._entry_rows, rows.astype(np.int64)])
         self._entry_alive = np.concatenate([self._entry_alive, np.ones(len(rows), dtype=bool)])
         self._entry_of[rows] = np.arange(first, first + len(rows))
         self._alive_bits = None
 
-    def _calibrate(self, graph: faiss.IndexHNSW, queries: np.ndarray, at_least: int = 0) -> int:
-        """The smallest ef (``at_least`` or more) whose searches, re-ranked as every search is, find
-        recall@10 >= CALIBRATION_RECALL of the exact neighbours, among the graph's rows, of
-        ``queries`` (rows not in the graph)."""
-        in_graph = self._entry_of[: self.count] >= 0
-        k = min(10, int(in_graph.sum()))
+    def _calibrate(self, ann: Approximate, queries: np.ndarray, at_least: int = 0) -> int:
+        """The smallest breadth (``at_least`` or more) whose searches, re-ranked as every search
+        is, find recall@10 >= CALIBRATION_RECALL of the exact neighbours, among the index's rows,
+        of ``queries`` (rows not in the index)."""
+        steps = [step for step in ann.steps() if step >= at_least] or [at_least]
+        in_index = self._entry_of[: self.count] >= 0
+        k = min(10, int(in_index.sum()))
         if not len(queries) or k == 0:
-            return max(at_least, MIN_EF)
+            return steps[0]
         vectors = self._rows[queries]
         scores = vectors @ self._rows[: self.count].T
-        scores[:, ~in_graph] = -np.inf
+        scores[:, ~in_index] = -np.inf
         kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
-        for ef in [step for step in EF_STEPS if step >= at_least] or [at_least]:
+        for breadth in steps:
             hits = 0
             for vector, row_scores, threshold, rows in zip(
-                vectors, scores, kth, self._walk(graph, vectors, k * OVERSAMPLE, ef, None)
+                vectors, scores, kth, self._look(ann, vectors, k * OVERSAMPLE, breadth, None)
             ):
                 best, _ = self._exact(vector, k, rows)
                 hits += int((row_scores[best] >= threshold - 1e-6).sum())
             if hits >= CALIBRATION_RECALL * k * len(queries):
-                return ef
-        return max(at_least, EF_STEPS[-1])
-
-    def _search_ef(self) -> int:
-        return self.ef or self._calibrated_ef or MIN_EF
+                return breadth
+        return steps[-1]
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Everything needed to rebuild this set without rebuilding its graph (indices/snapshot.py)."""
+        """Everything needed to rebuild this set without rebuilding its index (indices/snapshot.py)."""
         n = self.count
         out = {f"{prefix}_rows": self._rows[:n], f"{prefix}_present": self.present[:n]}
-        if self._graph is not None:
-            out[f"{prefix}_graph"] = faiss.serialize_index(self._graph)
-            out[f"{prefix}_graph_rows"] = self._graph_rows
+        if self._ann is not None:
+            out[f"{prefix}_ann"] = self._ann.serialize()
+            out[f"{prefix}_entry_rows"] = self._entry_rows
             out[f"{prefix}_entry_alive"] = self._entry_alive
-            out[f"{prefix}_ef"] = np.array(self._calibrated_ef)
+            out[f"{prefix}_breadth"] = np.array(self._calibrated)
+            out[f"{prefix}_built_at"] = np.array(self._built_at)
         return out
 
     def from_arrays(self, prefix: str, arrays: dict[str, np.ndarray]) -> None:
-        """A snapshot without a graph (none built yet, or written before graphs) builds one on use."""
+        """A snapshot without an index (none built yet, or written by an older version) builds one on use."""
         rows, present = arrays[f"{prefix}_rows"], arrays[f"{prefix}_present"]
         self._grow(len(rows))
         self._rows[: len(rows)] = rows
         self.present[: len(rows)] = present
         self._live = int(present.sum())
-        if f"{prefix}_graph" in arrays:
-            self._graph = faiss.deserialize_index(arrays[f"{prefix}_graph"])
-            self._graph_rows = np.asarray(arrays[f"{prefix}_graph_rows"], dtype=np.int64)
+        if f"{prefix}_ann" in arrays:
+            self._reset(Approximate.deserialize(arrays[f"{prefix}_ann"]))
+            self._entry_rows = np.asarray(arrays[f"{prefix}_entry_rows"], dtype=np.int64)
             self._entry_alive = np.asarray(arrays[f"{prefix}_entry_alive"], dtype=bool).copy()
-            self._entry_of[:] = -1
             alive = np.flatnonzero(self._entry_alive)
-            self._entry_of[self._graph_rows[alive]] = alive
+            self._entry_of[self._entry_rows[alive]] = alive
             self._dead = len(self._entry_alive) - len(alive)
-            self._calibrated_ef = int(arrays[f"{prefix}_ef"])
-            # rows with a vector but no live entry (added since the graph last grew) wait again
+            self._calibrated = int(arrays[f"{prefix}_breadth"])
+            self._built_at = int(arrays[f"{prefix}_built_at"])
+            # rows with a vector but no live entry (added since the index last grew) wait again
             self._pending = np.flatnonzero(self.present[: len(rows)] & (self._entry_of[: len(rows)] < 0)).tolist()
 
     def _grow(self, size: int) -> None:
