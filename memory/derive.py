@@ -8,8 +8,9 @@ errors that name the problem.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping  # abc isinstance checks are ~3x faster than typing's
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
