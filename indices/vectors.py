@@ -202,8 +202,10 @@ class VectorSet:
             self._add(rest)
             if self.breadth is not None:
                 break
-            self._calibrated = self._calibrate(self._ann, queries)  # type: ignore[arg-type]
-            if self._ann.cheap(self._calibrated) or self.kind == "ivf":  # type: ignore[union-attr]
+            # unless IVF is asked for, lists are probed only as widely as beats a graph
+            found = self._calibrate(self._ann, queries, cheap_only=kind == "ivf" and self.kind is None)  # type: ignore[arg-type]
+            if found is not None:
+                self._calibrated = found
                 break
         self._add(queries)
         return self._ann  # type: ignore[return-value]
@@ -227,11 +229,13 @@ class VectorSet:
         self._entry_of[rows] = np.arange(first, first + len(rows))
         self._alive_bits = None
 
-    def _calibrate(self, ann: Approximate, queries: np.ndarray, at_least: int = 0) -> int:
+    def _calibrate(self, ann: Approximate, queries: np.ndarray, at_least: int = 0, cheap_only: bool = False) -> int | None:
         """The smallest breadth (``at_least`` or more) whose searches, re-ranked as every search
         is, find recall@10 >= CALIBRATION_RECALL of the exact neighbours, among the index's rows,
-        of ``queries`` (rows not in the index)."""
-        steps = [step for step in ann.steps() if step >= at_least] or [at_least]
+        of ``queries`` (rows not in the index). If none does: the widest, or None with
+        ``cheap_only`` (only breadths that beat a graph are tried)."""
+        steps = [step for step in ann.steps() if step >= at_least and (not cheap_only or ann.cheap(step))]
+        steps = steps or [at_least]
         in_index = self._entry_of[: self.count] >= 0
         k = min(10, int(in_index.sum()))
         if not len(queries) or k == 0:
@@ -249,7 +253,7 @@ class VectorSet:
                 hits += int((row_scores[best] >= threshold - 1e-6).sum())
             if hits >= CALIBRATION_RECALL * k * len(queries):
                 return breadth
-        return steps[-1]
+        return None if cheap_only else steps[-1]
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Everything needed to rebuild this set without rebuilding its index (indices/snapshot.py)."""

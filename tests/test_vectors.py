@@ -152,3 +152,39 @@ def test_recall_on_real_minilm_vectors_of_sentences() -> None:
         truth = stored @ query
         recalls.append(np.mean(truth[found] >= np.sort(truth)[-10] - 1e-6))
     assert np.mean(recalls) >= 0.95, np.mean(recalls)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_an_index_rebuilt_for_tombstones_or_growth_answers_exactly(kind: str) -> None:
+    """Past half of its entries dead, or past REBUILD_GROWTH times its size, an index is rebuilt
+    from the live rows; answers stay those of brute force (looking at everything)."""
+    rng = np.random.default_rng(13)
+    vectors = VectorSet(DIM, exact_limit=100, breadth=10_000, kind=kind)
+    truth: dict[int, np.ndarray] = {}
+
+    def check() -> None:
+        rows = np.array(sorted(truth))
+        matrix = np.stack([truth[r] for r in rows])
+        for query in unit(rng, 3):
+            found, _ = vectors.search(query, 10)
+            assert found.tolist() == rows[np.lexsort((rows, -(matrix @ query)))[:10]].tolist()
+
+    for row, vector in enumerate(unit(rng, 1_000)):
+        vectors.set(row, vector)
+        truth[row] = vector
+    check()  # the first build, over 1,000 rows
+    built = vectors._ann
+    for row, vector in enumerate(unit(rng, 4_500), start=1_000):  # grows past 4x: a rebuild
+        vectors.set(row, vector)
+        truth[row] = vector
+    check()
+    assert vectors._ann is not built and vectors._ann.size == 5_500
+    built = vectors._ann
+    for row in range(0, 5_500, 2):  # half the rows change their vector, a few more are dropped
+        vectors.set(row, unit(rng, 1)[0])
+        truth[row] = vectors._rows[row].copy()
+    for row in range(1, 600, 2):
+        vectors.drop(row)
+        truth.pop(row)
+    check()
+    assert vectors._ann is not built and vectors._dead == 0 and vectors._ann.size == len(truth)
