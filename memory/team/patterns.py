@@ -118,7 +118,7 @@ class PatternStaging:
         self.memory = memory
         self.keys = memory.keys
         client = memory.client
-        self._stage = memory.durable_script(STAGE)
+        self._stage = memory.durable_known_script(STAGE)
         self._claim = client.register_script(CLAIM_DECISION)
         self._finish = memory.durable_script(FINISH_DECISION)
         self._release = client.register_script(RELEASE_DECISION)
@@ -139,11 +139,20 @@ class PatternStaging:
         record = {f.name: getattr(pattern, f.name) for f in fields(pattern)}  # asdict: a deep copy, 10x the cost
         body = values.pack({**record, "staged_at": staged_at}, "pattern")
         pid = pattern.pattern_id
-        index = self.keys.staged_index()
+        staged, index = self.keys.staged(pid), self.keys.staged_index()
+        ttl_ms, staged_ms = int(TTLStrategy.STAGED_PATTERNS) * 1000, int(staged_at * 1000)
+
+        def wrote(outcome: Any) -> tuple[list[tuple[str, str]], list[Any]]:
+            """A staging that happened wrote the body with the TTL, and the id into the index
+            (which has no TTL): the values and PTTLs a read-back would find."""
+            if outcome != 1:
+                return [], []
+            return [(staged, "string"), (index, f"zmember:{pid}")], [body, ttl_ms, str(staged_ms).encode(), -1]
+
         outcome = self._stage(
-            [self.keys.staged(pid), index, self.keys.promoted(pid), self.keys.decision(pid)],
-            [body, int(TTLStrategy.STAGED_PATTERNS) * 1000, pid, int(staged_at * 1000)],
-            [(self.keys.staged(pid), "string"), (index, f"zmember:{pid}")],
+            [staged, index, self.keys.promoted(pid), self.keys.decision(pid)],
+            [body, ttl_ms, pid, staged_ms],
+            wrote,
         )
         if outcome == -1:
             raise InvalidInputError(f"pattern {pid!r} is being promoted or rejected right now; stage it again later")

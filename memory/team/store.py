@@ -112,6 +112,15 @@ class RedisShortTermMemory:
             return lambda keys, args, items: script(keys=keys, args=args)
         return lambda keys, args, items: mirror.run(source, keys, args, items)
 
+    def durable_known_script(self, source: str) -> Callable[[Sequence[Any], Sequence[Any], Callable[[Any], Any]], Any]:
+        """The same for a write whose reply fixes what it wrote, called as ``run(keys, args, wrote)``:
+        ``wrote(reply)`` gives (items, their values and PTTLs), copied without reading them back."""
+        mirror = self._mirror
+        if mirror is None:
+            script = self.script(source)
+            return lambda keys, args, wrote: script(keys=keys, args=args)
+        return lambda keys, args, wrote: mirror.run_known(source, keys, args, wrote)
+
     def script(self, source: str) -> Any:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
         script = self._scripts.get(source)
