@@ -135,6 +135,24 @@ def test_heartbeats_keep_a_lease(make_memory):
     assert team.claim_task("thief", "review").task_id == "x"
 
 
+def test_a_short_lease_lapses_on_time_beside_long_ones(make_memory):
+    """Claims skip the lease scan until the earliest lease can have lapsed; a coordinator with a
+    shorter lease than the others moves that moment earlier."""
+    clock = FakeClock()
+    memory = make_memory(clock=clock)
+    patient, hasty = (AgentCoordinator(memory, "t1", lease_seconds=s) for s in (60, 1))
+    for name in ("long", "short", "spare"):
+        patient.add_task(task(name, priority={"long": 9, "short": 8, "spare": 1}[name]))
+    assert patient.claim_task("slow", "review").task_id == "long"  # no lease ends before 60 s from now
+    assert hasty.claim_task("crashed", "review").task_id == "short"  # ... but this one after 1 s
+    clock.advance(2)
+
+    reclaimed = hasty.claim_task("other", "review")
+
+    assert reclaimed.task_id == "short" and reclaimed.attempts == 2
+    assert patient.claim_task("third", "review").task_id == "spare"  # "long" is still leased
+
+
 def test_pending_tasks_include_lapsed_leases(make_memory):
     clock = FakeClock()
     team = AgentCoordinator(make_memory(clock=clock), "t1", lease_seconds=10)

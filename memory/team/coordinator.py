@@ -43,24 +43,31 @@ return 1
 
 CLAIM = """
 -- KEYS[1] queue:<type>, KEYS[2] leases:<type>, KEYS[3] claims, KEYS[4] agents (heartbeats),
--- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts
+-- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts, KEYS[8] leases_due:<type>
 -- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine,
 -- ARGV[5] tasks to claim at most
 -- returns {task id, body, attempts, ...} in queue order, or false when nothing is pending
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(expired) do
-  local holder = redis.call('HGET', KEYS[3], id)
-  local beat = holder and redis.call('ZSCORE', KEYS[4], holder)
-  if not holder then
-    redis.call('ZREM', KEYS[2], id)
-  elseif beat and tonumber(beat) + lease > now then
-    redis.call('ZADD', KEYS[2], tonumber(beat) + lease, id)
-  else
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
-    redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[5], id), id)
+-- no lease of the type ends before `due` (absent: not known), so most claims skip the lease scan
+local due = tonumber(redis.call('GET', KEYS[8]) or '-1')
+if due < 0 or due <= now then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+  for _, id in ipairs(expired) do
+    local holder = redis.call('HGET', KEYS[3], id)
+    local beat = holder and redis.call('ZSCORE', KEYS[4], holder)
+    if not holder then
+      redis.call('ZREM', KEYS[2], id)
+    elseif beat and tonumber(beat) + lease > now then
+      redis.call('ZADD', KEYS[2], tonumber(beat) + lease, id)
+    else
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('HDEL', KEYS[3], id)
+      redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[5], id), id)
+    end
   end
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  due = tonumber(first[2] or '-1')
+  if due < 0 then redis.call('DEL', KEYS[8]) else redis.call('SET', KEYS[8], first[2]) end
 end
 if ARGV[3] == '' then return false end
 -- ZRANGE + ZREM rather than ZPOPMIN: the same inside a script, and O(log N) on every engine
@@ -74,6 +81,7 @@ for i, id in ipairs(ids) do
 end
 redis.call('HSET', KEYS[3], unpack(held))
 redis.call('ZADD', KEYS[2], unpack(leased))
+if due < 0 or now + lease < due then redis.call('SET', KEYS[8], now + lease) end
 local bodies = redis.call('HMGET', KEYS[6], unpack(ids))
 local out = {}
 for i, id in ipairs(ids) do
@@ -258,7 +266,7 @@ class AgentCoordinator:
         return self._claim(
             keys=[
                 keys.queue(task_type), keys.leases(task_type), keys.claims, keys.agents,
-                keys.order, keys.tasks, keys.attempts,
+                keys.order, keys.tasks, keys.attempts, keys.leases_due(task_type),
             ],
             args=[self.memory.now_ms(), self.lease_ms, agent, EXPIRED_PER_CLAIM, count],
         )

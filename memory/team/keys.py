@@ -16,6 +16,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{t:<team>}:types                  set     task types ever queued
     <p>:team:{t:<team>}:queue:<type>           zset    pending task ids by queue score (lowest first)
     <p>:team:{t:<team>}:leases:<type>          zset    claimed task ids by lease deadline (unix ms)
+    <p>:team:{t:<team>}:leases_due:<type>      string  no lease of the type ends before this (unix ms)
     <p>:team:{t:<team>}:claims                 hash    task id -> claimer agent id (claimed tasks only)
     <p>:team:{t:<team>}:attempts               hash    task id -> times claimed
     <p>:team:{t:<team>}:results                hash    task id -> msgpack {result, agent_id, task_type, completed_at}
@@ -167,3 +168,6 @@ class TeamTaskKeys:
 
     def leases(self, task_type: str) -> str:
         return f"{self._root}leases:{task_type}"
+
+    def leases_due(self, task_type: str) -> str:
+        return f"{self._root}leases_due:{task_type}"
