@@ -153,6 +153,20 @@ def test_a_short_lease_lapses_on_time_beside_long_ones(make_memory):
     assert patient.claim_task("third", "review").task_id == "spare"  # "long" is still leased
 
 
+def test_a_claim_records_the_claimers_heartbeat_once_a_second(make_memory):
+    clock = FakeClock()
+    team = AgentCoordinator(make_memory(clock=clock), "t1", active_seconds=10)
+    for name in "abc":
+        team.add_task(task(name))
+    team.claim_task("w", "review")  # seen now
+    clock.advance(0.5)
+    team.claim_task("w", "review")  # within the second: not written again
+    clock.advance(9.7)
+    assert team.get_active_agents() == []  # last seen 10.2 s ago
+    team.claim_task("w", "review")
+    assert team.get_active_agents() == ["w"]
+
+
 def test_pending_tasks_include_lapsed_leases(make_memory):
     clock = FakeClock()
     team = AgentCoordinator(make_memory(clock=clock), "t1", lease_seconds=10)

@@ -27,6 +27,7 @@ from memory.team.ttl import TTLStrategy
 
 MAX_PRIORITY = 1000
 EXPIRED_PER_CLAIM = 64  # expired leases one claim examines (the rest, by the next claims)
+CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
 
 ADD = """
 -- KEYS[1] tasks, KEYS[2] order, KEYS[3] seq, KEYS[4] types, KEYS[5] queue:<type>
@@ -45,7 +46,7 @@ CLAIM = """
 -- KEYS[1] queue:<type>, KEYS[2] leases:<type>, KEYS[3] claims, KEYS[4] agents (heartbeats),
 -- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts, KEYS[8] leases_due:<type>
 -- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine,
--- ARGV[5] tasks to claim at most
+-- ARGV[5] tasks to claim at most, ARGV[6] '1': record the claimer's heartbeat
 -- returns {task id, body, attempts, ...} in queue order, or false when nothing is pending
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- no lease of the type ends before `due` (absent: not known), so most claims skip the lease scan
@@ -89,7 +90,7 @@ for i, id in ipairs(ids) do
   out[#out + 1] = bodies[i]
   out[#out + 1] = redis.call('HINCRBY', KEYS[7], id, 1)
 end
-redis.call('ZADD', KEYS[4], now, ARGV[3])
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[4], now, ARGV[3]) end
 return out
 """
 
@@ -174,6 +175,7 @@ class AgentCoordinator:
         self._add = memory.script(ADD)
         self._claim = memory.script(CLAIM)
         self._complete = memory.script(COMPLETE)
+        self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
 
     @property
     def credentials(self) -> AgentCredentials:
@@ -205,7 +207,7 @@ class AgentCoordinator:
 
     @translated("read")
     def get_active_agents(self) -> list[str]:
-        """Agents seen (registered, heartbeat, claim, completion) within ``active_seconds``, oldest first."""
+        """Agents seen (registered, heartbeat, claim: once a second, completion) within ``active_seconds``, oldest first."""
         self._require(AccessTier.OBSERVER, "get_active_agents")
         since = self.memory.now_ms() - self.active_ms
         return [agent.decode() for agent in self.memory.client.zrangebyscore(self.keys.agents, since, "+inf")]
@@ -262,14 +264,20 @@ class AgentCoordinator:
         ]
 
     def _run_claim(self, task_type: str, agent: str, count: int = 1) -> Any:
-        keys = self.keys
-        return self._claim(
+        """A claim counts as the claimer's heartbeat; an agent claiming many tasks a second has it
+        recorded once a second (a write fewer per claim, ~25 us of ~200 on the embedded engine)."""
+        keys, now = self.keys, self.memory.now_ms()
+        beat = bool(agent) and now - self._beats.get(agent, -CLAIM_BEAT_MS) >= CLAIM_BEAT_MS
+        reply = self._claim(
             keys=[
                 keys.queue(task_type), keys.leases(task_type), keys.claims, keys.agents,
                 keys.order, keys.tasks, keys.attempts, keys.leases_due(task_type),
             ],
-            args=[self.memory.now_ms(), self.lease_ms, agent, EXPIRED_PER_CLAIM, count],
+            args=[now, self.lease_ms, agent, EXPIRED_PER_CLAIM, count, "1" if beat else "0"],
         )
+        if beat and reply:
+            self._beats[agent] = now
+        return reply
 
     @translated("write")
     def complete_task(self, task_id: str, result: Any = None, agent_id: str | None = None) -> bool:
