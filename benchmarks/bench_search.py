@@ -239,7 +239,7 @@ def real_text_figures(args: argparse.Namespace, out: list[str]) -> None:
         truth = stored @ query
         hits.append(np.mean(truth[found] >= np.sort(truth)[-10] - 1e-6))
     out.append(f"\n## real text: MiniLM vectors of {n:,} standard-library sentences (the index alone)")
-    out.append(f"encoded in {encode_s:.0f} s; index built in {build_s:.1f} s: {index.index_kind}, breadth {index._calibrated}")
+    out.append(f"encoded in {encode_s:.0f} s; index built in {build_s:.1f} s: {index.index_kind}, breadth {index.breadth_in_use}")
     out.append(f"kNN k=10: p50 {p(times, 50):.3f} ms, p99 {p(times, 99):.3f} ms, recall@10 {np.mean(hits):.3f}")
 
 

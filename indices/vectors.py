@@ -75,6 +75,11 @@ class VectorSet:
         """"ivf" or "hnsw" once an index is built, else None (all searches exact so far)."""
         return None if self._ann is None else self._ann.kind
 
+    @property
+    def breadth_in_use(self) -> int:
+        """Lists probed (IVF) or walk length (HNSW) of an unfiltered search; 0 before a build."""
+        return self.breadth or self._calibrated
+
     def set(self, row: int, vector: np.ndarray | None) -> None:
         """Give a row its vector (or none); rows beyond the end grow the set."""
         self._grow(row + 1)
@@ -138,7 +143,7 @@ class VectorSet:
         the pending rows, re-ranked exactly."""
         ann = self._index()
         share = candidates / self._live
-        breadth = math.ceil((self.breadth or self._calibrated) / share)
+        breadth = math.ceil(self.breadth_in_use / share)
         rows = self._look(ann, query.reshape(1, -1), min(candidates, k * OVERSAMPLE), breadth, allowed)[0]
         if self._pending:
             if self._pending_rows is None:
