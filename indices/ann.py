@@ -14,6 +14,7 @@ import faiss
 import numpy as np
 
 MAX_LISTS = 2048  # IVF lists at most: training cost grows with lists x samples (40 per list)
+TRAIN_SAMPLE = 40 * MAX_LISTS  # rows either kind is trained on at most
 NEIGHBOURS = 32  # HNSW M: links per node
 BUILD_EF = 100  # HNSW efConstruction: at 40, recall on clustered 384-d vectors stopped at 0.97 whatever the walk
 CODE_SAMPLE = 50_000  # rows the HNSW's 8-bit code ranges are trained on
@@ -32,24 +33,27 @@ class Approximate:
         self.kind = "ivf" if isinstance(index, faiss.IndexIVF) else "hnsw"
 
     @classmethod
-    def ivf(cls, vectors: np.ndarray, live: int, rng: np.random.Generator) -> "Approximate":
-        """Lists trained on ``vectors`` (a sample of the set's ``live`` rows, or all of them):
+    def ivf(cls, sample: np.ndarray, rows: int, rng: np.random.Generator) -> "Approximate":
+        """Lists for ``rows`` rows, trained on ``sample`` (TRAIN_SAMPLE of them at most, or all):
         4 sqrt(n) lists, each with the 39+ training points FAISS's k-means asks for."""
-        nlist = int(max(1, min(MAX_LISTS, 4 * math.sqrt(live), len(vectors) // 39)))
-        dim = vectors.shape[1]
+        nlist = int(max(1, min(MAX_LISTS, 4 * math.sqrt(rows), len(sample) // 39)))
+        dim = sample.shape[1]
         index = faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
         )
-        sample = vectors if len(vectors) <= 40 * nlist else vectors[np.sort(rng.choice(len(vectors), 40 * nlist, replace=False))]
+        if len(sample) > 40 * nlist:
+            sample = sample[np.sort(rng.choice(len(sample), 40 * nlist, replace=False))]
         index.train(sample)
         return cls(index)
 
     @classmethod
-    def hnsw(cls, vectors: np.ndarray, rng: np.random.Generator) -> "Approximate":
-        dim = vectors.shape[1]
+    def hnsw(cls, sample: np.ndarray, rng: np.random.Generator) -> "Approximate":
+        """A graph whose 8-bit codes' ranges are trained on ``sample``."""
+        dim = sample.shape[1]
         index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = BUILD_EF
-        sample = vectors if len(vectors) <= CODE_SAMPLE else vectors[rng.choice(len(vectors), CODE_SAMPLE, replace=False)]
+        if len(sample) > CODE_SAMPLE:
+            sample = sample[rng.choice(len(sample), CODE_SAMPLE, replace=False)]
         index.train(sample)
         return cls(index)
 

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from indices.ann import Approximate
+from indices.ann import TRAIN_SAMPLE, Approximate
 
 EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) search is exact
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
@@ -41,6 +41,7 @@ REBUILD_GROWTH = 4  # rebuild (and choose again) once the set has grown this muc
 CALIBRATION_RECALL = 0.97  # recall@10 searches must find on held-out rows (target 0.95, plus margin)
 CALIBRATION_QUERIES = 64  # held out at a build
 BATCH_QUERIES = 16  # checked before a batch joins (their cost: 16 exact searches)
+ADD_CHUNK = 65_536  # rows handed to FAISS at a time
 _NOTHING = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 
 
@@ -199,11 +200,12 @@ class VectorSet:
         held[queries] = True
         rest = live[~held[live]]
         self._built_at = len(live)
+        sample = rest if len(rest) <= TRAIN_SAMPLE else np.sort(rng.choice(rest, TRAIN_SAMPLE, replace=False))
         for kind in ("ivf", "hnsw"):
             if self.kind not in (None, kind):
                 continue
-            vectors = self._rows[rest]
-            self._reset(Approximate.ivf(vectors, len(live), rng) if kind == "ivf" else Approximate.hnsw(vectors, rng))
+            vectors = self._rows[sample]
+            self._reset(Approximate.ivf(vectors, len(rest), rng) if kind == "ivf" else Approximate.hnsw(vectors, rng))
             self._add(rest)
             if self.breadth is not None:
                 break
@@ -228,7 +230,8 @@ class VectorSet:
         if not len(rows):
             return
         first = self._ann.size  # type: ignore[union-attr]
-        self._ann.add(self._rows[rows])  # type: ignore[union-attr]
+        for start in range(0, len(rows), ADD_CHUNK):  # gathered a chunk at a time: no copy of every row
+            self._ann.add(self._rows[rows[start : start + ADD_CHUNK]])  # type: ignore[union-attr]
         self._entry_rows = np.concatenate([self._entry_rows, rows.astype(np.int64)])
         self._entry_alive = np.concatenate([self._entry_alive, np.ones(len(rows), dtype=bool)])
         self._entry_of[rows] = np.arange(first, first + len(rows))
