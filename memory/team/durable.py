@@ -110,9 +110,7 @@ class DurableMirror:
 
     def run(self, write: str, keys: Sequence[Any], args: Sequence[Any], items: Sequence[Item]) -> Any:
         """Run the script ``write`` and copy ``items`` (the keys it touched) into SQLite: one Redis call."""
-        script = self._scripts.get(write)
-        if script is None:
-            script = self._scripts[write] = self.client.register_script(reading_back(write))
+        script = self._script(reading_back(write))
         with self.lock:
             reply, values = script(
                 keys=[*keys, *(key for key, _ in items)],
@@ -128,15 +126,20 @@ class DurableMirror:
         """Run the script ``write`` and copy what ``wrote(reply)`` says it wrote: the items and
         their values and PTTLs as a read-back would find them. For writes whose outcome fixes what
         the keys hold: no read-back commands (each costs the embedded engine ~15 us)."""
-        script = self._scripts.get(write)
-        if script is None:
-            script = self._scripts[write] = self.client.register_script(write)
+        script = self._script(write)
         with self.lock:
             reply = script(keys=keys, args=args)
             items, values = wrote(reply)
             if items:
                 self._store(items, values)
         return reply
+
+    def _script(self, source: str) -> Any:
+        """A registered script, kept by its own source (a write and its read-back wrapper differ)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.client.register_script(source)
+        return script
 
     def _store(self, items: Sequence[Item], replies: Sequence[Any]) -> None:
         now = int(time.time() * 1000)
