@@ -197,32 +197,16 @@ def text_figures(args: argparse.Namespace, out: list[str]) -> None:
     out.append(f"search_by_content k=5, 1,000 memories: p50 {p(content_t, 50):.1f} ms, p99 {p(content_t, 99):.1f} ms")
 
 
-def sentences(n: int) -> list[str]:
-    """English sentences every machine with this Python has: comment and docstring lines of the
-    standard library, in a fixed order."""
-    import re
-    import sysconfig
-
-    seen: dict[str, None] = {}
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
-        for line in path.read_text(errors="ignore").splitlines():
-            text = line.strip().lstrip("#").strip().strip('"').strip()
-            if 40 <= len(text) <= 160 and re.search(r"[a-z]{3,} [a-z]{3,} [a-z]{3,}", text):
-                seen.setdefault(text)
-                if len(seen) == n:
-                    return list(seen)
-    raise SystemExit(f"only {len(seen)} sentences in the standard library")
-
-
 def real_text_figures(args: argparse.Namespace, out: list[str]) -> None:
     """The vector index alone (indices/vectors.py) on MiniLM vectors of real sentences, held-out
     sentences as queries: what text search meets, unlike the clustered vectors above."""
     from embeddings.text import TextEncoder
     from indices.vectors import VectorSet
+    from tests.corpus import stdlib_sentences
 
     n = args.real_text
     started = time.perf_counter()
-    vectors = TextEncoder().encode(sentences(n + args.queries)).astype(np.float32)
+    vectors = TextEncoder().encode(stdlib_sentences(n + args.queries)).astype(np.float32)
     encode_s = time.perf_counter() - started
     stored, queries = vectors[:n], vectors[n:]
     index = VectorSet(stored.shape[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from corpus import stdlib_sentences
 from indices.vectors import VectorSet
 
 DIM = 24
@@ -115,24 +116,6 @@ def test_the_index_kind_is_chosen_by_the_data() -> None:
             vectors.set(row, vector)
         vectors.search(data[0], 10)
         assert vectors.index_kind == expected
-
-
-def stdlib_sentences(n: int) -> list[str]:
-    """English sentences any machine with this Python has: comment and docstring lines of the
-    standard library, in a fixed order."""
-    import re
-    import sysconfig
-    from pathlib import Path
-
-    seen: dict[str, None] = {}
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        for line in path.read_text(errors="ignore").splitlines():
-            text = line.strip().lstrip("#").strip().strip('"').strip()
-            if 40 <= len(text) <= 160 and re.search(r"[a-z]{3,} [a-z]{3,} [a-z]{3,}", text):
-                seen.setdefault(text)
-                if len(seen) == n:
-                    return list(seen)
-    raise AssertionError(f"only {len(seen)} sentences in the standard library")
 
 
 def test_recall_on_real_minilm_vectors_of_sentences() -> None:
