@@ -38,7 +38,7 @@ from memory.space import MemorySpace
 from memory.text_embedder import TextEmbedder
 from indices.catalog import IndexCatalog, IndexSettings
 from memory.statistics import gather
-from memory.tierset import NO_LTM, TierSet
+from memory.tierset import NO_LTM, RedisRead, TierSet
 from tiers.codec import PayloadCodec
 from tiers.connection import resolve
 from tiers.keys import KeySchema
@@ -316,7 +316,7 @@ class AgentMemoryAPI(SearchMethods):
         try:
             for attempt in range(_SETTLE_ATTEMPTS):
                 pipe = tiers.client.pipeline(transaction=False)
-                pipe.hget(tiers.keys.meta(agent_id), "promoting")  # read first: see _redis_answers
+                pipe.hget(tiers.keys.meta(agent_id), "promoting")  # read before the tiers (a seqlock: see _settled)
                 decoders = [tier.queue_get(pipe, agent_id, [memory_id], now) for tier in (tiers.stm, tiers.im)]
                 promoting, *answers = tiers.scripts.execute(pipe)
                 for decode, raw in zip(decoders, answers):
@@ -493,29 +493,13 @@ class AgentMemoryAPI(SearchMethods):
             raise MemoryRetrievalException(f"{tier} did not answer: {exc}") from exc
         failed.append(tier)
 
-    def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]) -> "_RedisAnswer":
-        """STM and IM answers with the agent's version, promotion counter and LTM step bounds,
-        in one round trip. The order matters: the version and the counter are read before the
-        tiers (an answer is never cached under a version newer than its data, and a promotion
-        that starts later moves the counter), the bounds after them (a memory deleted from IM
-        has had its LTM bounds widened before)."""
-        tiers = self._tiers
-        meta = tiers.keys.meta(agent_id)
+    def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]) -> RedisRead:
+        """STM and IM answers with the agent's version, promotion counter and LTM step bounds."""
         try:
-            pipe = tiers.client.pipeline(transaction=False)
-            pipe.hmget(meta, "version", "promoting")
-            decoders = [tier.queue_range(pipe, agent_id, **query) for tier in (tiers.stm, tiers.im)]
-            pipe.hmget(meta, "ltm_lo", "ltm_hi")
-            (version, promoting), stm_raw, im_raw, bounds = tiers.scripts.execute(pipe)
-            return _RedisAnswer(
-                [decoders[0](stm_raw), decoders[1](im_raw)],
-                tiers.ltm_bounds(agent_id, bounds),
-                int(version or 0),
-                int(promoting or 0),
-            )
+            return self._tiers.read_redis(agent_id, query)
         except (RedisError, TierUnavailableError) as exc:
             self._tier_failure("stm+im", exc, failed)
-            return _RedisAnswer([], (-1, 2**63), None, None)  # LTM bounds unknown: ask it
+            return RedisRead([], (-1, 2**63), None, None)  # LTM bounds unknown: ask it
 
     def _settled(self, agent_id: str, promoting: int | None) -> bool:
         """After reading LTM: no promotion ran since the Redis tiers were read (seqlock check)."""
@@ -621,14 +605,6 @@ class _Answer:
     version: int | None  # the agent's version read with the data; None when Redis failed
     settled: bool = True  # False: a promotion ran while LTM was read, so a memory may be missing
     extras: tuple[Mapping[str, Any], ...] | None = None  # per record: similarity_score, distance
-
-
-@dataclass
-class _RedisAnswer:
-    answers: list[list[MemoryRecord]]  # STM's and IM's
-    bounds: tuple[int, int] | None  # the agent's LTM step bounds (None: no LTM rows)
-    version: int | None
-    promoting: int | None  # the promotion counter, read before the tiers
 
 
 def _may_overlap(bounds: tuple[int, int] | None, query: Mapping[str, Any]) -> bool:

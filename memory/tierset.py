@@ -7,7 +7,7 @@ meta-hash conventions (version, LTM step bounds, read counts) are written down o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from redis.exceptions import RedisError
 
@@ -20,6 +20,16 @@ from tiers.redis_tier import RedisTier
 from tiers.scripts import Scripts
 
 NO_LTM = "none"  # meta ltm_lo value meaning "this agent has no LTM rows"
+
+
+@dataclass
+class RedisRead:
+    """What one query found in Redis (see TierSet.read_redis)."""
+
+    answers: list[list[MemoryRecord]]  # STM's and IM's
+    bounds: tuple[int, int] | None  # the agent's LTM step bounds (None: no LTM rows)
+    version: int | None
+    promoting: int | None  # the promotion counter (a seqlock, see promotions)
 
 
 @dataclass
@@ -63,6 +73,23 @@ class TierSet:
 
     def bump(self, agent_id: str) -> None:
         self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "version", 1))
+
+    def read_redis(self, agent_id: str, query: Mapping[str, Any]) -> RedisRead:
+        """One query's answer from STM and IM with the agent's bookkeeping, in one script call
+        (range_redis.lua): atomic, so the version, the promotion counter and the LTM bounds
+        describe the same moment as the records."""
+        stm_keys, args = self.stm.range_call(agent_id, **query)
+        im_keys, _ = self.im.range_call(agent_id, **query)
+        keys = [self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id), *stm_keys, *im_keys]
+        version, promoting, stm_raw, im_raw, ltm_lo, ltm_hi = self.redis(
+            lambda: self.scripts.call("range_redis", keys, args)
+        )
+        return RedisRead(
+            [self.stm.decode(agent_id, stm_raw), self.im.decode(agent_id, im_raw)],
+            self.ltm_bounds(agent_id, (ltm_lo, ltm_hi)),
+            int(version or 0),
+            int(promoting or 0),
+        )
 
     # -- where the agent's LTM rows may be -------------------------------------------------------
     def ltm_bounds(self, agent_id: str, cached: Sequence[bytes | None] | None = None) -> tuple[int, int] | None:

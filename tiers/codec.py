@@ -9,9 +9,10 @@ process that meets an unknown id loads it from the store that keeps dictionaries
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import msgpack
+import ormsgpack
 import zstandard
 
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
@@ -176,23 +177,44 @@ def decode_record(
 ) -> MemoryRecord:
     """Build the record from a Redis blob plus its access statistics
     (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash)."""
-    step, memory_type, timestamp, importance, dict_id, payload, vectors, position = msgpack.unpackb(blob)
-    last_time = last_step = None
-    if seen:
-        when, _, at_step = seen.decode().partition("|")
-        last_time = float(when)
-        last_step = int(float(at_step)) if at_step else None
-    compressed = codec is not None
-    if dict_id != RAW:
-        if codec is None:
-            raise ValueError("compressed record in a tier without a codec")
-        payload = codec.decompress(dict_id, payload)
-    return MemoryRecord(  # positional: this runs for every row read from Redis
-        memory_id, agent_id, step, memory_type, timestamp, importance, payload,
-        NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
-        retrieval_count, last_time, last_step, tier, 1 if compressed else 0,
-        None if position is None else tuple(position),
-    )
+    return decode_records(agent_id, [memory_id], [blob], tier, codec, {0: (retrieval_count, seen)})[0]
+
+
+def decode_records(
+    agent_id: str,
+    memory_ids: Sequence[bytes | str],
+    blobs: Sequence[bytes],
+    tier: str,
+    codec: PayloadCodec | None,
+    access: Mapping[int, tuple[int, bytes | None]],
+) -> list[MemoryRecord]:
+    """Records from Redis blobs; ``access`` maps a position to (retrieval count, seen) for the
+    memories ever read (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash).
+
+    One loop for all rows, since every row of every Redis answer passes here: the outer array is
+    read with ormsgpack (faster than msgpack at building objects; it holds no map to trip on)."""
+    compression = 0 if codec is None else 1
+    records = []
+    for position, (memory_id, blob) in enumerate(zip(memory_ids, blobs)):
+        step, memory_type, timestamp, importance, dict_id, payload, vectors, place = ormsgpack.unpackb(blob)
+        if dict_id != RAW:
+            if codec is None:
+                raise ValueError("compressed record in a tier without a codec")
+            payload = codec.decompress(dict_id, payload)
+        count, last_time, last_step = 0, None, None
+        stats = access.get(position) if access else None
+        if stats is not None:
+            count, seen = stats
+            if seen:
+                when, _, at_step = seen.decode().partition("|")
+                last_time = float(when)
+                last_step = int(float(at_step)) if at_step else None
+        records.append(MemoryRecord(  # positional: cheaper than keywords, and this runs per row
+            memory_id if isinstance(memory_id, str) else memory_id.decode(), agent_id, step, memory_type, timestamp,
+            importance, payload, NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors), count, last_time,
+            last_step, tier, compression, None if place is None else tuple(place),
+        ))
+    return records
 
 
 def decode_derived(blob: bytes) -> tuple[int, str, float, Embeddings, tuple[float, ...] | None]:

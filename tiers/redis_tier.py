@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from memory.errors import TierUnavailableError
 from memory.record import MemoryRecord
-from tiers.codec import PayloadCodec, decode_derived, decode_record, encode_record, payload_sizes
+from tiers.codec import PayloadCodec, decode_derived, decode_records, encode_record, payload_sizes
 from tiers.keys import KeySchema, TierKeys
 from tiers.scripts import Scripts
 
@@ -115,11 +115,10 @@ class RedisTier:
         keys = [tk.data, *self._access_keys(agent_id)]
         unique = dict.fromkeys(memory_ids)  # a repeated id is one record, and one read
         self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *unique])
-        return lambda raw: self._decode(agent_id, raw)
+        return lambda raw: self.decode(agent_id, raw)
 
-    def queue_range(
+    def range_call(
         self,
-        pipe: Any,
         agent_id: str,
         *,
         by: str = "step",
@@ -129,28 +128,23 @@ class RedisTier:
         reverse: bool = False,
         offset: int = 0,
         limit: int | None = None,
-    ) -> Decoder:
-        """Queue a range read on the step or importance index (never a counted read)."""
+    ) -> tuple[list[str], list[Any]]:
+        """The index and data keys and the arguments of a range read (range.lua), so a caller
+        reading both Redis tiers in one script passes the same ones."""
         tk = self.tier_keys(agent_id)
         if by not in ("step", "importance"):
             raise ValueError(f"unknown index {by!r}")
-        keys = [tk.step if by == "step" else tk.importance, tk.data, *self._access_keys(agent_id)]
-        args = [
-            _score(lo, "-inf"),
-            _score(hi, "+inf"),
-            offset,
-            -1 if limit is None else limit,
-            "1" if reverse else "0",
-            memory_type or "",
-        ]
-        self.scripts.queue(pipe, "range", keys, args)
-        return lambda raw: self._decode(agent_id, raw)
+        args = [_score(lo, "-inf"), _score(hi, "+inf"), offset, -1 if limit is None else limit,
+                "1" if reverse else "0", memory_type or ""]
+        return [tk.step if by == "step" else tk.importance, tk.data], args
 
     def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
         return self._run(lambda pipe: self.queue_get(pipe, agent_id, memory_ids, now))
 
     def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
-        return self._run(lambda pipe: self.queue_range(pipe, agent_id, **query))
+        """Records in step or importance order (never a counted read)."""
+        keys, args = self.range_call(agent_id, **query)
+        return self.decode(agent_id, self._call("range", [*keys, *self._access_keys(agent_id)], args))
 
     def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
         """What the in-process indices need, without decoding payloads: (memory_id, step,
@@ -225,16 +219,11 @@ class RedisTier:
         return [m.decode() for m in ids], as_floats(steps), as_floats(importances), as_floats(sinces)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
+    def decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
         """Records from a collect() answer: ids, blobs, and sparse (position, count, seen) triples."""
         ids, blobs, access = raw
         stats = {int(access[i]) - 1: (int(access[i + 1]), access[i + 2] or None) for i in range(0, len(access), 3)}
-        name, codec = self.name, self.codec
-        records = []
-        for position, (memory_id, blob) in enumerate(zip(ids, blobs)):
-            count, seen = stats.get(position, (0, None))
-            records.append(decode_record(agent_id, memory_id.decode(), blob, name, codec, count, seen))
-        return records
+        return decode_records(agent_id, ids, blobs, self.name, self.codec, stats)
 
     def _call(self, name: str, keys: list[str], args: list[Any], large: bool = False) -> Any:
         try:

@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct 
 
 NAMES = (
     "put", "delete", "move", "range", "get", "touch", "set_importance", "release", "renew", "tier_stats", "snapshot",
-    "set_vectors", "note", "changes",
+    "set_vectors", "note", "changes", "range_redis",
 )
 
 

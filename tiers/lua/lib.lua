@@ -157,3 +157,42 @@ local function collect(ids, data, reads, seen, meta, now, known)
   end
   return {out_ids, out_blobs, access}
 end
+
+-- Records of one tier in index order (step or importance): ids between lo and hi, skipping
+-- offset and returning at most count (-1 = all), descending when reverse, only of type wanted
+-- ('' = any). With a type, the index is scanned in chunks and records of other types skipped
+-- (the type is read from each record blob: no per-type index to keep up on every write).
+-- Never a counted read. Returns {ids, blobs, access} (see collect).
+local function read_range(index, data, reads, seen, meta, lo, hi, offset, count, reverse, wanted)
+  local function window(off, cnt)
+    if reverse then
+      return redis.call('ZREVRANGEBYSCORE', index, hi, lo, 'LIMIT', off, cnt)
+    end
+    return redis.call('ZRANGEBYSCORE', index, lo, hi, 'LIMIT', off, cnt)
+  end
+  if wanted == '' then
+    return collect(window(offset, count), data, reads, seen, meta, '', nil)
+  end
+  local ids, blobs = {}, {}
+  local skipped, position = 0, 0
+  local chunk = 1024
+  if count >= 0 then chunk = math.min(math.max(count * 2, 64), 1024) end
+  while count < 0 or #ids < count do
+    local batch = window(position, chunk)
+    if #batch == 0 then break end
+    position = position + #batch
+    local found = redis.call('HMGET', data, unpack(batch))
+    for i, id in ipairs(batch) do
+      local blob = found[i]
+      if blob and record_type(blob) == wanted then
+        if skipped < offset then
+          skipped = skipped + 1
+        elseif count < 0 or #ids < count then
+          ids[#ids + 1] = id
+          blobs[#blobs + 1] = blob
+        end
+      end
+    end
+  end
+  return collect(ids, data, reads, seen, meta, '', blobs)
+end
