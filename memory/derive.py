@@ -56,7 +56,7 @@ class PositionReader:
         self.axes = (f"{key}_x", f"{key}_y", f"{key}_z")
 
     def __call__(self, contents: Any) -> tuple[float, ...] | None:
-        if not isinstance(contents, Mapping):
+        if type(contents) is not dict and not isinstance(contents, Mapping):
             return None
         value = contents.get(self.key)
         if value is not None:

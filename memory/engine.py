@@ -193,7 +193,7 @@ class AgentMemoryAPI(SearchMethods):
         now = self._clock()
         checked: list[_Checked] = []
         for position, item in enumerate(records):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):  # abc check only for the rare case
                 raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
             if not _BATCH_KEYS.issuperset(item) or not _REQUIRED_BATCH_KEYS.issubset(item):
                 unknown, missing = set(item) - _BATCH_KEYS, _REQUIRED_BATCH_KEYS - set(item)

@@ -60,8 +60,10 @@ class Embeddings:
         }
 
     def pack(self) -> list[Any] | None:
+        if self is NO_EMBEDDINGS:  # most records (no vectors): every store pays this
+            return None
         fields = [self.full_vector, self.compressed_vector, self.abstract_vector, self.text_resolution, self.text_vector]
-        return None if all(field is None for field in fields) else fields
+        return None if fields == _NO_FIELDS else fields
 
     @classmethod
     def unpack(cls, packed: list[Any] | None) -> "Embeddings":
@@ -75,6 +77,7 @@ def _decode_vector(blob: bytes, resolution: str) -> list[float]:
 
 
 NO_EMBEDDINGS = Embeddings()
+_NO_FIELDS = [None] * 5
 
 
 def unpack_contents(blob: bytes) -> Any:

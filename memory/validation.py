@@ -64,10 +64,12 @@ def optional_memory_type(value: Any) -> str | None:
 
 def contents(value: Any, max_bytes: int) -> bytes:
     """Serialize memory contents, refusing non-mappings, unserializable values and oversize data."""
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"memory data must be a dict, got {type(value).__name__}")
+    if type(value) is not dict:  # the common case skips the abc check
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(f"memory data must be a dict, got {type(value).__name__}")
+        value = dict(value)
     try:
-        blob = pack_contents(value if type(value) is dict else dict(value))
+        blob = pack_contents(value)
     except TypeError as exc:
         raise InvalidInputError(str(exc)) from None
     if len(blob) > max_bytes:

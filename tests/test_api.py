@@ -190,6 +190,7 @@ BAD_WRITES = [
     ("agent", {"a": 1}, "3", 1.0, "step_number"),
     ("agent", {"a": {1, 2}}, 1, 1.0, "serialized"),
     ("agent", {"a": Opaque()}, 1, 1.0, "Opaque"),
+    ("agent", {"a": {(1, 2): "pair"}}, 1, 1.0, "read back"),
     ("agent", ["not", "a", "dict"], 1, 1.0, "dict"),
     ("agent", {"a": 1}, 1, 1.5, "priority"),
     ("agent", {"a": 1}, 1, math.nan, "priority"),
