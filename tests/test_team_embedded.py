@@ -15,7 +15,11 @@ import fakeredis
 import pytest
 
 from conftest import real_redis
-from memory import AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, RedisShortTermMemory, StagedPattern, TeamSession
+from team_support import FakeClock
+from memory import (
+    AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, DuplicateTaskError, RedisShortTermMemory, StagedPattern,
+    TaskOwnershipError, TeamSession,
+)
 from memory.errors import MemoryConfigException
 from memory.team.durable import reading_back
 from tiers import embedded_client
@@ -60,6 +64,72 @@ def test_everything_survives_a_clean_restart(tmp_path):
     assert_everything(again, "a")
     assert [t.task_id for t in AgentCoordinator(again, "t").get_pending_tasks()] == ["task-1"]  # the snapshot
     again.close()
+
+
+def test_a_task_queue_survives_a_clean_restart_mid_run(tmp_path):
+    """Tasks live in the process on the embedded engine and go into the snapshot: after a restart
+    pending, claimed and completed tasks, attempts, leases and counts are all as they were."""
+    clock = FakeClock()
+    memory = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    team = AgentCoordinator(memory, "t", lease_seconds=30)
+    for name, priority in (("a", 9), ("b", 5), ("c", 5), ("d", 1)):
+        team.add_task(AgentTask(name, "job", priority=priority, context={"n": name}))
+    team.add_task(AgentTask("s", "style"))
+    assert team.claim_task("w1", "job").task_id == "a"
+    assert team.complete_task("a", {"ok": 1}, agent_id="w1")
+    assert team.claim_task("w2", "job").task_id == "b"  # held across the restart
+    memory.close()
+
+    clock.advance(10)
+    again = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    team = AgentCoordinator(again, "t", lease_seconds=30)
+    assert [t.task_id for t in team.get_pending_tasks()] == ["c", "d", "s"]
+    assert team.get_result("a")["result"] == {"ok": 1}
+    assert team.aggregate_results() == {"total_completed": 1, "by_agent": {"w1": 1}, "by_type": {"job": 1}}
+    with pytest.raises(TaskOwnershipError, match="claimed by 'w2'"):
+        team.complete_task("b", {}, agent_id="w1")
+    with pytest.raises(DuplicateTaskError):
+        team.add_task(AgentTask("a", "job"))
+    team.add_task(AgentTask("e", "job", priority=5))  # after "c": the FIFO order goes on
+    assert [t.task_id for t in team.claim_tasks("w3", "job", 2)] == ["c", "e"]
+
+    clock.advance(25)  # "b" was claimed 35 s ago and w2 has not been seen since: its lease lapsed
+    reclaimed = team.claim_task("w3", "job")
+    assert reclaimed.task_id == "b" and reclaimed.attempts == 2 and reclaimed.context == {"n": "b"}
+    assert team.complete_task("b", None, agent_id="w3")
+    again.close()
+
+    third = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    team = AgentCoordinator(third, "t")
+    assert [t.task_id for t in team.get_pending_tasks()] == ["d", "s"]
+    assert team.aggregate_results()["by_agent"] == {"w1": 1, "w3": 1}
+    third.close()
+
+
+def test_eight_threads_claim_each_embedded_task_once(tmp_path):
+    memory = open_memory(tmp_path)
+    team = AgentCoordinator(memory, "load")
+    for i in range(2000):
+        team.add_task(AgentTask(f"job-{i}", "job", priority=i % 7))
+    barrier = threading.Barrier(8)
+    done: list[list[str]] = [[] for _ in range(8)]
+
+    def worker(w: int) -> None:
+        barrier.wait()
+        while (claimed := team.claim_task(f"w{w}", "job")) is not None:
+            team.complete_task(claimed.task_id, w, agent_id=f"w{w}")
+            done[w].append(claimed.task_id)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    completed = [task_id for ids in done for task_id in ids]
+    assert sorted(completed) == sorted(f"job-{i}" for i in range(2000))  # each once, none lost
+    assert team.aggregate_results()["total_completed"] == 2000
+    assert team.get_pending_tasks() == []
+    memory.close()
 
 
 KILLED_WRITER = """

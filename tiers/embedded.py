@@ -13,7 +13,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import fakeredis
 import msgpack
@@ -50,6 +50,7 @@ class EmbeddedServer:
             ) from exc
         self.server = fakeredis.FakeServer()
         self.users = 0
+        self._before_save: list[Callable[[Any], None]] = []
         try:
             self.load()
         except SnapshotUnreadable:
@@ -58,6 +59,11 @@ class EmbeddedServer:
 
     def client(self) -> Any:
         return embedded_client.client(self.server)
+
+    def before_save(self, write: Callable[[Any], None]) -> None:
+        """Have ``write(client)`` put state kept in the process (task queues) into Redis keys
+        before every snapshot, so the snapshot holds it."""
+        self._before_save.append(write)
 
     @property
     def path(self) -> Path:
@@ -92,6 +98,8 @@ class EmbeddedServer:
 
     def save(self) -> None:
         client = self.client()
+        for write in self._before_save:
+            write(client)
         entries = []
         for key in client.scan_iter(count=1000):
             kind = client.type(key).decode()

@@ -1,14 +1,15 @@
 """AgentCoordinator: a team's task queue with priorities, atomic claims and leases.
 
-Tasks wait in one sorted set per type, ordered by priority (highest first) then by when they
-were added. ``claim_task`` is one Lua call: it first walks the type's expired leases (returning
-each task whose claimer stopped heartbeating to the queue, extending the others from the
-claimer's last heartbeat), then pops the best pending task and leases it to the claimer. So
-across any number of processes a task is held by one agent at a time, and a crashed agent's task
+Tasks are claimed by priority (highest first), then in the order they were added. A claim first
+returns to the queue each lapsed lease whose claimer stopped heartbeating (extending the others
+from the claimer's last heartbeat), then leases the best pending task to the claimer, atomically:
+one Lua call on Redis (memory/team/task_queue.py), one lock in the process on the embedded engine
+(memory/team/local_tasks.py). So a task is held by one agent at a time, and a crashed agent's task
 comes back ``lease_seconds`` after its last heartbeat. Only the claimer completes a task (or the
-coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given).
+coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). Agents, their
+heartbeats and capabilities are Redis keys on both engines.
 
-All times come from the memory's clock (unix seconds) and are passed into the scripts, so tests
+All times come from the memory's clock (unix seconds) and are passed into the queue, so tests
 move time instead of sleeping.
 """
 
@@ -26,90 +27,7 @@ from memory.team.errors import DuplicateTaskError, NotFoundError, TaskOwnershipE
 from memory.team.ttl import TTLStrategy
 
 MAX_PRIORITY = 1000
-EXPIRED_PER_CLAIM = 64  # expired leases one claim examines (the rest, by the next claims)
 CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
-
-ADD = """
--- KEYS[1] tasks, KEYS[2] order, KEYS[3] seq, KEYS[4] types, KEYS[5] queue:<type>
--- ARGV[1] task id, ARGV[2] msgpack body, ARGV[3] priority (0..1000), ARGV[4] task type
--- returns 1 added, 0 the id is taken
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local seq = redis.call('INCR', KEYS[3])
-local score = (1000 - tonumber(ARGV[3])) * 1099511627776 + seq
-redis.call('HSET', KEYS[2], ARGV[1], score)
-redis.call('SADD', KEYS[4], ARGV[4])
-redis.call('ZADD', KEYS[5], score, ARGV[1])
-return 1
-"""
-
-CLAIM = """
--- KEYS[1] queue:<type>, KEYS[2] leases:<type>, KEYS[3] claims, KEYS[4] agents (heartbeats),
--- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts, KEYS[8] leases_due:<type>
--- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine,
--- ARGV[5] tasks to claim at most, ARGV[6] '1': record the claimer's heartbeat
--- returns {task id, body, attempts, ...} in queue order, or false when nothing is pending
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
--- no lease of the type ends before `due` (absent: not known), so most claims skip the lease scan
-local due = tonumber(redis.call('GET', KEYS[8]) or '-1')
-if due < 0 or due <= now then
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-  for _, id in ipairs(expired) do
-    local holder = redis.call('HGET', KEYS[3], id)
-    local beat = holder and redis.call('ZSCORE', KEYS[4], holder)
-    if not holder then
-      redis.call('ZREM', KEYS[2], id)
-    elseif beat and tonumber(beat) + lease > now then
-      redis.call('ZADD', KEYS[2], tonumber(beat) + lease, id)
-    else
-      redis.call('ZREM', KEYS[2], id)
-      redis.call('HDEL', KEYS[3], id)
-      redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[5], id), id)
-    end
-  end
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  due = tonumber(first[2] or '-1')
-  if due < 0 then redis.call('DEL', KEYS[8]) else redis.call('SET', KEYS[8], first[2]) end
-end
-if ARGV[3] == '' then return false end
--- ZRANGE + ZREM rather than ZPOPMIN: the same inside a script, and O(log N) on every engine
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
-if #ids == 0 then return false end
-redis.call('ZREM', KEYS[1], unpack(ids))
-local held, leased = {}, {}
-for i, id in ipairs(ids) do
-  held[2 * i - 1], held[2 * i] = id, ARGV[3]
-  leased[2 * i - 1], leased[2 * i] = now + lease, id
-end
-redis.call('HSET', KEYS[3], unpack(held))
-redis.call('ZADD', KEYS[2], unpack(leased))
-if due < 0 or now + lease < due then redis.call('SET', KEYS[8], now + lease) end
-local bodies = redis.call('HMGET', KEYS[6], unpack(ids))
-local out = {}
-for i, id in ipairs(ids) do
-  out[#out + 1] = id
-  out[#out + 1] = bodies[i]
-  out[#out + 1] = redis.call('HINCRBY', KEYS[7], id, 1)
-end
-if ARGV[6] == '1' then redis.call('ZADD', KEYS[4], now, ARGV[3]) end
-return out
-"""
-
-COMPLETE = """
--- KEYS[1] claims, KEYS[2] leases:<type>, KEYS[3] results, KEYS[4] stats, KEYS[5] agents
--- ARGV[1] task id, ARGV[2] completing agent, ARGV[3] msgpack result record, ARGV[4] task type, ARGV[5] now (unix ms)
--- returns {1, holder} done, {0, ''} not claimed, {-1, holder} held by another agent
-local holder = redis.call('HGET', KEYS[1], ARGV[1])
-if not holder then return {0, ''} end
-if ARGV[2] ~= holder then return {-1, holder} end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('HINCRBY', KEYS[4], 'total', 1)
-redis.call('HINCRBY', KEYS[4], 'agent:' .. holder, 1)
-redis.call('HINCRBY', KEYS[4], 'type:' .. ARGV[4], 1)
-redis.call('ZADD', KEYS[5], ARGV[5], holder)
-return {1, holder}
-"""
 
 
 @dataclass
@@ -172,9 +90,7 @@ class AgentCoordinator:
         self.lease_ms = int(lease_seconds * 1000)
         self.active_ms = int(active_seconds * 1000)
         self.keys = memory.keys.team(self.team_id)
-        self._add = memory.script(ADD)
-        self._claim = memory.script(CLAIM)
-        self._complete = memory.script(COMPLETE)
+        self._queue = memory.task_queue(self.team_id)
         self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
 
     @property
@@ -225,12 +141,7 @@ class AgentCoordinator:
         self._require(AccessTier.CONTRIBUTOR, "add_task")
         if not isinstance(task, AgentTask):
             raise TypeError(f"task must be an AgentTask, got {type(task).__name__}")
-        keys = self.keys
-        added = self._add(
-            keys=[keys.tasks, keys.order, keys.seq, keys.types, keys.queue(task.task_type)],
-            args=[task.task_id, task.body(), task.priority, task.task_type],
-        )
-        if not added:
+        if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type):
             raise DuplicateTaskError(f"team {self.team_id!r} already has a task {task.task_id!r}")
         return True
 
@@ -239,7 +150,7 @@ class AgentCoordinator:
         """The highest-priority pending task of ``task_type``, now leased to ``agent`` (CONTRIBUTOR)."""
         self._require(AccessTier.CONTRIBUTOR, "claim_task")
         check_name(agent)
-        claimed = self._claimed(self._run_claim(check_name(task_type, "task_type"), agent, 1), agent)
+        claimed = self._claim(check_name(task_type, "task_type"), agent, 1)
         return claimed[0] if claimed else None
 
     @translated("write")
@@ -252,32 +163,20 @@ class AgentCoordinator:
         check_name(agent)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
             raise InvalidInputError(f"count must be an int from 1 to 1000, got {count!r}")
-        return self._claimed(self._run_claim(check_name(task_type, "task_type"), agent, count), agent)
+        return self._claim(check_name(task_type, "task_type"), agent, count)
 
-    @staticmethod
-    def _claimed(reply: Any, agent: str) -> list[AgentTask]:
-        if not reply:
-            return []
-        return [
-            AgentTask.from_body(reply[i + 1], status="claimed", assigned_to=agent, attempts=int(reply[i + 2]))
-            for i in range(0, len(reply), 3)
-        ]
-
-    def _run_claim(self, task_type: str, agent: str, count: int = 1) -> Any:
+    def _claim(self, task_type: str, agent: str, count: int) -> list[AgentTask]:
         """A claim counts as the claimer's heartbeat; an agent claiming many tasks a second has it
-        recorded once a second (a write fewer per claim, ~25 us of ~200 on the embedded engine)."""
-        keys, now = self.keys, self.memory.now_ms()
-        beat = bool(agent) and now - self._beats.get(agent, -CLAIM_BEAT_MS) >= CLAIM_BEAT_MS
-        reply = self._claim(
-            keys=[
-                keys.queue(task_type), keys.leases(task_type), keys.claims, keys.agents,
-                keys.order, keys.tasks, keys.attempts, keys.leases_due(task_type),
-            ],
-            args=[now, self.lease_ms, agent, EXPIRED_PER_CLAIM, count, "1" if beat else "0"],
-        )
-        if beat and reply:
+        recorded once a second (a write fewer per claim)."""
+        now = self.memory.now_ms()
+        beat = now - self._beats.get(agent, -CLAIM_BEAT_MS) >= CLAIM_BEAT_MS
+        claimed = self._queue.claim(task_type, agent, now, self.lease_ms, count, beat)
+        if beat and claimed:
             self._beats[agent] = now
-        return reply
+        return [
+            AgentTask.from_body(body, status="claimed", assigned_to=agent, attempts=attempts)
+            for body, attempts in claimed
+        ]
 
     @translated("write")
     def complete_task(self, task_id: str, result: Any = None, agent_id: str | None = None) -> bool:
@@ -292,34 +191,27 @@ class AgentCoordinator:
             self._require(AccessTier.CONTRIBUTOR, "complete_task")
             check_name(agent_id)
         check_name(task_id, "task_id")
-        keys = self.keys
-        pipe = self.memory.client.pipeline(transaction=False)
-        pipe.hget(keys.tasks, task_id)
-        pipe.hget(keys.claims, task_id)
-        body, holder = pipe.execute()
+        body, holder = self._queue.holder(task_id)
         if body is None:
             raise NotFoundError(f"team {self.team_id!r} has no task {task_id!r}")
         if holder is None:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
-        agent = agent_id or holder.decode()
+        agent = agent_id or holder
         task_type = values.unpack(body)["task_type"]
         now = self.memory.now_ms()
         record = {"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}
-        status, holder = self._complete(
-            keys=[keys.claims, keys.leases(task_type), keys.results, keys.stats, keys.agents],
-            args=[task_id, agent, values.pack(record, "result"), task_type, now],
-        )
+        status, holder = self._queue.complete(task_id, agent, values.pack(record, "result"), task_type, now)
         if status == 0:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         if status == -1:
-            raise TaskOwnershipError(f"task {task_id!r} is claimed by {holder.decode()!r}, not {agent!r}")
+            raise TaskOwnershipError(f"task {task_id!r} is claimed by {holder!r}, not {agent!r}")
         return True
 
     @translated("read")
     def get_result(self, task_id: str) -> dict[str, Any] | None:
         """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER)."""
         self._require(AccessTier.OBSERVER, "get_result")
-        blob = self.memory.client.hget(self.keys.results, check_name(task_id, "task_id"))
+        blob = self._queue.result(check_name(task_id, "task_id"))
         return None if blob is None else values.unpack(blob)
 
     @translated("write")
@@ -327,16 +219,10 @@ class AgentCoordinator:
         """Return lapsed leases to the queue now (claims do this too) (CONTRIBUTOR)."""
         self._require(AccessTier.CONTRIBUTOR, "requeue_expired")
         for kind in self._types(task_type):
-            while True:
-                before = self.memory.client.zcount(self.keys.leases(kind), "-inf", self.memory.now_ms())
-                self._run_claim(kind, "")
-                if before <= EXPIRED_PER_CLAIM:
-                    break
+            self._queue.requeue_lapsed(kind, self.memory.now_ms(), self.lease_ms)
 
     def _types(self, task_type: str | None) -> list[str]:
-        if task_type is not None:
-            return [check_name(task_type, "task_type")]
-        return sorted(kind.decode() for kind in self.memory.client.smembers(self.keys.types))
+        return self._queue.types() if task_type is None else [check_name(task_type, "task_type")]
 
     @translated("read")
     def get_pending_tasks(self, task_type: str | None = None) -> list[AgentTask]:
@@ -344,19 +230,13 @@ class AgentCoordinator:
         self._require(AccessTier.OBSERVER, "get_pending_tasks")
         if self._credentials.can_stage():
             self.requeue_expired(task_type)
-        pending = []
-        for kind in self._types(task_type):
-            ids = self.memory.client.zrange(self.keys.queue(kind), 0, -1)
-            if ids:
-                bodies = self.memory.client.hmget(self.keys.tasks, ids)
-                pending += [AgentTask.from_body(body) for body in bodies if body is not None]
-        return pending
+        return [AgentTask.from_body(body) for kind in self._types(task_type) for body in self._queue.pending(kind)]
 
     @translated("read")
     def aggregate_results(self) -> dict[str, Any]:
         """{total_completed, by_agent: {agent: n}, by_type: {type: n}} (OBSERVER)."""
         self._require(AccessTier.OBSERVER, "aggregate_results")
-        stats = {k.decode(): int(v) for k, v in self.memory.client.hgetall(self.keys.stats).items()}
+        stats = self._queue.completed_counts()
         return {
             "total_completed": stats.get("total", 0),
             "by_agent": {k[6:]: v for k, v in sorted(stats.items()) if k.startswith("agent:")},

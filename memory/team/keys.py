@@ -23,6 +23,8 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{t:<team>}:stats                  hash    total | agent:<id> | type:<type> -> completed count
     <p>:team:{t:<team>}:agents                 zset    agent id -> last heartbeat (unix ms)
     <p>:team:{t:<team>}:capabilities           hash    agent id -> msgpack list of capabilities
+    The embedded engine keeps tasks (not agents) in the process, written into these keys only for
+    its snapshot (memory/team/local_tasks.py).
 
     signals                        {signals}
     <p>:team:{signals}:in:<agent>:<type>       stream  signals of one type sent to one agent
@@ -161,13 +163,13 @@ class TeamTaskKeys:
         self.stats = root + "stats"
         self.agents = root + "agents"
         self.capabilities = root + "capabilities"
-        self._root = root
+        self.root = root
 
     def queue(self, task_type: str) -> str:
-        return f"{self._root}queue:{task_type}"
+        return f"{self.root}queue:{task_type}"
 
     def leases(self, task_type: str) -> str:
-        return f"{self._root}leases:{task_type}"
+        return f"{self.root}leases:{task_type}"
 
     def leases_due(self, task_type: str) -> str:
-        return f"{self._root}leases_due:{task_type}"
+        return f"{self.root}leases_due:{task_type}"

@@ -29,6 +29,8 @@ from memory.team.durable import DurableMirror
 from memory.team.errors import translated
 from memory.team.keys import TeamKeys
 from memory.team.local_signals import LocalSignalBus
+from memory.team.local_tasks import LocalTaskQueue
+from memory.team.task_queue import RedisTaskQueue
 from tiers.connection import LOCAL_URL, resolve
 
 DEFAULT_DATA_DIR = ".tiermem"
@@ -120,6 +122,14 @@ class RedisShortTermMemory:
             script = self.script(source)
             return lambda keys, args, wrote: script(keys=keys, args=args)
         return lambda keys, args, wrote: mirror.run_known(source, keys, args, wrote)
+
+    def task_queue(self, team_id: str) -> Any:
+        """A team's task queue: Lua scripts on Redis; in this process on the embedded engine,
+        which no other process shares (memory/team/local_tasks.py)."""
+        server = self._connection.embedded_server
+        if server is None:
+            return RedisTaskQueue(self, team_id)
+        return LocalTaskQueue(self, server, team_id)
 
     def script(self, source: str) -> Any:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
