@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -132,6 +133,68 @@ def test_eight_threads_claim_each_embedded_task_once(tmp_path):
     memory.close()
 
 
+def test_staged_patterns_and_promotions_survive_restarts(tmp_path):
+    memory = open_memory(tmp_path)
+    finder = AgentWorkspace("finder", short_term_memory=memory)
+    for n in range(3):
+        assert finder.stage_pattern(StagedPattern(f"p:{n}", "finder", "kind", f"name {n}", "d", confidence=0.5))
+    memory.close()
+
+    again = open_memory(tmp_path)
+    lead = AgentWorkspace("lead", short_term_memory=again, access_tier=AccessTier.VALIDATOR)
+    assert [p.pattern_id for p in lead.get_staged_patterns()] == ["p:0", "p:1", "p:2"]
+    assert lead.promote_pattern("p:1").pattern_id == "p:1"
+    assert lead.reject_pattern("p:2", "too narrow")
+    again.close()
+
+    third = open_memory(tmp_path)
+    finder = AgentWorkspace("finder", short_term_memory=third)
+    assert [p.pattern_id for p in finder.get_staged_patterns()] == ["p:0"]
+    assert not finder.stage_pattern(StagedPattern("p:1", "finder", "kind", "again", "d"))  # promoted: never again
+    assert third.pattern_library.get("p:2").status == "rejected"
+    third.close()
+
+
+def test_an_expired_staged_pattern_is_gone_and_stays_gone(tmp_path):
+    memory = open_memory(tmp_path)
+    store = memory.patterns._store
+    store.stage("brief", b"\x80", 50, 1)  # a 50 ms TTL: the wall clock's, as Redis's own
+    store.stage("kept", b"\x80", 60_000, 2)
+    time.sleep(0.1)
+    assert store.staged() == [b"\x80"]
+    assert store.take_decision("brief", "token", 1000) is None
+    memory.close()
+    again = open_memory(tmp_path)
+    assert again.patterns._store.staged() == [b"\x80"]
+    assert again.patterns._store.take_decision("kept", "token", 1000) == b"\x80"
+    again.close()
+
+
+def test_of_threads_promoting_one_embedded_pattern_exactly_one_wins(tmp_path):
+    memory = open_memory(tmp_path)
+    for round_ in range(5):
+        pid = f"contested-{round_}"
+        AgentWorkspace("finder", short_term_memory=memory).stage_pattern(StagedPattern(pid, "finder", "k", "n", "d"))
+        barrier = threading.Barrier(6)
+        outcomes: dict[str, object] = {}
+
+        def promote(validator: str) -> None:
+            me = AgentWorkspace(validator, short_term_memory=memory, access_tier=AccessTier.VALIDATOR)
+            barrier.wait()
+            outcomes[validator] = me.promote_pattern(pid)
+
+        threads = [threading.Thread(target=promote, args=(f"v{i}",)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [name for name, won in outcomes.items() if won]
+        assert len(outcomes) == 6 and len(winners) == 1
+        assert memory.pattern_library.get(pid).decided_by == winners[0]
+    assert memory.get_staged_patterns() == []
+    memory.close()
+
+
 KILLED_WRITER = """
 import os, signal, sys
 from memory import RedisShortTermMemory, AgentWorkspace, AccessTier
@@ -234,7 +297,6 @@ def test_expired_entries_do_not_come_back(tmp_path):
     agent = AgentWorkspace("a", short_term_memory=memory)
     agent.stash("brief", 1, ttl=0.05)
     agent.stash("long", 2)
-    import time
 
     time.sleep(0.1)  # the one TTL this layer cannot move with a clock: the embedded Redis's own
     memory.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import msgpack
 from sqlalchemy import (
@@ -164,6 +164,19 @@ def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
     return engine
 
 
+def create_racing(create: Callable[[], None]) -> None:
+    """Run ``create`` (tables made if missing) when another process or thread may be doing the
+    same at the same moment (both see no table, one CREATE fails): try again, and the next pass
+    finds them."""
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return create()
+        except (OperationalError, IntegrityError, ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 class SQLTier:
     name = "ltm"
 
@@ -186,15 +199,8 @@ class SQLTier:
 
     # -- schema -------------------------------------------------------------------------------
     def _create_schema(self) -> None:
-        """Create or upgrade the tables. Another process may be creating them at the same moment
-        (both see no table, one CREATE fails): try again, and the second pass finds them."""
-        for attempt in range(SCHEMA_ATTEMPTS):
-            try:
-                return self._create_schema_once()
-            except (OperationalError, IntegrityError, ProgrammingError):
-                if attempt == SCHEMA_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        """Create or upgrade the tables."""
+        create_racing(self._create_schema_once)
 
     def _create_schema_once(self) -> None:
         metadata.create_all(self.engine)

@@ -11,8 +11,8 @@ absolute time, so a restart does not extend a TTL.
 On the first open of a data directory in a process the file is authoritative for those families:
 their keys from the older snapshot are dropped and the rows loaded. A lock serialises "write to
 Redis, then copy to SQLite" per data directory, so concurrent threads never store a stale copy;
-a write that is one script reads back what it touched in the same script call, or, when its
-reply fixes what it wrote (staging a pattern), copies that without reading it back.
+a write that is one script reads back what it touched in the same script call. Staged patterns
+live in the process instead (memory/team/local_patterns.py) and hand their rows to ``store``.
 The stdlib ``sqlite3`` driver is used directly (parameterised statements): through SQLAlchemy a
 one-row upsert costs ~25x more, and this sits on every durable write.
 """
@@ -116,22 +116,7 @@ class DurableMirror:
                 keys=[*keys, *(key for key, _ in items)],
                 args=[*args, *(kind for _, kind in items), len(keys), len(args)],
             )
-            self._store(items, values)
-        return reply
-
-    def run_known(
-        self, write: str, keys: Sequence[Any], args: Sequence[Any],
-        wrote: Callable[[Any], tuple[Sequence[Item], Sequence[Any]]],
-    ) -> Any:
-        """Run the script ``write`` and copy what ``wrote(reply)`` says it wrote: the items and
-        their values and PTTLs as a read-back would find them. For writes whose outcome fixes what
-        the keys hold: no read-back commands (each costs the embedded engine ~15 us)."""
-        script = self._script(write)
-        with self.lock:
-            reply = script(keys=keys, args=args)
-            items, values = wrote(reply)
-            if items:
-                self._store(items, values)
+            self.store(items, values)
         return reply
 
     def _script(self, source: str) -> Any:
@@ -141,7 +126,9 @@ class DurableMirror:
             script = self._scripts[source] = self.client.register_script(source)
         return script
 
-    def _store(self, items: Sequence[Item], replies: Sequence[Any]) -> None:
+    def store(self, items: Sequence[Item], replies: Sequence[Any]) -> None:
+        """Copy ``items`` into SQLite in one transaction, given their values and PTTLs as a
+        read-back would find them (None and -2: gone). Callers hold ``lock``."""
         now = int(time.time() * 1000)
         upserts, deletes = [], []
         for index, (key, kind) in enumerate(items):

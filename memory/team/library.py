@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from memory.team import values
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
-from tiers.ltm import make_engine
+from tiers.ltm import create_racing, make_engine
 
 metadata = MetaData()
 
@@ -62,7 +62,7 @@ class PatternLibrary:
         self.engine = engine
         self.namespace = namespace
         self.owned = owned
-        metadata.create_all(engine)
+        create_racing(lambda: metadata.create_all(engine))
 
     @classmethod
     @translated("read")

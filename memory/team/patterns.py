@@ -1,11 +1,13 @@
 """Pattern staging: a contributor stages what it discovered, a validator promotes or rejects it.
 
-Staged patterns live in Redis for 24 hours. A decision is atomic: one Lua call takes the
-pattern's decision lease (SET NX PX) only while it is still staged, so of concurrent validators
-one proceeds and the others get a falsy answer; the winner writes the library row first
-(``PatternLibrary.decide``, which the database also arbitrates) and only then removes the staged
-copy and marks the id promoted, so a crash in between leaves the pattern staged, never lost (a
-later validator finishes the move once the lease lapses). A promoted id is never staged again.
+Staged patterns are kept for 24 hours: in Redis (memory/team/pattern_store.py), or in the process
+with a durable copy on the embedded engine (memory/team/local_patterns.py). A decision is atomic:
+the store hands the pattern's decision lease to one caller only while it is still staged, so of
+concurrent validators one proceeds and the others get a falsy answer; the winner writes the
+library row first (``PatternLibrary.decide``, which the database also arbitrates) and only then
+unstages it and marks the id promoted, so a crash in between leaves the pattern staged, never
+lost (a later validator finishes the move once the lease lapses). A promoted id is never staged
+again.
 """
 
 from __future__ import annotations
@@ -23,45 +25,6 @@ from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy
 
 DECISION_LEASE_MS = 60_000  # a validator that dies mid-decision blocks the pattern this long
-
-STAGE = """
--- KEYS[1] staged:<id>, KEYS[2] staged index, KEYS[3] promoted:<id>, KEYS[4] decision:<id>
--- ARGV[1] msgpack pattern, ARGV[2] ttl ms, ARGV[3] pattern id, ARGV[4] staged at (unix ms)
--- returns 1 staged, 0 already in the library, -1 a validator is deciding it right now
-if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then  -- rarely: which of the two
-  if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  return -1
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-return 1
-"""
-
-CLAIM_DECISION = """
--- KEYS[1] staged:<id>, KEYS[2] decision:<id>
--- ARGV[1] validator's token, ARGV[2] lease ms
--- returns the staged pattern if this caller may decide it, else false
-local body = redis.call('GET', KEYS[1])
-if not body then return false end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return body
-"""
-
-FINISH_DECISION = """
--- KEYS[1] staged:<id>, KEYS[2] staged index, KEYS[3] decision:<id>, KEYS[4] promoted:<id>
--- ARGV[1] validator's token, ARGV[2] pattern id, ARGV[3] "1" to mark it promoted, "" otherwise
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[3])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if ARGV[3] == '1' then redis.call('SET', KEYS[4], '1') end
-return 1
-"""
-
-RELEASE_DECISION = """
--- KEYS[1] decision:<id>; ARGV[1] token. Drop the lease if it is still ours.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def _text(value: Any, name: str, allow_empty: bool = False) -> str:
@@ -116,12 +79,7 @@ class StagedPattern:
 class PatternStaging:
     def __init__(self, memory: Any):
         self.memory = memory
-        self.keys = memory.keys
-        client = memory.client
-        self._stage = memory.durable_known_script(STAGE)
-        self._claim = client.register_script(CLAIM_DECISION)
-        self._finish = memory.durable_script(FINISH_DECISION)
-        self._release = client.register_script(RELEASE_DECISION)
+        self._store = memory.pattern_store()
 
     @translated("write")
     def stage(self, credentials: AgentCredentials, pattern: Any, fields_: Mapping[str, Any]) -> bool:
@@ -138,39 +96,19 @@ class PatternStaging:
         staged_at = self.memory.clock()
         record = {f.name: getattr(pattern, f.name) for f in fields(pattern)}  # asdict: a deep copy, 10x the cost
         body = values.pack({**record, "staged_at": staged_at}, "pattern")
-        pid = pattern.pattern_id
-        staged, index = self.keys.staged(pid), self.keys.staged_index()
-        ttl_ms, staged_ms = int(TTLStrategy.STAGED_PATTERNS) * 1000, int(staged_at * 1000)
-
-        def wrote(outcome: Any) -> tuple[list[tuple[str, str]], list[Any]]:
-            """A staging that happened wrote the body with the TTL, and the id into the index
-            (which has no TTL): the values and PTTLs a read-back would find."""
-            if outcome != 1:
-                return [], []
-            return [(staged, "string"), (index, f"zmember:{pid}")], [body, ttl_ms, str(staged_ms).encode(), -1]
-
-        outcome = self._stage(
-            [staged, index, self.keys.promoted(pid), self.keys.decision(pid)],
-            [body, ttl_ms, pid, staged_ms],
-            wrote,
-        )
+        ttl_ms = int(TTLStrategy.STAGED_PATTERNS) * 1000
+        outcome = self._store.stage(pattern.pattern_id, body, ttl_ms, int(staged_at * 1000))
         if outcome == -1:
-            raise InvalidInputError(f"pattern {pid!r} is being promoted or rejected right now; stage it again later")
+            raise InvalidInputError(
+                f"pattern {pattern.pattern_id!r} is being promoted or rejected right now; stage it again later"
+            )
         return outcome == 1
 
     @translated("read")
     def staged(self, credentials: AgentCredentials) -> list[StagedPattern]:
         """Patterns awaiting validation, oldest first (OBSERVER)."""
         credentials.require(AccessTier.OBSERVER, "get_staged_patterns")
-        client = self.memory.client
-        ids = [member.decode() for member in client.zrange(self.keys.staged_index(), 0, -1)]
-        if not ids:
-            return []
-        blobs = client.mget([self.keys.staged(pid) for pid in ids])
-        gone = [pid for pid, blob in zip(ids, blobs) if blob is None]
-        if gone:  # expired: drop them from the index too
-            client.zrem(self.keys.staged_index(), *gone)
-        return [StagedPattern.from_dict(values.unpack(blob)) for blob in blobs if blob is not None]
+        return [StagedPattern.from_dict(values.unpack(blob)) for blob in self._store.staged()]
 
     def promote(self, credentials: AgentCredentials, pattern_id: str) -> Any:
         """Move a staged pattern into the library (VALIDATOR). The LibraryPattern, or None if another won."""
@@ -187,26 +125,18 @@ class PatternStaging:
     def _decide(self, credentials: AgentCredentials, pattern_id: str, status: str, reason: str | None) -> Any:
         agent_id(pattern_id, "pattern_id")
         library = self.memory.pattern_library
-        keys = self.keys
-        staged, decision = keys.staged(pattern_id), keys.decision(pattern_id)
         token = secrets.token_hex(16)
-        body = self._claim(keys=[staged, decision], args=[token, DECISION_LEASE_MS])
-        if not body:
+        body = self._store.take_decision(pattern_id, token, DECISION_LEASE_MS)
+        if body is None:
             return None
         try:
             pattern = StagedPattern.from_dict(values.unpack(body))
             decided_at = self.memory.clock()
             recorded = library.decide(pattern, status, credentials.agent_id, decided_at, reason)
         except BaseException:
-            self._release(keys=[decision], args=[token])
+            self._store.release_decision(pattern_id, token)
             raise
-        promoted = keys.promoted(pattern_id)
-        durable = [(staged, "string"), (keys.staged_index(), f"zmember:{pattern_id}"), (promoted, "string")]
-        self._finish(
-            [staged, keys.staged_index(), decision, promoted],
-            [token, pattern_id, "1" if status == "promoted" or not recorded else ""],
-            durable,
-        )
+        self._store.finish_decision(pattern_id, token, promoted=status == "promoted" or not recorded)
         if not recorded:
             return None  # a validator that died after writing the library promoted it; we only cleaned up
         return library.get(pattern_id)

@@ -15,6 +15,7 @@ Those two variables are read here and nowhere else.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import nullcontext
 from typing import Any, Callable, Mapping, Sequence
@@ -28,8 +29,10 @@ from memory.team.access import AccessTier, AgentCredentials
 from memory.team.durable import DurableMirror
 from memory.team.errors import translated
 from memory.team.keys import TeamKeys
+from memory.team.local_patterns import LocalPatternStore
 from memory.team.local_signals import LocalSignalBus
 from memory.team.local_tasks import LocalTaskQueue
+from memory.team.pattern_store import RedisPatternStore
 from memory.team.task_queue import RedisTaskQueue
 from tiers.connection import LOCAL_URL, resolve
 
@@ -66,6 +69,7 @@ class RedisShortTermMemory:
     ):
         self._closed = False
         self._library: Any = None
+        self._library_guard = threading.Lock()
         self._mirror: DurableMirror | None = None
         self._connection: Any = None
         self._scripts: dict[str, Any] = {}
@@ -114,14 +118,13 @@ class RedisShortTermMemory:
             return lambda keys, args, items: script(keys=keys, args=args)
         return lambda keys, args, items: mirror.run(source, keys, args, items)
 
-    def durable_known_script(self, source: str) -> Callable[[Sequence[Any], Sequence[Any], Callable[[Any], Any]], Any]:
-        """The same for a write whose reply fixes what it wrote, called as ``run(keys, args, wrote)``:
-        ``wrote(reply)`` gives (items, their values and PTTLs), copied without reading them back."""
-        mirror = self._mirror
-        if mirror is None:
-            script = self.script(source)
-            return lambda keys, args, wrote: script(keys=keys, args=args)
-        return lambda keys, args, wrote: mirror.run_known(source, keys, args, wrote)
+    def pattern_store(self) -> Any:
+        """Where staged patterns live: Lua scripts on Redis; in this process with a durable copy
+        on the embedded engine (memory/team/local_patterns.py)."""
+        server = self._connection.embedded_server
+        if server is None:
+            return RedisPatternStore(self)
+        return LocalPatternStore(self, server, self._mirror)
 
     def task_queue(self, team_id: str) -> Any:
         """A team's task queue: Lua scripts on Redis; in this process on the embedded engine,
@@ -151,13 +154,14 @@ class RedisShortTermMemory:
     @property
     def pattern_library(self) -> Any:
         """The long-term pattern library (SQL), opened on first use."""
-        if self._library is None:
-            from memory.team.library import PatternLibrary
+        with self._library_guard:  # threads deciding at once share one library
+            if self._library is None:
+                from memory.team.library import PatternLibrary
 
-            self._library = PatternLibrary.open(
-                url=self._ltm_url, engine=self._ltm_engine, data_dir=self.data_dir, namespace=self.keys.prefix
-            )
-        return self._library
+                self._library = PatternLibrary.open(
+                    url=self._ltm_url, engine=self._ltm_engine, data_dir=self.data_dir, namespace=self.keys.prefix
+                )
+            return self._library
 
     # -- working memory -----------------------------------------------------------------------
     def stash(self, key: str, value: Any, credentials: AgentCredentials | None = None, ttl: Any = None) -> bool:

@@ -1,0 +1,143 @@
+"""Staged patterns on the embedded engine: RedisPatternStore's contract, kept in this process.
+
+The embedded engine belongs to one process, so staging need not interpret Redis commands inside a
+Lua script on fakeredis (three of them, ~15-38 us each, plus the call): the state is a few dicts
+under the durable copy's lock, and every change is written to that copy (the SQLite file of
+memory/team/durable.py, in the rows the Redis keys of memory/team/keys.py would have) before the
+lock is let go, so staged patterns and promotions survive a restart, even a SIGKILL, as before.
+
+After a restart the durable copy fills the embedded Redis with those keys; the first store on a
+server and key prefix reads them and drops them, the process then holding the only live copy.
+Expiry is by the wall clock, as Redis's own is: a staged pattern lasts its TTL, a decision lease
+DECISION_LEASE_MS. Decision leases are not kept across a restart (nor were they).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any
+
+_NEVER = -1  # PTTL of a key without expiry
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Patterns:
+    """One key prefix's staged patterns; used with the durable copy's lock held."""
+
+    def __init__(self) -> None:
+        self.staged: dict[str, tuple[bytes, int]] = {}  # pattern id -> (body, expires at, unix ms)
+        self.order: dict[str, int] = {}  # pattern id -> staged at (unix ms): the index's score
+        self.promoted: set[str] = set()
+        self.decisions: dict[str, tuple[str, int]] = {}  # pattern id -> (token, lease ends, unix ms)
+
+    def body(self, pattern_id: str, now_ms: int) -> bytes | None:
+        found = self.staged.get(pattern_id)
+        return found[0] if found is not None and found[1] > now_ms else None
+
+    def decider(self, pattern_id: str, now_ms: int) -> str | None:
+        found = self.decisions.get(pattern_id)
+        return found[0] if found is not None and found[1] > now_ms else None
+
+    def load(self, client: Any, keys: Any) -> None:
+        index = keys.staged_index()
+        promoted = list(client.scan_iter(match=keys.promoted("*"), count=1000))
+        self.promoted = {key.decode().removeprefix(keys.promoted("")) for key in promoted}
+        members = [(member.decode(), int(score)) for member, score in client.zrange(index, 0, -1, withscores=True)]
+        pipe = client.pipeline(transaction=False)
+        for pattern_id, _ in members:
+            pipe.get(keys.staged(pattern_id))
+            pipe.pttl(keys.staged(pattern_id))
+        replies = pipe.execute()
+        now = _now_ms()
+        for (pattern_id, staged_ms), body, pttl in zip(members, replies[0::2], replies[1::2]):
+            if body is not None:
+                self.staged[pattern_id] = (body, now + pttl if pttl > 0 else 2**62)
+                self.order[pattern_id] = staged_ms
+        client.delete(index, *promoted, *(keys.staged(pattern_id) for pattern_id, _ in members))
+
+
+# One set of staged patterns per embedded server and key root; it goes when the server does.
+_servers: "weakref.WeakKeyDictionary[Any, dict[str, _Patterns]]" = weakref.WeakKeyDictionary()
+_servers_guard = threading.Lock()
+
+
+class LocalPatternStore:
+    """Staged patterns in this process, each change copied durably (RedisPatternStore's methods)."""
+
+    def __init__(self, memory: Any, server: Any, mirror: Any):
+        self.keys = memory.keys
+        self._mirror = mirror
+        with _servers_guard:
+            roots = _servers.setdefault(server, {})
+            patterns = roots.get(self.keys.root)
+            if patterns is None:
+                patterns = roots[self.keys.root] = _Patterns()
+                with mirror.lock:
+                    patterns.load(memory.client, self.keys)
+        self._patterns = patterns
+
+    def stage(self, pattern_id: str, body: bytes, ttl_ms: int, staged_ms: int) -> int:
+        patterns, now = self._patterns, _now_ms()
+        with self._mirror.lock:
+            if pattern_id in patterns.promoted:
+                return 0
+            if patterns.decider(pattern_id, now) is not None:
+                return -1
+            self._mirror.store(
+                [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(), f"zmember:{pattern_id}")],
+                [body, ttl_ms, staged_ms, _NEVER],
+            )
+            patterns.staged[pattern_id] = (body, now + ttl_ms)
+            patterns.order[pattern_id] = staged_ms
+        return 1
+
+    def staged(self) -> list[bytes]:
+        patterns, now = self._patterns, _now_ms()
+        with self._mirror.lock:
+            ordered = sorted(patterns.order, key=lambda pattern_id: (patterns.order[pattern_id], pattern_id))
+            gone = [pattern_id for pattern_id in ordered if patterns.body(pattern_id, now) is None]
+            if gone:  # expired: drop them, and their index rows, whose copies have no expiry
+                self._mirror.store(
+                    [(self.keys.staged_index(), f"zmember:{pattern_id}") for pattern_id in gone], [None, -2] * len(gone)
+                )
+                for pattern_id in gone:
+                    del patterns.order[pattern_id]
+                    patterns.staged.pop(pattern_id, None)
+            return [patterns.staged[pattern_id][0] for pattern_id in ordered if pattern_id not in gone]
+
+    def take_decision(self, pattern_id: str, token: str, lease_ms: int) -> bytes | None:
+        patterns, now = self._patterns, _now_ms()
+        with self._mirror.lock:
+            body = patterns.body(pattern_id, now)
+            if body is None or patterns.decider(pattern_id, now) is not None:
+                return None
+            patterns.decisions[pattern_id] = (token, now + lease_ms)
+            return body
+
+    def finish_decision(self, pattern_id: str, token: str, promoted: bool) -> None:
+        patterns = self._patterns
+        with self._mirror.lock:
+            if patterns.decider(pattern_id, _now_ms()) != token:
+                return
+            items = [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(), f"zmember:{pattern_id}")]
+            replies: list[Any] = [None, -2, None, -2]
+            if promoted:
+                items.append((self.keys.promoted(pattern_id), "string"))
+                replies += [b"1", _NEVER]
+            self._mirror.store(items, replies)
+            del patterns.decisions[pattern_id]
+            patterns.staged.pop(pattern_id, None)
+            patterns.order.pop(pattern_id, None)
+            if promoted:
+                patterns.promoted.add(pattern_id)
+
+    def release_decision(self, pattern_id: str, token: str) -> None:
+        patterns = self._patterns
+        with self._mirror.lock:
+            if patterns.decider(pattern_id, _now_ms()) == token:
+                del patterns.decisions[pattern_id]
