@@ -116,6 +116,7 @@ def _redis_gone(api, monkeypatch, redis_client):
 
     monkeypatch.setattr(redis_client, "execute_command", refuse)
     monkeypatch.setattr(redis_client, "pipeline", refuse)
+    monkeypatch.setattr(redis_client.connection_pool, "get_connection", refuse)  # script calls take a connection directly
 
 
 MEMORY_FAILURES = [_closed, _store_methods_raise, _redis_gone]

@@ -86,13 +86,14 @@ def summary(memories):
 
 
 def break_redis(monkeypatch, client):
-    """Inject a lost connection into a real client: every command and pipeline fails."""
+    """Inject a lost connection into a real client: every command, pipeline and pooled connection fails."""
 
     def refuse(*args, **kwargs):
         raise redis.exceptions.ConnectionError("injected: Redis went away")
 
     monkeypatch.setattr(client, "execute_command", refuse)
     monkeypatch.setattr(client, "pipeline", refuse)
+    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)  # script calls take a connection directly
 
 
 # -- Initialization ------------------------------------------------------------------------------

@@ -82,13 +82,13 @@ class RedisTier:
         if not records:
             return None
         keys, args = self.put_call(agent_id, records, now, embed_text=embed_text, leaving=leaving)
-        return self._call("put", keys, args, large=len(records) > 1)
+        return self._call("put", keys, args)
 
     def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
         keys.append(self.keys.changes(agent_id))
-        return self._call("move", keys, [self.name, source.name, *self.put_sections(records, now)], large=True)
+        return self._call("move", keys, [self.name, source.name, *self.put_sections(records, now)])
 
     def delete_many(
         self, agent_id: str, memory_ids: Iterable[str], drop_access: bool = False, moved_to: str = ""
@@ -104,7 +104,7 @@ class RedisTier:
             self.keys.changes(agent_id),
         ]
         args = ["1" if drop_access else "0", self.name, moved_to, *ids]
-        return self._call("delete", keys, args, large=len(ids) > 1)
+        return self._call("delete", keys, args)
 
     # -- reads --------------------------------------------------------------------------------
     def _access_keys(self, agent_id: str) -> list[str]:
@@ -170,7 +170,7 @@ class RedisTier:
         args: list[Any] = [self.name]
         for memory_id, before, after in rewritten:
             args += (memory_id, before, after)
-        skipped = self._call("set_vectors", keys, args, large=True)
+        skipped = self._call("set_vectors", keys, args)
         return [m.decode() for m in skipped]
 
     def count(self, agent_id: str) -> int:
@@ -225,10 +225,8 @@ class RedisTier:
         stats = {int(access[i]) - 1: (int(access[i + 1]), access[i + 2] or None) for i in range(0, len(access), 3)}
         return decode_records(agent_id, ids, blobs, self.name, self.codec, stats)
 
-    def _call(self, name: str, keys: list[str], args: list[Any], large: bool = False) -> Any:
+    def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            if large:
-                return self.scripts.call_large(name, keys, args)
             return self.scripts.call(name, keys, args)
         except RedisError as exc:
             raise TierUnavailableError(self.name, str(exc)) from exc
