@@ -28,7 +28,6 @@ import argparse
 import multiprocessing
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time

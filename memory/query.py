@@ -13,7 +13,6 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from indices.tier_index import Filter
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError

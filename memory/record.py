@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
-import numpy as np
 import ormsgpack
 
 MEMORY_TYPES = ("state", "action", "interaction")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeClock
-from memory import AccessTier, AgentCredentials, AgentWorkspace, RedisShortTermMemory, TTLStrategy
+from memory import AccessTier, AgentWorkspace, RedisShortTermMemory, TTLStrategy
 from memory.team.local_signals import SWEEP_EVERY_S
 from memory.errors import InvalidInputError
 from team_support import engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401

@@ -16,7 +16,7 @@ move time instead of sleeping.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from memory.errors import InvalidInputError
