@@ -186,6 +186,8 @@ class ThreadConnectionClient(fakeredis.FakeRedis):
     ends; pipelines and transactions use the pool as before.
     """
 
+    lean_commands = True  # single commands here beat tiers.scripts.send_packed's RESP packing
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._threads = threading.local()

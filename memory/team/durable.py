@@ -29,6 +29,8 @@ from typing import Any, Iterator, Sequence
 
 import msgpack
 
+from tiers.scripts import Script
+
 FILE = "embedded-team.sqlite"
 
 _SCHEMA = """
@@ -123,7 +125,7 @@ class DurableMirror:
         """A registered script, kept by its own source (a write and its read-back wrapper differ)."""
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.client.register_script(source)
+            script = self._scripts[source] = Script(self.client, source)
         return script
 
     def store(self, items: Sequence[Item], replies: Sequence[Any]) -> None:

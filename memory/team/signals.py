@@ -146,8 +146,8 @@ class StreamSignalBus(SignalBus):
         self.memory = memory
         self.keys = memory.keys
         self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
-        self._send_script = memory.client.register_script(SEND)
-        self._receive_script = memory.client.register_script(RECEIVE)
+        self._send_script = memory.script(SEND)
+        self._receive_script = memory.script(RECEIVE)
 
     def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
         keys: list[str] = [self.keys.signal_counter()]

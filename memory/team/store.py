@@ -35,6 +35,7 @@ from memory.team.local_tasks import LocalTaskQueue
 from memory.team.pattern_store import RedisPatternStore
 from memory.team.task_queue import RedisTaskQueue
 from tiers.connection import LOCAL_URL, resolve
+from tiers.scripts import Script
 
 DEFAULT_DATA_DIR = ".tiermem"
 DEFAULT_PREFIX = "tiermem"
@@ -138,7 +139,7 @@ class RedisShortTermMemory:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.client.register_script(source)
+            script = self._scripts[source] = Script(self.client, source)
         return script
 
     def now_ms(self) -> int:
