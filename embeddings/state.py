@@ -34,6 +34,7 @@ BUMP_SIGMA = 0.7
 # Entries in the slot cache before it starts over (~15 MB): a stream of distinct paths or strings
 # (ids, free text) must not grow memory without limit.
 CACHE_LIMIT = 100_000
+SMALL_INT = 1024  # ints below this in magnitude (counts, coordinates) have their bins cached
 
 _PRESENCE = math.sqrt(PRESENCE_SHARE)
 _VALUE = math.sqrt(1.0 - PRESENCE_SHARE)
@@ -144,15 +145,29 @@ class StateEncoder:
 
     # -- leaves -----------------------------------------------------------------------------
     def _add_number(self, acc: list[float], path: str, number) -> None:
-        try:
-            squashed = math.log1p(number) if number >= 0 else -math.log1p(-number)
-        except OverflowError:  # an int beyond float range: log() takes big ints
-            squashed = math.log(abs(number)) if number > 0 else -math.log(abs(number))
-        if not math.isfinite(squashed):
-            self._add_token(acc, path, "\x00" + repr(float(number)))
-            return
-        entry = self._paths.get(path) or self._new_path(path)
-        acc[entry[0]] += entry[1]
+        if type(number) is int and -SMALL_INT < number < SMALL_INT:
+            # counts and coordinates repeat: their three bin contributions are kept per path
+            entry = self._paths.get(path) or self._new_path(path)
+            acc[entry[0]] += entry[1]
+            spread = entry[4].get(number) or self._new_spread(path, entry, number)
+        else:
+            try:
+                squashed = math.log1p(number) if number >= 0 else -math.log1p(-number)
+            except OverflowError:  # an int beyond float range: log() takes big ints
+                squashed = math.log(abs(number)) if number > 0 else -math.log(abs(number))
+            if not math.isfinite(squashed):
+                self._add_token(acc, path, "\x00" + repr(float(number)))
+                return
+            entry = self._paths.get(path) or self._new_path(path)
+            acc[entry[0]] += entry[1]
+            spread = self._spread(path, entry[2], squashed)
+        low, w_low, mid, w_mid, high, w_high = spread
+        acc[low] += w_low
+        acc[mid] += w_mid
+        acc[high] += w_high
+
+    def _spread(self, path: str, bins: dict, squashed: float) -> tuple[int, float, int, float, int, float]:
+        """(slot, signed weight) of the three bins nearest a squashed value."""
         centre = round(squashed)
         # Gaussian weights of the three bins nearest the value; their common factor cancels in
         # the normalization below, which leaves one exp() per number.
@@ -160,13 +175,17 @@ class StateEncoder:
         w_low = _NEIGHBOUR / tilt
         w_high = _NEIGHBOUR * tilt
         scale = _VALUE / math.sqrt(w_low * w_low + 1.0 + w_high * w_high)
-        bins = entry[2]
-        slot, sign = bins.get(centre - 1) or self._new_bin(path, bins, centre - 1)
-        acc[slot] += sign * w_low * scale
-        slot, sign = bins.get(centre) or self._new_bin(path, bins, centre)
-        acc[slot] += sign * scale
-        slot, sign = bins.get(centre + 1) or self._new_bin(path, bins, centre + 1)
-        acc[slot] += sign * w_high * scale
+        low, low_sign = bins.get(centre - 1) or self._new_bin(path, bins, centre - 1)
+        mid, mid_sign = bins.get(centre) or self._new_bin(path, bins, centre)
+        high, high_sign = bins.get(centre + 1) or self._new_bin(path, bins, centre + 1)
+        return low, low_sign * w_low * scale, mid, mid_sign * scale, high, high_sign * w_high * scale
+
+    def _new_spread(self, path: str, entry: list, number: int) -> tuple[int, float, int, float, int, float]:
+        squashed = math.log1p(number) if number >= 0 else -math.log1p(-number)
+        spread = self._spread(path, entry[2], squashed)
+        self._count_cached()
+        entry[4][number] = spread
+        return spread
 
     def _add_token(self, acc: list[float], path: str, token: str) -> None:
         """A categorical value (a string, bool, None or empty container) at ``path``."""
@@ -176,10 +195,11 @@ class StateEncoder:
         slot, sign = tokens.get(token) or self._new_token(path, tokens, token)
         acc[slot] += sign * _VALUE
 
-    # -- the slot cache: path -> [presence slot, signed presence weight, {bin: slot}, {token: slot}]
+    # -- the slot cache: path -> [presence slot, signed presence weight, {bin: slot}, {token: slot},
+    #    {small int: its three bins' (slot, signed weight)}]
     def _new_path(self, path: str) -> list:
         slot, sign = self._hash("p", path)
-        entry = [slot, sign * _PRESENCE, {}, {}]
+        entry = [slot, sign * _PRESENCE, {}, {}, {}]
         self._paths[path] = entry
         return entry
 
@@ -191,15 +211,19 @@ class StateEncoder:
         tokens[token] = found = self._hash("s", f"{path}\x00{token}")
         return found
 
+    def _count_cached(self) -> None:
+        """Count a new cache entry; past CACHE_LIMIT the cache starts over."""
+        self._cached += 1
+        if self._cached > CACHE_LIMIT:
+            self._paths.clear()
+            self._cached = 0
+
     def _hash(self, kind: str, feature: str) -> tuple[int, float]:
         """A feature's (slot, sign) from a stable 64-bit hash; ``kind`` keeps feature kinds apart.
 
         Called on every cache miss, so it also keeps the cache within CACHE_LIMIT entries.
         """
-        self._cached += 1
-        if self._cached > CACHE_LIMIT:
-            self._paths.clear()
-            self._cached = 0
+        self._count_cached()
         data = f"{kind}\x00{feature}".encode("utf-8", "surrogatepass")
         digest = int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
         return digest % self.dim, (1.0 if digest >> 63 else -1.0)

@@ -207,6 +207,20 @@ def test_the_slot_cache_stays_bounded_and_never_changes_a_vector(monkeypatch):
     before = encoder.encode(SIM_STATE)
     for i in range(300):  # a unique id per state, as a stream of events has
         encoder.encode({"id": f"event-{i}", "n": i})
-        cached = sum(1 + len(entry[2]) + len(entry[3]) for entry in encoder._paths.values())
+        cached = sum(1 + len(entry[2]) + len(entry[3]) + len(entry[4]) for entry in encoder._paths.values())
         assert cached <= 50
     assert encoder.encode(SIM_STATE).tobytes() == before.tobytes()
+
+
+def test_cached_small_ints_encode_as_computed_ones():
+    """Small ints keep their bins' weights per path; a vector built from the cache is the one
+    built fresh, bit for bit, on both sides of the cached range and for floats of equal value."""
+    from embeddings.state import SMALL_INT
+
+    states = [{"n": n, "m": [n, -n], "f": float(n)} for n in (0, 1, 7, SMALL_INT - 1, SMALL_INT, -SMALL_INT, 10**6)]
+    warmed = StateEncoder()
+    first = [warmed.encode(state).tobytes() for state in states]
+    again = [warmed.encode(state).tobytes() for state in states]
+    fresh = [StateEncoder().encode(state).tobytes() for state in states]
+    assert first == again == fresh
+    assert StateEncoder().encode({"n": 5}).tobytes() == StateEncoder().encode({"n": 5.0}).tobytes()
