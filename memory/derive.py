@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping  # abc isinstance checks are ~3x faster than typing's
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ def at_resolution(record: MemoryRecord, resolution: str) -> MemoryRecord:
         if RESOLUTION_RANK[text[0]] < RESOLUTION_RANK[resolution]:
             text = (resolution, _reduce(text, resolution))
         fields["text_resolution"], fields["text_vector"] = text
-    return replace(record, embeddings=Embeddings(**fields))
+    return record._replace(embeddings=Embeddings(**fields))
 
 
 def _reduce(stored: tuple[str, bytes], resolution: str) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -347,7 +347,7 @@ def test_upsert_with_a_new_importance_moves_the_record_in_the_importance_order(t
     one every read sees, and the old one must leave the importance index."""
     records = [make_record(f"u{i}", i, importance=float(i)) for i in range(5)]
     tier.put_many(AGENT, records, NOW)
-    lowered = replace(records[4], importance_score=0.5)
+    lowered = records[4]._replace(importance_score=0.5)
     tier.put_many(AGENT, [lowered], NOW + 1)
 
     assert views(tier.get_many(AGENT, ["u4"])) == [view(lowered)]
@@ -667,7 +667,7 @@ def test_random_operations_match_a_dict_model(tier: Any, seed: int) -> None:
                 if ever[agent] and rng.random() < 0.3:
                     # a memory's step, type and contents never change; a re-put may carry a new importance
                     old = rng.choice(list(ever[agent].values()))
-                    record = replace(old, importance_score=rng.randint(0, 8) / 8)
+                    record = old._replace(importance_score=rng.randint(0, 8) / 8)
                 else:
                     serial += 1
                     record = make_record(
