@@ -45,6 +45,8 @@ def step(value: Any, name: str = "step_number") -> int:
 
 
 def importance(value: Any, name: str = "priority") -> float:
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case (NaN fails the range test)
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidInputError(f"{name} must be a finite number between 0 and 1, got {value!r}")
     if not 0.0 <= value <= 1.0:
