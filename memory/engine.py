@@ -49,9 +49,9 @@ from tiers.scripts import Scripts
 log = logging.getLogger(__name__)
 
 
-# A validated memory not yet written:
-# (memory_id, agent_id, step, memory_type, importance, contents, embeddings, position)
-_Checked = tuple[str, str, int, str, float, bytes, Embeddings, "tuple[float, ...] | None"]
+# A validated memory not yet written: (memory_id, agent_id, step, memory_type, importance,
+# contents, the data as given, the caller's own vector as Embeddings or None)
+_Checked = tuple[str, str, int, str, float, bytes, Any, "Embeddings | None"]
 _SETTLE_ATTEMPTS = 4  # reads repeated while promotions overlap them (1 + 2 + 4 ms of waiting)
 _BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority", "embedding"})
 _REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
@@ -231,21 +231,18 @@ class AgentMemoryAPI(SearchMethods):
     def _check(
         self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, embedding: Any = None
     ) -> "_Checked":
-        """Validate and serialize one memory, derive what the indices need, and give it its id:
-        everything that can fail."""
+        """Validate and serialize one memory and give it its id: everything that can fail. What
+        cannot (the state vector, the place) is derived while the writes stream (see _write)."""
         agent_id = validation.agent_id(agent_id)
         step = validation.step(step)
         importance = validation.importance(priority)
         memory_type = validation.memory_type(memory_type)
         blob = validation.contents(data, self.config.max_payload_bytes)
-        search = self.config.search_config
+        own = None
         if embedding is not None:
-            vector = unit_vector(embedding, search.vector_dim, "embedding")
-            embeddings = Embeddings(full_vector=vector.tobytes())
-        else:
-            embeddings = self._state_vector(data)
-        position = self._position_of(data)
-        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob, embeddings, position
+            vector = unit_vector(embedding, self.config.search_config.vector_dim, "embedding")
+            own = Embeddings(full_vector=vector.tobytes())
+        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob, data, own
 
     def _state_vector(self, data: Any) -> Embeddings:
         if self._state_encoder is None or not isinstance(data, Mapping):
@@ -259,15 +256,17 @@ class AgentMemoryAPI(SearchMethods):
     def _write(self, by_agent: Mapping[str, list["_Checked"]], now: float) -> None:
         """One round trip: one put script per agent, streamed when there are several.
 
-        Records are built inside the stream, so their building and encoding overlap with Redis
-        running the puts already sent; everything that could fail was checked before.
+        Records are built inside the stream, state vectors and places included, so that work
+        overlaps with Redis running the puts already sent; everything that could fail was checked
+        before, and a stream that is sent again builds the same records.
         """
         tiers = self._tiers
+        state_vector, position_of = self._state_vector, self._position_of
 
         def records(items: list[_Checked]) -> list[MemoryRecord]:
-            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob, embeddings,
-                                 0, None, None, "stm", 0, position)
-                    for memory_id, agent, step, memory_type, importance, blob, embeddings, position in items]
+            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob,
+                                 state_vector(data) if own is None else own, 0, None, None, "stm", 0, position_of(data))
+                    for memory_id, agent, step, memory_type, importance, blob, data, own in items]
 
         embed_text = self.config.search_config.text_embedding != "off"
         try:
