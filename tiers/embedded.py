@@ -51,6 +51,8 @@ class EmbeddedServer:
         self.server = fakeredis.FakeServer()
         self.users = 0
         self._before_save: list[Callable[[Any], None]] = []
+        self._local: dict[Any, Any] = {}
+        self._local_guard = threading.RLock()
         try:
             self.load()
         except SnapshotUnreadable:
@@ -59,6 +61,15 @@ class EmbeddedServer:
 
     def client(self) -> Any:
         return embedded_client.client(self.server)
+
+    def local(self, key: Any, make: Callable[[], Any]) -> Any:
+        """State this process keeps beside the server (in-process signals, task queues, staged
+        patterns, the durable copy's lock), shared by every memory on it: ``make()`` builds it
+        the first time ``key`` is asked for, and it goes when the server does."""
+        with self._local_guard:
+            if key not in self._local:
+                self._local[key] = make()
+            return self._local[key]
 
     def before_save(self, write: Callable[[Any], None]) -> None:
         """Have ``write(client)`` put state kept in the process (task queues) into Redis keys

@@ -22,7 +22,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -41,10 +40,6 @@ CREATE TABLE IF NOT EXISTS team_keys (
     expires_at INTEGER NOT NULL  -- unix ms; 0 = no expiry
 )
 """
-
-# Per embedded server: the lock that serialises durable writes, and the prefixes restored.
-_servers: "weakref.WeakKeyDictionary[Any, tuple[threading.RLock, set[str]]]" = weakref.WeakKeyDictionary()
-_registry_guard = threading.Lock()
 
 # A write script wrapped so that the same call reads back what it touched (the write's own KEYS and
 # ARGV shadow the globals, so it runs unchanged), then per read-back key its value (GET, HGETALL,
@@ -92,10 +87,8 @@ class DurableMirror:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed write survives a process crash
         self._db.execute(_SCHEMA)
-        with _registry_guard:
-            if server not in _servers:
-                _servers[server] = (threading.RLock(), set())
-            self.lock, self._restored = _servers[server]
+        # per embedded server: the lock that serialises durable writes, and the prefixes restored
+        self.lock, self._restored = server.local("durable-copy", lambda: (threading.RLock(), set()))
 
     def close(self) -> None:
         self._db.close()

@@ -14,9 +14,7 @@ DECISION_LEASE_MS. Decision leases are not kept across a restart (nor were they)
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from typing import Any
 
 _NEVER = -1  # PTTL of a key without expiry
@@ -61,25 +59,20 @@ class _Patterns:
         client.delete(index, *promoted, *(keys.staged(pattern_id) for pattern_id, _ in members))
 
 
-# One set of staged patterns per embedded server and key root; it goes when the server does.
-_servers: "weakref.WeakKeyDictionary[Any, dict[str, _Patterns]]" = weakref.WeakKeyDictionary()
-_servers_guard = threading.Lock()
-
-
 class LocalPatternStore:
     """Staged patterns in this process, each change copied durably (RedisPatternStore's methods)."""
 
     def __init__(self, memory: Any, server: Any, mirror: Any):
         self.keys = memory.keys
         self._mirror = mirror
-        with _servers_guard:
-            roots = _servers.setdefault(server, {})
-            patterns = roots.get(self.keys.root)
-            if patterns is None:
-                patterns = roots[self.keys.root] = _Patterns()
-                with mirror.lock:
-                    patterns.load(memory.client, self.keys)
-        self._patterns = patterns
+
+        def loaded() -> _Patterns:
+            patterns = _Patterns()
+            with mirror.lock:
+                patterns.load(memory.client, self.keys)
+            return patterns
+
+        self._patterns = server.local(("staged-patterns", self.keys.root), loaded)
 
     def stage(self, pattern_id: str, body: bytes, ttl_ms: int, staged_ms: int) -> int:
         patterns, now = self._patterns, _now_ms()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from bisect import bisect_right
 from typing import Any, NamedTuple
 
@@ -93,21 +92,11 @@ class _Board:
             del self.inboxes[recipient]
 
 
-# One board per embedded server and key root; it goes when the server does.
-_boards: "weakref.WeakKeyDictionary[Any, dict[str, _Board]]" = weakref.WeakKeyDictionary()
-_boards_guard = threading.Lock()
-
-
-def _board(server: Any, root: str) -> _Board:
-    with _boards_guard:
-        return _boards.setdefault(server, {}).setdefault(root, _Board())
-
-
 class LocalSignalBus(SignalBus):
     def __init__(self, memory: Any, server: Any):
         self.memory = memory
         self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
-        self._board = _board(server, memory.keys.root)
+        self._board = server.local(("signal-board", memory.keys.root), _Board)
 
     def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
         sent_at = self.memory.clock()

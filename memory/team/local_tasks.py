@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import threading
-import weakref
 from collections import Counter
 from typing import Any
 
@@ -116,31 +115,30 @@ class _TeamTasks:
         self.flushed_types = kinds
 
 
-# One set of queues per embedded server and key root; it goes when the server does.
-_servers: "weakref.WeakKeyDictionary[Any, dict[str, _TeamTasks]]" = weakref.WeakKeyDictionary()
-_servers_guard = threading.Lock()
-
-
 def _team(server: Any, client: Any, keys: TeamTaskKeys) -> _TeamTasks:
-    with _servers_guard:
-        teams = _servers.get(server)
-        if teams is None:
-            teams = _servers[server] = {}
-            server.before_save(lambda save_client: _flush_all(teams, save_client))
-        team = teams.get(keys.root)
-        if team is None:
-            team = teams[keys.root] = _TeamTasks()
-            with team.lock:
-                team.load(client, keys)
+    """The team's queue on this embedded server, read from its keys the first time."""
+    teams = server.local("task-queues", lambda: _flushed_before_saves(server))
+
+    def loaded() -> _TeamTasks:
+        team = teams[keys.root] = _TeamTasks()
+        with team.lock:
+            team.load(client, keys)
         return team
 
+    return server.local(("task-queue", keys.root), loaded)
 
-def _flush_all(teams: dict[str, _TeamTasks], client: Any) -> None:
-    with _servers_guard:
-        held = list(teams.items())
-    for root, team in held:
-        with team.lock:
-            team.flush(client, TeamTaskKeys(root))
+
+def _flushed_before_saves(server: Any) -> dict[str, _TeamTasks]:
+    """The server's team queues by key root, written into their keys before every snapshot."""
+    teams: dict[str, _TeamTasks] = {}
+
+    def flush(client: Any) -> None:
+        for root, team in list(teams.items()):
+            with team.lock:
+                team.flush(client, TeamTaskKeys(root))
+
+    server.before_save(flush)
+    return teams
 
 
 class LocalTaskQueue:
