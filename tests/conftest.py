@@ -42,6 +42,19 @@ def real_redis() -> redis.Redis:
     return client
 
 
+def cut_off_redis(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
+    """Inject a lost connection into a real client: every command, pipeline, new connection and
+    connection already taken (tiers.scripts keeps the ones it took) fails."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise redis.exceptions.ConnectionError("injected: Redis went away")
+
+    monkeypatch.setattr(client, "execute_command", refuse)
+    monkeypatch.setattr(client, "pipeline", refuse)
+    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refuse)
+
+
 def make_redis_client(engine: str) -> Any:
     if engine == "redis":
         return real_redis()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-import redis
+from conftest import cut_off_redis
 
 from memory.api import (
     ActionResult,
@@ -111,12 +111,7 @@ def _store_methods_raise(api, monkeypatch, redis_client):
 
 
 def _redis_gone(api, monkeypatch, redis_client):
-    def refuse(*args, **kwargs):
-        raise redis.exceptions.ConnectionError("injected: Redis went away")
-
-    monkeypatch.setattr(redis_client, "execute_command", refuse)
-    monkeypatch.setattr(redis_client, "pipeline", refuse)
-    monkeypatch.setattr(redis_client.connection_pool, "get_connection", refuse)  # script calls take a connection directly
+    cut_off_redis(monkeypatch, redis_client)
 
 
 MEMORY_FAILURES = [_closed, _store_methods_raise, _redis_gone]

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 import redis
+from conftest import cut_off_redis
 
 import memory.hooks
 from memory.api import (
@@ -83,17 +84,6 @@ def store_seed_memories(memory_api):
 
 def summary(memories):
     return [(m["step_number"], m["metadata"]["memory_type"], m["contents"]) for m in memories]
-
-
-def break_redis(monkeypatch, client):
-    """Inject a lost connection into a real client: every command, pipeline and pooled connection fails."""
-
-    def refuse(*args, **kwargs):
-        raise redis.exceptions.ConnectionError("injected: Redis went away")
-
-    monkeypatch.setattr(client, "execute_command", refuse)
-    monkeypatch.setattr(client, "pipeline", refuse)
-    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)  # script calls take a connection directly
 
 
 # -- Initialization ------------------------------------------------------------------------------
@@ -386,7 +376,7 @@ def test_error_handling_example_succeeds_on_a_healthy_engine(make_api, capsys):
 def test_a_failed_redis_write_is_a_memory_store_exception(make_api, redis_client, monkeypatch, capsys):
     memory_api = make_api()
     memory_api.store_agent_state("agent-123", {"health": 1.0}, step_number=41)
-    break_redis(monkeypatch, redis_client)
+    cut_off_redis(monkeypatch, redis_client)
 
     try:
         memory_api.store_agent_state(
@@ -412,7 +402,7 @@ def test_invalid_input_is_refused_as_a_memory_store_exception(make_api):
 def test_a_failed_redis_read_is_a_memory_retrieval_exception(make_api, redis_client, monkeypatch):
     memory_api = make_api()
     store_seed_memories(memory_api)
-    break_redis(monkeypatch, redis_client)
+    cut_off_redis(monkeypatch, redis_client)
 
     with pytest.raises(MemoryRetrievalException, match="injected"):
         memory_api.retrieve_by_time_range(agent_id="agent-123", start_step=1000, end_step=2000)
