@@ -33,7 +33,7 @@ from memory.derive import at_resolution
 from memory.errors import MemoryAPIException, MemoryMaintenanceException
 from memory.record import MemoryRecord
 from memory.tierset import TierSet
-from tiers.redis_tier import RedisTier
+from tiers.redis_tier import RedisTier, since_seconds
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Maintainer:
         now = self.clock()
         for count, oldest, cfg in ((stm_count, stm_oldest, self.config.stm_config),
                                    (im_count, im_oldest, self.config.im_config)):
-            if count > cfg.memory_limit or (oldest and oldest[0][1] < now - cfg.ttl):
+            if count > cfg.memory_limit or (oldest and since_seconds(oldest[0][1]) < now - cfg.ttl):
                 return True
         return pending > 0
 
@@ -277,7 +277,7 @@ class Maintainer:
         return moved
 
     def _finish_im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
-        records = [at_resolution(r, "abstract") for r in self.t.im.get_many(agent_id, ids)]
+        records = [at_resolution(r, "abstract") for r in self.t.im.get_many(agent_id, ids, keep_payload=True)]
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)

@@ -109,6 +109,9 @@ class MemoryRecord(NamedTuple):
     tier: str = "stm"
     compression_level: int = 0
     position: tuple[float, ...] | None = None  # (x, y) or (x, y, z), read from the contents at store time
+    # (dictionary id, zstd payload) of the contents as IM keeps them, on records read for a move
+    # to LTM, which keeps the same payload instead of compressing the contents again
+    stored_payload: tuple[int, bytes] | None = None
 
     def __lt__(self, other: Any) -> bool:
         raise TypeError("memory records are not ordered: sort them by a key")
@@ -133,7 +136,7 @@ class MemoryRecord(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """The seed's "Memory Structure" form; every call builds fresh objects (safe to mutate)."""
         (memory_id, agent_id, step_number, memory_type, timestamp, importance, contents_blob, embeddings,
-         retrieval_count, last_access, _, tier, compression_level, _) = self  # this runs for every row of every answer
+         retrieval_count, last_access, _, tier, compression_level, _, _) = self  # this runs for every row of every answer
         return {
             "memory_id": memory_id,
             "agent_id": agent_id,

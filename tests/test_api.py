@@ -410,6 +410,42 @@ def test_ttl_demotes_old_memories(make_api, clock):
     assert [r["tier"] for r in api.retrieve_by_time_range("a", 0, 5)] == ["ltm", "im"]
 
 
+def test_ttl_counts_from_the_microsecond_a_memory_entered_its_tier(make_api, clock, redis_client):
+    api = make_api(clock=clock, cleanup_interval=1000, stm_config={"ttl": 0.5})
+    clock.advance(0.123456)
+    entered = clock()
+    memory_id = api.store_agent_state("a", {"s": 1}, 1)
+    score = redis_client.zscore(api._tiers.keys.tier("a", "stm").since, memory_id)
+    assert score == round(entered * 1_000_000)  # an integer score: cheap in Redis's small sorted sets
+    clock.advance(0.4999)
+    api.force_memory_maintenance("a")
+    assert api.get_memory("a", memory_id)["tier"] == "stm"
+    clock.advance(0.0002)
+    api.force_memory_maintenance("a")
+    assert api.get_memory("a", memory_id)["tier"] == "im"
+
+
+def test_moves_to_ltm_keep_the_payload_im_compressed(make_api, redis_client):
+    api = make_api(cleanup_interval=1000, stm_config={"memory_limit": 40},
+                   im_config={"memory_limit": 20, "low_watermark": 1.0}, ltm_config={"dictionary_samples": 10})
+    stored = {step: {"step": step, "terrain": ["grass", "rock"][step % 2], "inventory": {"wood": step % 7}}
+              for step in range(60)}
+    ids = {step: api.store_agent_state("a", data, step) for step, data in stored.items()}
+    api.force_memory_maintenance("a")  # 20 to IM, compressed with the dictionary trained on them
+    codec = api._tiers.codec
+    compressed = []
+    compress = codec.compress
+    codec.compress = lambda blob: compressed.append(blob) or compress(blob)
+    api.config.stm_config.memory_limit = 60
+    api.config.im_config.memory_limit = 5
+    report = api.force_memory_maintenance("a")
+    assert report.im_to_ltm == 15 and report.stm_to_im == 0
+    assert compressed == []
+    answer = api.retrieve_by_time_range("a", 0, 59)
+    assert [r["tier"] for r in answer].count("ltm") == 15
+    assert [(r["memory_id"], r["contents"]) for r in answer] == [(ids[s], stored[s]) for s in range(60)]
+
+
 def test_often_read_long_term_memories_come_back_to_im(make_api):
     api = make_api(cleanup_interval=1000, stm_config={"memory_limit": 5},
                    im_config={"memory_limit": 5, "low_watermark": 1.0},

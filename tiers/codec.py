@@ -206,9 +206,11 @@ def decode_records(
     tier: str,
     codec: PayloadCodec | None,
     access: Mapping[int, tuple[int, bytes | None]],
+    keep_payload: bool = False,
 ) -> list[MemoryRecord]:
     """Records from Redis blobs; ``access`` maps a position to (retrieval count, seen) for the
     memories ever read (``seen`` is the ``"<time>|<step>"`` value of the agent's seen hash).
+    ``keep_payload``: compressed records also carry their payload as stored (a move to LTM).
 
     One loop for all rows, since every row of every Redis answer passes here: the outer array is
     read with ormsgpack (faster than msgpack at building objects; it holds no map to trip on)."""
@@ -216,9 +218,12 @@ def decode_records(
     records = []
     for position, (memory_id, blob) in enumerate(zip(memory_ids, blobs)):
         step, memory_type, timestamp, importance, dict_id, payload, vectors, place = ormsgpack.unpackb(blob)
+        stored = None
         if dict_id != RAW:
             if codec is None:
                 raise ValueError("compressed record in a tier without a codec")
+            if keep_payload:
+                stored = (dict_id, payload)
             payload = codec.decompress(dict_id, payload)
         count, last_time, last_step = 0, None, None
         stats = access.get(position) if access else None
@@ -231,7 +236,7 @@ def decode_records(
         records.append(MemoryRecord(  # positional: cheaper than keywords, and this runs per row
             memory_id if isinstance(memory_id, str) else memory_id.decode(), agent_id, step, memory_type, timestamp,
             importance, payload, NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors), count, last_time,
-            last_step, tier, compression, None if place is None else tuple(place),
+            last_step, tier, compression, None if place is None else tuple(place), stored,
         ))
     return records
 

@@ -11,7 +11,8 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
     <prefix>:{<agent>}:<tier>:data           hash   memory_id -> msgpack record (tier = stm | im)
     <prefix>:{<agent>}:<tier>:step           zset   memory_id scored by step_number
     <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
-    <prefix>:{<agent>}:<tier>:since          zset   memory_id scored by the unix time it entered the tier
+    <prefix>:{<agent>}:<tier>:since          zset   memory_id scored by the unix time it entered the tier,
+                                                    in whole microseconds (an integer score)
     <prefix>:{<agent>}:reads                 hash   memory_id -> retrieval count of STM/IM memories
     <prefix>:{<agent>}:ltm_reads             hash   memory_id -> LTM reads not yet flushed to SQL
     <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read

@@ -257,8 +257,15 @@ class SQLTier:
 
     # -- writes -------------------------------------------------------------------------------
     def _row(self, record: MemoryRecord, changed: int | None) -> tuple[Any, ...]:
-        """The record as a row, in ROW_COLUMNS order."""
-        dict_id, payload = self.codec.compress(record.contents_blob)  # type: ignore[union-attr]
+        """The record as a row, in ROW_COLUMNS order. A payload IM compressed with the dictionary
+        in use is kept as it is (it decompresses to the same contents; compressing them again
+        would only repeat the work)."""
+        codec: PayloadCodec = self.codec  # type: ignore[assignment]
+        stored = record.stored_payload
+        if stored is not None and stored[0] == codec.current:
+            dict_id, payload = stored
+        else:
+            dict_id, payload = codec.compress(record.contents_blob)
         return (
             self.namespace, record.agent_id, record.step_number, record.memory_id, record.memory_type,
             record.timestamp, record.importance_score, record.retrieval_count, 0, record.last_access_time,

@@ -26,6 +26,21 @@ def _score(value: float | int | None, default: str) -> str:
     return default if value is None else repr(value)
 
 
+def since_score(now: float) -> str:
+    """The ``since`` score of a memory entering a tier at unix time ``now``: whole microseconds.
+
+    Integer scores keep Redis's small sorted sets (listpacks) cheap: a listpack stores an
+    integer score as an integer, but "1763742000.123456" as text that every insert scanning past
+    it parses again (~5 us a ZADD member on a 128-member set, ~4x an integer score's cost).
+    """
+    return str(round(now * 1_000_000))
+
+
+def since_seconds(score: float) -> float:
+    """The unix time a ``since`` score stands for."""
+    return score / 1_000_000
+
+
 class RedisTier:
     def __init__(self, name: str, client: Any, keys: KeySchema, scripts: Scripts, codec: PayloadCodec | None):
         self.name = name
@@ -45,7 +60,7 @@ class RedisTier:
     # -- writes -------------------------------------------------------------------------------
     def put_sections(self, records: Sequence[MemoryRecord], now: float) -> list[Any]:
         """The ARGV sections of put_records (lib.lua), already in the shape of each command."""
-        since = repr(now)
+        since = since_score(now)
         fields: list[Any] = []
         steps: list[Any] = []
         importances: list[Any] = []
@@ -110,12 +125,14 @@ class RedisTier:
     def _access_keys(self, agent_id: str) -> list[str]:
         return [self.keys.reads(agent_id), self.keys.seen(agent_id), self.keys.meta(agent_id)]
 
-    def queue_get(self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None) -> Decoder:
+    def queue_get(
+        self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None, keep_payload: bool = False
+    ) -> Decoder:
         tk = self.tier_keys(agent_id)
         keys = [tk.data, *self._access_keys(agent_id)]
         unique = dict.fromkeys(memory_ids)  # a repeated id is one record, and one read
         self.scripts.queue(pipe, "get", keys, ["" if now is None else repr(now), *unique])
-        return lambda raw: self.decode(agent_id, raw)
+        return lambda raw: self.decode(agent_id, raw, keep_payload)
 
     def range_call(
         self,
@@ -138,8 +155,12 @@ class RedisTier:
                 "1" if reverse else "0", memory_type or ""]
         return [tk.step if by == "step" else tk.importance, tk.data], args
 
-    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None) -> list[MemoryRecord]:
-        return self._run(lambda pipe: self.queue_get(pipe, agent_id, memory_ids, now))
+    def get_many(
+        self, agent_id: str, memory_ids: Sequence[str], now: float | None = None, keep_payload: bool = False
+    ) -> list[MemoryRecord]:
+        """Records of the ids still here; ``keep_payload``: with their compressed payloads (see
+        MemoryRecord.stored_payload), for a move."""
+        return self._run(lambda pipe: self.queue_get(pipe, agent_id, memory_ids, now, keep_payload))
 
     def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
         """Records in step or importance order (never a counted read)."""
@@ -217,14 +238,14 @@ class RedisTier:
         if not ids:
             empty = np.empty(0)
             return [], empty, empty, empty
-        return [m.decode() for m in ids], as_floats(steps), as_floats(importances), as_floats(sinces)
+        return [m.decode() for m in ids], as_floats(steps), as_floats(importances), since_seconds(as_floats(sinces))
 
     # -- plumbing -----------------------------------------------------------------------------
-    def decode(self, agent_id: str, raw: list[Any]) -> list[MemoryRecord]:
+    def decode(self, agent_id: str, raw: list[Any], keep_payload: bool = False) -> list[MemoryRecord]:
         """Records from a collect() answer: ids, blobs, and sparse (position, count, seen) triples."""
         ids, blobs, access = raw
         stats = {int(access[i]) - 1: (int(access[i + 1]), access[i + 2] or None) for i in range(0, len(access), 3)}
-        return decode_records(agent_id, ids, blobs, self.name, self.codec, stats)
+        return decode_records(agent_id, ids, blobs, self.name, self.codec, stats, keep_payload)
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
