@@ -3,8 +3,10 @@ and a Redis that restarted under a running engine."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import weakref
 
 import pytest
 
@@ -49,6 +51,18 @@ def test_threads_get_their_own_replies_and_share_a_few_connections():
     client.close()
     assert errors == []
     assert 1 <= len(connections) <= 8
+
+
+def test_a_client_that_is_gone_leaves_its_pool_free():
+    pools = []
+    for _ in range(5):
+        client = real_redis()
+        client_id(client)
+        pools.append(weakref.ref(client.connection_pool))
+        client.close()
+        del client
+    gc.collect()
+    assert [pool() for pool in pools] == [None] * 5
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -141,7 +141,7 @@ def send_packed(client: Any, commands: Callable[[], Iterable[tuple[Any, ...]]]) 
     command's reply is its ResponseError). redis-py's ``execute_command`` wraps each command in
     retry and metrics hooks worth ~20 us; like it, this tries once more on a connection that
     failed (a pooled connection to a restarted Redis), making ``commands()`` again."""
-    connections = _reused(client.connection_pool)
+    connections = _reused(client)
     for attempt in (1, 2):
         connection = connections.take()
         try:
@@ -159,10 +159,11 @@ def send_packed(client: Any, commands: Callable[[], Iterable[tuple[Any, ...]]]) 
 
 
 class _ReusedConnections:
-    """Connections taken from a redis-py pool once and handed out again without the pool's
-    per-call bookkeeping (a lock, a readiness poll, metrics and events: 10-20 us a call). Idle
-    ones wait in a list, whose pop and append are atomic; a forked child starts with none, as the
-    pool does. The pool still owns them: closing the client disconnects them."""
+    """Connections taken from a client's redis-py pool once and handed out again without the
+    pool's per-call bookkeeping (a lock, a readiness poll, metrics and events: 10-20 us a call).
+    Idle ones wait in a list, whose pop and append are atomic; a forked child starts with none,
+    as the pool does. The pool still owns them: closing the client disconnects them, and they go
+    back to it when the client is collected."""
 
     def __init__(self, pool: Any):
         self.pool = pool
@@ -180,16 +181,27 @@ class _ReusedConnections:
     def give(self, connection: Any) -> None:
         self.idle.append(connection)
 
+    def give_back(self) -> None:
+        if self.pid == os.getpid():
+            for connection in self.idle:
+                self.pool.release(connection)
+        self.idle = []
 
+
+# Per client, not per pool: the connections refer to their pool, so a weak mapping keyed by the
+# pool would keep every pool alive.
 _REUSED: "weakref.WeakKeyDictionary[Any, _ReusedConnections]" = weakref.WeakKeyDictionary()
 _REUSED_LOCK = threading.Lock()
 
 
-def _reused(pool: Any) -> _ReusedConnections:
-    connections = _REUSED.get(pool)
+def _reused(client: Any) -> _ReusedConnections:
+    connections = _REUSED.get(client)
     if connections is None:
         with _REUSED_LOCK:
-            connections = _REUSED.get(pool) or _REUSED.setdefault(pool, _ReusedConnections(pool))
+            connections = _REUSED.get(client)
+            if connections is None:
+                connections = _REUSED[client] = _ReusedConnections(client.connection_pool)
+                weakref.finalize(client, connections.give_back)
     return connections
 
 
