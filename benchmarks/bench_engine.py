@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from memory.config import MemoryConfig  # noqa: E402
 from memory.engine import AgentMemoryAPI  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
+from tiers.scripts import evalsha  # noqa: E402
 
 WINDOW = 100  # steps per time-range query
 # Tier limits default to 10% and 40% of --steps (1,000 and 4,000 for 10,000 steps), so after
@@ -220,10 +221,15 @@ def machine_info(client: redis.Redis) -> list[str]:
 
 
 # -- 1. single store --------------------------------------------------------------------------------
-def measure_single_store(args: argparse.Namespace, prefix: str, data_dir: str) -> tuple[dict[str, float], dict[str, float]]:
+def measure_single_store(
+    args: argparse.Namespace, client: redis.Redis, prefix: str, data_dir: str
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """store_agent_state latency, round-robin over 10 agents (default cleanup_interval=100), on
     two engines called in turn, one without state vectors and one with (the default), so both
-    see the same moments of this machine. Returns (without, with)."""
+    see the same moments of this machine; between them, the round trip of a script that does
+    nothing, sent the way tiermem sends its scripts: this machine's floor for any store.
+    Returns (without, with, floor)."""
+    noop = client.script_load("return 1")
     sims = [SimAgent(10_000 + i, args.seed, name=f"solo-{i:02d}") for i in range(10)]
     per_agent = -(-args.single_calls // len(sims))
     configs = [make_config(args, f"{prefix}{v}", f"{data_dir}{v}", cleanup_interval=100, state_vectors=v)
@@ -236,6 +242,7 @@ def measure_single_store(args: argparse.Namespace, prefix: str, data_dir: str) -
             for engine in engines:
                 engine.store_agent_state(warm.agent_id, state, step)
         samples: tuple[list[int], list[int]] = ([], [])
+        floor: list[int] = []
         for step in range(per_agent):
             for sim in sims:
                 state = sim.state(step)
@@ -243,7 +250,10 @@ def measure_single_store(args: argparse.Namespace, prefix: str, data_dir: str) -
                     started = time.perf_counter_ns()
                     engine.store_agent_state(sim.agent_id, state, step)
                     kept.append(time.perf_counter_ns() - started)
-    return percentiles_ms(samples[0]), percentiles_ms(samples[1])
+                started = time.perf_counter_ns()
+                evalsha(client, noop, [], [])
+                floor.append(time.perf_counter_ns() - started)
+    return percentiles_ms(samples[0]), percentiles_ms(samples[1]), percentiles_ms(floor)
 
 
 # -- 2. batched store and the raw baseline ----------------------------------------------------------
@@ -441,8 +451,9 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     probe, cross = agent_ids[:half], agent_ids[half:] or agent_ids
 
     progress(f"1/6 single store: {args.single_calls:,} store_agent_state calls")
-    plain, with_vector = measure_single_store(args, f"{root}.solo", f"{tmp}/solo")
+    plain, with_vector, floor = measure_single_store(args, client, f"{root}.solo", f"{tmp}/solo")
     report.add_latency("store_agent_state (single call)", plain, "single_p50_ms")
+    report.add_latency("  round trip of a script doing nothing (floor)", floor)
     report.add_latency("store_agent_state with a state vector (the default)", with_vector)
     ratio = with_vector["p50"] / plain["p50"]
     report.add_figure("p50 with a state vector / without", f"{ratio:.2f}", "state_vector_store_ratio", ratio)
