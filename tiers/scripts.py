@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
