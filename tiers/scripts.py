@@ -126,7 +126,7 @@ class Script:
 
 def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     """One EVALSHA; ResponseError (NoScriptError included) raised. On a redis-py client it is
-    packed by hiredis and sent on a pooled connection (:func:`send_packed`), skipping ~20 us of
+    packed by hiredis and sent on a kept connection (:func:`send_packed`), skipping ~20 us of
     per-command wrapping; the embedded client's own single commands are leaner still (no RESP)."""
     if getattr(client, "lean_commands", False):
         return client.evalsha(sha, len(keys), *keys, *args)
@@ -137,10 +137,11 @@ def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> 
 
 
 def send_packed(client: Any, commands: Callable[[], Iterable[tuple[Any, ...]]]) -> list[Any]:
-    """Send commands on one pooled connection, packed by hiredis, and read every reply (a failed
-    command's reply is its ResponseError). redis-py's ``execute_command`` wraps each command in
-    retry and metrics hooks worth ~20 us; like it, this tries once more on a connection that
-    failed (a pooled connection to a restarted Redis), making ``commands()`` again."""
+    """Send commands on one connection the client keeps (see _ReusedConnections), packed by
+    hiredis, and read every reply (a failed command's reply is its ResponseError). redis-py's
+    ``execute_command`` wraps each command in retry and metrics hooks worth ~20 us; like it, this
+    tries once more on a connection that failed (one to a restarted Redis), making
+    ``commands()`` again."""
     connections = _reused(client)
     for attempt in (1, 2):
         connection = connections.take()
