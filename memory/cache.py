@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from typing import Any, Callable, Hashable
 
@@ -18,6 +19,13 @@ from cachetools.keys import hashkey
 
 log = logging.getLogger(__name__)
 MISS = object()
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A TTL: a finite number of seconds above zero (NaN would keep nothing, infinity forever)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite, positive number of seconds, got {value!r}")
+    return float(value)
 
 
 class ResultCache:
@@ -53,9 +61,7 @@ class ResultCache:
 
     def set_ttl(self, seconds: float) -> None:
         """Start a fresh cache with the new TTL (cachetools fixes a cache's TTL at creation)."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise ValueError(f"cache TTL must be a positive number of seconds, got {seconds!r}")
-        self._cache = TTLCache(maxsize=self._maxsize, ttl=float(seconds), timer=self._timer)
+        self._cache = TTLCache(maxsize=self._maxsize, ttl=_seconds(seconds, "cache TTL"), timer=self._timer)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -78,8 +84,9 @@ def cacheable(ttl: float = 60, maxsize: int = 256, timer: Callable[[], float] = 
     Calls with unhashable arguments run uncached. The wrapper has ``cache_clear()`` and
     ``cache_info()``.
     """
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    ttl = _seconds(ttl, "ttl")
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
+        raise ValueError(f"maxsize must be a positive int, got {maxsize!r}")
 
     def decorate(func: Callable) -> Callable:
         cache = ResultCache(maxsize, ttl, timer)

@@ -6,9 +6,9 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -190,6 +190,9 @@ class AgentMemoryAPI(SearchMethods):
         ``priority`` (1.0) and ``embedding`` (a vector of your own). Returns the new ids in input order.
         """
         self._check_open()
+        if isinstance(records, (Mapping, str, bytes)) or not isinstance(records, Iterable):
+            what = "one record (pass it in a list)" if isinstance(records, Mapping) else type(records).__name__
+            raise InvalidInputError(f"store_many takes an iterable of records (dicts), got {what}")
         now = self._clock()
         checked: list[_Checked] = []
         for position, item in enumerate(records):

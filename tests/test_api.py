@@ -221,6 +221,14 @@ def test_store_many_validates_everything_before_writing(api):
     assert api.retrieve_by_time_range("a", 0, 10) == []
 
 
+@pytest.mark.parametrize("records", [None, 5, "abc", {"agent_id": "a", "data": {}, "step_number": 1}])
+def test_store_many_of_something_not_a_list_of_records_is_a_clear_error(api, records):
+    kept = api.store_agent_state("a", {"i": 0}, 0)
+    with pytest.raises(MemoryStoreException, match="store_many takes an iterable of records"):
+        api.store_many(records)
+    assert [r["memory_id"] for r in api.retrieve_by_time_range("a", 0, 10)] == [kept]
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -359,6 +367,14 @@ def test_cacheable_caches_by_arguments_until_the_ttl(clock):
     assert expensive("agent-123", ["unhashable"]) == 4 and expensive("agent-123", ["unhashable"]) == 5
     expensive.cache_clear()
     assert expensive("agent-123", "find stone") == 6
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 0, -1, True, "60"])
+def test_a_ttl_that_is_not_a_finite_positive_number_is_refused(api, seconds):
+    with pytest.raises(MemoryConfigException, match="finite, positive number of seconds"):
+        api.set_cache_ttl(seconds)
+    with pytest.raises(ValueError, match="finite, positive number of seconds"):
+        cacheable(ttl=seconds)
 
 
 # -- maintenance policy ---------------------------------------------------------------------------------
