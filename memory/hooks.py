@@ -85,31 +85,44 @@ def _action_type(result: Any) -> str:
 
 
 _recording = threading.local()  # ids of agents inside a hooked act() on this thread
+_RECORDER = "_tiermem_recorder"  # the agent attribute that keeps its recorder between calls
 
 
-def _recorder(agent: Any, act: Callable[..., Any], agent_id: str | None, memory_api: Any) -> Callable[..., Any]:
-    """Wrap ``act`` so each call stores state before, the action, and state after.
+def _is_step(value: Any) -> bool:
+    return type(value) is int and value >= 0
 
-    Agents without an integer ``step_number`` get a step counter kept here. A hooked ``act``
-    that calls another hooked ``act`` of the same agent (``super().act()``) records once.
-    """
-    own_steps = [0]
 
-    @functools.wraps(act)
-    def hooked(*args: Any, **kwargs: Any) -> Any:
+class _Recorder:
+    """One agent's recording: where its memories go, a step counter for agents that keep none,
+    and the state stored last, so that the state before an act is not stored a second time when
+    it is the state after the previous one."""
+
+    def __init__(self) -> None:
+        self.agent_id: str | None = None  # with_memory's, over the agent's own
+        self.memory_api: Any = None
+        self.own_step = 0
+        self.last_after: tuple[str, int, dict[str, Any]] | None = None
+
+    def run(self, agent: Any, act: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """Call ``act`` once, storing the state before, the action, and the state after.
+
+        A hooked ``act`` that calls another hooked ``act`` of the same agent (``super().act()``)
+        records once.
+        """
         active = getattr(_recording, "agents", None)
         if active is None:
             active = _recording.agents = set()
         if id(agent) in active:
             return act(*args, **kwargs)
-        counted = isinstance(getattr(agent, "step_number", None), int)
+        counted = _is_step(getattr(agent, "step_number", None))
         api = None
         try:
-            api = memory_api or getattr(agent, "memory_api", None) or default_memory_api()
-            who = agent_id or getattr(agent, "agent_id", None) or f"agent-{id(agent):x}"
-            step = agent.step_number if counted else own_steps[0]
+            api = self.memory_api or getattr(agent, "memory_api", None) or default_memory_api()
+            who = self.agent_id or getattr(agent, "agent_id", None) or f"agent-{id(agent):x}"
+            step = agent.step_number if counted else self.own_step
             before = _state_dict(agent)
-            api.store_agent_state(who, before, step)
+            if self.last_after != (who, step, before):
+                api.store_agent_state(who, before, step)
         except Exception:  # noqa: BLE001 - a memory failure must never disturb the agent
             log.exception("memory hook could not record the state before act()")
             api = None
@@ -119,10 +132,7 @@ def _recorder(agent: Any, act: Callable[..., Any], agent_id: str | None, memory_
             result = act(*args, **kwargs)  # the agent's own exceptions propagate untouched
         finally:
             active.discard(id(agent))
-            if counted:
-                agent.step_number += 1
-            else:
-                own_steps[0] += 1
+            after_step = self._advance(agent, step if counted else self.own_step, counted)
         elapsed = time.perf_counter() - started
         if api is None:
             return result
@@ -143,15 +153,41 @@ def _recorder(agent: Any, act: Callable[..., Any], agent_id: str | None, memory_
                 [
                     {"agent_id": who, "data": action, "step_number": step, "memory_type": "action",
                      "priority": min(1.0, 0.5 + 0.1 * changed)},
-                    {"agent_id": who, "data": after, "step_number": step + 1},
+                    {"agent_id": who, "data": after, "step_number": after_step},
                 ]
             )
+            self.last_after = (who, after_step, after)
         except Exception:  # noqa: BLE001 - see above
             log.exception("memory hook could not record the action and the state after act()")
         return result
 
-    hooked.__tiermem_hooked__ = True  # type: ignore[attr-defined]
-    return hooked
+    def _advance(self, agent: Any, step: int, counted: bool) -> int:
+        """The step after an act. An agent whose ``act`` moved its own ``step_number`` keeps it;
+        otherwise the counter (the agent's, or ours for an agent without one) goes up by one."""
+        if not counted:
+            self.own_step += 1
+            return self.own_step
+        now = getattr(agent, "step_number", None)
+        if now != step:
+            return now if _is_step(now) else step + 1
+        try:
+            agent.step_number = step + 1
+        except Exception:  # noqa: BLE001 - a read-only counter is the agent's business
+            log.exception("memory hook could not advance step_number")
+        return step + 1
+
+
+def _recorder_of(agent: Any) -> _Recorder:
+    """The agent's recorder, kept on the agent (an agent without a ``__dict__`` gets a new one
+    each call: it should count its own steps)."""
+    try:
+        attributes = vars(agent)
+    except TypeError:
+        return _Recorder()
+    recorder = attributes.get(_RECORDER)
+    if recorder is None:
+        recorder = attributes[_RECORDER] = _Recorder()
+    return recorder
 
 
 def install_memory_hooks(cls: type) -> type:
@@ -162,7 +198,7 @@ def install_memory_hooks(cls: type) -> type:
 
     @functools.wraps(original)
     def act(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return _recorder(self, functools.partial(original, self), None, None)(*args, **kwargs)
+        return _recorder_of(self).run(self, functools.partial(original, self), args, kwargs)
 
     act.__tiermem_hooked__ = True  # type: ignore[attr-defined]
     cls.act = act
@@ -170,16 +206,27 @@ def install_memory_hooks(cls: type) -> type:
 
 
 def with_memory(agent: Any, agent_id: str | None = None, memory_api: Any = None) -> Any:
-    """Hook one existing agent object in place and return it."""
+    """Hook one existing agent object in place and return it. On an agent hooked already (its
+    class or an earlier call), ``agent_id`` and ``memory_api`` replace the ones it records with."""
     act = getattr(agent, "act", None)
     if not callable(act):
         raise TypeError(f"{type(agent).__name__} has no act() method to hook")
-    if getattr(act, "__tiermem_hooked__", False):
-        return agent
+    recorder = _recorder_of(agent)
     if agent_id is not None:
+        recorder.agent_id = agent_id
         try:
             agent.agent_id = agent_id
         except AttributeError:
             pass
-    agent.act = _recorder(agent, act, agent_id, memory_api)
+    if memory_api is not None:
+        recorder.memory_api = memory_api
+    if getattr(act, "__tiermem_hooked__", False):
+        return agent
+
+    @functools.wraps(act)
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        return recorder.run(agent, act, args, kwargs)
+
+    hooked.__tiermem_hooked__ = True  # type: ignore[attr-defined]
+    agent.act = hooked
     return agent

@@ -186,9 +186,40 @@ def test_step_number_advances_with_every_act(api):
     assert agent.step_number == 3
     assert [m["step_number"] for m in of_type(api, "forager", "action")] == [0, 1, 2]
     assert [m["contents"]["params"]["observation"] for m in of_type(api, "forager", "action")] == ["a", "b", "c"]
+    # the state before an act is the state after the previous one: stored once
     assert [(m["step_number"], m["contents"]["energy"]) for m in of_type(api, "forager", "state")] == [
-        (0, 10), (1, 7), (1, 7), (2, 4), (2, 4), (3, 1)
+        (0, 10), (1, 7), (2, 4), (3, 1)
     ]
+
+
+def test_a_state_changed_between_acts_is_stored_before_the_next(api):
+    agent = HookedForager({"memory_api": api}, agent_id="forager")
+
+    agent.act("a")
+    agent.energy = 20  # the world changed the agent between two acts
+    agent.act("b")
+
+    assert [(m["step_number"], m["contents"]["energy"]) for m in of_type(api, "forager", "state")] == [
+        (0, 10), (1, 7), (1, 20), (2, 17)
+    ]
+
+
+def test_an_agent_that_counts_its_own_steps_keeps_its_count(api):
+    @install_memory_hooks
+    class Ticker(BaseAgent):
+        def act(self, observation):
+            self.step_number += 5  # five ticks of its own world per act
+            return {"action_type": "tick"}
+
+    agent = Ticker({"memory_api": api}, agent_id="ticker")
+
+    for _ in range(3):
+        agent.act({})
+
+    assert agent.step_number == 15
+    assert [m["step_number"] for m in of_type(api, "ticker", "action")] == [0, 5, 10]
+    states = of_type(api, "ticker", "state")
+    assert [(m["step_number"], m["contents"]["step_number"]) for m in states] == [(0, 0), (5, 5), (10, 10), (15, 15)]
 
 
 def test_an_action_result_is_recorded_under_its_own_action_type(api):
@@ -229,6 +260,20 @@ def test_an_agent_without_a_step_counter_still_gets_advancing_steps(api):
     actions = of_type(api, "plain", "action")
     assert [m["contents"]["params"]["observation"] for m in actions] == ["first", "second"]
     assert [m["step_number"] for m in actions] == [0, 1]
+
+
+def test_with_memory_on_a_hooked_class_records_where_it_is_told(make_api, prefix, tmp_path):
+    first, second = make_api(), make_api(data_dir=str(tmp_path / "second"), key_prefix=f"{prefix}-second")
+    agent = HookedForager({"memory_api": first}, agent_id="forager")
+    agent.act("a")
+
+    assert with_memory(agent, agent_id="forager-2", memory_api=second) is agent
+    agent.act("b")
+
+    assert agent.agent_id == "forager-2" and agent.calls == 2
+    assert timeline(first, "forager") == [(0, "state"), (0, "action"), (1, "state")]
+    assert timeline(second, "forager-2") == [(1, "state"), (1, "action"), (2, "state")]
+    assert timeline(first, "forager-2") == []
 
 
 def test_with_memory_needs_an_act_method(api):
