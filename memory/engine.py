@@ -507,7 +507,21 @@ class AgentMemoryAPI(SearchMethods):
         """After reading LTM: no promotion ran since the Redis tiers were read (seqlock check)."""
         if promoting is None:
             return True  # Redis did not answer: nothing to compare against
-        return promoting % 2 == 0 and self._tiers.promotions(agent_id) == promoting
+        return _unchanged(promoting, self._tiers.promotions(agent_id))
+
+    def _ltm_settled(self, agent_id: str, rows: list[MemoryRecord], redis: RedisRead) -> tuple[list[MemoryRecord], bool]:
+        """A query's LTM rows with the focused reads maintenance has not flushed to SQL yet (when
+        the read of Redis saw any), and whether they settled (see _settled): one round trip."""
+        if redis.promoting is None:
+            return rows, True  # Redis did not answer: nothing to compare against or add
+        tiers = self._tiers
+        if not (rows and redis.ltm_pending):
+            return rows, _unchanged(redis.promoting, tiers.promotions(agent_id))
+        pipe = tiers.client.pipeline(transaction=False)
+        pipe.hget(tiers.keys.meta(agent_id), "promoting")
+        add_reads = tiers.queue_ltm_reads(pipe, agent_id, [r.memory_id for r in rows])
+        promoting, *reads = tiers.redis(pipe.execute)
+        return add_reads(rows, reads), _unchanged(redis.promoting, int(promoting or 0))
 
     def _range(self, agent_id: str, query: Mapping[str, Any]) -> "_Answer":
         failed: list[str] = []
@@ -515,8 +529,8 @@ class AgentMemoryAPI(SearchMethods):
         answers, settled = redis.answers, True
         if _may_overlap(redis.bounds, query):
             try:
-                answers.append(self._tiers.ltm.range(agent_id, **query))
-                settled = self._settled(agent_id, redis.promoting)
+                rows, settled = self._ltm_settled(agent_id, self._tiers.ltm.range(agent_id, **query), redis)
+                answers.append(rows)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
         key = by_step if query["by"] == "step" else by_importance
@@ -536,8 +550,8 @@ class AgentMemoryAPI(SearchMethods):
                 found = []
                 for chunk in self._tiers.ltm.iter_agent(agent_id, memory_type):
                     found += [r for r in chunk if matches(r.contents)]
+                found, settled = self._ltm_settled(agent_id, found, redis)
                 answers.append(found)
-                settled = self._settled(agent_id, redis.promoting)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
         return _Answer(merge_tiers(answers, by_step, limit=limit), failed, redis.version, settled)
@@ -598,6 +612,11 @@ class AgentMemoryAPI(SearchMethods):
             self._cache.set_ttl(seconds)
         except ValueError as exc:
             raise MemoryConfigException(str(exc)) from None
+
+
+def _unchanged(promoting: int, now: int) -> bool:
+    """The promotion counter read before LTM (even: none under way) is the same after it."""
+    return promoting % 2 == 0 and now == promoting
 
 
 @dataclass

@@ -120,19 +120,24 @@ class SearchMethods:
         tiers = self._tiers
         found: list[MemoryRecord] = []
         redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
-        extra = None
-        if redis_tiers or also is not None:
+        ltm_ids = list(by_tier.get("ltm") or ())
+        extra = add_reads = ltm_reads = None
+        if redis_tiers or ltm_ids or also is not None:
             pipe = tiers.client.pipeline(transaction=False)
             if also is not None:
                 also(pipe)
             decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
+            if ltm_ids:  # reads of LTM memories counted since maintenance last flushed them to SQL
+                add_reads = tiers.queue_ltm_reads(pipe, agent_id, ltm_ids)
             answers = tiers.redis(lambda: tiers.scripts.execute(pipe))
             if also is not None:
                 extra, answers = answers[0], answers[1:]
             for decode, raw in zip(decoders, answers):
                 found += decode(raw)
-        if by_tier.get("ltm"):
-            found += tiers.ltm.get_many(agent_id, list(by_tier["ltm"]), steps=None if steps is None else steps["ltm"])
+            ltm_reads = answers[len(decoders):]
+        if ltm_ids:
+            rows = tiers.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
+            found += add_reads(rows, ltm_reads)
         return found, extra
 
     def _guarded(self, run: Any) -> Any:

@@ -7,7 +7,7 @@ meta-hash conventions (version, LTM step bounds, read counts) are written down o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from redis.exceptions import RedisError
 
@@ -30,6 +30,7 @@ class RedisRead:
     bounds: tuple[int, int] | None  # the agent's LTM step bounds (None: no LTM rows)
     version: int | None
     promoting: int | None  # the promotion counter (a seqlock, see promotions)
+    ltm_pending: int = 0  # LTM memories with focused reads not yet flushed to SQL
 
 
 @dataclass
@@ -80,8 +81,9 @@ class TierSet:
         describe the same moment as the records."""
         stm_keys, args = self.stm.range_call(agent_id, **query)
         im_keys, _ = self.im.range_call(agent_id, **query)
-        keys = [self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id), *stm_keys, *im_keys]
-        version, promoting, stm_raw, im_raw, ltm_lo, ltm_hi = self.redis(
+        keys = [self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id), *stm_keys, *im_keys,
+                self.keys.ltm_reads(agent_id)]
+        version, promoting, stm_raw, im_raw, ltm_lo, ltm_hi, ltm_pending = self.redis(
             lambda: self.scripts.call("range_redis", keys, args)
         )
         return RedisRead(
@@ -89,6 +91,7 @@ class TierSet:
             self.ltm_bounds(agent_id, (ltm_lo, ltm_hi)),
             int(version or 0),
             int(promoting or 0),
+            int(ltm_pending),
         )
 
     # -- where the agent's LTM rows may be -------------------------------------------------------
@@ -142,6 +145,28 @@ class TierSet:
                 return found
 
     # -- read counting -------------------------------------------------------------------------
+    def queue_ltm_reads(
+        self, pipe: Any, agent_id: str, memory_ids: Sequence[str]
+    ) -> Callable[[list[MemoryRecord], list[Any]], list[MemoryRecord]]:
+        """Queue a read of the focused reads of these LTM memories that maintenance has not yet
+        flushed to SQL (see count_ltm_read). Returns what applies the two answers to LTM rows."""
+        pipe.hmget(self.keys.ltm_reads(agent_id), list(memory_ids))
+        pipe.hmget(self.keys.seen(agent_id), list(memory_ids))
+
+        def apply(rows: list[MemoryRecord], answers: list[Any]) -> list[MemoryRecord]:
+            counts, seen = answers
+            pending = {memory_id: (int(count), when)
+                       for memory_id, count, when in zip(memory_ids, counts, seen) if count is not None}
+            if not pending:
+                return rows
+            out = []
+            for row in rows:
+                read = pending.get(row.memory_id)
+                out.append(row if read is None else row.with_access(row.retrieval_count + read[0], read[1]))
+            return out
+
+        return apply
+
     def count_ltm_read(self, agent_id: str, record: MemoryRecord, now: float) -> MemoryRecord:
         """Count a focused read of an LTM memory in Redis; maintenance flushes it to SQL.
 

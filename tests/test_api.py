@@ -481,6 +481,41 @@ def test_often_read_long_term_memories_come_back_to_im(make_api):
     assert len(api.retrieve_by_time_range("a", 0, 29)) == 30
 
 
+def test_queries_report_focused_reads_at_once_in_every_tier(make_api, clock):
+    api = make_api(clock=clock, cleanup_interval=1000, stm_config={"memory_limit": 2},
+                   im_config={"memory_limit": 2, "low_watermark": 1.0}, ltm_config={"dictionary_samples": 5})
+    for step in range(10):
+        api.store_agent_state("a", {"s": step, "position": [step, 0]}, step)
+    api.force_memory_maintenance("a")
+    by_tier = {r["tier"]: r["memory_id"] for r in api.retrieve_by_time_range("a", 0, 9)}
+    assert set(by_tier) == {"stm", "im", "ltm"}
+
+    def counts(answer):
+        return {r["tier"]: r["metadata"]["retrieval_count"] for r in answer if r["memory_id"] in by_tier.values()}
+
+    queries = {
+        "range": lambda: api.retrieve_by_time_range("a", 0, 9),
+        "attributes": lambda: api.retrieve_by_attributes("a", {"position.1": 0}),
+        "recent": lambda: api.get_memory_space("a").retrieve_recent_states(count=10),
+        "important": lambda: api.retrieve_most_important("a", k=10),
+        "similar": lambda: api.retrieve_similar_states("a", {"s": 0, "position": [0, 0]}, k=10),
+        "place": lambda: api.retrieve_by_location("a", [0, 0], radius=20),
+    }
+    for query in queries.values():
+        query()  # every answer cached with the counts before the reads
+    clock.advance(5)
+    for memory_id in by_tier.values():
+        for _ in range(2):
+            api.get_memory("a", memory_id)
+    for name, query in queries.items():
+        answer = counts(query())
+        assert set(answer.values()) == {2}, name
+    (ltm,) = [r for r in api.retrieve_by_time_range("a", 0, 9) if r["tier"] == "ltm" and r["memory_id"] == by_tier["ltm"]]
+    assert ltm["metadata"]["last_access_time"] == clock()
+    api.force_memory_maintenance("a")  # flushes the LTM reads into SQL: counted once, not twice
+    assert counts(api.retrieve_by_time_range("a", 0, 9))["ltm"] == 2
+
+
 def test_statistics_report_everything_promised(api):
     api.store_agent_state("a", {"x": 1}, 1, priority=0.2)
     api.store_agent_action("a", {"y": 2}, 2, priority=0.8)

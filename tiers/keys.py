@@ -3,8 +3,8 @@
 Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives in one Redis
 Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
 
-    <prefix>:{<agent>}:meta                  hash   version (bumped by every change; cache token),
-                                                    newest (highest step stored), ltm_lo/ltm_hi
+    <prefix>:{<agent>}:meta                  hash   version (bumped by every change and every
+                                                    counted read; cache token), newest (highest step stored), ltm_lo/ltm_hi
                                                     (step bounds of the agent's LTM rows, "none"
                                                     when it has none), promoting (seqlock: odd
                                                     while an LTM -> IM promotion runs)

@@ -104,7 +104,8 @@ end
 
 -- Read the records of ids that exist. Returns {ids, blobs, access}, where access lists
 -- (position in ids, retrieval count, last seen) only for memories that were ever focused.
--- With now ~= '' the read is counted: reads += 1 and seen = now|newest step.
+-- With now ~= '' the read is counted: reads += 1 and seen = now|newest step, and the agent's
+-- version moves (queries report the counts, so answers cached before are stale).
 local function collect(ids, data, reads, seen, meta, now, known)
   local stamp = nil
   if now ~= '' then stamp = now .. '|' .. (redis.call('HGET', meta, 'newest') or '') end
@@ -155,6 +156,7 @@ local function collect(ids, data, reads, seen, meta, now, known)
     end
     first = last + 1
   end
+  if stamp and #out_ids > 0 then bump(meta) end
   return {out_ids, out_blobs, access}
 end
 
