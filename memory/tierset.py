@@ -69,8 +69,18 @@ class TierSet:
         self.redis(lambda: self.scripts.call("note", keys, [op, tier, "1" if unqueue else "0", *memory_ids]))
 
     def ltm_stamp(self, agent_id: str) -> int:
-        """A new change stamp for a write to the agent's LTM rows (see indices/snapshot.py)."""
-        return int(self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "lseq", 1)))
+        """A new change stamp for a write to the agent's LTM rows (see indices/snapshot.py).
+
+        A counter that starts (the agent's first LTM write, or Redis lost its bookkeeping) goes
+        on from the highest stamp in SQL: a stamp below a persisted index's would hide the write.
+        """
+        meta = self.keys.meta(agent_id)
+        stamp = int(self.redis(lambda: self.client.hincrby(meta, "lseq", 1)))
+        if stamp == 1:
+            latest = self.ltm.latest_stamp(agent_id)
+            if latest:
+                stamp = int(self.redis(lambda: self.client.hincrby(meta, "lseq", latest)))
+        return stamp
 
     def bump(self, agent_id: str) -> None:
         self.redis(lambda: self.client.hincrby(self.keys.meta(agent_id), "version", 1))

@@ -320,6 +320,32 @@ def test_the_ltm_index_persists_and_a_new_engine_reads_only_what_changed(
     assert third.search_by_embedding("keeper", vectors[5], k=1) == []  # the old file no longer applies
 
 
+def test_ltm_rows_written_after_redis_lost_its_data_reach_the_persisted_index(
+    make_api: Callable[..., AgentMemoryAPI], redis_client: Any, prefix: str
+) -> None:
+    """The LTM change counter lives in Redis: when Redis restarts empty it must go on from the
+    stamps SQL holds, or rows written afterwards would look older than the saved index."""
+    options = dict(search_config={"text_embedding": "off"}, stm_config={"memory_limit": 10},
+                   im_config={"memory_limit": 10}, ltm_config={"batch_size": 20}, cleanup_interval=10**6)
+    first = make_api(**options)
+    first.store_many({"agent_id": "keeper", "data": {"position": [i % 40, i // 40]}, "step_number": i}
+                     for i in range(1500))
+    first.force_memory_maintenance("keeper")
+    first.retrieve_by_location("keeper", (20, 20), radius=3)  # builds the LTM index and saves it
+    assert first._catalog.snapshots.path("keeper").exists()
+    first.close()
+    redis_client.delete(*redis_client.scan_iter(match=f"{prefix}*"))  # Redis restarted empty
+
+    second = make_api(**options)
+    second.store_many({"agent_id": "keeper", "data": {"position": [500 + i % 10, 500]}, "step_number": i}
+                      for i in range(1500, 1700))
+    second.force_memory_maintenance("keeper")
+    assert second.get_memory_statistics("keeper")["tiers"]["ltm"]["count"] > 1500
+    third = make_api(**options)  # a fresh process: the saved index plus what changed since
+    assert len(third.retrieve_by_location("keeper", (505, 500), radius=6)) == 200
+    assert len(second.retrieve_by_location("keeper", (505, 500), radius=6)) == 200
+
+
 def test_an_index_that_fell_behind_the_trimmed_log_rebuilds(make_api: Callable[..., AgentMemoryAPI]) -> None:
     """More than the log keeps (~20,000 ids) changes between two queries: the second query
     cannot replay them, notices the gap and rebuilds from the tiers."""

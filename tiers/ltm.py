@@ -556,6 +556,17 @@ class SQLTier:
 
         return self._guard(run)
 
+    def latest_stamp(self, agent_id: str) -> int:
+        """The highest change stamp the agent's rows and deletions carry (0: none)."""
+        def run() -> int:
+            with self.engine.connect() as conn:
+                written = conn.execute(select(func.max(memories.c.changed)).where(self._mine(agent_id))).scalar()
+                deleted = conn.execute(select(func.max(gone.c.changed)).where(
+                    gone.c.namespace == self.namespace, gone.c.agent_id == agent_id)).scalar()
+            return max(int(written or 0), int(deleted or 0))
+
+        return self._guard(run)
+
     def step_bounds(self, agent_id: str) -> tuple[int, int] | None:
         def run() -> tuple[int, int] | None:
             with self.engine.connect() as conn:
