@@ -137,7 +137,10 @@ class AgentMemoryAPI(SearchMethods):
         ltm.codec = codec
         stm = RedisTier("stm", client, keys, scripts, None)
         im = RedisTier("im", client, keys, scripts, codec)
-        return TierSet(client, keys, scripts, codec, stm, im, ltm)
+        server = self._connection.embedded_server
+        if server is None:
+            return TierSet(client, keys, scripts, codec, stm, im, ltm)
+        return TierSet(client, keys, scripts, codec, stm, im, ltm, persist_redis=server.save)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property

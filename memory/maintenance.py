@@ -304,6 +304,7 @@ class Maintainer:
         self.t.im.put_many(agent_id, records, self.clock(), leaving="ltm")
         reads = {r.memory_id: r.retrieval_count for r in records}
         self.t.redis(lambda: self.t.client.hset(self.t.keys.reads(agent_id), mapping=reads))
+        self.t.persist_redis()  # the rows' only durable copy is about to go
         self.t.ltm.delete_many(agent_id, list(reads), changed=self.t.ltm_stamp(agent_id))
         self.t.bump(agent_id)
         return len(records)

@@ -42,6 +42,9 @@ class TierSet:
     stm: RedisTier
     im: RedisTier
     ltm: SQLTier
+    # Makes what Redis holds durable before LTM gives rows up to it (a promotion): the embedded
+    # engine's snapshot; a Redis server keeps to its own persistence settings.
+    persist_redis: Callable[[], None] = lambda: None
 
     def redis(self, operation: Any) -> Any:
         """Run a plain Redis call, translating its failure like the tiers do."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +93,34 @@ def test_embedded_memories_survive_interpreter_exit_without_close(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     with AgentMemoryAPI(embedded_config(tmp_path)) as api:
         assert [r["contents"]["step"] for r in api.retrieve_by_time_range("a", 0, 99)] == list(range(25))
+
+
+def test_an_embedded_promotion_is_on_disk_before_ltm_lets_go_of_the_rows(tmp_path):
+    """A memory promoted from LTM to IM must not live only in the process: a SIGKILL right
+    after the promotion keeps it (what was stored before the last snapshot is never lost)."""
+    options = {"stm_config": {"memory_limit": 10}, "im_config": {"memory_limit": 10},
+               "ltm_config": {"promote_threshold": 3, "dictionary_samples": 10}}
+    with AgentMemoryAPI(embedded_config(tmp_path, **options)) as api:
+        ids = [api.store_agent_state("a", {"step": step}, step) for step in range(50)]
+        api.force_memory_maintenance("a")
+        assert api.get_memory("a", ids[0])["tier"] == "ltm"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from memory.api import AgentMemoryAPI
+        from memory.config import MemoryConfig
+        api = AgentMemoryAPI(MemoryConfig(redis_url="", data_dir={str(tmp_path)!r}, **{options!r}))
+        for _ in range(3):
+            api.get_memory("a", {ids[0]!r})
+        assert api.force_memory_maintenance("a").ltm_to_im == 1
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    child = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr  # killed after the promotion, not before
+    with AgentMemoryAPI(embedded_config(tmp_path, **options)) as again:
+        assert again.get_memory("a", ids[0])["contents"] == {"step": 0}
+        assert [r["memory_id"] for r in again.retrieve_by_time_range("a", 0, 49)] == ids
 
 
 def test_two_engines_in_one_process_share_the_embedded_data(tmp_path):

@@ -53,6 +53,7 @@ class EmbeddedServer:
         self._before_save: list[Callable[[Any], None]] = []
         self._local: dict[Any, Any] = {}
         self._local_guard = threading.RLock()
+        self._saving = threading.Lock()  # one snapshot at a time (they share the temporary file)
         try:
             self.load()
         except SnapshotUnreadable:
@@ -108,6 +109,10 @@ class EmbeddedServer:
         pipe.execute()
 
     def save(self) -> None:
+        with self._saving:
+            self._save()
+
+    def _save(self) -> None:
         client = self.client()
         for write in self._before_save:
             write(client)
