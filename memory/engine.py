@@ -137,10 +137,10 @@ class AgentMemoryAPI(SearchMethods):
         ltm.codec = codec
         stm = RedisTier("stm", client, keys, scripts, None)
         im = RedisTier("im", client, keys, scripts, codec)
-        server = self._connection.embedded_server
-        if server is None:
-            return TierSet(client, keys, scripts, codec, stm, im, ltm)
-        return TierSet(client, keys, scripts, codec, stm, im, ltm, persist_redis=server.save)
+        tiers = TierSet(client, keys, scripts, codec, stm, im, ltm)
+        if self._connection.embedded_server is not None:
+            tiers.persist_redis = self._connection.embedded_server.save
+        return tiers
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property

@@ -114,12 +114,13 @@ class _Recorder:
             active = _recording.agents = set()
         if id(agent) in active:
             return act(*args, **kwargs)
-        counted = _is_step(getattr(agent, "step_number", None))
+        current = getattr(agent, "step_number", None)
+        counted = _is_step(current)
+        step = current if counted else self.own_step
         api = None
         try:
             api = self.memory_api or getattr(agent, "memory_api", None) or default_memory_api()
             who = self.agent_id or getattr(agent, "agent_id", None) or f"agent-{id(agent):x}"
-            step = agent.step_number if counted else self.own_step
             before = _state_dict(agent)
             if self.last_after != (who, step, before):
                 api.store_agent_state(who, before, step)
@@ -132,7 +133,7 @@ class _Recorder:
             result = act(*args, **kwargs)  # the agent's own exceptions propagate untouched
         finally:
             active.discard(id(agent))
-            after_step = self._advance(agent, step if counted else self.own_step, counted)
+            after_step = self._advance(agent, step, counted)
         elapsed = time.perf_counter() - started
         if api is None:
             return result

@@ -114,7 +114,14 @@ def _redis_gone(api, monkeypatch, redis_client):
     cut_off_redis(monkeypatch, redis_client)
 
 
-MEMORY_FAILURES = [_closed, _store_methods_raise, _redis_gone]
+def _agent_id_unreadable(api, monkeypatch, redis_client):
+    def unreadable(agent):
+        raise RuntimeError("injected: the agent's id cannot be read")
+
+    monkeypatch.setattr(HookedForager, "agent_id", property(unreadable), raising=False)
+
+
+MEMORY_FAILURES = [_closed, _store_methods_raise, _redis_gone, _agent_id_unreadable]
 
 
 @pytest.mark.parametrize("break_memory", MEMORY_FAILURES, ids=lambda f: f.__name__.strip("_"))
@@ -126,7 +133,7 @@ def test_a_memory_failure_is_logged_and_never_disturbs_the_agent(api, redis_clie
         result = agent.act("berry")
 
     assert result == {"action_type": "forage", "found": "berry"}
-    assert agent.calls == 1 and agent.energy == 7
+    assert agent.calls == 1 and agent.energy == 7 and agent.step_number == 1
     assert hook_errors(caplog)
 
 

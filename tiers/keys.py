@@ -4,10 +4,11 @@ Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives i
 Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
 
     <prefix>:{<agent>}:meta                  hash   version (bumped by every change and every
-                                                    counted read; cache token), newest (highest step stored), ltm_lo/ltm_hi
-                                                    (step bounds of the agent's LTM rows, "none"
-                                                    when it has none), promoting (seqlock: odd
-                                                    while an LTM -> IM promotion runs)
+                                                    counted read; cache token), newest (highest
+                                                    step stored), ltm_lo/ltm_hi (step bounds of
+                                                    the agent's LTM rows, "none" when it has
+                                                    none), promoting (seqlock: odd while an
+                                                    LTM -> IM promotion runs)
     <prefix>:{<agent>}:<tier>:data           hash   memory_id -> msgpack record (tier = stm | im)
     <prefix>:{<agent>}:<tier>:step           zset   memory_id scored by step_number
     <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
