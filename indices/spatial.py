@@ -95,7 +95,8 @@ class SpatialGrid:
         return rows[inside]
 
     def nearest(self, center: tuple[float, float, float], k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, distances) of the k positions nearest ``center`` among the rows ``mask`` allows.
+        """(rows, distances) of the k positions nearest ``center`` among the rows ``mask`` allows,
+        and any others exactly as far as the k-th (ties: the caller decides which come first).
 
         Widens the radius until k allowed positions lie within it: any position outside that
         radius is farther than all of them, so the answer is exact.
@@ -108,8 +109,11 @@ class SpatialGrid:
             if mask is not None and len(rows):
                 keep = mask[rows]
                 rows, distances = rows[keep], distances[keep]
-            if len(rows) >= k or self._covers_all(center, radius):
-                return rows[:k], distances[:k]
+            if len(rows) > k:
+                end = int(np.searchsorted(distances, distances[k - 1], side="right"))
+                return rows[:end], distances[:end]
+            if len(rows) == k or self._covers_all(center, radius):
+                return rows, distances
             radius *= 2
 
     def _covers_all(self, center: tuple[float, float, float], radius: float) -> bool:

@@ -133,6 +133,7 @@ class Searcher:
             if rows is not None:
                 inside = np.isin(near, rows)
                 near, found = near[inside], found[inside]
+            near, found = _nearest_first(tier, near, found, None)
             rows, distances = near, dict(zip(near.tolist(), found.tolist()))
         mask = None
         if rows is not None:
@@ -155,17 +156,16 @@ class Searcher:
         if query.center is not None and query.radius is None:
             if rows is not None:  # nearest within a box: the box's rows by distance
                 found = np.linalg.norm(tier.space.points(rows) - np.asarray(query.center), axis=1)
-                order = np.lexsort((rows, found))[: limit or len(rows)]
-                rows, found = rows[order], found[order]
             else:
                 rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
+            rows, found = _nearest_first(tier, rows, found, limit)
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
         if rows is None:
             rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
         if distances:  # within() gave them nearest first, and filtering kept that order
             return rows, [distances[row] for row in rows.tolist()], [{"distance": distances[row]} for row in rows.tolist()]
         steps = tier.steps(rows)
-        order = np.lexsort((np.array([tier.ids[r] for r in rows], dtype=object), steps)) if len(rows) else rows
+        order = np.lexsort((_ids(tier, rows), steps)) if len(rows) else rows
         rows = rows[order]
         return rows, steps[order].astype(float).tolist(), [{} for _ in range(len(rows))]
 
@@ -194,6 +194,20 @@ class Searcher:
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+def _ids(tier: TierIndex, rows: np.ndarray) -> np.ndarray:
+    return np.array([tier.ids[row] for row in rows.tolist()], dtype=object)
+
+
+def _nearest_first(tier: TierIndex, rows: np.ndarray, distances: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by distance, equal distances by memory id (as the tiers' merge orders them), so that
+    which of several memories at one place come first, or make the cut, never depends on the
+    order the index learnt them in."""
+    if not len(rows):
+        return rows, distances
+    order = np.lexsort((_ids(tier, rows), distances))[:limit]
+    return rows[order], distances[order]
 
 
 def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

@@ -346,6 +346,24 @@ def test_ltm_rows_written_after_redis_lost_its_data_reach_the_persisted_index(
     assert len(second.retrieve_by_location("keeper", (505, 500), radius=6)) == 200
 
 
+@pytest.mark.parametrize("maintained", [False, True], ids=["stm", "ltm"])
+def test_memories_at_one_place_come_in_creation_order_whatever_the_tier(
+    make_api: Callable[..., AgentMemoryAPI], maintained: bool
+) -> None:
+    """Equal distances are ordered by memory id (creation order), as the merge of tiers orders
+    them, never by the order an index learnt the rows in (LTM's comes from SQL, by step)."""
+    api = make_api(search_config={"text_embedding": "off"}, stm_config={"memory_limit": 1},
+                   im_config={"memory_limit": 1}, cleanup_interval=10**6)
+    ids = [api.store_agent_state("here", {"position": [3, 4]}, step) for step in (5, 1, 3, 4, 2)]
+    api.store_agent_state("here", {"position": [9, 9]}, 0)
+    if maintained:
+        api.force_memory_maintenance("here")
+        assert {r["tier"] for r in api.query("here").all()} >= {"ltm"}
+    assert [m["memory_id"] for m in api.retrieve_nearest("here", (0, 0), k=2)] == ids[:2]
+    assert [m["memory_id"] for m in api.retrieve_by_location("here", (3, 4), radius=1)] == ids
+    assert [m["memory_id"] for m in api.query("here").near((3, 4), 1).top(3)] == ids[:3]
+
+
 def test_an_index_that_fell_behind_the_trimmed_log_rebuilds(make_api: Callable[..., AgentMemoryAPI]) -> None:
     """More than the log keeps (~20,000 ids) changes between two queries: the second query
     cannot replay them, notices the gap and rebuilds from the tiers."""
