@@ -133,7 +133,6 @@ class Searcher:
             if rows is not None:
                 inside = np.isin(near, rows)
                 near, found = near[inside], found[inside]
-            near, found = _nearest_first(tier, near, found, None)
             rows, distances = near, dict(zip(near.tolist(), found.tolist()))
         mask = None
         if rows is not None:
@@ -162,8 +161,9 @@ class Searcher:
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
         if rows is None:
             rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
-        if distances:  # within() gave them nearest first, and filtering kept that order
-            return rows, [distances[row] for row in rows.tolist()], [{"distance": distances[row]} for row in rows.tolist()]
+        if distances:  # a radius alone: nearest first
+            rows, found = _nearest_first(tier, rows, np.array([distances[row] for row in rows.tolist()]), None)
+            return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
         steps = tier.steps(rows)
         order = np.lexsort((_ids(tier, rows), steps)) if len(rows) else rows
         rows = rows[order]
@@ -204,10 +204,12 @@ def _nearest_first(tier: TierIndex, rows: np.ndarray, distances: np.ndarray, lim
     """Rows by distance, equal distances by memory id (as the tiers' merge orders them), so that
     which of several memories at one place come first, or make the cut, never depends on the
     order the index learnt them in."""
-    if not len(rows):
-        return rows, distances
-    order = np.lexsort((_ids(tier, rows), distances))[:limit]
-    return rows[order], distances[order]
+    order = np.argsort(distances, kind="stable")
+    rows, distances = rows[order], distances[order]
+    if len(rows) > 1 and bool(np.any(distances[1:] == distances[:-1])):
+        order = np.lexsort((_ids(tier, rows), distances))
+        rows, distances = rows[order], distances[order]
+    return rows[:limit], distances[:limit]
 
 
 def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
