@@ -31,7 +31,7 @@ import numpy as np
 from memory.config import MemoryConfig
 from memory.derive import at_resolution
 from memory.errors import MemoryAPIException, MemoryMaintenanceException
-from memory.record import MemoryRecord
+from memory.record import MemoryRecord, parse_seen
 from memory.tierset import TierSet
 from tiers.redis_tier import RedisTier, since_seconds
 
@@ -218,8 +218,8 @@ class Maintainer:
         newest, seen = self.t.redis(pipe.execute)
         last_read_step = {}
         for memory_id, value in seen.items():
-            _, _, step = value.decode().partition("|")
-            if step:
+            _, step = parse_seen(value)
+            if step is not None:
                 last_read_step[memory_id.decode()] = float(step)
         return float(newest or 0), last_read_step
 

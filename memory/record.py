@@ -79,6 +79,13 @@ NO_EMBEDDINGS = Embeddings()
 _NO_FIELDS = [None] * 5
 
 
+def parse_seen(seen: bytes | str) -> tuple[float, int | None]:
+    """(unix time, the agent's newest step then) of a last read, from the agent's ``seen`` hash
+    (``"<time>|<step>"``, the step empty when the agent had stored none)."""
+    when, _, step = (seen.decode() if isinstance(seen, bytes) else seen).partition("|")
+    return float(when), int(float(step)) if step else None
+
+
 def unpack_contents(blob: bytes) -> Any:
     """Decode stored contents. ormsgpack is 3x faster than msgpack at building the objects
     (every row of every answer pays this), but takes only string map keys; contents with other
@@ -126,12 +133,8 @@ class MemoryRecord(NamedTuple):
         """Return a copy carrying the access statistics read from Redis."""
         if seen is None:
             return self._replace(retrieval_count=count)
-        when, _, step = (seen.decode() if isinstance(seen, bytes) else seen).partition("|")
-        return self._replace(
-            retrieval_count=count,
-            last_access_time=float(when),
-            last_access_step=int(float(step)) if step else None,
-        )
+        last_time, last_step = parse_seen(seen)
+        return self._replace(retrieval_count=count, last_access_time=last_time, last_access_step=last_step)
 
     def to_dict(self) -> dict[str, Any]:
         """The seed's "Memory Structure" form; every call builds fresh objects (safe to mutate)."""

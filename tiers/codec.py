@@ -15,7 +15,7 @@ import msgpack
 import ormsgpack
 import zstandard
 
-from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord, parse_seen
 
 NO_DICTIONARY = 0
 RAW = -1  # payload stored as is: compressing it would not have made it smaller
@@ -230,9 +230,7 @@ def decode_records(
         if stats is not None:
             count, seen = stats
             if seen:
-                when, _, at_step = seen.decode().partition("|")
-                last_time = float(when)
-                last_step = int(float(at_step)) if at_step else None
+                last_time, last_step = parse_seen(seen)
         records.append(MemoryRecord(  # positional: cheaper than keywords, and this runs per row
             memory_id if isinstance(memory_id, str) else memory_id.decode(), agent_id, step, memory_type, timestamp,
             importance, payload, NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors), count, last_time,
