@@ -18,6 +18,8 @@ from typing import Any, Iterable
 from indices.snapshot import SnapshotStore
 from indices.tier_index import TierIndex
 from memory.record import TIERS
+from tiers.bookkeeping import Stamp, stamp_of
+from tiers.tierset import TierSet
 
 CHANGES_PER_READ = 1000  # log entries fetched per round trip while catching up
 
@@ -37,13 +39,13 @@ class AgentIndex:
     agent_id: str
     tiers: dict[str, TierIndex]
     position: int = 0  # the change-log seq applied so far
-    version: int | None = None  # the agent's version when the log was last read
+    stamp: Stamp | None = None  # the agent's stamp when the log was last read
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class IndexCatalog:
-    def __init__(self, tiers: Any, settings: IndexSettings):
-        self.t = tiers  # memory.tierset.TierSet: Redis tiers, LTM, keys, scripts
+    def __init__(self, tiers: TierSet, settings: IndexSettings):
+        self.t = tiers
         self.settings = settings
         self._agents: OrderedDict[str, AgentIndex] = OrderedDict()
         self._lock = threading.Lock()
@@ -58,7 +60,8 @@ class IndexCatalog:
 
     def known(self, agent_id: str) -> AgentIndex:
         """The agent's index as this process last caught it up (possibly never: position -1).
-        A caller that answers from it confirms it was current with :meth:`queue_check`."""
+        A caller that answers from it confirms it was current by reading the change log from
+        its position in the same round trip (TierSet.fetch) and handing the answer to :meth:`absorb`."""
         with self._lock:
             index = self._agents.get(agent_id)
             if index is None:
@@ -68,24 +71,26 @@ class IndexCatalog:
             self._agents.move_to_end(agent_id)
         return index
 
-    def queue_check(self, pipe: Any, index: AgentIndex) -> None:
-        """Queue a read of the change log since the index's position (with .lock held)."""
-        t = self.t
-        t.scripts.queue(pipe, "changes", [t.keys.meta(index.agent_id), t.keys.changes(index.agent_id)],
-                        [max(index.position, 0), CHANGES_PER_READ])
-
     def absorb(self, index: AgentIndex, answer: Any) -> int:
         """Apply a change-log answer; returns how many entries were new (0: the index was
         current when the log was read), or -1 when the index had to be loaded again."""
-        seq, version, entries = answer
+        seq, version, entries, incarnation = answer
         seq = int(seq)
-        index.version = int(version or 0)
-        if _missed(index.position, seq, entries):
-            self._load(index, seq)  # fell behind the log, or the agent was cleared
+        stamp = stamp_of(version, incarnation)
+        lost = index.stamp is not None and stamp.incarnation != index.stamp.incarnation
+        index.stamp = stamp
+        if lost or _missed(index.position, seq, entries):
+            self._load(index, seq)  # fell behind the log, the agent was cleared, or Redis lost its keys
             return -1
         if entries:
             self._apply(index, entries)
         return len(entries)
+
+    def forget(self) -> None:
+        """Drop every agent's index (Redis lost the deployment's data): each is built again from
+        the tiers when next asked for."""
+        with self._lock:
+            self._agents.clear()
 
     def rebuild(self, agent_id: str) -> AgentIndex:
         """Build the agent's index again from the tiers' contents."""
@@ -97,11 +102,8 @@ class IndexCatalog:
 
     # -- catching up --------------------------------------------------------------------------
     def _catch_up(self, index: AgentIndex) -> None:
-        t = self.t
-        keys = [t.keys.meta(index.agent_id), t.keys.changes(index.agent_id)]
         while True:
-            applied = self.absorb(index, t.redis(
-                lambda: t.scripts.call("changes", keys, [max(index.position, 0), CHANGES_PER_READ])))
+            applied = self.absorb(index, self.t.changes(index.agent_id, index.position, CHANGES_PER_READ))
             if 0 <= applied < CHANGES_PER_READ:
                 return
 
@@ -146,8 +148,7 @@ class IndexCatalog:
             for row in self._derived(agent_id, "ltm", None):
                 ltm.upsert(*row)
             return
-        stamp, epoch = t.redis(lambda: t.client.hmget(t.keys.meta(agent_id), "lseq", "lepoch"))
-        stamp, epoch = int(stamp or 0), (epoch or b"0").decode()
+        stamp, epoch = t.meta.ltm_epoch(agent_id)
         since = self.snapshots.load(agent_id, epoch, ltm)
         if since is None:
             for row in self._derived(agent_id, "ltm", None):
@@ -168,7 +169,7 @@ class IndexCatalog:
             for chunk in self.t.ltm.derived(agent_id, ids):
                 yield from chunk
         else:
-            yield from self.t.redis(lambda: getattr(self.t, tier).derived(agent_id, ids))
+            yield from getattr(self.t, tier).derived(agent_id, ids)
 
     def _empty(self) -> dict[str, TierIndex]:
         s = self.settings

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from memory.errors import MemoryConfigException
+from tiers.keys import CHANGE_LOG_IDS
 
 
 class _Options:
@@ -199,6 +200,8 @@ class MemoryConfig(_Options):
     maintenance_lock_timeout: float = 60.0  # seconds one process may hold an agent's maintenance
     maintenance_workers: int = 2  # threads maintaining different agents at once (embedded: 1)
     max_payload_bytes: int = 1 << 20  # largest serialized memory accepted
+    change_log_limit: int = CHANGE_LOG_IDS  # memory ids each agent's change log keeps (~40 bytes each in Redis);
+    #                               a process whose indices fell further behind rebuilds them
     stm_config: RedisSTMConfig = field(default_factory=RedisSTMConfig)
     im_config: RedisIMConfig = field(default_factory=RedisIMConfig)
     ltm_config: LTMConfig = field(default_factory=LTMConfig)
@@ -209,7 +212,8 @@ class MemoryConfig(_Options):
         self.stm_config = _section(self.stm_config, RedisSTMConfig)
         self.im_config = _section(self.im_config, RedisIMConfig)
         self.ltm_config = _section(self.ltm_config, LTMConfig)
-        for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes", "maintenance_workers"):
+        for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes", "maintenance_workers",
+                     "change_log_limit"):
             _positive_int(self, name)
         for name in ("cache_ttl", "maintenance_lock_timeout"):
             _positive_number(self, name)

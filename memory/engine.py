@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from redis.exceptions import RedisError
-
 from embeddings.state import StateEncoder
 from memory import validation
 from memory.attributes import matcher
@@ -25,6 +23,8 @@ from memory.errors import (
     MemoryNotFoundError,
     MemoryRetrievalException,
     MemoryStoreException,
+    OutcomeUnknownError,
+    StoreIncompleteError,
     TierUnavailableError,
 )
 from memory.maintenance import Maintainer, MaintenanceReport
@@ -38,13 +38,10 @@ from memory.space import MemorySpace
 from memory.text_embedder import TextEmbedder
 from indices.catalog import IndexCatalog, IndexSettings
 from memory.statistics import gather
-from memory.tierset import NO_LTM, RedisRead, TierSet
-from tiers.codec import PayloadCodec
+from tiers.bookkeeping import Stamp
 from tiers.connection import resolve
-from tiers.keys import KeySchema
-from tiers.ltm import SQLTier, make_engine
-from tiers.redis_tier import RedisTier
-from tiers.scripts import Scripts
+from tiers.ltm_schema import make_engine
+from tiers.tierset import RedisRead, TierSet, TierSettings, open_tiers
 
 log = logging.getLogger(__name__)
 
@@ -110,37 +107,37 @@ class AgentMemoryAPI(SearchMethods):
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._unmaintained: dict[str, int] = defaultdict(int)
         self._closed = False
+        self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
+
+    def _check_incarnation(self) -> None:
+        """Drop every cached answer and in-process index when Redis lost the deployment's data
+        since this process last looked (tiers/deployment.py). Per-agent stamps catch the rest:
+        an agent's incarnation is read with every answer."""
+        try:
+            moved = self._tiers.incarnation_moved()
+        except TierUnavailableError as exc:
+            log.warning("could not check the deployment's incarnation: %s", exc)
+            return
+        if moved:
+            log.warning("Redis lost this deployment's data: cached answers and in-process indices dropped")
+            self._cache.clear()
+            self._catalog.forget()
 
     def _build_tiers(self, config: MemoryConfig, ltm_engine: Any) -> TierSet:
-        client = self._connection.client
-        keys = KeySchema(config.key_prefix)
-        scripts = Scripts(client)
-        try:
-            scripts.load()
-        except RedisError as exc:
-            raise MemoryConfigException(f"Redis refused the tiermem scripts: {exc}") from exc
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
             engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
-            ltm = SQLTier(engine, namespace=config.key_prefix, owned=ltm_engine is None)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
-        codec = PayloadCodec(
-            level=config.im_config.compression_level,
-            dictionary_size=ltm_cfg.dictionary_size,
-            dictionary_samples=ltm_cfg.dictionary_samples,
-            load_dictionary=ltm.load_dictionary,
-            save_dictionary=ltm.save_dictionary,
-            latest_dictionary=ltm.latest_dictionary,
-        )
-        ltm.codec = codec
-        stm = RedisTier("stm", client, keys, scripts, None)
-        im = RedisTier("im", client, keys, scripts, codec)
-        tiers = TierSet(client, keys, scripts, codec, stm, im, ltm)
-        if self._connection.embedded_server is not None:
-            tiers.persist_redis = self._connection.embedded_server.save
-        return tiers
+        server = self._connection.embedded_server
+        return open_tiers(
+            self._connection.client, engine, TierSettings(
+                key_prefix=config.key_prefix, change_log_limit=config.change_log_limit,
+                compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
+                dictionary_samples=ltm_cfg.dictionary_samples),
+            owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
+            persist_redis=server.save if server is not None else None)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -186,16 +183,24 @@ class AgentMemoryAPI(SearchMethods):
     ) -> str:
         return self._store_one(agent_id, action_data, step_number, priority, "action", embedding)
 
-    def store_many(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    def store_many(self, records: Iterable[Mapping[str, Any]], *, idempotency_key: str | None = None) -> list[str]:
         """Store many memories in one streamed round trip; all are validated before any is written.
 
         Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state"),
         ``priority`` (1.0) and ``embedding`` (a vector of your own). Returns the new ids in input order.
+
+        Each agent's records are written together or not at all. When Redis fails part-way the
+        call raises StoreIncompleteError, naming the agents whose records landed. With an
+        ``idempotency_key`` (any string naming this batch, e.g. ``"run-7/step-1200"``) the ids
+        follow from the key and each record's position, and records already stored are skipped:
+        calling again with the same key and records (after a failure, or twice) stores each
+        record once and returns the same ids.
         """
         self._check_open()
         if isinstance(records, (Mapping, str, bytes)) or not isinstance(records, Iterable):
             what = "one record (pass it in a list)" if isinstance(records, Mapping) else type(records).__name__
             raise InvalidInputError(f"store_many takes an iterable of records (dicts), got {what}")
+        key = None if idempotency_key is None else validation.idempotency_key(idempotency_key)
         now = self._clock()
         checked: list[_Checked] = []
         for position, item in enumerate(records):
@@ -203,7 +208,8 @@ class AgentMemoryAPI(SearchMethods):
                 raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
             if not _BATCH_KEYS.issuperset(item) or not _REQUIRED_BATCH_KEYS.issubset(item):
                 unknown, missing = set(item) - _BATCH_KEYS, _REQUIRED_BATCH_KEYS - set(item)
-                problem = f"unknown keys {sorted(unknown)}" if unknown else f"missing keys {sorted(missing)}"
+                names = sorted(map(repr, unknown or missing))
+                problem = f"unknown keys [{', '.join(names)}]" if unknown else f"missing keys [{', '.join(names)}]"
                 raise InvalidInputError(f"record {position}: {problem}")
             try:
                 checked.append(
@@ -214,6 +220,7 @@ class AgentMemoryAPI(SearchMethods):
                         item.get("priority", 1.0),
                         item.get("memory_type", "state"),
                         item.get("embedding"),
+                        None if key is None else (key, position),
                     )
                 )
             except InvalidInputError as exc:
@@ -223,22 +230,33 @@ class AgentMemoryAPI(SearchMethods):
         by_agent: dict[str, list[_Checked]] = defaultdict(list)
         for item in checked:
             by_agent[item[1]].append(item)
-        self._write(by_agent, now)
-        return [item[0] for item in checked]
+        ids = [item[0] for item in checked]
+        try:
+            self._write(by_agent, now, idempotent=key is not None)
+        except StoreIncompleteError as exc:
+            raise StoreIncompleteError(str(exc), exc.landed, exc.not_landed, exc.unknown, ids) from exc
+        return ids
 
     def _store_one(
         self, agent_id: str, data: Mapping, step: int, priority: float, memory_type: str, embedding: Any
     ) -> str:
         self._check_open()
         checked = self._check(agent_id, data, step, priority, memory_type, embedding)
-        self._write({checked[1]: [checked]}, self._clock())
+        try:
+            self._write({checked[1]: [checked]}, self._clock())
+        except StoreIncompleteError as exc:
+            if exc.unknown:
+                raise OutcomeUnknownError("stm", f"the store of {checked[0]} may or may not have happened: {exc}") from exc
+            raise MemoryStoreException(str(exc)) from exc
         return checked[0]
 
     def _check(
-        self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, embedding: Any = None
+        self, agent_id: Any, data: Any, step: Any, priority: Any, memory_type: Any, embedding: Any = None,
+        keyed: tuple[str, int] | None = None,
     ) -> "_Checked":
-        """Validate and serialize one memory and give it its id: everything that can fail. What
-        cannot (the state vector, the place) is derived while the writes stream (see _write)."""
+        """Validate and serialize one memory and give it its id (``keyed``: the one that
+        follows from an idempotency key and a position): everything that can fail. What cannot
+        (the state vector, the place) is derived while the writes stream (see _write)."""
         agent_id = validation.agent_id(agent_id)
         step = validation.step(step)
         importance = validation.importance(priority)
@@ -248,7 +266,8 @@ class AgentMemoryAPI(SearchMethods):
         if embedding is not None:
             vector = unit_vector(embedding, self.config.search_config.vector_dim, "embedding")
             own = Embeddings(full_vector=vector.tobytes())
-        return self._ids.new(agent_id, step), agent_id, step, memory_type, importance, blob, data, own
+        memory_id = self._ids.new(agent_id, step) if keyed is None else self._ids.keyed(agent_id, step, *keyed)
+        return memory_id, agent_id, step, memory_type, importance, blob, data, own
 
     def _state_vector(self, data: Any) -> Embeddings:
         if self._state_encoder is None or not isinstance(data, Mapping):
@@ -259,35 +278,43 @@ class AgentMemoryAPI(SearchMethods):
             log.debug("no state vector: %s", exc)
             return NO_EMBEDDINGS
 
-    def _write(self, by_agent: Mapping[str, list["_Checked"]], now: float) -> None:
+    def _write(self, by_agent: Mapping[str, list["_Checked"]], now: float, idempotent: bool = False) -> None:
         """One round trip: one put script per agent, streamed when there are several.
 
         Records are built inside the stream, state vectors and places included, so that work
         overlaps with Redis running the puts already sent; everything that could fail was checked
-        before, and a stream that is sent again builds the same records.
+        before, and a stream that is sent again builds the same records. ``idempotent``: skip
+        records some tier already holds (keyed ids, see store_many).
         """
         tiers = self._tiers
         state_vector, position_of = self._state_vector, self._position_of
 
-        def records(items: list[_Checked]) -> list[MemoryRecord]:
-            return [MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob,
-                                 state_vector(data) if own is None else own, 0, None, None, "stm", 0, position_of(data))
-                    for memory_id, agent, step, memory_type, importance, blob, data, own in items]
+        def records(items: list[_Checked]) -> Callable[[], list[MemoryRecord]]:
+            return lambda: [
+                MemoryRecord(memory_id, agent, step, memory_type, now, importance, blob,
+                             state_vector(data) if own is None else own, 0, None, None, "stm", 0, position_of(data))
+                for memory_id, agent, step, memory_type, importance, blob, data, own in items]
 
+        if idempotent:
+            by_agent = self._not_in_ltm(by_agent)
         embed_text = self.config.search_config.text_embedding != "off"
-        try:
-            if len(by_agent) == 1:
-                ((agent_id, items),) = by_agent.items()
-                tiers.stm.put_many(agent_id, records(items), now, embed_text=embed_text)
-            else:
-                tiers.scripts.stream(
-                    lambda: (("put", *tiers.stm.put_call(agent_id, records(items), now, embed_text=embed_text))
-                             for agent_id, items in by_agent.items())
-                )
-        except (RedisError, TierUnavailableError) as exc:
-            raise MemoryStoreException(f"could not store memories in STM: {exc}") from exc
+        tiers.store([(agent_id, records(items)) for agent_id, items in by_agent.items()], now,
+                    embed_text=embed_text, skip_stored=idempotent)
         self._text_embedder.stored(by_agent)
         self._after_write(by_agent)
+
+    def _not_in_ltm(self, by_agent: Mapping[str, list["_Checked"]]) -> dict[str, list["_Checked"]]:
+        """The records of a keyed store that LTM does not hold already (stored by an earlier call
+        with the same key, and moved there since); Redis's copies are skipped by the put itself."""
+        tiers, kept = self._tiers, {}
+        try:
+            for agent_id, items in by_agent.items():
+                held = tiers.ltm.held(agent_id, [item[0] for item in items]) if tiers.ltm_bounds(agent_id) else set()
+                kept[agent_id] = [item for item in items if item[0] not in held]
+        except TierUnavailableError as exc:
+            raise StoreIncompleteError(f"could not check LTM for records stored before: {exc}", frozenset(),
+                                       frozenset(by_agent), frozenset(), []) from exc
+        return {agent_id: items for agent_id, items in kept.items() if items}
 
     def _after_write(self, by_agent: Mapping[str, list[Any]]) -> None:
         """Maintain each agent after every ``cleanup_interval`` of its insertions."""
@@ -320,22 +347,17 @@ class AgentMemoryAPI(SearchMethods):
         tiers = self._tiers
         try:
             for attempt in range(_SETTLE_ATTEMPTS):
-                pipe = tiers.client.pipeline(transaction=False)
-                pipe.hget(tiers.keys.meta(agent_id), "promoting")  # read before the tiers (a seqlock: see _settled)
-                decoders = [tier.queue_get(pipe, agent_id, [memory_id], now) for tier in (tiers.stm, tiers.im)]
-                promoting, *answers = tiers.scripts.execute(pipe)
-                for decode, raw in zip(decoders, answers):
-                    found = decode(raw)
-                    if found:
-                        return found[0].to_dict()
+                found, promoting = tiers.focused(agent_id, memory_id, now)  # the counter first: see _settled
+                if found is not None:
+                    return found.to_dict()
                 rows = tiers.ltm.get_many(agent_id, [memory_id])
                 if rows:
-                    return tiers.count_ltm_read(agent_id, rows[0], now).to_dict()
-                if self._settled(agent_id, int(promoting or 0)):
+                    return tiers.meta.count_ltm_read(agent_id, rows[0], now).to_dict()
+                if self._settled(agent_id, promoting):
                     return None
                 time.sleep(0.001 * 2**attempt)  # a promotion may have moved it past both reads
             return None
-        except (RedisError, TierUnavailableError) as exc:
+        except (TierUnavailableError, OutcomeUnknownError) as exc:
             raise MemoryRetrievalException(f"could not read memory {memory_id}: {exc}") from exc
 
     def set_importance_score(self, agent_id: str, memory_id: str, importance_score: float) -> None:
@@ -349,8 +371,8 @@ class AgentMemoryAPI(SearchMethods):
             found = tiers.set_redis_importance(agent_id, memory_id, score)
             if tiers.ltm.set_importance(agent_id, memory_id, score, changed=tiers.ltm_stamp(agent_id)):
                 found += 1
-                tiers.note(agent_id, "upd", "ltm", [memory_id])  # logs the change, bumps the version
-        except (RedisError, TierUnavailableError) as exc:
+                tiers.meta.note(agent_id, "upd", "ltm", [memory_id])  # logs the change, bumps the version
+        except TierUnavailableError as exc:
             raise MemoryStoreException(f"could not set the importance of {memory_id}: {exc}") from exc
         if not found:
             raise MemoryNotFoundError(f"agent {agent_id!r} has no memory {memory_id!r}")
@@ -366,17 +388,7 @@ class AgentMemoryAPI(SearchMethods):
         tiers = self._tiers
         try:
             with self._maintainer.holding(agent_id, wait=self.config.maintenance_lock_timeout):
-                held = tiers.stm.count(agent_id) + tiers.im.count(agent_id)
-                held += tiers.ltm.clear(agent_id)
-                pipe = tiers.client.pipeline(transaction=False)
-                pipe.delete(*tiers.keys.all_agent_keys(agent_id))
-                # a fresh version, never reused, so no cached answer from before the clear survives
-                # and the change log's seq jumps, so every process's indices see they must rebuild
-                fresh = time.time_ns()
-                # lepoch: persisted LTM indices of the agent's past no longer apply
-                pipe.hset(tiers.keys.meta(agent_id), mapping={
-                    "version": fresh, "cseq": fresh // 1_000_000, "lepoch": fresh, "ltm_lo": NO_LTM, "ltm_hi": NO_LTM})
-                tiers.redis(pipe.execute)
+                held = tiers.clear_agent(agent_id, time.time_ns())
         except (TierUnavailableError, MemoryMaintenanceException) as exc:
             raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
         self._unmaintained.pop(agent_id, None)
@@ -444,29 +456,31 @@ class AgentMemoryAPI(SearchMethods):
         return MemorySpace(self, validation.agent_id(agent_id))
 
     def _cached(self, agent_id: str, params: tuple, compute: Callable[[], "_Answer"]) -> QueryResult:
-        """Serve a kept answer if the agent's version has not moved since, else compute and keep.
+        """Serve a kept answer if the agent's stamp (incarnation and version) has not moved
+        since, else compute and keep.
 
-        A first-time query reads the version in the same round trip as its data, so a miss
-        costs no extra round trip; checking a kept answer costs one.
+        A first-time query reads the stamp in the same round trip as its data, so a miss costs
+        no extra round trip; checking a kept answer costs one. A stamp of another incarnation
+        (Redis lost the agent's keys) never matches, however its version compares.
         """
         self._check_open()
         key = (agent_id, params)
         kept = self._cache.get(key)
         if kept is not MISS:
-            version, records, extras = kept
+            stamp, records, extras = kept
             try:
-                current = self._tiers.version(agent_id)
+                current = self._tiers.meta.stamp(agent_id)
             except TierUnavailableError as exc:
                 if not self.config.degrade_reads:
                     raise MemoryRetrievalException(f"Redis did not answer: {exc}") from exc
                 current = None
-            if current == version:
+            if current == stamp:
                 self._cache.hit()
                 return self._answer(records, (), extras)
             self._cache.miss()
         answer = self._until_settled(compute)
-        if answer.version is not None and not answer.failed and answer.settled:
-            self._cache.put(key, (answer.version, tuple(answer.records), answer.extras))
+        if answer.stamp is not None and not answer.failed and answer.settled:
+            self._cache.put(key, (answer.stamp, tuple(answer.records), answer.extras))
         return self._answer(answer.records, answer.failed, answer.extras)
 
     @staticmethod
@@ -499,10 +513,10 @@ class AgentMemoryAPI(SearchMethods):
         failed.append(tier)
 
     def _redis_answers(self, agent_id: str, query: Mapping[str, Any], failed: list[str]) -> RedisRead:
-        """STM and IM answers with the agent's version, promotion counter and LTM step bounds."""
+        """STM and IM answers with the agent's stamp, promotion counter and LTM step bounds."""
         try:
             return self._tiers.read_redis(agent_id, query)
-        except (RedisError, TierUnavailableError) as exc:
+        except TierUnavailableError as exc:
             self._tier_failure("stm+im", exc, failed)
             return RedisRead([], (-1, 2**63), None, None)  # LTM bounds unknown: ask it
 
@@ -510,21 +524,15 @@ class AgentMemoryAPI(SearchMethods):
         """After reading LTM: no promotion ran since the Redis tiers were read (seqlock check)."""
         if promoting is None:
             return True  # Redis did not answer: nothing to compare against
-        return _unchanged(promoting, self._tiers.promotions(agent_id))
+        return _unchanged(promoting, self._tiers.meta.promotions(agent_id))
 
     def _ltm_settled(self, agent_id: str, rows: list[MemoryRecord], redis: RedisRead) -> tuple[list[MemoryRecord], bool]:
         """A query's LTM rows with the focused reads maintenance has not flushed to SQL yet (when
         the read of Redis saw any), and whether they settled (see _settled): one round trip."""
         if redis.promoting is None:
             return rows, True  # Redis did not answer: nothing to compare against or add
-        tiers = self._tiers
-        if not (rows and redis.ltm_pending):
-            return rows, _unchanged(redis.promoting, tiers.promotions(agent_id))
-        pipe = tiers.client.pipeline(transaction=False)
-        pipe.hget(tiers.keys.meta(agent_id), "promoting")
-        add_reads = tiers.queue_ltm_reads(pipe, agent_id, [r.memory_id for r in rows])
-        promoting, *reads = tiers.redis(pipe.execute)
-        return add_reads(rows, reads), _unchanged(redis.promoting, int(promoting or 0))
+        rows, promoting = self._tiers.settle_ltm_rows(agent_id, rows, redis)
+        return rows, _unchanged(redis.promoting, promoting)
 
     def _range(self, agent_id: str, query: Mapping[str, Any]) -> "_Answer":
         failed: list[str] = []
@@ -538,7 +546,7 @@ class AgentMemoryAPI(SearchMethods):
                 self._tier_failure("ltm", exc, failed)
         key = by_step if query["by"] == "step" else by_importance
         merged = merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"])
-        return _Answer(merged, failed, redis.version, settled)
+        return _Answer(merged, failed, redis.stamp, settled)
 
     def _attribute_scan(
         self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None, limit: int | None
@@ -557,12 +565,13 @@ class AgentMemoryAPI(SearchMethods):
                 answers.append(found)
             except TierUnavailableError as exc:
                 self._tier_failure("ltm", exc, failed)
-        return _Answer(merge_tiers(answers, by_step, limit=limit), failed, redis.version, settled)
+        return _Answer(merge_tiers(answers, by_step, limit=limit), failed, redis.stamp, settled)
 
     # -- maintenance and statistics -----------------------------------------------------------------
     def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
         """Run maintenance now for one agent or all; returns what moved where."""
         self._check_open()
+        self._check_incarnation()
         if agent_id is not None:
             agents = [validation.agent_id(agent_id)]
             report = self._maintainer.run(agents)
@@ -580,19 +589,10 @@ class AgentMemoryAPI(SearchMethods):
         sees the same list without any registry to keep in step.
         """
         self._check_open()
-        tiers = self._tiers
         try:
-            in_redis = tiers.redis(lambda: tiers.keys.scan_agents(tiers.client))
-            pipe = tiers.client.pipeline(transaction=False)
-            for agent in in_redis:
-                pipe.hlen(tiers.stm.tier_keys(agent).data)
-                pipe.hlen(tiers.im.tier_keys(agent).data)
-            counts = tiers.redis(pipe.execute) if in_redis else []
-            ltm_agents = tiers.ltm.agents()
+            return self._tiers.agents()
         except TierUnavailableError as exc:
             raise MemoryRetrievalException(f"could not list agents: {exc}") from exc
-        holding = {agent for i, agent in enumerate(in_redis) if counts[2 * i] or counts[2 * i + 1]}
-        return sorted(holding | set(ltm_agents))
 
     def get_memory_statistics(self, agent_id: str | None = None) -> dict[str, Any]:
         """Counts, bytes and compression per tier, type distribution, importance, cache hit rate."""
@@ -626,7 +626,7 @@ def _unchanged(promoting: int, now: int) -> bool:
 class _Answer:
     records: list[MemoryRecord]
     failed: list[str]  # tiers that did not answer (degraded reads only)
-    version: int | None  # the agent's version read with the data; None when Redis failed
+    stamp: Stamp | None  # the agent's stamp read with the data; None when Redis failed
     settled: bool = True  # False: a promotion ran while LTM was read, so a memory may be missing
     extras: tuple[Mapping[str, Any], ...] | None = None  # per record: similarity_score, distance
 

@@ -2,9 +2,12 @@
 
     MemoryAPIException
     ├── MemoryStoreException          a write failed or was refused
-    │   └── InvalidInputError          (also a ValueError) bad agent id, step, type or data
+    │   ├── InvalidInputError          (also a ValueError) bad agent id, step, type or data
+    │   ├── OutcomeUnknownError        a write reached Redis, its reply was lost: it may have happened
+    │   └── StoreIncompleteError       store_many wrote some agents' records, not others (says which)
     ├── MemoryRetrievalException      a read failed
-    │   └── MemoryNotFoundError        (also a KeyError) no memory with that id
+    │   ├── MemoryNotFoundError        (also a KeyError) no memory with that id
+    │   └── PayloadUnreadableError     a stored payload needs a dictionary no store holds (lost data)
     ├── MemoryMaintenanceException    a tier move or heal failed; carries the partial report
     └── MemoryConfigException         (also a ValueError) a bad or unknown option
 
@@ -29,6 +32,30 @@ class InvalidInputError(MemoryStoreException, ValueError):
     """The caller passed something tiermem refuses to store or look up."""
 
 
+class OutcomeUnknownError(MemoryStoreException):
+    """A write reached Redis and its reply was lost, twice (the call was sent again once): it may
+    or may not have taken effect. Every write that tiermem sends again is idempotent or carries a
+    request id, so this is raised only when Redis stopped answering; read before writing again."""
+
+    def __init__(self, tier: str, message: str):
+        super().__init__(f"{tier}: {message}")
+        self.tier = tier
+
+
+class StoreIncompleteError(MemoryStoreException):
+    """``store_many`` stopped part-way. Each agent's records are written all together or not at
+    all: ``landed`` names the agents whose records are stored, ``not_landed`` those whose records
+    are not, ``unknown`` those Redis stopped answering for (written entirely or not at all).
+    ``memory_ids`` are the ids the call gave its records, in input order. Calling ``store_many``
+    again with the same records and the same ``idempotency_key`` writes each record once."""
+
+    def __init__(self, message: str, landed: frozenset[str], not_landed: frozenset[str],
+                 unknown: frozenset[str], memory_ids: list[str]):
+        super().__init__(message)
+        self.landed, self.not_landed, self.unknown = landed, not_landed, unknown
+        self.memory_ids = memory_ids
+
+
 class MemoryRetrievalException(MemoryAPIException):
     """A read could not be answered."""
 
@@ -38,6 +65,11 @@ class MemoryNotFoundError(MemoryRetrievalException, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class PayloadUnreadableError(MemoryRetrievalException):
+    """A stored payload cannot be read: the zstd dictionary it names is in neither Redis nor LTM
+    (one of them lost its data, or it was written by another deployment). Never decoded as garbage."""
 
 
 class MemoryMaintenanceException(MemoryAPIException):

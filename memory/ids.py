@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import time
@@ -25,3 +26,11 @@ class MemoryIds:
             now = self._last + 1
         self._last = now
         return f"{agent_id}-{now:016x}{self._random.getrandbits(24):06x}-{step}"
+
+    @staticmethod
+    def keyed(agent_id: str, step: int, key: str, position: int) -> str:
+        """The id of the record at ``position`` of a store with idempotency key ``key``: the same
+        every time, so storing the batch again names the same memories. Same shape as the time
+        ids (22 hex digits); ties among keyed memories fall in an order fixed by the key."""
+        digest = hashlib.blake2b(f"{position}:{key}".encode(), digest_size=11).hexdigest()
+        return f"{agent_id}-{digest}-{step}"

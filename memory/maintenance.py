@@ -18,22 +18,20 @@ the destination is written, then the source deleted, then the journal cleared (i
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-import msgpack
 import numpy as np
 
 from memory.config import MemoryConfig
 from memory.derive import at_resolution
 from memory.errors import MemoryAPIException, MemoryMaintenanceException
-from memory.record import MemoryRecord, parse_seen
-from memory.tierset import TierSet
-from tiers.redis_tier import RedisTier, since_seconds
+from memory.record import MemoryRecord
+from tiers.redis_tier import RedisTier
+from tiers.tierset import TierSet
 
 log = logging.getLogger(__name__)
 
@@ -145,26 +143,19 @@ class Maintainer:
 
     def _has_work(self, agent_id: str) -> bool:
         """Over capacity, past a TTL, journaled moves or pending LTM reads?"""
-        keys = self.t.keys
-        pipe = self.t.client.pipeline(transaction=False)
-        for tier in (self.t.stm, self.t.im):
-            pipe.hlen(tier.tier_keys(agent_id).data)
-            pipe.zrange(tier.tier_keys(agent_id).since, 0, 0, withscores=True)
-        pipe.exists(keys.moves(agent_id), keys.ltm_reads(agent_id))
-        stm_count, stm_oldest, im_count, im_oldest, pending = self.t.redis(pipe.execute)
+        probe = self.t.work_probe(agent_id)
         now = self.clock()
-        for count, oldest, cfg in ((stm_count, stm_oldest, self.config.stm_config),
-                                   (im_count, im_oldest, self.config.im_config)):
-            if count > cfg.memory_limit or (oldest and since_seconds(oldest[0][1]) < now - cfg.ttl):
+        for count, oldest, cfg in zip(probe.counts, probe.oldest, (self.config.stm_config, self.config.im_config)):
+            if count > cfg.memory_limit or (oldest is not None and oldest < now - cfg.ttl):
                 return True
-        return pending > 0
+        return probe.pending
 
     # -- the lease -----------------------------------------------------------------------------
+    def _lease_ms(self) -> int:
+        return int(self.config.maintenance_lock_timeout * 1000)
+
     def _acquire(self, agent_id: str) -> str | None:
-        token = secrets.token_hex(8)
-        ttl_ms = int(self.config.maintenance_lock_timeout * 1000)
-        acquired = self.t.redis(lambda: self.t.client.set(self.t.keys.lock(agent_id), token, nx=True, px=ttl_ms))
-        return token if acquired else None
+        return self.t.leases.acquire(agent_id, self._lease_ms())
 
     @contextmanager
     def holding(self, agent_id: str, wait: float) -> Iterator[None]:
@@ -183,19 +174,18 @@ class Maintainer:
             self._release(agent_id, token)
 
     def _renew(self, agent_id: str, token: str) -> bool:
-        ttl_ms = int(self.config.maintenance_lock_timeout * 1000)
-        return bool(self.t.redis(lambda: self.t.scripts.call("renew", [self.t.keys.lock(agent_id)], [token, ttl_ms])))
+        return self.t.leases.renew(agent_id, token, self._lease_ms())
 
     def _release(self, agent_id: str, token: str) -> None:
         try:
-            self.t.redis(lambda: self.t.scripts.call("release", [self.t.keys.lock(agent_id)], [token]))
+            self.t.leases.release(agent_id, token)
         except MemoryAPIException:
             log.warning("could not release the maintenance lease of %s; it expires by itself", agent_id)
 
     # -- one agent -------------------------------------------------------------------------------
     def _maintain(self, agent_id: str, lease: "_Lease", report: MaintenanceReport) -> None:
         report.healed += self._heal(agent_id)
-        newest, last_read_step = self._access_state(agent_id)
+        newest, last_read_step = self.t.meta.access_state(agent_id)
         stm_cfg, im_cfg = self.config.stm_config, self.config.im_config
         for batch in self._victims(self.t.stm, agent_id, stm_cfg.memory_limit, stm_cfg.ttl,
                                    stm_cfg.low_watermark, newest, last_read_step):
@@ -209,19 +199,6 @@ class Maintainer:
         promoted, flushed = self._ltm_reads(agent_id)
         report.ltm_to_im += promoted
         report.reads_flushed += flushed
-
-    def _access_state(self, agent_id: str) -> tuple[float, dict[str, float]]:
-        """The agent's newest step, and the step at which each read memory was last read."""
-        pipe = self.t.client.pipeline(transaction=False)
-        pipe.hget(self.t.keys.meta(agent_id), "newest")
-        pipe.hgetall(self.t.keys.seen(agent_id))
-        newest, seen = self.t.redis(pipe.execute)
-        last_read_step = {}
-        for memory_id, value in seen.items():
-            _, step = parse_seen(value)
-            if step is not None:
-                last_read_step[memory_id.decode()] = float(step)
-        return float(newest or 0), last_read_step
 
     def _victims(
         self,
@@ -263,17 +240,10 @@ class Maintainer:
         self.t.im.move_in(self.t.stm, agent_id, records, self.clock())
         return len(records)
 
-    def _journal(self, agent_id: str, direction: str, ids: list[str]) -> None:
-        blob = msgpack.packb(ids, use_bin_type=True)
-        self.t.redis(lambda: self.t.client.hset(self.t.keys.moves(agent_id), direction, blob))
-
-    def _clear_journal(self, agent_id: str, direction: str) -> None:
-        self.t.redis(lambda: self.t.client.hdel(self.t.keys.moves(agent_id), direction))
-
     def _im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
-        self._journal(agent_id, IM_TO_LTM, ids)
+        self.t.journal.write(agent_id, IM_TO_LTM, ids)
         moved = self._finish_im_to_ltm(agent_id, ids)
-        self._clear_journal(agent_id, IM_TO_LTM)
+        self.t.journal.clear(agent_id, IM_TO_LTM)
         return moved
 
     def _finish_im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
@@ -291,11 +261,11 @@ class Maintainer:
         bracketed by the agent's promotion counter (odd while it runs); a reader that saw the
         counter move while it read LTM reads again."""
         ids = [r.memory_id for r in records]
-        self.t.mark_promotion(agent_id)
-        self._journal(agent_id, LTM_TO_IM, ids)
+        self.t.meta.begin_promotion(agent_id)
+        self.t.journal.write(agent_id, LTM_TO_IM, ids)
         moved = self._finish_ltm_to_im(agent_id, records)
-        self._clear_journal(agent_id, LTM_TO_IM)
-        self.t.mark_promotion(agent_id)
+        self.t.journal.clear(agent_id, LTM_TO_IM)
+        self.t.meta.end_promotion(agent_id)
         return moved
 
     def _finish_ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
@@ -303,39 +273,33 @@ class Maintainer:
             return 0
         self.t.im.put_many(agent_id, records, self.clock(), leaving="ltm")
         reads = {r.memory_id: r.retrieval_count for r in records}
-        self.t.redis(lambda: self.t.client.hset(self.t.keys.reads(agent_id), mapping=reads))
+        self.t.meta.set_read_counts(agent_id, reads)
         self.t.persist_redis()  # the rows' only durable copy is about to go
         self.t.ltm.delete_many(agent_id, list(reads), changed=self.t.ltm_stamp(agent_id))
-        self.t.bump(agent_id)
+        self.t.meta.bump(agent_id)
         return len(records)
 
     def _heal(self, agent_id: str) -> int:
         """Finish the moves a crashed maintainer journaled for this agent."""
-        journal = self.t.redis(lambda: self.t.client.hgetall(self.t.keys.moves(agent_id)))
         healed = 0
-        for direction, blob in journal.items():
-            direction = direction.decode()
-            ids = msgpack.unpackb(blob, raw=False)
+        for direction, ids in self.t.journal.entries(agent_id).items():
             if direction == IM_TO_LTM:
                 healed += self._finish_im_to_ltm(agent_id, ids)
             elif direction == LTM_TO_IM:
                 healed += self._finish_ltm_to_im(agent_id, self.t.ltm.get_many(agent_id, ids))
-            self._clear_journal(agent_id, direction)
-        if self.t.promotions(agent_id) % 2:  # a promotion died between its two marks
-            self.t.mark_promotion(agent_id)
+            self.t.journal.clear(agent_id, direction)
+        if self.t.meta.promotions(agent_id) % 2:  # a promotion died between its two marks
+            self.t.meta.end_promotion(agent_id)
         if healed:
             log.info("healed %d interrupted moves of agent %s", healed, agent_id)
         return healed
 
     def _ltm_reads(self, agent_id: str) -> tuple[int, int]:
         """Promote often-read LTM memories to IM; flush the other read counts into SQL."""
-        pending_key = self.t.keys.ltm_reads(agent_id)
-        pending_raw = self.t.redis(lambda: self.t.client.hgetall(pending_key))
-        if not pending_raw:
+        pending, seen_raw = self.t.meta.pending_ltm_reads(agent_id)
+        if not pending:
             return 0, 0
-        pending = {k.decode(): int(v) for k, v in pending_raw.items()}
         ids = list(pending)
-        seen_raw = self.t.redis(lambda: self.t.client.hmget(self.t.keys.seen(agent_id), ids))
         rows = {r.memory_id: r for r in self.t.ltm.get_many(agent_id, ids)}
         since_arrival = self.t.ltm.reads_since_arrival(agent_id, ids)
         promote, flush = [], {}
@@ -351,14 +315,5 @@ class Maintainer:
         promoted = self._ltm_to_im(agent_id, promote) if promote else 0
         self.t.ltm.add_reads(agent_id, flush)
         # Only subtract what was flushed: reads counted meanwhile by other processes stay pending.
-        pipe = self.t.client.pipeline(transaction=True)
-        for memory_id, count in pending.items():
-            pipe.hincrby(pending_key, memory_id, -count)
-        counts = self.t.redis(pipe.execute)
-        drained = [memory_id for memory_id, left in zip(pending, counts) if int(left) <= 0]
-        if drained:
-            self.t.redis(lambda: self.t.client.hdel(pending_key, *drained))
-            flushed_seen = [m for m in drained if m in flush]
-            if flushed_seen:
-                self.t.redis(lambda: self.t.client.hdel(self.t.keys.seen(agent_id), *flushed_seen))
+        self.t.meta.drain_ltm_reads(agent_id, pending, list(flush))
         return promoted, len(flush)

@@ -20,6 +20,7 @@ from indices.catalog import AgentIndex, IndexCatalog
 from indices.tier_index import Filter, TierIndex
 from memory.attributes import matcher
 from memory.record import TIER_RANK, TIERS, MemoryRecord
+from tiers.bookkeeping import Stamp
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,14 @@ class Hit:
 class SearchAnswer:
     records: list[MemoryRecord]
     extras: list[dict[str, Any]]
-    version: int | None
+    stamp: Stamp | None
 
 
 class Searcher:
     def __init__(self, catalog: IndexCatalog, fetch: Callable[..., tuple[list[MemoryRecord], Any]]):
         self.catalog = catalog
-        # (agent, {tier: ids}, {tier: steps} or None, queue an extra call or None)
-        #   -> (records found, uncounted; the extra call's answer)
+        # (agent, {tier: ids}, {tier: steps} or None, read the change log from this position or None)
+        #   -> (records found, uncounted; the change log's answer)
         self._fetch = fetch
 
     def run(self, agent_id: str, query: Query) -> SearchAnswer:
@@ -75,7 +76,7 @@ class Searcher:
             while True:
                 records, extras, fresh = self._answer(index, agent_id, query)
                 if fresh:
-                    return SearchAnswer(records, extras, index.version)
+                    return SearchAnswer(records, extras, index.stamp)
 
     def _answer(self, index: AgentIndex, agent_id: str, query: Query) -> tuple[list[MemoryRecord], list[Any], bool]:
         wanted = query.limit
@@ -180,7 +181,7 @@ class Searcher:
         for hit in hits:
             by_tier.setdefault(hit.tier, []).append(hit.memory_id)
             steps.setdefault(hit.tier, []).append(hit.step)
-        fetched, log = self._fetch(agent_id, by_tier, steps, lambda pipe: self.catalog.queue_check(pipe, index))
+        fetched, log = self._fetch(agent_id, by_tier, steps, max(index.position, 0))
         if self.catalog.absorb(index, log) != 0:
             return [], False
         found = {r.memory_id: r for r in fetched}

@@ -6,7 +6,7 @@ per-agent-invalidated result cache as the other reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class SearchMethods:
 
         def compute() -> _Answer:
             answer = self._guarded(lambda: self._searcher.run(agent_id, query))
-            return _Answer(answer.records, [], answer.version, True, tuple(answer.extras))
+            return _Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
 
         return self._cached(agent_id, (kind, query.key()), compute)
 
@@ -112,33 +112,11 @@ class SearchMethods:
         agent_id: str,
         by_tier: Mapping[str, Sequence[str]],
         steps: Mapping[str, Sequence[int]] | None = None,
-        also: Callable[[Any], None] | None = None,
+        changes_since: int | None = None,
     ) -> tuple[list[MemoryRecord], Any]:
         """Records by tier and id, read without counting (queries are not focused reads), and
-        the answer of ``also``, a call queued in the same Redis round trip. ``steps`` (aligned
-        with the ids) lets LTM read its rows by primary key at once."""
-        tiers = self._tiers
-        found: list[MemoryRecord] = []
-        redis_tiers = [tier for tier in (tiers.stm, tiers.im) if by_tier.get(tier.name)]
-        ltm_ids = list(by_tier.get("ltm") or ())
-        extra = add_reads = ltm_reads = None
-        if redis_tiers or ltm_ids or also is not None:
-            pipe = tiers.client.pipeline(transaction=False)
-            if also is not None:
-                also(pipe)
-            decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
-            if ltm_ids:  # reads of LTM memories counted since maintenance last flushed them to SQL
-                add_reads = tiers.queue_ltm_reads(pipe, agent_id, ltm_ids)
-            answers = tiers.redis(lambda: tiers.scripts.execute(pipe))
-            if also is not None:
-                extra, answers = answers[0], answers[1:]
-            for decode, raw in zip(decoders, answers):
-                found += decode(raw)
-            ltm_reads = answers[len(decoders):]
-        if ltm_ids:
-            rows = tiers.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
-            found += add_reads(rows, ltm_reads)
-        return found, extra
+        the agent's change log since ``changes_since`` read in the same round trip (TierSet.fetch)."""
+        return self._tiers.fetch(agent_id, by_tier, steps, changes_since)
 
     def _guarded(self, run: Any) -> Any:
         try:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
 from memory.record import MEMORY_TYPES
-from memory.tierset import TierSet
+from tiers.tierset import TierSet
 
 
 class TierTotals:

@@ -20,7 +20,8 @@ import numpy as np
 from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
 from memory.config import SearchConfig
-from tiers.codec import decode_record, with_embeddings
+from tiers.codec import with_embeddings
+from tiers.tierset import TierSet
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ RESOLUTION = {"stm": "full", "im": "compressed", "ltm": "abstract"}
 
 
 class TextEmbedder:
-    def __init__(self, tiers: Any, config: SearchConfig):
+    def __init__(self, tiers: TierSet, config: SearchConfig):
         self.t = tiers
         self.config = config
         self._encoder: TextEncoder | None = None
@@ -61,9 +62,8 @@ class TextEmbedder:
     def catch_up(self, agent_id: str) -> int:
         """Embed every memory of the agent still waiting; returns how many were embedded."""
         done = 0
-        pending_key = self.t.keys.pending(agent_id)
         while True:
-            ids = [m.decode() for m in self.t.redis(lambda: self.t.client.zrange(pending_key, 0, BATCH - 1))]
+            ids = self.t.pending_text(agent_id, BATCH)
             if not ids:
                 return done
             done += self._embed(agent_id, ids)
@@ -77,20 +77,12 @@ class TextEmbedder:
     # -- one batch ----------------------------------------------------------------------------
     def _embed(self, agent_id: str, ids: list[str]) -> int:
         t = self.t
-        found: dict[str, tuple[str, bytes | None, Any]] = {}  # id -> (tier, raw blob, record)
-        pipe = t.client.pipeline(transaction=False)
-        for tier in (t.stm, t.im):
-            pipe.hmget(tier.tier_keys(agent_id).data, ids)
-        for tier, blobs in zip((t.stm, t.im), t.redis(pipe.execute)):
-            for memory_id, blob in zip(ids, blobs):
-                if blob is not None and memory_id not in found:
-                    found[memory_id] = (tier.name, blob, decode_record(agent_id, memory_id, blob, tier.name, tier.codec))
+        found: dict[str, tuple[str, bytes | None, Any]] = {  # id -> (tier, raw blob, record)
+            memory_id: (tier.name, blob, record) for memory_id, (tier, blob, record) in t.redis_records(agent_id, ids).items()}
         rest = [m for m in ids if m not in found]
         for record in (t.ltm.get_many(agent_id, rest) if rest else []):
             found[record.memory_id] = ("ltm", None, record)
-        gone = [m for m in ids if m not in found]
-        if gone:  # deleted before their turn
-            t.redis(lambda: t.client.zrem(t.keys.pending(agent_id), *gone))
+        t.drop_pending_text(agent_id, [m for m in ids if m not in found])  # deleted before their turn
         if not found:
             return 0
         order = list(found)
@@ -106,12 +98,12 @@ class TextEmbedder:
             else:
                 rewritten[tier].append((memory_id, blob, with_embeddings(blob, embeddings)))
         for tier in (t.stm, t.im):
-            skipped = t.redis(lambda: tier.set_embeddings(agent_id, rewritten[tier.name]))
+            skipped = tier.set_embeddings(agent_id, rewritten[tier.name])
             if skipped:
                 log.debug("%d records changed while embedding; they are embedded on the next pass", len(skipped))
         if rewritten["ltm"]:
             written = t.ltm.set_embeddings(agent_id, dict(rewritten["ltm"]), changed=t.ltm_stamp(agent_id))
-            t.note(agent_id, "upd", "ltm", written, unqueue=True)
+            t.meta.note(agent_id, "upd", "ltm", written, unqueue=True)
         return len(found)
 
     def _follow(self) -> None:

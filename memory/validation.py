@@ -94,3 +94,14 @@ def attributes(value: Any) -> dict[str, Any]:
         if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
             raise InvalidInputError(f"attribute path {path!r} must be a non-empty dot path like 'inventory.wood'")
     return dict(value)
+
+
+def idempotency_key(value: Any) -> str:
+    """A store's idempotency key: a non-empty str of at most 256 characters that encodes as UTF-8."""
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise InvalidInputError(f"idempotency_key must be a non-empty str of at most 256 characters, got {value!r}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"idempotency_key {value!r} cannot be encoded as UTF-8") from None
+    return value

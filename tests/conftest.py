@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import fakeredis
@@ -106,8 +107,8 @@ def api(make_api: Callable[..., AgentMemoryAPI]) -> AgentMemoryAPI:
     return make_api()
 
 
-@pytest.fixture(scope="session")
-def postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
+@contextmanager
+def postgres_schema() -> Iterator[sqlalchemy.engine.Engine]:
     """A PostgreSQL engine whose search_path is a schema of its own, dropped afterwards."""
     schema = f"tiermem_test_{uuid.uuid4().hex[:8]}"
     admin = sqlalchemy.create_engine(TEST_POSTGRES_URL)
@@ -118,11 +119,27 @@ def postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
         admin.dispose()
         unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}", exc)
     engine = sqlalchemy.create_engine(TEST_POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
+    """PostgreSQL in a schema shared by the session's tests (namespaces keep them apart)."""
+    with postgres_schema() as engine:
+        yield engine
+
+
+@pytest.fixture
+def private_postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
+    """PostgreSQL in a schema of this test's own (for tests that change the schema itself)."""
+    with postgres_schema() as engine:
+        yield engine
 
 
 @pytest.fixture

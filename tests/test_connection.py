@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 
 import pytest
 import redis
@@ -27,10 +28,15 @@ def test_empty_redis_url_forces_the_embedded_engine(tmp_path, monkeypatch):
 
 
 def test_redis_url_from_the_environment(tmp_path, monkeypatch):
-    real_redis()
+    client = real_redis()
     monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
-    with AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), key_prefix="tconn")) as api:
-        assert api.mode == "redis"
+    prefix = f"tconn{uuid.uuid4().hex[:8]}"
+    try:
+        with AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path), key_prefix=prefix)) as api:
+            assert api.mode == "redis"
+    finally:
+        client.delete(*client.scan_iter(match=f"{prefix}:*"), f"{prefix}:deployment")
+        client.close()
 
 
 def test_local_redis_is_found_without_configuration(tmp_path):

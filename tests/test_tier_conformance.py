@@ -26,8 +26,10 @@ import zstandard
 from embeddings.resolution import reduce
 from memory.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
+from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
-from tiers.ltm import SQLTier, make_engine, memories
+from tiers.ltm import SQLTier
+from tiers.ltm_schema import make_engine, memories
 from tiers.redis_tier import RedisTier
 from tiers.scripts import Scripts
 
@@ -59,13 +61,15 @@ TIER_CASES = [
 
 
 class DictionaryStore:
-    """The IM codec's dictionary store when no LTM is around: the three callables, in a dict."""
+    """The codec's dictionary store for a tier tested on its own: the three callables, over a
+    dict, with the content ids tiers/dictionaries.py gives (its own tests: test_deployment.py)."""
 
     def __init__(self) -> None:
         self.data: dict[int, bytes] = {}
+        self.newest: int | None = None
 
     def save(self, data: bytes) -> int:
-        dict_id = len(self.data) + 1
+        dict_id = self.newest = dictionary_id(data)
         self.data[dict_id] = data
         return dict_id
 
@@ -73,7 +77,7 @@ class DictionaryStore:
         return self.data.get(dict_id)
 
     def latest(self) -> tuple[int, bytes] | None:
-        return max(self.data.items()) if self.data else None
+        return None if self.newest is None else (self.newest, self.data[self.newest])
 
 
 @functools.cache
@@ -143,20 +147,13 @@ def _sql_tiers(case: TierCase, request: pytest.FixtureRequest, tmp_path: Any) ->
         engine = request.getfixturevalue("postgres_engine")  # session-wide; namespaces keep tests apart
     base = f"t{uuid.uuid4().hex[:12]}"
     used: set[str] = set()
-    seeded = False
+    store = DictionaryStore()
+    store.save(trained_dictionary())
 
     def build(suffix: str = "") -> SQLTier:
-        nonlocal seeded
         used.add(base + suffix)
         ltm = SQLTier(engine, namespace=base + suffix)
-        if not seeded:
-            ltm.save_dictionary(trained_dictionary())
-            seeded = True
-        ltm.codec = PayloadCodec(
-            load_dictionary=ltm.load_dictionary,
-            save_dictionary=ltm.save_dictionary,
-            latest_dictionary=ltm.latest_dictionary,
-        )
+        ltm.codec = PayloadCodec(load_dictionary=store.load, save_dictionary=store.save, latest_dictionary=store.latest)
         return ltm
 
     yield build

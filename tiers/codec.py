@@ -1,9 +1,9 @@
 """Bytes in and out of the tiers: msgpack contents, zstd payloads with a trained dictionary.
 
 No pickle anywhere (invariant 6). Contents are msgpack; in IM and LTM they are zstd-compressed,
-with a dictionary trained on the first payloads the engine demotes. A dictionary, once stored,
-never changes: every payload names the dictionary id it was compressed with (0 = none), so a
-process that meets an unknown id loads it from the store that keeps dictionaries.
+with a dictionary trained on the first payloads the engine demotes. Every payload names the
+dictionary it was compressed with by the dictionary's content id (0 = none, tiers/dictionaries.py),
+so a process that meets an id it has not loaded yet loads it from the stores that keep them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import msgpack
 import ormsgpack
 import zstandard
 
+from memory.errors import PayloadUnreadableError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord, parse_seen
 
 NO_DICTIONARY = 0
@@ -105,7 +106,9 @@ class PayloadCodec:
         if data is None:
             data = self._load(dict_id) if self._load else None
             if data is None:
-                raise ValueError(f"payload compressed with unknown dictionary {dict_id}")
+                raise PayloadUnreadableError(
+                    f"a payload needs zstd dictionary {dict_id}, which neither Redis nor LTM holds "
+                    "(one of them lost its data, or another deployment wrote the payload)")
             self._dictionaries[dict_id] = data
         return zstandard.ZstdCompressionDict(data)
 
@@ -164,7 +167,10 @@ class PayloadCodec:
         decompressor = decompressors.get(dict_id)
         if decompressor is None:
             decompressor = decompressors[dict_id] = zstandard.ZstdDecompressor(dict_data=self._dictionary(dict_id))
-        return decompressor.decompress(payload)
+        try:
+            return decompressor.decompress(payload)
+        except zstandard.ZstdError as exc:
+            raise PayloadUnreadableError(f"a payload compressed with dictionary {dict_id} is damaged: {exc}") from exc
 
 
 # Redis record layout: msgpack array

@@ -28,6 +28,16 @@ class Connection:
     embedded_server: embedded.EmbeddedServer | None = None
     owned: bool = True  # False for a client the caller passed in: the caller closes it
 
+    def describe(self) -> str:
+        """Where Redis is, for messages: a URL, the embedded engine's data directory, or the
+        host and port of a client the caller passed in."""
+        if self.where != "explicit client":
+            return self.where if self.mode == "redis" else f"embedded ({self.where})"
+        kwargs = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {})
+        if "host" in kwargs:
+            return f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        return f"a {type(self.client).__name__} client"
+
     def close(self) -> None:
         if self.embedded_server is not None:
             embedded.release(self.embedded_server)

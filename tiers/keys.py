@@ -24,9 +24,15 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
                                                     entry id 0-<seq>, fields op (add | del | upd),
                                                     tier, n, ids (space-separated), from (a move:
                                                     the tier the ids left); seq counts
-                                                    changed ids (meta field cseq); ~20,000 ids kept
+                                                    changed ids (meta field cseq); about
+                                                    MemoryConfig.change_log_limit ids kept
     <prefix>:{<agent>}:pending               zset   memory_id -> step, memories waiting for their
                                                     text embedding (memory/text_embedder.py)
+
+and once per prefix, beside the agents (read when an engine starts, never on a hot path):
+
+    <prefix>:deployment                      hash   the deployment the prefix belongs to (tiers/deployment.py)
+    <prefix>:dict:<id>                       string a zstd dictionary by content id (tiers/dictionaries.py)
 
 Records in ``data`` never expire by Redis TTL: a memory leaves a tier only through maintenance,
 which writes the destination before deleting the source (invariant 1).
@@ -41,6 +47,7 @@ from typing import Any
 AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REDIS_TIERS = ("stm", "im")
+CHANGE_LOG_IDS = 2000  # ids an agent's change log keeps unless the engine says otherwise
 
 
 def validate_agent_id(agent_id: object) -> str:
@@ -72,6 +79,12 @@ class KeySchema:
         self.prefix = validate_prefix(prefix)
         # every read and write asks for an agent's tier keys: build each set once
         self.tier = functools.lru_cache(maxsize=16384)(self._tier)  # type: ignore[method-assign]
+
+    def deployment(self) -> str:
+        return f"{self.prefix}:deployment"
+
+    def dictionary(self, dict_id: int) -> str:
+        return f"{self.prefix}:dict:{dict_id}"
 
     def agent_root(self, agent_id: str) -> str:
         return f"{self.prefix}:{{{agent_id}}}"

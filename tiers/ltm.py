@@ -1,93 +1,25 @@
-"""The long-term tier: any SQLAlchemy database, a SQLite file by default.
+"""The long-term tier: any SQLAlchemy database, a SQLite file by default (schema: tiers/ltm_schema.py).
 
-Payloads are zstd-compressed with a dictionary trained on the data (the dictionaries live here
-too, so LTM can always be read on its own). Every field a query filters on is a column: agent,
-step, type and importance are indexed, attributes are matched on the decoded payload. Writes
-are upserts keyed by ``memory_id``, so redoing an interrupted move is harmless (invariant 1).
+Payloads are zstd-compressed with a dictionary trained on the data (kept here and in Redis, so
+LTM can always be read on its own: tiers/dictionaries.py). Every field a query filters on is a
+column: agent, step, type and importance are indexed, attributes are matched on the decoded
+payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted move is harmless
+(invariant 1).
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import msgpack
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Float,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    and_,
-    bindparam,
-    create_engine,
-    delete,
-    event,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from memory.errors import TierUnavailableError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import PayloadCodec
-
-metadata = MetaData()
-
-memories = Table(
-    "tiermem_ltm",
-    metadata,
-    Column("namespace", String(64), primary_key=True),  # the engine's key prefix
-    Column("agent_id", String(128), primary_key=True),
-    Column("step", BigInteger, primary_key=True),
-    # byte order on every database, so ties sort as they do in Redis
-    Column("memory_id", String(255).with_variant(String(255, collation="C"), "postgresql"), primary_key=True),
-    Column("memory_type", String(16), nullable=False),
-    Column("timestamp", Float, nullable=False),
-    Column("importance", Float, nullable=False),
-    Column("retrieval_count", Integer, nullable=False, default=0),  # reads over the memory's life
-    Column("reads_in_ltm", Integer, nullable=False, default=0),  # reads since it last arrived here
-    Column("last_access_time", Float),
-    Column("last_access_step", BigInteger),
-    Column("dict_id", Integer, nullable=False),
-    Column("raw_size", Integer, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("vectors", LargeBinary),  # msgpack [packed embeddings, position] (derived fields)
-    # the agent's LTM change stamp of the last write to the row's derived fields (indices read
-    # what changed after the stamp their persisted copy was taken at); NULL before migration 1
-    Column("changed", BigInteger),
-    Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
-    Index("tiermem_ltm_changed", "namespace", "agent_id", "changed"),
-    Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
-    Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
-    sqlite_with_rowid=False,
-)
-
-gone = Table(  # rows deleted from LTM, with the change stamp of their deletion (indices catch up)
-    "tiermem_ltm_gone",
-    metadata,
-    Column("namespace", String(64), primary_key=True),
-    Column("agent_id", String(128), primary_key=True),
-    Column("changed", BigInteger, primary_key=True),
-    Column("memory_id", String(255), primary_key=True),
-)
-
-dictionaries = Table(
-    "tiermem_dictionaries",
-    metadata,
-    Column("dict_id", Integer, primary_key=True, autoincrement=True),
-    Column("created", Float, nullable=False),
-    Column("data", LargeBinary, nullable=False),
-)
+from tiers.ltm_schema import create_schema, gone, guarded, memories
 
 ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
 
@@ -98,17 +30,6 @@ RECORD_COLUMNS = tuple(
         "last_access_time", "last_access_step", "dict_id", "payload", "vectors",
     )
 )
-
-schema_version = Table("tiermem_schema", metadata, Column("version", Integer, primary_key=True))
-
-# Append-only: each entry upgrades the schema from its index to the next version.
-MIGRATIONS: list[list[str]] = [
-    ["ALTER TABLE tiermem_ltm ADD COLUMN changed BIGINT",
-     "CREATE INDEX tiermem_ltm_changed ON tiermem_ltm (namespace, agent_id, changed)"],
-]
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
-SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
-
 
 # What the in-process indices read (indices/catalog.py), never the payload.
 DERIVED_COLUMNS = (memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
@@ -141,42 +62,6 @@ def _padded(values: list[Any]) -> list[Any]:
     return values + [values[-1]] * (size - len(values))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
-    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither works."""
-    try:
-        if url is None:
-            path = Path(db_path)  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
-        engine = create_engine(url)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
-        raise TierUnavailableError("ltm", f"cannot use {url or db_path!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def create_racing(create: Callable[[], None]) -> None:
-    """Run ``create`` (tables made if missing) when another process or thread may be doing the
-    same at the same moment (both see no table, one CREATE fails): try again, and the next pass
-    finds them."""
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            return create()
-        except (OperationalError, IntegrityError, ProgrammingError):
-            if attempt == SCHEMA_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
 class SQLTier:
     name = "ltm"
 
@@ -186,7 +71,7 @@ class SQLTier:
         self.owned = owned  # False for an engine the caller passed in: the caller disposes it
         self.codec: PayloadCodec | None = None  # attached by the engine after construction
         self._dialect = engine.dialect.name
-        self._guard(self._create_schema)
+        guarded(lambda: create_schema(engine))
         self._upsert = self._build_upsert()
         self._keyed_statements: dict[int, tuple[str, Any]] = {}
         if self._upsert is not None:
@@ -196,24 +81,6 @@ class SQLTier:
             self._upsert_sql, self._upsert_order = compiled.string, compiled.positiontup
             if self._upsert_order is not None and tuple(self._upsert_order) != ROW_COLUMNS:
                 raise AssertionError(f"upsert parameters {self._upsert_order} are not in ROW_COLUMNS order")
-
-    # -- schema -------------------------------------------------------------------------------
-    def _create_schema(self) -> None:
-        """Create or upgrade the tables."""
-        create_racing(self._create_schema_once)
-
-    def _create_schema_once(self) -> None:
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            version = conn.execute(select(func.max(schema_version.c.version))).scalar()
-            if version is None:
-                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-                return
-            for migration in MIGRATIONS[version - 1 :]:
-                for statement in migration:
-                    conn.execute(text(statement))
-            if version < SCHEMA_VERSION:
-                conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
 
     def _build_upsert(self) -> Any:
         refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step",
@@ -228,32 +95,6 @@ class SQLTier:
                 index_elements=["namespace", "agent_id", "memory_id"], set_={name: stmt.excluded[name] for name in refreshed}
             )
         return None  # other databases: delete then insert in one transaction
-
-    # -- dictionaries (the codec's backing store) ----------------------------------------------
-    def save_dictionary(self, data: bytes) -> int:
-        def run() -> int:
-            with self.engine.begin() as conn:
-                result = conn.execute(insert(dictionaries).values(created=time.time(), data=data))
-                return int(result.inserted_primary_key[0])
-
-        return self._guard(run)
-
-    def load_dictionary(self, dict_id: int) -> bytes | None:
-        def run() -> bytes | None:
-            with self.engine.connect() as conn:
-                return conn.execute(select(dictionaries.c.data).where(dictionaries.c.dict_id == dict_id)).scalar()
-
-        return self._guard(run)
-
-    def latest_dictionary(self) -> tuple[int, bytes] | None:
-        def run() -> tuple[int, bytes] | None:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(dictionaries.c.dict_id, dictionaries.c.data).order_by(dictionaries.c.dict_id.desc()).limit(1)
-                ).first()
-                return None if row is None else (int(row[0]), bytes(row[1]))
-
-        return self._guard(run)
 
     # -- writes -------------------------------------------------------------------------------
     def _row(self, record: MemoryRecord, changed: int | None) -> tuple[Any, ...]:
@@ -501,6 +342,15 @@ class SQLTier:
             yield chunk
             last = (chunk[-1].step_number, chunk[-1].memory_id)
 
+    def held(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        """The ids among ``memory_ids`` this tier holds."""
+
+        def run() -> set[str]:
+            with self.engine.connect() as conn:
+                return {memory_id for _, located in self._keyed(conn, agent_id, memory_ids) for _, memory_id in located}
+
+        return self._guard(run)
+
     def reads_since_arrival(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, int]:
         """Flushed reads of each memory since it last moved into LTM (promotion decisions)."""
 
@@ -653,10 +503,7 @@ class SQLTier:
         )
 
     def _guard(self, run: Any) -> Any:
-        try:
-            return run()
-        except SQLAlchemyError as exc:
-            raise TierUnavailableError("ltm", str(exc).splitlines()[0]) from exc
+        return guarded(run)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from redis.exceptions import RedisError
-
-from memory.errors import TierUnavailableError
 from memory.record import MemoryRecord
 from tiers.codec import PayloadCodec, decode_derived, decode_records, encode_record, payload_sizes
-from tiers.keys import KeySchema, TierKeys
+from tiers.failures import reading, writing
+from tiers.keys import REDIS_TIERS, KeySchema, TierKeys
 from tiers.scripts import Scripts
 
 Decoder = Callable[[Any], list[MemoryRecord]]
@@ -81,22 +79,29 @@ class RedisTier:
         *,
         embed_text: bool = False,
         leaving: str = "",
+        skip_stored: bool = False,
     ) -> tuple[list[str], list[Any]]:
         """The put script's keys and arguments. ``embed_text`` queues the records for the text
-        embedder; ``leaving`` names the tier they come from (logged as left in the same call)."""
+        embedder; ``leaving`` names the tier they come from (logged as left in the same call);
+        ``skip_stored`` leaves out records either Redis tier already holds (put.lua)."""
+        other = next(tier for tier in REDIS_TIERS if tier != self.name)
         keys = self._base_keys(agent_id) + [
-            self.keys.meta(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id)
+            self.keys.meta(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id),
+            self.keys.tier(agent_id, other).data,
         ]
         newest = max(record.step_number for record in records)
-        return keys, [self.name, leaving, "1" if embed_text else "0", newest, *self.put_sections(records, now)]
+        return keys, [self.name, leaving, "1" if embed_text else "0", newest, "1" if skip_stored else "0",
+                      *self.put_sections(records, now)]
 
     def put_many(
-        self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False, leaving: str = ""
+        self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False,
+        leaving: str = "", skip_stored: bool = False,
     ) -> int | None:
         """Store records; returns the agent's new version (None for an empty batch)."""
         if not records:
             return None
-        keys, args = self.put_call(agent_id, records, now, embed_text=embed_text, leaving=leaving)
+        keys, args = self.put_call(agent_id, records, now, embed_text=embed_text, leaving=leaving,
+                                   skip_stored=skip_stored)
         return self._call("put", keys, args)
 
     def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
@@ -117,6 +122,7 @@ class RedisTier:
             self.keys.reads(agent_id),
             self.keys.seen(agent_id),
             self.keys.changes(agent_id),
+            self.keys.pending(agent_id),
         ]
         args = ["1" if drop_access else "0", self.name, moved_to, *ids]
         return self._call("delete", keys, args)
@@ -165,21 +171,23 @@ class RedisTier:
     def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
         """Records in step or importance order (never a counted read)."""
         keys, args = self.range_call(agent_id, **query)
-        return self.decode(agent_id, self._call("range", [*keys, *self._access_keys(agent_id)], args))
+        raw = reading(self.name, lambda: self.scripts.call("range", [*keys, *self._access_keys(agent_id)], args))
+        return self.decode(agent_id, raw)
 
     def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
         """What the in-process indices need, without decoding payloads: (memory_id, step,
         memory_type, importance, embeddings, position) of some ids (those still here) or all."""
         data = self.tier_keys(agent_id).data
-        try:
+
+        def run() -> list[tuple[Any, ...]]:
             if memory_ids is None:
-                pairs = self.client.hscan_iter(data, count=1000)
+                pairs: Any = self.client.hscan_iter(data, count=1000)
             else:
                 pairs = zip(memory_ids, self.client.hmget(data, memory_ids)) if memory_ids else ()
             return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))
                     for m, blob in pairs if blob is not None]
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
+
+        return reading(self.name, run)
 
     def set_embeddings(self, agent_id: str, rewritten: Sequence[tuple[str, bytes, bytes]]) -> list[str]:
         """Write records whose vectors were rewritten: (memory_id, blob read, new blob); a record
@@ -195,22 +203,16 @@ class RedisTier:
         return [m.decode() for m in skipped]
 
     def count(self, agent_id: str) -> int:
-        try:
-            return int(self.client.hlen(self.tier_keys(agent_id).data))
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
+        return int(reading(self.name, lambda: self.client.hlen(self.tier_keys(agent_id).data)))
 
     def stats(self, agent_id: str, sample: int = 64) -> dict[str, Any]:
         """Count, stored bytes, importance summary, type counts, and the payload compression
         ratio measured on a random sample of records."""
         tk = self.tier_keys(agent_id)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance], [])
-            pipe.hrandfield(tk.data, sample, withvalues=True)
-            summary, sampled = self.scripts.execute(pipe)
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
+        pipe = self.client.pipeline(transaction=False)
+        self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance], [])
+        pipe.hrandfield(tk.data, sample, withvalues=True)
+        summary, sampled = reading(self.name, lambda: self.scripts.execute(pipe))
         count, stored, lo, hi, total = summary[:5]
         stored_payload = raw_payload = 0
         for blob in (sampled or [])[1::2]:
@@ -232,7 +234,8 @@ class RedisTier:
         """Every memory id with its step, importance and the time it entered the tier, aligned
         arrays in step order, read in one script call so they describe the same moment."""
         tk = self.tier_keys(agent_id)
-        ids, steps, importances, sinces = self._call("snapshot", [tk.step, tk.importance, tk.since], [])
+        ids, steps, importances, sinces = reading(
+            self.name, lambda: self.scripts.call("snapshot", [tk.step, tk.importance, tk.since], []))
         # float() reads the score bytes as they come: 1.5x faster than numpy's bytes-to-float astype
         as_floats = lambda values: np.fromiter(map(float, values), np.float64, len(values))  # noqa: E731
         if not ids:
@@ -248,16 +251,11 @@ class RedisTier:
         return decode_records(agent_id, ids, blobs, self.name, self.codec, stats, keep_payload)
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return self.scripts.call(name, keys, args)
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
+        """A write script."""
+        return writing(self.name, lambda: self.scripts.call(name, keys, args))
 
     def _run(self, queue: Callable[[Any], Decoder]) -> list[MemoryRecord]:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            decoder = queue(pipe)
-            (raw,) = self.scripts.execute(pipe)
-        except RedisError as exc:
-            raise TierUnavailableError(self.name, str(exc)) from exc
+        pipe = self.client.pipeline(transaction=False)
+        decoder = queue(pipe)
+        (raw,) = reading(self.name, lambda: self.scripts.execute(pipe))
         return decoder(raw)

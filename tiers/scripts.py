@@ -1,79 +1,158 @@
-"""The Lua scripts, loaded once per connection and called by SHA.
+"""The Lua scripts: loaded once per connection, called by SHA, and each safe to send again.
 
 Calls go through EVALSHA directly, not redis-py's ``Script`` objects: those make every pipeline
 ask ``SCRIPT EXISTS`` first, an extra round trip per query. When Redis answers NOSCRIPT (it was
-restarted or flushed) the scripts are loaded again and the call is retried once. A script runs
-atomically, so a retried call never applies twice.
+restarted or flushed; the script did not run) the scripts are loaded again and the call is sent
+again.
+
+A call whose reply is lost (the connection broke after it went out) may or may not have run.
+Every script says what sending it again means (:class:`Spec`):
+
+- idempotent by construction (reads; upserts keyed by memory id; moves and deletes of named ids;
+  compare-and-set writes): sent again as it is, or in its retry form (``retry_flag``: the put of a
+  store skips the records it finds already stored);
+- ``once``: the call carries a request id and the script records its reply in the caller's
+  request slot (once.lua), so the call sent again returns the first call's answer and has taken
+  effect exactly once.
+
+A call sent again whose reply is lost again raises :class:`transport.ReplyLost`: the tier boundary
+reports it as an outcome that is unknown. On the embedded engine (in this process) no reply is
+ever lost, so no script carries the request slot there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import threading
-import weakref
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
+from tiers.keys import CHANGE_LOG_IDS
+from tiers.transport import NotSent, ReplyLost, exchange
 
-try:  # hiredis packs a command ~2x faster than redis-py's pure-Python loop around it
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it
-    _pack_command = None
-
-NAMES = (
-    "put", "delete", "move", "range", "get", "touch", "set_importance", "release", "renew", "tier_stats", "snapshot",
-    "set_vectors", "note", "changes", "range_redis",
-)
+LIB_SETTINGS = {"CHANGE_LOG_IDS": CHANGE_LOG_IDS}  # the {{NAME}} placeholders of lib.lua and their defaults
 
 
-def _source(name: str) -> str:
-    folder = resources.files("tiers") / "lua"
-    return (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+@dataclass(frozen=True)
+class Spec:
+    """How a script may be sent again after a lost reply (see the module docstring)."""
+
+    once: bool = False  # keeps its reply under a request id
+    retry_flag: int | None = None  # ARGV position (0-based) set to "1" when the call is sent again
+
+
+# The engine's scripts (tiers/lua/<name>.lua, each after lib.lua).
+SPECS = {
+    "put": Spec(retry_flag=4), "delete": Spec(), "move": Spec(), "range": Spec(), "get": Spec(),
+    "focus": Spec(once=True), "touch": Spec(once=True), "set_importance": Spec(), "release": Spec(),
+    "renew": Spec(), "tier_stats": Spec(), "snapshot": Spec(), "set_vectors": Spec(), "note": Spec(),
+    "changes": Spec(), "range_redis": Spec(), "promotion": Spec(), "ltm_stamp": Spec(),
+    "drain_reads": Spec(once=True), "bind": Spec(),
+}
+
+
+def _lua(name: str) -> str:
+    return (resources.files("tiers") / "lua" / f"{name}.lua").read_text()
+
+
+ONCE_TEMPLATE = _lua("once")
+
+
+def once_source(source: str) -> str:
+    """``source`` wrapped so that a call takes effect once (once.lua)."""
+    return ONCE_TEMPLATE.replace("-- the call --", source)
+
+
+def guards_replies(client: Any) -> bool:
+    """Whether calls on ``client`` can lose a reply (a network client, not the embedded engine's)."""
+    return not getattr(client, "lean_commands", False)
+
+
+class RequestSlots:
+    """Request slots of this process: one key per thread and hash tag, beside the call's keys."""
+
+    def __init__(self) -> None:
+        self._token, self._pid = secrets.token_hex(6), os.getpid()
+
+    def form(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """The call's keys and arguments with this thread's slot and a new request id added."""
+        if self._pid != os.getpid():  # a forked child is another caller
+            self._token, self._pid = secrets.token_hex(6), os.getpid()
+        first = keys[0] if isinstance(keys[0], str) else keys[0].decode()
+        tag_start = first.find("{")
+        tag_end = first.find("}", tag_start + 1)
+        if tag_start < 0 or tag_end < 0:
+            raise ValueError(f"a once-script's first key must carry a hash tag, got {first!r}")
+        slot = f"{first[: tag_end + 1]}:once:{self._token}:{threading.get_ident()}"
+        return [*keys, slot], [*args, secrets.token_hex(8)]
+
+
+SLOTS = RequestSlots()
 
 
 class Scripts:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, settings: dict[str, Any] | None = None):
+        """``settings`` fill the ``{{NAME}}`` placeholders of lib.lua (limits fixed per engine)."""
         self.client = client
-        self.sources = {name: _source(name) for name in NAMES}
+        self.guarded = guards_replies(client)
+        library = _lua("lib")
+        for name, value in {**LIB_SETTINGS, **(settings or {})}.items():
+            library = library.replace("{{" + name + "}}", str(int(value)))
+        self.sources = {}
+        for name, spec in SPECS.items():
+            source = library + "\n" + _lua(name)
+            self.sources[name] = once_source(source) if spec.once and self.guarded else source
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
         self._loaded = False
+        self.on_reload: Callable[[], None] = lambda: None  # Redis lost the scripts: it restarted or was flushed
 
     def load(self) -> None:
         for src in self.sources.values():
             self.client.script_load(src)
         self._loaded = True
 
+    def _reload(self) -> None:
+        self.load()
+        self.on_reload()
+
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         if not self._loaded:
             self.load()
-        try:
-            return evalsha(self.client, self.shas[name], keys, args)
-        except NoScriptError:
-            self.load()
-            return evalsha(self.client, self.shas[name], keys, args)
+        spec = SPECS[name]
+        if spec.once and self.guarded:
+            keys, args = SLOTS.form(keys, args)
+        if not self.guarded:
+            try:
+                return self.client.evalsha(self.shas[name], len(keys), *keys, *args)
+            except NoScriptError:
+                self._reload()
+                return self.client.evalsha(self.shas[name], len(keys), *keys, *args)
+        (reply,) = self._send(lambda: [(name, keys, args)])
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     def queue(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
-        """Add a call to a pipeline; the caller runs it through :meth:`execute`."""
+        """Add a read to a pipeline; the caller runs it through :meth:`execute`."""
+        if SPECS[name].once:
+            raise ValueError(f"script {name!r} takes effect once: call it, do not pipeline it")
         pipe.evalsha(self.shas[name], len(keys), *keys, *args)
 
     def execute(self, pipe: Any) -> list[Any]:
-        """Run a pipeline of script calls, loading the scripts first if Redis lost them.
-
-        Only read pipelines go through here: re-running them after NOSCRIPT is harmless.
-        """
+        """Run a pipeline of reads, loading the scripts first if Redis lost them (re-running a
+        read is harmless, so a pipeline may be sent again)."""
         if not self._loaded:
             self.load()
         commands = list(pipe.command_stack)
         try:
             return pipe.execute()
         except NoScriptError:
-            self.load()
+            self._reload()
             pipe.command_stack = commands
             return pipe.execute()
 
@@ -81,42 +160,87 @@ class Scripts:
         """Run many script calls on one connection, sending each chunk as soon as it is encoded.
 
         A pipeline encodes every call before sending the first; here Redis runs the first calls
-        while Python encodes the next ones. ``calls`` makes the (name, keys, args) sequence; it is
-        made again if Redis lost the scripts (or the connection dropped: see :func:`send_packed`).
+        while Python encodes the next ones. ``calls()`` makes the (name, keys, args) sequence,
+        the same each time; it is made again when Redis lost the scripts or the connection broke
+        (then in each script's retry form). A failed call's reply is its ResponseError. A
+        stream interrupted twice raises :class:`transport.ReplyLost`, saying which calls ran.
         """
         if not self._loaded:
             self.load()
+        if not self.guarded:
+            return [self._lean_call(name, keys, args) for name, keys, args in calls()]
+        return self._send(calls)
 
-        def commands() -> Iterator[tuple[Any, ...]]:
-            return (("EVALSHA", self.shas[name], len(keys), *keys, *args) for name, keys, args in calls())
+    def _lean_call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self.call(name, keys, args)
+        except ResponseError as error:
+            return error
 
-        replies = send_packed(self.client, commands)
-        errors = [reply for reply in replies if isinstance(reply, ResponseError)]
-        if errors and all(isinstance(error, NoScriptError) for error in errors):
-            self.load()
-            replies = send_packed(self.client, commands)
-            errors = [reply for reply in replies if isinstance(reply, ResponseError)]
-        if errors:
-            raise errors[0]
+    # -- sending -------------------------------------------------------------------------------
+    def _send(self, calls: Callable[[], Iterable[tuple[str, list[str], list[Any]]]]) -> list[Any]:
+        """Send the calls; after a broken connection, once more those that did not answer (in
+        their retry form when they may have run); after NOSCRIPT, again once loaded."""
+
+        def commands(retry: bool, start: int = 0) -> Iterator[tuple[Any, ...]]:
+            for position, (name, keys, args) in enumerate(calls()):
+                if position >= start:
+                    sent = _retry_form(SPECS[name], args) if retry else args
+                    yield ("EVALSHA", self.shas[name], len(keys), *keys, *sent)
+
+        try:
+            replies = exchange(self.client, commands(False))
+        except NotSent:
+            replies = exchange(self.client, commands(False))  # a restarted Redis takes the next connection
+        except ReplyLost as lost:
+            done = list(lost.replies)
+            in_doubt_until = len(done) + lost.maybe_ran  # calls before this may have run
+            try:
+                done += exchange(self.client, commands(True, len(done)))
+            except (NotSent, ReplyLost) as again:
+                answered = done + list(getattr(again, "replies", []))
+                doubt = max(getattr(again, "maybe_ran", 0), in_doubt_until - len(answered))
+                raise ReplyLost(str(again), answered, doubt) from again
+            replies = done
+        missing = {i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)}
+        if missing:  # those did not run
+            self._reload()
+            again = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing)))
+            replies = [next(again) if i in missing else reply for i, reply in enumerate(replies)]
         return replies
 
 
-class Script:
-    """One Lua script called by SHA (see :func:`evalsha`), loaded again if Redis lost it. Called
-    like redis-py's ``Script`` (``keys``, ``args``, and ``client`` for a pipeline, which
-    redis-py's own handles), ~20 us cheaper a call on Redis."""
+def _retry_form(spec: Spec, args: list[Any]) -> list[Any]:
+    if spec.retry_flag is None:
+        return args
+    retried = list(args)
+    retried[spec.retry_flag] = "1"
+    return retried
 
-    def __init__(self, client: Any, source: str):
+
+class Script:
+    """One Lua script called by SHA, loaded again if Redis lost it. Called like redis-py's
+    ``Script`` (``keys``, ``args``, and ``client`` for a pipeline, which redis-py's own
+    handles), ~20 us cheaper a call on Redis. With ``once`` (a write that must not apply twice),
+    each call carries a request id and is sent again after a lost reply (see the module
+    docstring); without it the script must be idempotent, and is sent again as it is."""
+
+    def __init__(self, client: Any, source: str, once: bool = False):
         self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.once = once and guards_replies(client)
+        self.source = once_source(source) if self.once else source
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._registered: Any = None
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
         if client is not None and client is not self.client:
+            if self.once:
+                raise ValueError("a script that takes effect once is called, not pipelined")
             if self._registered is None:
                 self._registered = self.client.register_script(self.source)
             return self._registered(keys=keys, args=args, client=client)
+        if self.once:
+            keys, args = SLOTS.form(keys, args)
         try:
             return evalsha(self.client, self.sha, keys, args)
         except NoScriptError:
@@ -126,105 +250,26 @@ class Script:
 
 def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     """One EVALSHA; ResponseError (NoScriptError included) raised. On a redis-py client it is
-    packed by hiredis and sent on a kept connection (:func:`send_packed`), skipping ~20 us of
-    per-command wrapping; the embedded client's own single commands are leaner still (no RESP)."""
-    if getattr(client, "lean_commands", False):
+    packed by hiredis and sent on a kept connection (tiers/transport.py), skipping ~20 us of
+    per-command wrapping, and sent once more after a broken connection (the caller's script is
+    idempotent or takes effect once); the embedded client's own single commands are leaner
+    still (no RESP)."""
+    if not guards_replies(client):
         return client.evalsha(sha, len(keys), *keys, *args)
-    (reply,) = send_packed(client, lambda: [("EVALSHA", sha, len(keys), *keys, *args)])
+    command = ("EVALSHA", sha, len(keys), *keys, *args)
+    try:
+        (reply,) = exchange(client, [command])
+    except (NotSent, ReplyLost):
+        (reply,) = exchange(client, [command])
     if isinstance(reply, ResponseError):
         raise reply
     return reply
 
 
 def send_packed(client: Any, commands: Callable[[], Iterable[tuple[Any, ...]]]) -> list[Any]:
-    """Send commands on one connection the client keeps (see _ReusedConnections), packed by
-    hiredis, and read every reply (a failed command's reply is its ResponseError). redis-py's
-    ``execute_command`` wraps each command in retry and metrics hooks worth ~20 us; like it, this
-    tries once more on a connection that failed (one to a restarted Redis), making
-    ``commands()`` again."""
-    connections = _reused(client)
-    for attempt in (1, 2):
-        connection = connections.take()
-        try:
-            return _send_on(connection, commands())
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            connection.disconnect()
-            if attempt == 2:
-                raise
-        except BaseException:  # replies may be left unread: start the next call on a new socket
-            connection.disconnect()
-            raise
-        finally:
-            connections.give(connection)
-    raise AssertionError("unreachable")
-
-
-class _ReusedConnections:
-    """Connections taken from a client's redis-py pool once and handed out again without the
-    pool's per-call bookkeeping (a lock, a readiness poll, metrics and events: 10-20 us a call).
-    Idle ones wait in a list, whose pop and append are atomic; a forked child starts with none,
-    as the pool does. The pool still owns them: closing the client disconnects them, and they go
-    back to it when the client is collected."""
-
-    def __init__(self, pool: Any):
-        self.pool = pool
-        self.idle: list[Any] = []
-        self.pid = os.getpid()
-
-    def take(self) -> Any:
-        if self.pid != os.getpid():  # the parent's sockets are not this process's to use
-            self.idle, self.pid = [], os.getpid()
-        try:
-            return self.idle.pop()
-        except IndexError:
-            return self.pool.get_connection()
-
-    def give(self, connection: Any) -> None:
-        self.idle.append(connection)
-
-    def give_back(self) -> None:
-        if self.pid == os.getpid():
-            for connection in self.idle:
-                self.pool.release(connection)
-        self.idle = []
-
-
-# Per client, not per pool: the connections refer to their pool, so a weak mapping keyed by the
-# pool would keep every pool alive.
-_REUSED: "weakref.WeakKeyDictionary[Any, _ReusedConnections]" = weakref.WeakKeyDictionary()
-_REUSED_LOCK = threading.Lock()
-
-
-def _reused(client: Any) -> _ReusedConnections:
-    connections = _REUSED.get(client)
-    if connections is None:
-        with _REUSED_LOCK:
-            connections = _REUSED.get(client)
-            if connections is None:
-                connections = _REUSED[client] = _ReusedConnections(client.connection_pool)
-                weakref.finalize(client, connections.give_back)
-    return connections
-
-
-def _send_on(connection: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    pack = _pack_command or (lambda command: b"".join(connection.pack_command(*command)))
-    buffered: list[bytes] = []
-    size = sent = 0
-    for command in commands:
-        packed = pack(command)
-        buffered.append(packed)
-        size += len(packed)
-        if size >= SEND_CHUNK_BYTES:
-            connection.send_packed_command(buffered, check_health=False)
-            sent += len(buffered)
-            buffered, size = [], 0
-    if buffered:
-        connection.send_packed_command(buffered, check_health=False)
-        sent += len(buffered)
-    replies = []
-    for _ in range(sent):  # read every reply, errors included, to keep the connection in step
-        try:
-            replies.append(connection.read_response())
-        except ResponseError as error:
-            replies.append(error)
-    return replies
+    """Send plain commands that are harmless to repeat (reads) on a kept connection, once more
+    after a broken connection."""
+    try:
+        return exchange(client, commands())
+    except (NotSent, ReplyLost):
+        return exchange(client, commands())

@@ -28,7 +28,7 @@ from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
 from memory.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError
 from tiers.keys import validate_prefix
-from tiers.ltm import make_engine
+from tiers.ltm_schema import make_engine
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from memory.team import values
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
-from tiers.ltm import create_racing, make_engine
+from tiers.ltm_schema import create_racing, make_engine
 
 metadata = MetaData()
 

@@ -1,13 +1,15 @@
 -- changes.lua: the agent's change log since a reader's position.
 -- KEYS: meta, changes
 -- ARGV: position (the seq the reader has applied), most entries to return
--- Returns {seq now, the agent's version, entries after the position}. The reader missed nothing
--- when the first entry starts at its position (entry id 0-<seq> minus its n ids), or, with no
--- entries, when seq now equals its position; otherwise the log was trimmed past it or the agent
--- was cleared (clearing restarts seq at the time in milliseconds), and it rebuilds.
-local seq = tonumber(redis.call('HGET', KEYS[1], 'cseq') or '0')
+-- Returns {seq now, the agent's version, entries after the position, its incarnation}. The reader
+-- missed nothing when the incarnation is the one it read before and the first entry starts at
+-- its position (entry id 0-<seq> minus its n ids), or, with no entries, when seq now equals its
+-- position; otherwise the log was trimmed past it, the agent was cleared (clearing restarts seq at
+-- the time in milliseconds) or Redis lost the agent's keys, and it rebuilds.
+local meta = redis.call('HMGET', KEYS[1], 'cseq', 'version', 'inc')
+local seq = tonumber(meta[1] or '0')
 local entries = {}
 if tonumber(ARGV[1]) < seq then
   entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
 end
-return {seq, redis.call('HGET', KEYS[1], 'version') or '0', entries}
+return {seq, meta[2] or '0', entries, meta[3] or false}

@@ -66,8 +66,9 @@ end
 -- The agent's change log (stream, see tiers/keys.py). Each entry names one operation on one
 -- tier and the ids it touched; its id is 0-<seq>, seq counting changed ids, so a reader knows
 -- whether it missed an entry (the previous entry's seq must be its own seq - n). The log keeps
--- about CHANGES_KEPT ids; a reader that fell further behind rebuilds from the tiers.
-local CHANGES_KEPT = 20000
+-- about CHANGES_KEPT ids (an engine setting, MemoryConfig.change_log_limit); a reader that fell
+-- further behind rebuilds from the tiers.
+local CHANGES_KEPT = {{CHANGE_LOG_IDS}}
 -- ``from`` (optional) names the tier the ids left in the same step: one entry for a move.
 local function note_change(changes, meta, op, tier, ids, from)
   local n = #ids
@@ -91,8 +92,18 @@ local function put_ids(argv, first)
   return ids
 end
 
+-- The agent's incarnation (field inc of its meta hash, see tiers/bookkeeping.py): the Redis time
+-- in microseconds when the hash was created. Every script that moves the version sets it on the
+-- first move, so a hash created again after Redis lost its data has another one.
+local function incarnation_now()
+  local now = redis.call('TIME')
+  return now[1] .. string.format('%06d', tonumber(now[2]))
+end
+
 local function bump(meta)
-  return redis.call('HINCRBY', meta, 'version', 1)
+  local version = redis.call('HINCRBY', meta, 'version', 1)
+  if version == 1 then redis.call('HSETNX', meta, 'inc', incarnation_now()) end
+  return version
 end
 
 local function raise_newest(meta, step)

@@ -1,11 +1,33 @@
 -- put.lua: store records in one tier, log the change, and bump the agent's version.
--- KEYS: data, step, importance, since, meta, changes, pending
+-- KEYS: data, step, importance, since, meta, changes, pending, the other Redis tier's data
 -- ARGV: tier name, tier the records leave ('' = none; a promotion out of LTM), '1' to queue the
---       records for text embedding, newest step in the batch, then the record sections of
---       put_records (lib.lua)
+--       records for text embedding, newest step in the batch, '1' to skip records already
+--       stored in either Redis tier (a call sent again after its reply was lost, or a store with
+--       an idempotency key: nothing is written twice), then the record sections of put_records
+--       (lib.lua)
 -- Returns the agent's new version.
-put_records({data = KEYS[1], step = KEYS[2], importance = KEYS[3], since = KEYS[4]}, ARGV, 5)
-local ids = put_ids(ARGV, 5)
+local argv, first = ARGV, 6
+if ARGV[5] == '1' then
+  local n = tonumber(ARGV[6])
+  local keep = {}
+  for i = 0, n - 1 do
+    local id = ARGV[7 + 2 * i]
+    if redis.call('HEXISTS', KEYS[1], id) == 0 and redis.call('HEXISTS', KEYS[8], id) == 0 then
+      keep[#keep + 1] = i
+    end
+  end
+  if #keep == 0 then return tonumber(redis.call('HGET', KEYS[5], 'version') or '0') end
+  argv = {#keep}
+  for section = 0, 3 do
+    for _, i in ipairs(keep) do
+      argv[#argv + 1] = ARGV[7 + 2 * n * section + 2 * i]
+      argv[#argv + 1] = ARGV[8 + 2 * n * section + 2 * i]
+    end
+  end
+  first = 1
+end
+put_records({data = KEYS[1], step = KEYS[2], importance = KEYS[3], since = KEYS[4]}, argv, first)
+local ids = put_ids(argv, first)
 note_change(KEYS[6], KEYS[5], 'add', ARGV[1], ids, ARGV[2])
 if ARGV[3] == '1' then
   local queued = {}
