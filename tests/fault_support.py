@@ -505,3 +505,52 @@ class EmbeddedChild:
             return self.stderr_path.read_text()[-2000:]
         except OSError:
             return "(no stderr)"
+
+
+# -- what the engine fault tests check -------------------------------------------------------------
+
+WHOLE_RANGE = (0, 2**53 - 1)
+EVERYWHERE = ((0.0, 0.0), 1e9)  # a place query whose circle holds every position
+EVERY = 100_000  # k and count for the ranked kinds: every memory the agent has
+
+
+def every_query_kind(api: Any, agent_id: str, attributes: dict[str, Any], state: dict[str, Any]) -> dict[str, list[str]]:
+    """The ids each query kind answers for ``agent_id``, asked widely enough that each should
+    name every memory the agent holds (``attributes`` must match all of them); answers in order,
+    duplicates kept. Asked the same way every time, so a second round can be served by caches."""
+    from embeddings.state import StateEncoder
+
+    vector = StateEncoder(api.config.search_config.vector_dim).encode(state)
+    center, radius = EVERYWHERE
+
+    def ids(answer: Any) -> list[str]:
+        return [memory["memory_id"] for memory in answer]
+
+    return {
+        "time range": ids(api.retrieve_by_time_range(agent_id, *WHOLE_RANGE)),
+        "recent": ids(api.retrieve_recent(agent_id, count=EVERY)),
+        "most important": ids(api.retrieve_most_important(agent_id, k=EVERY)),
+        "attributes": ids(api.retrieve_by_attributes(agent_id, attributes)),
+        "similar states": ids(api.retrieve_similar_states(agent_id, state, k=EVERY)),
+        "by embedding": ids(api.search_by_embedding(agent_id, vector, k=EVERY)),
+        "location": ids(api.retrieve_by_location(agent_id, center, radius)),
+        "nearest": ids(api.retrieve_nearest(agent_id, center, k=EVERY)),
+        "combined": ids(api.query(agent_id).between(*WHOLE_RANGE).near(center, radius).similar_to(state).top(EVERY)),
+    }
+
+
+def answer_problems(answers: dict[str, list[str]], held: set[str], expected: set[str]) -> list[str]:
+    """What is wrong with ``answers``: an id named twice, an id no tier holds (``held``: the ids
+    get_memory finds), an id of ``expected`` left out."""
+    problems = []
+    for kind, ids in answers.items():
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        ghosts = sorted(set(ids) - held)
+        missing = sorted(expected - set(ids))
+        if twice:
+            problems.append(f"{kind}: named {len(twice)} memories twice, e.g. {twice[:3]}")
+        if ghosts:
+            problems.append(f"{kind}: named {len(ghosts)} memories no tier holds, e.g. {ghosts[:3]}")
+        if missing:
+            problems.append(f"{kind}: left out {len(missing)} of {len(expected)} memories, e.g. {missing[:3]}")
+    return problems
