@@ -184,7 +184,8 @@ def measure(work: Workload, client: redis.Redis, prefix: str, elapsed: float, st
     hashes, signals = answers[2 * len(work.agent_ids) : -1], answers[-1]
     return Sample(
         elapsed=elapsed, steps=work.step, stm=tiers["stm"]["count"], im=tiers["im"]["count"], ltm=tiers["ltm"]["count"],
-        rss=rss_bytes(), used_memory=int(client.info("memory")["used_memory"]), prefix_bytes=prefix_bytes(client, prefix),
+        rss=rss_bytes(), used_memory=int(client.info("memory")["used_memory"]),
+        prefix_bytes=prefix_bytes(client, prefix),
         changes=sum(changes), changes_max=max(changes), pending=sum(pending), tasks=hashes[0], order=hashes[1],
         attempts=hashes[2], results=hashes[3], signals=signals, steps_per_s=steps_per_s,
     )
@@ -261,7 +262,8 @@ def soak(args: argparse.Namespace, client: redis.Redis, prefix: str, tmp: str) -
                 next_row += args.interval
         now = time.monotonic()
         if work.step > steps_at_row:  # steps since the last row: one more row for them
-            samples.append(measure(work, client, prefix, now - started, (work.step - steps_at_row) / (now - time_at_row)))
+            rate = (work.step - steps_at_row) / (now - time_at_row)
+            samples.append(measure(work, client, prefix, now - started, rate))
             print_row(samples[-1])
     finally:
         work.close()
@@ -322,8 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("tiermem soak benchmark")
     for line in machine_info(client):
         print(line)
+    capacity = args.agents * (args.stm_limit + args.im_limit)
     print(f"workload: {args.agents} agents, {args.rate:g} steps/s for {args.minutes:g} min; STM limit "
-          f"{args.stm_limit}, IM limit {args.im_limit} per agent (capacity {args.agents * (args.stm_limit + args.im_limit):,} "
+          f"{args.stm_limit}, IM limit {args.im_limit} per agent (capacity {capacity:,} "
           f"memories in Redis); per step one store_many, a time-range, a similar-states and a location query, "
           f"2 tasks added/claimed/completed, 1 signal sent and read; an attribute query every 10 steps")
     print()

@@ -514,7 +514,9 @@ EVERYWHERE = ((0.0, 0.0), 1e9)  # a place query whose circle holds every positio
 EVERY = 100_000  # k and count for the ranked kinds: every memory the agent has
 
 
-def every_query_kind(api: Any, agent_id: str, attributes: dict[str, Any], state: dict[str, Any]) -> dict[str, list[str]]:
+def every_query_kind(
+    api: Any, agent_id: str, attributes: dict[str, Any], state: dict[str, Any]
+) -> dict[str, list[str]]:
     """The ids each query kind answers for ``agent_id``, asked widely enough that each should
     name every memory the agent holds (``attributes`` must match all of them); answers in order,
     duplicates kept. Asked the same way every time, so a second round can be served by caches."""

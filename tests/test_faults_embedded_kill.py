@@ -118,8 +118,9 @@ def test_what_survives_a_sigkilled_embedded_engine_is_one_consistent_truth(embed
         if len(ids) != len(set(ids)):
             problems.append(f"{kind} named a memory twice")
         if set(ids) != set(found):
+            only_query, only_get = len(set(ids) - set(found)), len(set(found) - set(ids))
             problems.append(f"{kind} found {len(set(ids))} memories, get_memory {len(found)} "
-                            f"({len(set(ids) - set(found))} only by the query, {len(set(found) - set(ids))} only by get_memory)")
+                            f"({only_query} only by the query, {only_get} only by get_memory)")
     if total != len(found):
         problems.append(f"statistics counted {total} memories for {len(found)} distinct")
     closes = SCENARIOS[scenario].count("close")

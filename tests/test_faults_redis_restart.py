@@ -84,7 +84,8 @@ def landed_per_agent(api: AgentMemoryAPI, records: list[dict[str, Any]]) -> dict
         held = serials_held(api, agent)
         assert all(n == 1 for n in held.values()), f"{agent}: a record stored twice"
         found = len(set(held) & serials)
-        verdicts[agent] = "all" if found == len(serials) else "none" if found == 0 else f"partial ({found} of {len(serials)})"
+        whole = len(serials)
+        verdicts[agent] = "all" if found == whole else "none" if found == 0 else f"partial ({found} of {whole})"
     return verdicts
 
 
@@ -150,13 +151,14 @@ def test_store_many_retried_with_its_idempotency_key_after_a_kill_stores_each_re
             interrupted += error is not None
             again = api.store_many(records, idempotency_key=key)
             assert again == first_ids, "the retry did not return the ids of the first call"
+            agents = {r["agent_id"] for r in records}
             held: Counter = Counter()
-            for agent in {r["agent_id"] for r in records}:
+            for agent in agents:
                 held += serials_held(api, agent)
             twice = sorted(serial for serial, n in held.items() if n > 1)
             assert not twice, f"round {round_no}: {len(twice)} records stored twice"
             assert set(held) == {r["data"]["serial"] for r in records}
-            assert sum(api.get_memory_statistics(a)["total_memories"] for a in {r["agent_id"] for r in records}) == len(records)
+            assert sum(api.get_memory_statistics(a)["total_memories"] for a in agents) == len(records)
             for memory_id, record in zip(first_ids[::97], records[::97]):
                 got = api.get_memory(record["agent_id"], memory_id)
                 assert got is not None and got["contents"] == record["data"]
@@ -248,5 +250,6 @@ def test_after_redis_restarted_with_its_data_everything_is_found(make_redis_proc
         problems = [f"after the restart, {p}" for p in answer_problems(again, held_by_some_tier(api, again), set(ids))]
         new = set(store(api, range(STORED, STORED + 10), "after"))
         fresh = every_query_kind(api, AGENT, ATTRIBUTES, contents(STORED, "after"))
-        problems += [f"after new writes, {p}" for p in answer_problems(fresh, held_by_some_tier(api, fresh), set(ids) | new)]
+        problems += [f"after new writes, {p}"
+                     for p in answer_problems(fresh, held_by_some_tier(api, fresh), set(ids) | new)]
         assert not problems, "\n".join(problems)
