@@ -12,11 +12,14 @@ are in tests/conftest.py (``lossy_proxy``, ``make_redis_process``, ``embedded_ch
         .dropped                                a Drop per reply lost so far
         .connections                            per client connection: commands and replies counted
         .close()
-    is_command(name, *args), is_script(source), contains(fragment), all_of(*predicates): for drop_reply
+    is_command(name, *args), is_script(source), contains(fragment), all_of(*predicates)
+                                                predicates on a command (a tuple of bytes) for drop_reply
     RedisProcess(directory, persistent=True)   redis-server on a free loopback port in 7300-7399
         .start(), .kill() (SIGKILL), .restart(keep_data), .stop(), .url(db=0), .client(**kwargs)
-    EmbeddedChild(script, args, env)           a Python child that prints markers
+    EmbeddedChild(script, args, stderr_path)   ``sys.executable -c script *args``, PYTHONPATH set
         .wait_for(marker, timeout) -> lines, .kill(), .stderr_tail()
+    every_query_kind(api, agent, attributes, state) -> {kind: ids}   every query kind, asked widely
+    answer_problems(answers, held, expected) -> [problem]           twice named, gone, left out
 """
 
 from __future__ import annotations
