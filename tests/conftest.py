@@ -1,5 +1,6 @@
 """Shared fixtures: both Redis engines (the real server and the embedded fakeredis), SQLite and
-PostgreSQL for the long-term tier, and an engine factory that cleans up after itself.
+PostgreSQL for the long-term tier, an engine factory that cleans up after itself, and the fault
+suite's harness (a reply-losing proxy, redis-servers of a test's own, embedded child processes).
 
 With TIERMEM_REQUIRE_SERVICES=1 (set by .ci/run) a missing Redis or PostgreSQL fails the tests
 that need it instead of skipping them.
@@ -8,6 +9,7 @@ that need it instead of skipping them.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -20,6 +22,8 @@ import sqlalchemy
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from tiers import embedded_client
+
+from fault_support import EmbeddedChild, LossyProxy, RedisProcess
 
 REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
 TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -158,3 +162,49 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# -- the fault suite's harness (tests/fault_support.py) ----------------------------------------------
+
+
+@pytest.fixture
+def lossy_proxy() -> Iterator[LossyProxy]:
+    """A LossyProxy in front of the shared test Redis; its connections are closed afterwards."""
+    real_redis().close()  # fails (or skips) here when the shared Redis is not up
+    where = redis.connection.parse_url(TEST_REDIS_URL)
+    proxy = LossyProxy(where.get("host", "127.0.0.1"), where.get("port", 6379))
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def make_redis_process(tmp_path: Any) -> Iterator[Callable[..., RedisProcess]]:
+    """Start redis-servers of the test's own (``persistent``: AOF, fsync always); every one is
+    SIGKILLed afterwards, by pid."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server", FileNotFoundError("not on PATH"))
+    started: list[RedisProcess] = []
+
+    def factory(persistent: bool = True, name: str = "redis") -> RedisProcess:
+        server = RedisProcess(tmp_path / name, persistent)
+        started.append(server)
+        return server.start()
+
+    yield factory
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def embedded_child(tmp_path: Any) -> Iterator[Callable[..., EmbeddedChild]]:
+    """Start ``sys.executable -c script *args`` children (PYTHONPATH set); each is SIGKILLed afterwards."""
+    children: list[EmbeddedChild] = []
+
+    def start(script: str, *args: str) -> EmbeddedChild:
+        child = EmbeddedChild(script, [str(a) for a in args], tmp_path / f"child{len(children)}.stderr")
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        child.kill()
