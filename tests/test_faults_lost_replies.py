@@ -44,7 +44,6 @@ OutcomeUnknownError = getattr(errors, "OutcomeUnknownError", _NotYetDefined)
 NOT_RETRY_SAFE = "a script re-sent after a lost reply runs twice (invariant 11: retry-safe calls)"
 
 
-@pytest.mark.xfail(strict=True, reason="memory.errors defines neither OutcomeUnknownError nor StoreIncompleteError")
 def test_the_errors_of_uncertain_writes_are_store_errors():
     for name in ("OutcomeUnknownError", "StoreIncompleteError"):
         error = getattr(errors, name, None)
@@ -308,8 +307,6 @@ def assert_stored_once(api: AgentMemoryAPI, direct: Any, keys: KeySchema, agent_
     assert sorted(added) == ids, f"the change log added {sorted(added)} for {ids}: a store ran twice"
 
 
-@pytest.mark.xfail(strict=True, reason=f"store_agent_state: {NOT_RETRY_SAFE}; the put runs again and logs the "
-                                       "memory as added twice")
 def test_store_agent_state_under_a_lost_reply_stores_once(engine, lossy_proxy, mode):
     api, direct, keys = engine
     state = {"probe": "lost-put", "position": [1.0, 2.0], "hp": 7}
@@ -323,8 +320,6 @@ def test_store_agent_state_under_a_lost_reply_stores_once(engine, lossy_proxy, m
         assert api.get_memory_statistics("solo")["total_memories"] <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=f"store_many: {NOT_RETRY_SAFE}; the whole stream is sent again and every "
-                                       "memory is logged as added twice")
 def test_store_many_under_a_lost_reply_stores_each_memory_once(engine, lossy_proxy, mode):
     api, direct, keys = engine
     agents = ["ann", "ben", "cy"]

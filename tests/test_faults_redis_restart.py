@@ -89,8 +89,6 @@ def landed_per_agent(api: AgentMemoryAPI, records: list[dict[str, Any]]) -> dict
     return verdicts
 
 
-@pytest.mark.xfail(strict=True, reason="store_many interrupted by a dead Redis raises a plain MemoryStoreException: "
-                                       "no StoreIncompleteError saying which agents landed (invariant 8)")
 def test_a_kill_during_store_many_reports_which_agents_landed(make_redis_process, tmp_path):
     server = make_redis_process(persistent=True)
     rng = random.Random(4242)
@@ -133,8 +131,6 @@ def check_ids(memory_ids: Any, records: list[dict[str, Any]]) -> None:
         assert memory_id.startswith(record["agent_id"] + "-"), f"{memory_id} is not an id of {record['agent_id']}"
 
 
-@pytest.mark.xfail(strict=True, reason="store_many takes no idempotency_key: a batch interrupted by a dead Redis "
-                                       "cannot be retried without duplicating the agents that landed (invariant 11)")
 def test_store_many_retried_with_its_idempotency_key_after_a_kill_stores_each_record_once(make_redis_process, tmp_path):
     server = make_redis_process(persistent=True)
     rng = random.Random(2424)
@@ -212,9 +208,6 @@ def agent_version(server: Any, api: AgentMemoryAPI) -> int:
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="no Redis incarnation check: once the agent's version counter, restarted "
-                                       "from zero, meets the one a cached answer was kept with, the cache serves "
-                                       "memories that are gone and misses new ones (invariant 10)")
 def test_after_redis_lost_its_data_no_query_names_a_gone_memory_and_new_ones_are_found(make_redis_process, tmp_path):
     server = make_redis_process(persistent=False)
     api, _, in_ltm = settled_engine(server, tmp_path)

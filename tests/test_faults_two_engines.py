@@ -116,9 +116,6 @@ def what_follows(first: AgentMemoryAPI, second: AgentMemoryAPI, stored: dict[str
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="no deployment identity: a second engine with another LTM on the same "
-                                       "prefix is not refused, and payloads are decoded with the wrong dictionary "
-                                       "(invariant 9)")
 def test_a_second_engine_with_another_ltm_on_the_prefix_is_refused_before_it_reads_or_writes(prefix, tmp_path):
     with engine(prefix, tmp_path / "a") as first:
         stored = fill(first, "alpha", 1)
@@ -179,9 +176,6 @@ def test_two_engines_naming_one_ltm_share_the_truth(prefix, tmp_path, shared_ltm
             reads_back(first, "alpha", alpha)
 
 
-@pytest.mark.xfail(strict=True, reason="an engine opened after its LTM file was deleted is not refused, and IM "
-                                       "payloads compressed with the lost dictionary raise an untyped ValueError "
-                                       "(invariants 8, 9)")
 def test_an_ltm_file_deleted_under_a_redis_that_keeps_im_is_refused_or_reported(prefix, tmp_path):
     with engine(prefix, tmp_path / "a") as first:
         stored = fill(first, "alpha", 1)
