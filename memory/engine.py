@@ -27,7 +27,7 @@ from memory.errors import (
     StoreIncompleteError,
     TierUnavailableError,
 )
-from memory.maintenance import Maintainer, MaintenanceReport
+from memory.maintenance import LTM_TO_IM, Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
 from memory.derive import PositionReader, unit_vector
 from memory.ids import MemoryIds
@@ -108,6 +108,29 @@ class AgentMemoryAPI(SearchMethods):
         self._unmaintained: dict[str, int] = defaultdict(int)
         self._closed = False
         self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
+        server = self._connection.embedded_server
+        if server is not None and server.unclean and config.key_prefix not in server.reconciled:
+            try:
+                self._reconcile_after_crash(server)
+            except BaseException:
+                self.close()
+                raise
+
+    def _reconcile_after_crash(self, server: Any) -> None:
+        """The embedded engine's snapshot is older than its LTM when its process was killed:
+        memories moved to LTM after the snapshot are there, and their copies in the snapshot go
+        (tiers/tierset.py). What Redis held only since the snapshot is lost (README: Guarantees)."""
+        try:
+            agents = self._tiers.agents()
+            removed = self._tiers.reconcile_with_ltm(agents, LTM_TO_IM)
+            self._maintainer.heal(agents)  # promotions the snapshot caught half-way
+        except (TierUnavailableError, MemoryMaintenanceException) as exc:
+            raise MemoryConfigException(f"cannot reconcile the embedded snapshot with LTM: {exc}") from exc
+        server.reconciled.add(self.config.key_prefix)
+        server.save()
+        log.warning("the embedded engine in %s was not closed: its snapshot was reconciled with LTM "
+                    "(%d copies of memories LTM holds dropped); what it stored since the snapshot is lost",
+                    server.data_dir, removed)
 
     def _check_incarnation(self) -> None:
         """Drop every cached answer and in-process index when Redis lost the deployment's data

@@ -141,6 +141,14 @@ class Maintainer:
         finally:
             self._release(agent_id, token)
 
+    def heal(self, agent_ids: Iterable[str]) -> int:
+        """Finish the moves journaled for these agents (step 1 of maintenance alone)."""
+        healed = 0
+        for agent_id in agent_ids:
+            with self.holding(agent_id, wait=self.config.maintenance_lock_timeout):
+                healed += self._heal(agent_id)
+        return healed
+
     def _has_work(self, agent_id: str) -> bool:
         """Over capacity, past a TTL, journaled moves or pending LTM reads?"""
         probe = self.t.work_probe(agent_id)

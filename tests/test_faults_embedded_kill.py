@@ -67,10 +67,6 @@ SCENARIOS = {
     "closed": "store,close,store,maintain",
     "promoted": "store,maintain,promote,maintain,store,maintain",  # a promotion snapshots before LTM lets go
 }
-INCONSISTENT = pytest.mark.xfail(
-    strict=True, reason="a killed embedded engine leaves a snapshot older than its LTM: the rows it moved to LTM "
-                        "after the snapshot are counted twice by statistics (invariant 1 across snapshot and LTM)")
-
 
 def open_engine(data_dir: str) -> AgentMemoryAPI:
     return AgentMemoryAPI(MemoryConfig(
@@ -92,8 +88,7 @@ def reported(lines: list[str]) -> tuple[dict[str, dict[str, Any]], int]:
     return stored, moved
 
 
-@pytest.mark.parametrize("scenario", ["never-closed", pytest.param("closed", marks=INCONSISTENT),
-                                      pytest.param("promoted", marks=INCONSISTENT)])
+@pytest.mark.parametrize("scenario", ["never-closed", "closed", "promoted"])
 def test_what_survives_a_sigkilled_embedded_engine_is_one_consistent_truth(embedded_child, tmp_path, scenario):
     data_dir = str(tmp_path / "data")
     child = embedded_child(CHILD, data_dir, SCENARIOS[scenario])

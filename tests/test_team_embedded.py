@@ -281,7 +281,7 @@ def test_users_are_isolated_and_ids_never_name_paths(tmp_path):
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     assert {p.name for p in data.iterdir()} <= {
-        "embedded-redis.lock", "embedded-redis.msgpack.zst", "embedded-team.sqlite",
+        "embedded-redis.lock", "embedded-redis.msgpack.zst", "embedded-redis.clean", "embedded-team.sqlite",
         "embedded-team.sqlite-wal", "embedded-team.sqlite-shm",
     }
     again = open_memory(data)

@@ -23,6 +23,7 @@ from tiers import embedded_client
 
 SNAPSHOT = "embedded-redis.msgpack.zst"
 LOCK = "embedded-redis.lock"
+CLEAN = "embedded-redis.clean"  # written after the last snapshot of a clean release
 
 
 class DataDirectoryBusy(RuntimeError):
@@ -54,6 +55,11 @@ class EmbeddedServer:
         self._local: dict[Any, Any] = {}
         self._local_guard = threading.RLock()
         self._saving = threading.Lock()  # one snapshot at a time (they share the temporary file)
+        # A snapshot without the clean mark was left by a process that died: LTM may hold moves
+        # made after it. Each key prefix is reconciled with its LTM once (tiers/tierset.py).
+        self.unclean = self.path.exists() and not (data_dir / CLEAN).exists()
+        self.reconciled: set[str] = set()
+        (data_dir / CLEAN).unlink(missing_ok=True)
         try:
             self.load()
         except SnapshotUnreadable:
@@ -163,12 +169,13 @@ def acquire(data_dir: str | Path) -> EmbeddedServer:
 
 
 def release(server: EmbeddedServer) -> None:
-    """Snapshot the server; the last user also drops it and its lock."""
+    """Snapshot the server; the last user also drops it and its lock, marking the snapshot clean."""
     with _guard:
         server.save()
         server.users -= 1
         if server.users == 0:
             _servers.pop(server.data_dir, None)
+            (server.data_dir / CLEAN).touch()
             server.release()
 
 
@@ -177,3 +184,4 @@ def _save_all_at_exit() -> None:
     with _guard:
         for server in list(_servers.values()):
             server.save()
+            (server.data_dir / CLEAN).touch()

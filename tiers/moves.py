@@ -41,6 +41,11 @@ class Leases:
     def release(self, agent_id: str, token: str) -> None:
         writing("redis", lambda: self.scripts.call("release", [self.keys.lock(agent_id)], [token]))
 
+    def break_lease(self, agent_id: str) -> None:
+        """Drop the lease whoever holds it: only for a lease restored from a snapshot, whose
+        holder (the process that took the snapshot) is gone."""
+        writing("redis", lambda: self.client.delete(self.keys.lock(agent_id)))
+
 
 class Journal:
     def __init__(self, client: Any, keys: KeySchema):

@@ -202,6 +202,10 @@ class RedisTier:
         skipped = self._call("set_vectors", keys, args)
         return [m.decode() for m in skipped]
 
+    def memory_ids(self, agent_id: str) -> list[str]:
+        """Every memory id the tier holds for the agent (an admin path)."""
+        return [m.decode() for m in reading(self.name, lambda: self.client.hkeys(self.tier_keys(agent_id).data))]
+
     def count(self, agent_id: str) -> int:
         return int(reading(self.name, lambda: self.client.hlen(self.tier_keys(agent_id).data)))
 

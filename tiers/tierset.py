@@ -302,6 +302,26 @@ class TierSet:
         self.persist_redis()  # the embedded engine: a restart must not bring the cleared memories back
         return held
 
+    def reconcile_with_ltm(self, agents: Sequence[str], promoting: str) -> int:
+        """Make Redis agree with LTM again after Redis was restored from an older copy (the
+        embedded engine's snapshot, after its process was killed): LTM holds what maintenance
+        moved there since, so Redis's copies of those memories go (unless a journaled promotion
+        ``promoting`` is taking them out of LTM: the next maintenance finishes it), the recorded
+        LTM bounds are dropped to be computed again, and LTM change stamps go on from SQL's
+        highest; maintenance leases restored with the copy belong to a process that is gone.
+        Returns how many copies went."""
+        removed = 0
+        for agent_id in agents:
+            self.leases.break_lease(agent_id)
+            self.meta.forget_ltm_bounds(agent_id)
+            self.meta.raise_ltm_stamp(agent_id, self.ltm.latest_stamp(agent_id))
+            coming_back = set(self.journal.entries(agent_id).get(promoting, ()))
+            for tier in (self.stm, self.im):
+                held = tier.memory_ids(agent_id)
+                doubled = [m for m in self.ltm.held(agent_id, held) if m not in coming_back] if held else []
+                removed += tier.delete_many(agent_id, doubled, drop_access=True, moved_to="ltm") if doubled else 0
+        return removed
+
     # -- agents ----------------------------------------------------------------------------------------
     def agents(self) -> list[str]:
         """Every agent holding memories under this key prefix, in Redis or in LTM (an admin
