@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import gc
 import os
+import re
+import socket
 import threading
+import uuid
 import weakref
+from pathlib import Path
 
 import pytest
+import redis
 
+import tiers
 from conftest import real_redis
+from fault_support import is_command
 from test_connection import DisposableRedis
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from tiers.scripts import send_packed
+from tiers.bookkeeping import FIELDS
+from tiers.scripts import SLOTS, Script, evalsha, send_packed
+from tiers.transport import NotSent, ReplyLost
 
 
 def client_id(client) -> int:
@@ -100,3 +109,75 @@ def test_an_engine_carries_on_after_redis_restarts(tmp_path):
             assert [r["contents"] for r in api.retrieve_by_time_range("a", 0, 9)] == [{"s": 2}, {"s": 3}]
     finally:
         server.stop()
+
+
+# -- sent again after a lost reply -------------------------------------------------------------------
+
+COUNT = "return {redis.call('INCR', KEYS[1]), ARGV[1], false, {redis.error_reply('no'), 'x:y'}}"
+
+
+@pytest.mark.parametrize("mode", ["close", "hold"])
+def test_a_once_script_whose_reply_was_lost_runs_once_and_answers_as_it_first_did(lossy_proxy, mode):
+    """The call is sent again with its request id; the script finds its reply in the caller's
+    slot and returns it (nested values, strings with the framing's characters, errors) without
+    running a second time."""
+    client, key = lossy_proxy.client(db=9, socket_timeout=1), f"{{once-{uuid.uuid4().hex[:8]}}}:n"
+    script = Script(client, COUNT, once=True)
+    try:
+        drop = lossy_proxy.drop_reply(is_command("EVALSHA", script.sha), mode=mode)
+        reply = script(keys=[key], args=["a|b:3;"])
+        assert drop.fired.is_set()
+        assert reply[:3] == [1, b"a|b:3;", None] and str(reply[3][0]) == "no" and reply[3][1] == b"x:y"
+        assert real_redis().get(key) == b"1"
+    finally:
+        real_redis().delete(key, *real_redis().scan_iter(match=f"{key[:15]}*"))
+        client.close()
+
+
+def test_a_once_script_lost_twice_raises_reply_lost_and_ran_at_most_once(lossy_proxy):
+    client, key = lossy_proxy.client(db=9, socket_timeout=1), f"{{once-{uuid.uuid4().hex[:8]}}}:n"
+    script = Script(client, COUNT, once=True)
+    try:
+        for _ in range(2):  # the call, and the call sent again
+            lossy_proxy.drop_reply(is_command("EVALSHA", script.sha))
+        with pytest.raises(ReplyLost):
+            script(keys=[key], args=["x"])
+        assert real_redis().get(key) == b"1"
+    finally:
+        real_redis().delete(key, *real_redis().scan_iter(match=f"{key[:15]}*"))
+        client.close()
+
+
+def test_nothing_sent_is_not_a_lost_reply():
+    """A Redis that refuses the connection never ran the call: NotSent, not an unknown outcome."""
+    client = redis.Redis(port=_free_port(), socket_connect_timeout=0.5)
+    with pytest.raises(NotSent):
+        evalsha(client, "0" * 40, [], [])
+    client.close()
+
+
+def test_once_needs_a_hash_tag_to_keep_its_slot_beside_the_keys():
+    with pytest.raises(ValueError, match="hash tag"):
+        SLOTS.form(["plain-key"], [])
+    keys, args = SLOTS.form(["p:{agent}:meta"], ["a"])
+    assert keys[1].startswith("p:{agent}:once:") and len(args) == 2
+
+
+def test_the_scripts_name_the_bookkeeping_fields_as_tiers_bookkeeping_does():
+    """Every field a script reads or writes in an agent's meta hash is one tiers/bookkeeping.py
+    names (its one owner), and every script that sets the version sets the incarnation with it."""
+    folder = Path(tiers.__file__).parent / "lua"
+    meta_call = re.compile(r"redis\.call\('H[A-Z]+',\s*(?:meta|KEYS\[\d+\])\s*,\s*((?:'[a-z_]+'\s*,?\s*)+)")
+    used = set()
+    for path in folder.glob("*.lua"):
+        for fields in meta_call.findall(path.read_text()):
+            used |= set(re.findall(r"'([a-z_]+)'", fields))
+    hashes_of_other_keys = {"id", "ltm", "incarnation"}  # the deployment hash (bind.lua)
+    assert used - hashes_of_other_keys <= set(FIELDS), used - hashes_of_other_keys - set(FIELDS)
+    assert "'inc'" in (folder / "lib.lua").read_text().split("local function bump")[1].split("end")[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
