@@ -30,6 +30,7 @@ class IndexSettings:
     cell_size: float
     exact_limit: int
     max_agents: int = 1024  # agents whose indices one process keeps (least recently used leave)
+    memory_budget: int = 512 << 20  # bytes the indices may hold in all (least recently used leave)
     snapshot_dir: str | None = None  # where LTM indices are persisted (None: never)
     snapshot_min: int = 1000  # LTM memories from which an agent's LTM index is worth a file
 
@@ -40,6 +41,7 @@ class AgentIndex:
     tiers: dict[str, TierIndex]
     position: int = 0  # the change-log seq applied so far
     stamp: Stamp | None = None  # the agent's stamp when the log was last read
+    nbytes: int = 0  # memory it holds, as last estimated
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -49,6 +51,8 @@ class IndexCatalog:
         self.settings = settings
         self._agents: OrderedDict[str, AgentIndex] = OrderedDict()
         self._lock = threading.Lock()
+        self._held = 0  # sum of the kept indices' nbytes
+        self.evicted = 0  # indices dropped to stay within the agent count and the memory budget
         self.snapshots = None if settings.snapshot_dir is None else SnapshotStore(settings.snapshot_dir)
 
     def current(self, agent_id: str) -> AgentIndex:
@@ -66,10 +70,36 @@ class IndexCatalog:
             index = self._agents.get(agent_id)
             if index is None:
                 index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1)
-                while len(self._agents) > self.settings.max_agents:
-                    self._agents.popitem(last=False)
+                self._evict(keep=agent_id)
             self._agents.move_to_end(agent_id)
         return index
+
+    def stats(self) -> dict[str, int]:
+        """What this process's indices hold: agents, estimated bytes, the budget, evictions."""
+        with self._lock:
+            return {"agents": len(self._agents), "bytes": self._held, "budget_bytes": self.settings.memory_budget,
+                    "evicted": self.evicted}
+
+    def _account(self, index: AgentIndex) -> None:
+        """Take an index's new size into the total and keep within the budget (least recently
+        used first; never the index just used, however large)."""
+        size = sum(tier.nbytes() for tier in index.tiers.values())
+        with self._lock:
+            if self._agents.get(index.agent_id) is index:
+                self._held += size - index.nbytes
+            index.nbytes = size
+            self._evict(keep=index.agent_id)
+
+    def _evict(self, keep: str) -> None:
+        """(With ``_lock`` held.)"""
+        agents = self._agents
+        while len(agents) > 1 and (len(agents) > self.settings.max_agents or self._held > self.settings.memory_budget):
+            oldest = next(iter(agents))
+            if oldest == keep:
+                agents.move_to_end(keep)
+                oldest = next(iter(agents))
+            self._held -= agents.pop(oldest).nbytes
+            self.evicted += 1
 
     def absorb(self, index: AgentIndex, answer: Any) -> int:
         """Apply a change-log answer; returns how many entries were new (0: the index was
@@ -81,9 +111,11 @@ class IndexCatalog:
         index.stamp = stamp
         if lost or _missed(index.position, seq, entries):
             self._load(index, seq)  # fell behind the log, the agent was cleared, or Redis lost its keys
+            self._account(index)
             return -1
         if entries:
             self._apply(index, entries)
+            self._account(index)
         return len(entries)
 
     def forget(self) -> None:
@@ -91,10 +123,13 @@ class IndexCatalog:
         the tiers when next asked for."""
         with self._lock:
             self._agents.clear()
+            self._held = 0
 
     def rebuild(self, agent_id: str) -> AgentIndex:
         """Build the agent's index again from the tiers' contents."""
         with self._lock:
+            old = self._agents.pop(agent_id, None)
+            self._held -= old.nbytes if old is not None else 0
             index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1)
         with index.lock:
             self._catch_up(index)
@@ -165,11 +200,8 @@ class IndexCatalog:
             self.snapshots.save(agent_id, ltm, stamp, epoch)
 
     def _derived(self, agent_id: str, tier: str, ids: list[str] | None) -> Iterable[tuple[Any, ...]]:
-        if tier == "ltm":
-            for chunk in self.t.ltm.derived(agent_id, ids):
-                yield from chunk
-        else:
-            yield from getattr(self.t, tier).derived(agent_id, ids)
+        for chunk in getattr(self.t, tier).derived(agent_id, ids):
+            yield from chunk
 
     def _empty(self) -> dict[str, TierIndex]:
         s = self.settings

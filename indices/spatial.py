@@ -30,6 +30,10 @@ class SpatialGrid:
     def __len__(self) -> int:
         return len(self._where)
 
+    def nbytes(self) -> int:
+        """Memory held, estimated: the points, and per placed row its cell entries (dict and set slots)."""
+        return self._points.nbytes + 200 * len(self._where)
+
     def set(self, row: int, position: tuple[float, ...] | None) -> None:
         self.drop(row)
         if position is None:

@@ -49,6 +49,14 @@ class TierIndex:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def nbytes(self) -> int:
+        """Memory held, estimated: the columns, the vector sets and the grid, and per row its id
+        string and map entries (on 20,000 rows with state vectors and places the whole estimate
+        came within 5% of what tracemalloc counted)."""
+        columns = self._step.nbytes + self._kind.nbytes + self._importance.nbytes + self._alive.nbytes
+        vectors = self.state.nbytes() + (self.text.nbytes() if self.text is not None else 0)
+        return columns + vectors + self.space.nbytes() + 170 * len(self.ids)
+
     def upsert(self, memory_id: str, step: int, memory_type: str, importance: float,
                embeddings: Embeddings, position: tuple[float, ...] | None) -> None:
         row = self.rows.get(memory_id)

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from indices.ann import TRAIN_SAMPLE, Approximate
+from indices.ann import NEIGHBOURS, TRAIN_SAMPLE, Approximate
 
 EXACT_LIMIT = 5_000  # below this many live rows (or rows passing a filter) search is exact
 OVERSAMPLE = 4  # FAISS candidates per wanted result, re-ranked exactly
@@ -70,6 +70,15 @@ class VectorSet:
 
     def __len__(self) -> int:
         return self._live
+
+    def nbytes(self) -> int:
+        """Memory held, estimated: the float32 rows and row maps, and the FAISS index's codes
+        (8 bits a dimension), ids and, for a graph, its links."""
+        held = sum(a.nbytes for a in (self._rows, self.present, self._entry_rows, self._entry_alive, self._entry_of))
+        if self._ann is not None:
+            entries = len(self._entry_rows)
+            held += entries * (self.dim + 8) + (entries * NEIGHBOURS * 2 * 4 if self._ann.kind == "hnsw" else 0)
+        return held + 8 * len(self._pending)
 
     @property
     def index_kind(self) -> str | None:

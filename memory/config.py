@@ -158,9 +158,10 @@ class SearchConfig(_Options):
     cell_size: float = 10.0  # spatial grid cell edge, in position units: about your usual query radius
     exact_limit: int = 5000  # rows searched exactly; above, a FAISS HNSW graph with exact re-ranking
     index_agents: int = 1024  # agents whose indices one process keeps in memory
+    index_memory_mb: int = 512  # MiB those indices may hold in all; least recently used agents leave
 
     def _validate(self) -> None:
-        for name in ("vector_dim", "exact_limit", "index_agents"):
+        for name in ("vector_dim", "exact_limit", "index_agents", "index_memory_mb"):
             _positive_int(self, name)
         _positive_number(self, "cell_size")
         if self.vector_dim < 8:

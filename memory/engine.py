@@ -102,7 +102,7 @@ class AgentMemoryAPI(SearchMethods):
         self._position_of = PositionReader(search.position_key)
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
             state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
-            max_agents=search.index_agents, snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
+            max_agents=search.index_agents, memory_budget=search.index_memory_mb << 20, snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
         self._searcher = Searcher(self._catalog, self._fetch_uncounted)
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._unmaintained: dict[str, int] = defaultdict(int)
@@ -626,8 +626,12 @@ class AgentMemoryAPI(SearchMethods):
         except TierUnavailableError as exc:
             raise MemoryRetrievalException(f"could not gather statistics: {exc}") from exc
         cache = self._cache.stats()
+        deployment = self._tiers.deployment
         return {"agent_id": agent_id, "agents": len(agents), "mode": self.mode, **stats,
-                "cache": cache, "cache_hit_rate": cache["hit_rate"]}
+                "cache": cache, "cache_hit_rate": cache["hit_rate"], "indices": self._catalog.stats(),
+                "deployment": None if deployment is None else {
+                    "id": deployment.deployment_id, "incarnation": deployment.incarnation,
+                    "redis_lost": deployment.redis_lost}}
 
     # -- the result cache ---------------------------------------------------------------------------
     def clear_cache(self) -> None:

@@ -259,7 +259,8 @@ class Maintainer:
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
-        self.t.ltm.put_many(agent_id, records, changed=self.t.ltm_stamp(agent_id))
+        waiting = self.t.pending_text_among(agent_id, [r.memory_id for r in records])  # LTM queues them now
+        self.t.ltm.put_many(agent_id, records, changed=self.t.ltm_stamp(agent_id), text_pending=waiting)
         self.t.widen_ltm_bounds(agent_id, records)
         self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True, moved_to="ltm")
         return len(records)
@@ -279,7 +280,10 @@ class Maintainer:
     def _finish_ltm_to_im(self, agent_id: str, records: list[MemoryRecord]) -> int:
         if not records:
             return 0
-        self.t.im.put_many(agent_id, records, self.clock(), leaving="ltm")
+        waiting = set(self.t.ltm.text_pending(agent_id, among=[r.memory_id for r in records]))
+        for embed_text in (True, False):  # those still waiting for a text vector join Redis's queue
+            batch = [r for r in records if (r.memory_id in waiting) == embed_text]
+            self.t.im.put_many(agent_id, batch, self.clock(), leaving="ltm", embed_text=embed_text)
         reads = {r.memory_id: r.retrieval_count for r in records}
         self.t.meta.set_read_counts(agent_id, reads)
         self.t.persist_redis()  # the rows' only durable copy is about to go

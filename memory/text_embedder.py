@@ -60,12 +60,14 @@ class TextEmbedder:
             self._wake.set()
 
     def catch_up(self, agent_id: str) -> int:
-        """Embed every memory of the agent still waiting; returns how many were embedded."""
-        done = 0
+        """Embed every memory of the agent still waiting (Redis's queue, then LTM's); returns
+        how many were embedded."""
+        done, tried = 0, set()
         while True:
-            ids = self.t.pending_text(agent_id, BATCH)
-            if not ids:
+            ids = self.t.pending_text(agent_id, BATCH) or self.t.ltm.text_pending(agent_id, BATCH)
+            if not ids or tried.issuperset(ids):  # nothing left, or only what could not be written
                 return done
+            tried.update(ids)
             done += self._embed(agent_id, ids)
 
     def close(self) -> None:

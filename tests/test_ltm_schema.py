@@ -38,14 +38,17 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     path = str(tmp_path / "old.sqlite")
     SQLTier(make_engine(None, path), "old").close()
     db = sqlite3.connect(path)
-    db.execute("DROP INDEX tiermem_ltm_changed")
-    db.execute("ALTER TABLE tiermem_ltm DROP COLUMN changed")
+    for column in ("changed", "text_pending"):  # the columns later versions added
+        db.execute(f"DROP INDEX tiermem_ltm_{column}")
+        db.execute(f"ALTER TABLE tiermem_ltm DROP COLUMN {column}")
     db.execute("UPDATE tiermem_schema SET version = 1")
     db.commit()
     SQLTier(make_engine(None, path), "old").close()
-    assert "changed" in [row[1] for row in db.execute("PRAGMA table_info(tiermem_ltm)")]
+    columns = [row[1] for row in db.execute("PRAGMA table_info(tiermem_ltm)")]
+    assert "changed" in columns and "text_pending" in columns
     assert db.execute("SELECT version FROM tiermem_schema").fetchall() == [(SCHEMA_VERSION,)]
-    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'tiermem_ltm_changed'").fetchall()
+    assert len(db.execute("SELECT name FROM sqlite_master WHERE name IN "
+                          "('tiermem_ltm_changed', 'tiermem_ltm_text_pending')").fetchall()) == 2
 
 
 def test_a_version_2_postgresql_database_takes_content_ids(private_postgres_engine: sqlalchemy.engine.Engine) -> None:
@@ -64,6 +67,7 @@ def test_a_version_2_postgresql_database_takes_content_ids(private_postgres_engi
     SQLTier(pg, "old").close()
     with pg.begin() as conn:
         conn.execute(sqlalchemy.text("ALTER TABLE tiermem_ltm ALTER COLUMN dict_id TYPE INTEGER"))
+        conn.execute(sqlalchemy.text("ALTER TABLE tiermem_ltm DROP COLUMN text_pending"))  # added by version 4
         conn.execute(sqlalchemy.text("UPDATE tiermem_schema SET version = 2"))
     ltm = SQLTier(pg, "old")
     with pg.begin() as conn:

@@ -7,6 +7,8 @@ exact numpy search over every memory; ties are tolerated by comparing scores, no
 
 from __future__ import annotations
 
+import zlib
+
 import math
 import subprocess
 import sys
@@ -397,3 +399,56 @@ def test_an_index_follows_moves_between_tiers_through_the_log(make_api: Callable
     rebuilt = api._catalog.known("mover")
     assert from_log == {tier: set(rebuilt.tiers[tier].rows) for tier in ("stm", "im", "ltm")}
     assert len(followed) == 400 and set(followed.values()) == {"stm", "im", "ltm"}
+
+
+def test_the_indices_stay_within_their_memory_budget_and_say_so(make_api):
+    """Least recently used agents' indices leave once the budget is spent; an agent asked again
+    is built again from the tiers, with the same answers."""
+    api = make_api(search_config={"vector_dim": 8, "index_memory_mb": 1})
+    rng = np.random.default_rng(4)
+    for agent in range(6):
+        api.store_many([{"agent_id": f"a{agent}", "step_number": i, "data": {"position": [i, agent]},
+                         "embedding": rng.standard_normal(8).tolist()} for i in range(1500)])
+    first = api.retrieve_nearest("a0", (3, 0), k=3)
+    for agent in range(1, 6):
+        api.retrieve_nearest(f"a{agent}", (0, 0), k=3)
+    indices = api.get_memory_statistics("a0")["indices"]
+    assert indices["budget_bytes"] == 1 << 20 and indices["bytes"] <= 1 << 20
+    assert indices["evicted"] >= 1 and indices["agents"] < 6
+    api.clear_cache()
+    assert [m["memory_id"] for m in api.retrieve_nearest("a0", (3, 0), k=3)] == [m["memory_id"] for m in first]
+
+
+VOCABULARY = {word: n for n, word in enumerate(["wood", "stone", "river", "bridge", "market", "night"])}
+
+
+def bag_of_words(texts: list[str]) -> np.ndarray:
+    """A deterministic text model for tests: a bucket per vocabulary word, other words hashed
+    into the rest of 64."""
+    rows = np.zeros((len(texts), 64), dtype=np.float32)
+    for row, text in zip(rows, texts):
+        for word in text.lower().split():
+            row[VOCABULARY.get(word, 8 + zlib.crc32(word.encode()) % 56)] += 1.0
+        row[7] += 0.01
+    return rows
+
+
+def test_memories_waiting_for_a_text_vector_leave_redis_with_them(make_api, redis_client):
+    """Redis queues only what STM and IM hold: a memory moved to LTM waits in LTM's queue, so
+    Redis's queue stays within the tiers' capacity however long nobody asks a content query; the
+    next one embeds both queues, and a promoted memory still waiting joins Redis's queue again."""
+    api = make_api(search_config={"text_model": bag_of_words}, stm_config={"memory_limit": 10},
+                   im_config={"memory_limit": 20}, ltm_config={"promote_threshold": 1}, cleanup_interval=10**6)
+    words = ["wood", "stone", "river", "bridge", "market", "night"]
+    ids = [api.store_agent_interaction("t", {"content": f"{words[i % 6]} number {i}"}, i) for i in range(200)]
+    api.force_memory_maintenance("t")
+    pending = api._tiers.keys.pending("t")
+    tiers = api.get_memory_statistics("t")["tiers"]
+    assert redis_client.zcard(pending) == tiers["stm"]["count"] + tiers["im"]["count"] <= 30
+    assert len(api._tiers.ltm.text_pending("t", 1000)) == tiers["ltm"]["count"] >= 170
+    api.get_memory("t", ids[0])  # read once: promoted by the next maintenance, still without a text vector
+    api.force_memory_maintenance("t")
+    assert redis_client.zscore(pending, ids[0]) is not None
+    found = api.search_by_content("t", "bridge", k=5)
+    assert found and all("bridge" in m["contents"]["content"] for m in found)
+    assert redis_client.zcard(pending) == 0 and api._tiers.ltm.text_pending("t", 1000) == []

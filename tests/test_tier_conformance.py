@@ -26,6 +26,7 @@ import zstandard
 from embeddings.resolution import reduce
 from memory.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
+from tiers.base import Tier
 from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
@@ -573,6 +574,39 @@ def test_embeddings_and_positions_round_trip(tier: Any) -> None:
     as_dict = tier.get_many(AGENT, ["e-all"])[0].embeddings.to_dict()
     assert np.allclose(as_dict["compressed_vector"], unit[0], atol=1e-3)
     assert np.allclose(as_dict["abstract_vector"], unit[0], atol=0.01)
+
+
+def test_every_tier_keeps_the_tier_protocol(tier: Any) -> None:
+    assert isinstance(tier, Tier)
+
+
+def test_held_and_count_name_what_the_tier_holds(tier: Any) -> None:
+    tier.put_many(AGENT, [make_record(f"h{i}", i) for i in range(6)], NOW)
+    tier.delete_many(AGENT, ["h2"])
+    assert tier.held(AGENT, ["h1", "h2", "h5", "h1", "nope"]) == {"h1", "h5"}
+    assert tier.held(AGENT, []) == set() and tier.held("someone-else", ["h1"]) == set()
+    assert tier.count(AGENT) == 5
+
+
+def test_derived_rows_are_what_the_indices_need_without_the_payload(tier: Any) -> None:
+    rng = np.random.default_rng(9)
+    unit = rng.standard_normal((1, 32)).astype(np.float32)
+    unit /= np.linalg.norm(unit)
+    vector = reduce(unit, "full")[0]
+    records = [make_record("d0", 3, memory_type="action", importance=0.25, position=(1.0, 2.0),
+                           embeddings=Embeddings(full_vector=vector)),
+               make_record("d1", 4), make_record("d2", 5, memory_type="interaction", importance=0.75)]
+    tier.put_many(AGENT, records, NOW)
+
+    def rows(memory_ids: Any = None) -> dict[str, tuple]:
+        return {row[0]: row[1:] for chunk in tier.derived(AGENT, memory_ids) for row in chunk}
+
+    every = rows()
+    assert set(every) == {"d0", "d1", "d2"}
+    step, memory_type, importance, embeddings, position = every["d0"]
+    assert (step, memory_type, importance, position) == (3, "action", 0.25, (1.0, 2.0))
+    assert embeddings.state is not None and every["d1"][3].state is None and every["d2"][1:3] == ("interaction", 0.75)
+    assert set(rows(["d2", "gone"])) == {"d2"}
 
 
 def test_a_large_batch_in_one_put(tier: Any) -> None:

@@ -1,16 +1,25 @@
-"""The contract every tier keeps: five batch primitives, everything else is built above them.
+"""The contract every tier keeps: a few batch primitives; everything else is built above them.
 
 All tiers answer ``range`` in (index value, memory_id) order, ascending or descending, so the
-cross-tier merge can join their answers without sorting.
+cross-tier merge can join their answers without sorting. The engine, maintenance and the
+in-process indices use a tier only through these methods plus what is particular to its kind
+(Redis's pipelined reads and compare-and-set rewrites, SQL's read counts and change stamps);
+tests/test_tier_conformance.py runs this contract on STM and IM (real Redis and the embedded
+engine) and on LTM (SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
-from memory.record import MemoryRecord
+from memory.record import Embeddings, MemoryRecord
+
+# What an in-process index keeps of a memory (indices/tier_index.py):
+# (memory_id, step, memory_type, importance, embeddings, position)
+DerivedRow = tuple[str, int, str, float, Embeddings, "tuple[float, ...] | None"]
 
 
+@runtime_checkable
 class Tier(Protocol):
     name: str
 
@@ -32,3 +41,10 @@ class Tier(Protocol):
 
     def count(self, agent_id: str) -> int:
         """How many records of the agent this tier holds."""
+
+    def held(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        """The ids among ``memory_ids`` this tier holds."""
+
+    def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> Iterator[list[DerivedRow]]:
+        """What the in-process indices need, without decoding payloads, in chunks: the rows of
+        the ids given (those still here), or of every memory of the agent."""

@@ -9,7 +9,7 @@ payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted mo
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 import msgpack
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memory.errors import TierUnavailableError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.ltm_schema import create_schema, gone, guarded, memories
 
@@ -84,7 +85,7 @@ class SQLTier:
 
     def _build_upsert(self) -> Any:
         refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step",
-                     "vectors", "changed")
+                     "vectors", "changed", "text_pending")
         if self._dialect in ("sqlite", "postgresql"):
             if self._dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -97,7 +98,7 @@ class SQLTier:
         return None  # other databases: delete then insert in one transaction
 
     # -- writes -------------------------------------------------------------------------------
-    def _row(self, record: MemoryRecord, changed: int | None) -> tuple[Any, ...]:
+    def _row(self, record: MemoryRecord, changed: int | None, text_pending: bool) -> tuple[Any, ...]:
         """The record as a row, in ROW_COLUMNS order. A payload IM compressed with the dictionary
         in use is kept as it is (it decompresses to the same contents; compressing them again
         would only repeat the work)."""
@@ -111,18 +112,20 @@ class SQLTier:
             self.namespace, record.agent_id, record.step_number, record.memory_id, record.memory_type,
             record.timestamp, record.importance_score, record.retrieval_count, 0, record.last_access_time,
             record.last_access_step, dict_id, len(record.contents_blob), payload,
-            _pack_derived(record.embeddings, record.position), changed,
+            _pack_derived(record.embeddings, record.position), changed, 1 if text_pending else 0,
         )
 
     def put_many(
-        self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None, changed: int | None = None
+        self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None, changed: int | None = None,
+        text_pending: Collection[str] = (),
     ) -> None:
-        """Upsert records; ``changed`` is the agent's LTM change stamp for this write."""
+        """Upsert records; ``changed`` is the agent's LTM change stamp for this write, and the ids
+        in ``text_pending`` still wait for their text vectors (:meth:`text_pending`)."""
         if any(record.agent_id != agent_id for record in records):
             raise ValueError(f"put_many for {agent_id!r} got another agent's record")
         if not records:
             return
-        rows = [self._row(record, changed) for record in records]
+        rows = [self._row(record, changed, record.memory_id in text_pending) for record in records]
 
         def run() -> None:
             with self.engine.begin() as conn:
@@ -178,7 +181,7 @@ class SQLTier:
 
     def derived(
         self, agent_id: str, memory_ids: Sequence[str] | None = None, batch: int = 5000
-    ) -> Iterator[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]]]:
+    ) -> Iterator[list[DerivedRow]]:
         """What the in-process indices need, without decompressing payloads: chunks of
         (memory_id, step, memory_type, importance, embeddings, position), for some ids or all."""
         try:
@@ -223,7 +226,8 @@ class SQLTier:
                         conn.execute(
                             update(memories).where(self._mine(agent_id), memories.c.step == step,
                                                    memories.c.memory_id == memory_id)
-                            .values(vectors=_pack_derived(embeddings[memory_id], position), changed=changed))
+                            .values(vectors=_pack_derived(embeddings[memory_id], position), changed=changed,
+                                    text_pending=0))
                         found.append(memory_id)
             return found
 
@@ -341,6 +345,20 @@ class SQLTier:
                 return
             yield chunk
             last = (chunk[-1].step_number, chunk[-1].memory_id)
+
+    def text_pending(self, agent_id: str, most: int | None = None, among: Sequence[str] | None = None) -> list[str]:
+        """Memories of the agent that wait for their text vector: the first ``most`` by step, or
+        those ``among`` the ids given."""
+        def run() -> list[str]:
+            with self.engine.connect() as conn:
+                if among is not None:
+                    return [m for where, _ in self._keyed(conn, agent_id, among) for m in conn.execute(
+                        select(memories.c.memory_id).where(where, memories.c.text_pending == 1)).scalars()]
+                stmt = (select(memories.c.memory_id).where(self._mine(agent_id), memories.c.text_pending == 1)
+                        .order_by(memories.c.step).limit(most))
+                return list(conn.execute(stmt).scalars())
+
+        return self._guard(run)
 
     def held(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
         """The ids among ``memory_ids`` this tier holds."""

@@ -65,8 +65,12 @@ memories = Table(
     # the agent's LTM change stamp of the last write to the row's derived fields (indices read
     # what changed after the stamp their persisted copy was taken at); NULL before migration 1
     Column("changed", BigInteger),
+    # 1: the memory still waits for its text vector (the text embedder's queue for LTM rows;
+    # Redis queues only what STM and IM hold, so its queue stays within their capacity)
+    Column("text_pending", Integer, nullable=False, default=0),
     Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
     Index("tiermem_ltm_changed", "namespace", "agent_id", "changed"),
+    Index("tiermem_ltm_text_pending", "namespace", "agent_id", "text_pending", "step"),
     Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
     Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
     sqlite_with_rowid=False,
@@ -118,6 +122,8 @@ MIGRATIONS: list[list[str | tuple[tuple[str, ...], str]]] = [
      "CREATE INDEX tiermem_ltm_changed ON tiermem_ltm (namespace, agent_id, changed)"],
     # content ids of dictionaries take 63 bits (SQLite's INTEGER holds them already)
     [(("postgresql",), "ALTER TABLE tiermem_ltm ALTER COLUMN dict_id TYPE BIGINT")],
+    ["ALTER TABLE tiermem_ltm ADD COLUMN text_pending INTEGER NOT NULL DEFAULT 0",
+     "CREATE INDEX tiermem_ltm_text_pending ON tiermem_ltm (namespace, agent_id, text_pending, step)"],
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes

@@ -8,10 +8,11 @@ the same round trip; queued calls return a decoder to apply to the pipeline's an
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from memory.record import MemoryRecord
+from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec, decode_derived, decode_records, encode_record, payload_sizes
 from tiers.failures import reading, writing
 from tiers.keys import REDIS_TIERS, KeySchema, TierKeys
@@ -174,20 +175,28 @@ class RedisTier:
         raw = reading(self.name, lambda: self.scripts.call("range", [*keys, *self._access_keys(agent_id)], args))
         return self.decode(agent_id, raw)
 
-    def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
-        """What the in-process indices need, without decoding payloads: (memory_id, step,
-        memory_type, importance, embeddings, position) of some ids (those still here) or all."""
+    def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> Iterator[list[DerivedRow]]:
+        """What the in-process indices need, without decoding payloads (Tier.derived): one chunk."""
         data = self.tier_keys(agent_id).data
 
-        def run() -> list[tuple[Any, ...]]:
+        def run() -> list[DerivedRow]:
             if memory_ids is None:
                 pairs: Any = self.client.hscan_iter(data, count=1000)
             else:
                 pairs = zip(memory_ids, self.client.hmget(data, memory_ids)) if memory_ids else ()
-            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))
+            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))  # type: ignore[misc]
                     for m, blob in pairs if blob is not None]
 
-        return reading(self.name, run)
+        yield reading(self.name, run)
+
+    def held(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(memory_ids))
+        if not ids:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for memory_id in ids:
+            pipe.hexists(self.tier_keys(agent_id).data, memory_id)
+        return {memory_id for memory_id, there in zip(ids, reading(self.name, pipe.execute)) if there}
 
     def set_embeddings(self, agent_id: str, rewritten: Sequence[tuple[str, bytes, bytes]]) -> list[str]:
         """Write records whose vectors were rewritten: (memory_id, blob read, new blob); a record

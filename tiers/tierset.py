@@ -354,6 +354,13 @@ class TierSet:
         """The first ``most`` memories of the agent waiting for a text vector (lowest step first)."""
         return [m.decode() for m in reading("redis", lambda: self.client.zrange(self.keys.pending(agent_id), 0, most - 1))]
 
+    def pending_text_among(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        """The ids among ``memory_ids`` that wait in Redis's text-embedding queue."""
+        if not memory_ids:
+            return set()
+        scores = reading("redis", lambda: self.client.zmscore(self.keys.pending(agent_id), list(memory_ids)))
+        return {memory_id for memory_id, score in zip(memory_ids, scores) if score is not None}
+
     def drop_pending_text(self, agent_id: str, memory_ids: Sequence[str]) -> None:
         if memory_ids:
             writing("redis", lambda: self.client.zrem(self.keys.pending(agent_id), *memory_ids))

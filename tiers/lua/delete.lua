@@ -1,8 +1,8 @@
 -- delete.lua: remove memories from one tier; optionally drop their access statistics.
 -- KEYS: data, step, importance, since, meta, reads, seen, changes, pending
--- ARGV: drop_access ('1' or '0'), tier name, tier that now holds them ('' = none: they are gone,
---       and leave the text-embedding queue too; 'ltm' when maintenance moved them there),
---       memory_id ...
+-- ARGV: drop_access ('1' or '0'), tier name, tier that now holds them ('' = none; 'ltm' when
+--       maintenance moved them there), memory_id ...
+-- The ids leave Redis's text-embedding queue either way: gone, or queued by LTM itself.
 -- Returns the number of records removed.
 local ids = {}
 for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -15,7 +15,7 @@ if ARGV[3] ~= '' then
   note_change(KEYS[8], KEYS[5], 'add', ARGV[3], ids, ARGV[2])
 else
   note_change(KEYS[8], KEYS[5], 'del', ARGV[2], ids)
-  if #ids > 0 then bulk('ZREM', KEYS[9], ids) end
 end
+if #ids > 0 then bulk('ZREM', KEYS[9], ids) end
 bump(KEYS[5])
 return removed
