@@ -1,8 +1,10 @@
-"""The ``tiermem`` command: ``demo``, ``stats`` and ``maintain``.
+"""The ``tiermem`` command: ``demo``, ``stats``, ``maintain``, ``reindex`` and ``deployment``.
 
     tiermem demo --agents 20 --steps 500     a small simulation on the embedded engine
     tiermem stats [--agent ID]               statistics of one agent or all
     tiermem maintain [--agent ID]            run maintenance now
+    tiermem reindex [--agent ID]             rebuild the search indices from the tiers
+    tiermem deployment [--adopt]             the deployment the key prefix and the LTM belong to
 """
 
 from __future__ import annotations
@@ -126,6 +128,14 @@ def reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def deployment(args: argparse.Namespace) -> int:
+    """Show the deployment this configuration binds; ``--adopt`` binds the key prefix to this
+    LTM when Redis names another deployment whose LTM is lost for good."""
+    with AgentMemoryAPI(_config(args), adopt_deployment=args.adopt) as memory:
+        print(json.dumps(memory.deployment, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiermem", description="A tiered memory engine for agents.")
     common = argparse.ArgumentParser(add_help=False)
@@ -148,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("reindex", parents=[common], help="rebuild the search indices from the tiers")
     rebuild.add_argument("--agent", help="one agent id (default: all agents)")
     rebuild.set_defaults(handler=reindex)
+    bind = commands.add_parser("deployment", parents=[common],
+                               help="show the deployment the key prefix and the LTM belong to")
+    bind.add_argument("--adopt", action="store_true",
+                      help="bind the key prefix to this LTM although Redis names another deployment "
+                           "(its LTM is lost for good; what it held is gone)")
+    bind.set_defaults(handler=deployment)
     return parser
 
 

@@ -194,6 +194,8 @@ class MemoryConfig(_Options):
     decay_steps: int = 100  # steps over which importance decays by one factor
     key_prefix: str = "tiermem"  # first part of every Redis key
     redis_url: str | None = None  # explicit Redis; "" forces the embedded engine
+    redis_timeout: float = 10.0  # seconds to wait for a reply from a Redis the engine connects to itself;
+    #                              a reply that never comes counts as lost (the call is sent again, once)
     data_dir: str = ".tiermem"  # SQLite LTM file and the embedded engine's snapshot
     cache_size: int = 1024  # query results kept by the TTL-LRU cache
     cache_ttl: float = 60.0  # seconds a cached query result stays valid
@@ -216,7 +218,7 @@ class MemoryConfig(_Options):
         for name in ("cleanup_interval", "decay_steps", "cache_size", "max_payload_bytes", "maintenance_workers",
                      "change_log_limit"):
             _positive_int(self, name)
-        for name in ("cache_ttl", "maintenance_lock_timeout"):
+        for name in ("cache_ttl", "maintenance_lock_timeout", "redis_timeout"):
             _positive_number(self, name)
         _fraction(self, "memory_priority_decay")
         from tiers.keys import validate_prefix

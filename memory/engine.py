@@ -79,16 +79,21 @@ class AgentMemoryAPI(SearchMethods):
         redis_client: Any = None,
         ltm_engine: Any = None,
         clock: Callable[[], float] = time.time,
+        adopt_deployment: bool = False,
     ):
+        """``adopt_deployment``: bind the key prefix to this engine's LTM even though Redis names
+        another deployment's (tiers/deployment.py), for when that LTM is lost for good: what it
+        held is gone, what Redis holds stays. Without it such an engine is refused."""
         if config is None:
             config = MemoryConfig()
         if not isinstance(config, MemoryConfig):
             raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
         self.config = config
         self._clock = clock
-        self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client)
+        self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
+                                   socket_timeout=config.redis_timeout)
         try:
-            self._tiers = self._build_tiers(config, ltm_engine)
+            self._tiers = self._build_tiers(config, ltm_engine, adopt_deployment)
         except BaseException:
             self._connection.close()
             raise
@@ -146,7 +151,7 @@ class AgentMemoryAPI(SearchMethods):
             self._cache.clear()
             self._catalog.forget()
 
-    def _build_tiers(self, config: MemoryConfig, ltm_engine: Any) -> TierSet:
+    def _build_tiers(self, config: MemoryConfig, ltm_engine: Any, adopt: bool) -> TierSet:
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
@@ -160,7 +165,7 @@ class AgentMemoryAPI(SearchMethods):
                 compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
                 dictionary_samples=ltm_cfg.dictionary_samples),
             owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
-            persist_redis=server.save if server is not None else None)
+            persist_redis=server.save if server is not None else None, adopt=adopt)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -626,12 +631,20 @@ class AgentMemoryAPI(SearchMethods):
         except TierUnavailableError as exc:
             raise MemoryRetrievalException(f"could not gather statistics: {exc}") from exc
         cache = self._cache.stats()
-        deployment = self._tiers.deployment
         return {"agent_id": agent_id, "agents": len(agents), "mode": self.mode, **stats,
                 "cache": cache, "cache_hit_rate": cache["hit_rate"], "indices": self._catalog.stats(),
-                "deployment": None if deployment is None else {
-                    "id": deployment.deployment_id, "incarnation": deployment.incarnation,
-                    "redis_lost": deployment.redis_lost}}
+                "deployment": self.deployment}
+
+    @property
+    def deployment(self) -> dict[str, Any]:
+        """The deployment this engine's key prefix and LTM belong to (tiers/deployment.py): its
+        ``id``, Redis's ``incarnation`` (a new one each time Redis lost the deployment's data),
+        ``redis_lost`` (this engine found Redis without it), and where both stores are."""
+        tiers, found = self._tiers, self._tiers.deployment
+        return {"id": found.deployment_id if found else None, "incarnation": found.incarnation if found else None,
+                "redis_lost": bool(found and found.redis_lost), "key_prefix": tiers.keys.prefix,
+                "redis": tiers.binding.redis_where if tiers.binding else None,
+                "ltm": tiers.binding.ltm_where if tiers.binding else None}
 
     # -- the result cache ---------------------------------------------------------------------------
     def clear_cache(self) -> None:

@@ -106,3 +106,20 @@ def test_an_unknown_command_exits_non_zero_with_usage(tmp_path):
 
     assert run.returncode != 0
     assert "usage: tiermem" in run.stderr
+
+
+def test_deployment_shows_the_binding_and_adopt_rebinds_after_a_lost_ltm(demo_run, tmp_path):
+    run, data_dir = demo_run
+    assert run.returncode == 0, run.stderr
+    shown = tiermem("deployment", "--data-dir", data_dir, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    first = json.loads(shown.stdout)
+    assert first["id"] and first["key_prefix"] == "tiermem" and first["ltm"].endswith("ltm.sqlite")
+    for leftover in (tmp_path / "data").glob("ltm.sqlite*"):
+        leftover.unlink()
+    refused = tiermem("stats", "--data-dir", data_dir, cwd=tmp_path)
+    assert refused.returncode == 1 and "holds no deployment" in refused.stderr and "Traceback" not in refused.stderr
+    adopted = tiermem("deployment", "--adopt", "--data-dir", data_dir, cwd=tmp_path)
+    assert adopted.returncode == 0, adopted.stderr
+    assert json.loads(adopted.stdout)["id"] != first["id"]
+    assert tiermem("stats", "--data-dir", data_dir, cwd=tmp_path).returncode == 0

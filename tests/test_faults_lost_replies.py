@@ -338,3 +338,21 @@ def test_store_many_under_a_lost_reply_stores_each_memory_once(engine, lossy_pro
     else:
         for agent in agents:
             assert api.get_memory_statistics(agent)["total_memories"] in (0, 5)
+
+
+def test_an_engine_on_a_url_gives_up_on_a_reply_that_never_comes_and_stores_once(lossy_proxy, tmp_path):
+    """The engine's own client waits ``redis_timeout`` for a reply: one held back past it counts
+    as lost, and the store sent again in its retry form finds the first one landed."""
+    prefix = f"held{uuid.uuid4().hex[:6]}"
+    config = MemoryConfig(redis_url=f"redis://127.0.0.1:{lossy_proxy.port}/9", key_prefix=prefix, redis_timeout=0.5,
+                          data_dir=str(tmp_path / "data"), search_config={"text_embedding": "off"})
+    direct = real_redis()
+    try:
+        with AgentMemoryAPI(config) as api:
+            drop = lossy_proxy.drop_reply(all_of(is_command("EVALSHA"), contains(b"held-back")), mode="hold")
+            memory_id = api.store_agent_state("solo", {"probe": "held-back"}, 1)
+            fired(drop)
+            assert_stored_once(api, direct, KeySchema(prefix), "solo", {memory_id: {"probe": "held-back"}})
+    finally:
+        delete_prefix(direct, prefix)
+        direct.close()

@@ -55,10 +55,11 @@ def _check_client(client: Any) -> None:
         raise MemoryConfigException("the Redis client must be created with decode_responses=False")
 
 
-def _connect(url: str, explicit: bool) -> Connection | None:
+def _connect(url: str, explicit: bool, socket_timeout: float | None) -> Connection | None:
     try:
         # RESP2: redis-py's RESP3 path re-parses every sorted-set score through text
-        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25, protocol=2)
+        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25, protocol=2,
+                                      socket_timeout=socket_timeout)
         client.ping()
     except (RedisError, ValueError) as exc:
         if explicit:
@@ -77,9 +78,11 @@ def _embedded(data_dir: str) -> Connection:
 
 
 def resolve(
-    *, data_dir: str, url: str | None = None, client: Any = None, environ: Mapping[str, str] | None = None
+    *, data_dir: str, url: str | None = None, client: Any = None, environ: Mapping[str, str] | None = None,
+    socket_timeout: float | None = None,
 ) -> Connection:
-    """Connect to the Redis named by ``client``, ``url`` or the environment, else embedded."""
+    """Connect to the Redis named by ``client``, ``url`` or the environment, else embedded.
+    ``socket_timeout``: seconds a client made here waits for a reply (None: for ever)."""
     environ = os.environ if environ is None else environ
     if client is not None:
         _check_client(client)
@@ -88,5 +91,5 @@ def resolve(
     if url is None and "REDIS_URL" in environ:
         url = environ["REDIS_URL"]
     if url is not None:
-        return _embedded(data_dir) if url == "" else _connect(url, explicit=True)  # type: ignore[return-value]
-    return _connect(LOCAL_URL, explicit=False) or _embedded(data_dir)
+        return _embedded(data_dir) if url == "" else _connect(url, True, socket_timeout)  # type: ignore[return-value]
+    return _connect(LOCAL_URL, False, socket_timeout) or _embedded(data_dir)

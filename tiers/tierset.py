@@ -48,10 +48,12 @@ def open_tiers(
     owned_engine: bool = True,
     redis_where: str = "Redis",
     persist_redis: Callable[[], None] | None = None,
+    adopt: bool = False,
 ) -> "TierSet":
     """The tiers of one engine on ``client`` (Redis) and ``engine`` (SQLAlchemy), bound into one
     deployment before anything is read or written (tiers/deployment.py): MemoryConfigException
-    when Redis or the LTM refuses, or they belong to other deployments."""
+    when Redis or the LTM refuses, or they belong to other deployments. ``adopt`` binds the
+    prefix to this LTM whatever Redis names (Binding.adopt)."""
     keys = KeySchema(settings.key_prefix)
     scripts = Scripts(client, {"CHANGE_LOG_IDS": settings.change_log_limit})
     try:
@@ -61,7 +63,7 @@ def open_tiers(
         raise MemoryConfigException(f"cannot open the tiers: {exc}") from exc
     binding = Binding(client, keys, scripts, engine, settings.key_prefix, redis_where)
     try:
-        deployment = binding.bind()
+        deployment = binding.adopt() if adopt else binding.bind()
     except TierUnavailableError as exc:
         ltm.close()
         raise MemoryConfigException(f"cannot bind the deployment: {exc}") from exc
