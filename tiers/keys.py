@@ -3,12 +3,10 @@
 Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives in one Redis
 Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
 
-    <prefix>:{<agent>}:meta                  hash   version (bumped by every change and every
-                                                    counted read; cache token), newest (highest
-                                                    step stored), ltm_lo/ltm_hi (step bounds of
-                                                    the agent's LTM rows, "none" when it has
-                                                    none), promoting (seqlock: odd while an
-                                                    LTM -> IM promotion runs)
+    <prefix>:{<agent>}:meta                  hash   the agent's bookkeeping: version (cache token),
+                                                    incarnation, newest step, LTM step bounds,
+                                                    promotion seqlock, change-log and LTM stamps
+                                                    (the fields: tiers/bookkeeping.py)
     <prefix>:{<agent>}:<tier>:data           hash   memory_id -> msgpack record (tier = stm | im)
     <prefix>:{<agent>}:<tier>:step           zset   memory_id scored by step_number
     <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
@@ -17,17 +15,21 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
     <prefix>:{<agent>}:reads                 hash   memory_id -> retrieval count of STM/IM memories
     <prefix>:{<agent>}:ltm_reads             hash   memory_id -> LTM reads not yet flushed to SQL
     <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read
+                                                    (reads, ltm_reads, seen: tiers/bookkeeping.py)
     <prefix>:{<agent>}:moves                 hash   "<from>><to>" -> msgpack list of memory_ids in flight
-    <prefix>:{<agent>}:lock                  string maintenance lease token (SET NX PX)
+    <prefix>:{<agent>}:lock                  string maintenance lease token (SET NX PX) (both: tiers/moves.py)
+    <prefix>:{<agent>}:once:<proc>:<thread>  string the last reply of a call that takes effect once,
+                                                    per calling thread (tiers/scripts.py); PX 60 s
     <prefix>:{<agent>}:changes               stream the agent's change log, read by the in-process
-                                                    indices of every process (indices/catchup.py):
+                                                    indices of every process (indices/catalog.py):
                                                     entry id 0-<seq>, fields op (add | del | upd),
                                                     tier, n, ids (space-separated), from (a move:
                                                     the tier the ids left); seq counts
                                                     changed ids (meta field cseq); about
                                                     MemoryConfig.change_log_limit ids kept
-    <prefix>:{<agent>}:pending               zset   memory_id -> step, memories waiting for their
-                                                    text embedding (memory/text_embedder.py)
+    <prefix>:{<agent>}:pending               zset   memory_id -> step, STM and IM memories waiting for
+                                                    their text embedding (memory/text_embedder.py;
+                                                    LTM keeps its own, column text_pending)
 
 and once per prefix, beside the agents (read when an engine starts, never on a hot path):
 
