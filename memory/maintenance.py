@@ -30,7 +30,7 @@ from memory.config import MemoryConfig
 from memory.derive import at_resolution
 from memory.errors import MemoryAPIException, MemoryMaintenanceException
 from memory.record import MemoryRecord
-from tiers.redis_tier import RedisTier
+from tiers.base import FastTier
 from tiers.tierset import TierSet
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Maintainer:
 
     def _victims(
         self,
-        tier: RedisTier,
+        tier: FastTier,
         agent_id: str,
         limit: int,
         ttl: float,

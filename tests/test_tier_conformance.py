@@ -26,7 +26,7 @@ import zstandard
 from embeddings.resolution import reduce
 from memory.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
-from tiers.base import Tier
+from tiers.base import FastTier, LongTermTier, Tier
 from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
@@ -576,8 +576,10 @@ def test_embeddings_and_positions_round_trip(tier: Any) -> None:
     assert np.allclose(as_dict["abstract_vector"], unit[0], atol=0.01)
 
 
-def test_every_tier_keeps_the_tier_protocol(tier: Any) -> None:
+def test_every_tier_keeps_the_tier_protocol(tier: Any, tier_case: TierCase) -> None:
+    """The shared contract, and what the tier set uses of its kind (tiers/base.py)."""
     assert isinstance(tier, Tier)
+    assert isinstance(tier, LongTermTier if tier_case.tier == "ltm" else FastTier)
 
 
 def test_held_and_count_name_what_the_tier_holds(tier: Any) -> None:

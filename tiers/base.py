@@ -48,3 +48,72 @@ class Tier(Protocol):
     def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> Iterator[list[DerivedRow]]:
         """What the in-process indices need, without decoding payloads, in chunks: the rows of
         the ids given (those still here), or of every memory of the agent."""
+
+
+@runtime_checkable
+class FastTier(Tier, Protocol):
+    """A tier in Redis (STM, IM: tiers/redis_tier.py): what the tier set and maintenance use
+    beyond the shared contract. Its reads can join a pipeline; its writes are script calls."""
+
+    codec: Any
+
+    def tier_keys(self, agent_id: str) -> Any: ...
+
+    def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False,
+                 leaving: str = "", skip_stored: bool = False) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the put script, for a caller that streams many."""
+
+    def queue_get(self, pipe: Any, agent_id: str, memory_ids: Sequence[str], now: float | None,
+                  keep_payload: bool = False) -> Any:
+        """Add a read by id to a pipeline; returns what decodes its answer."""
+
+    def range_call(self, agent_id: str, **query: Any) -> tuple[list[str], list[Any]]: ...
+
+    def decode(self, agent_id: str, raw: list[Any], keep_payload: bool = False) -> list[MemoryRecord]: ...
+
+    def move_in(self, source: Any, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
+        """Store records here and delete them from ``source`` (the other Redis tier) atomically."""
+
+    def set_embeddings(self, agent_id: str, rewritten: Sequence[tuple[str, bytes, bytes]]) -> list[str]: ...
+
+    def index_snapshot(self, agent_id: str) -> tuple[list[str], Any, Any, Any]: ...
+
+    def memory_ids(self, agent_id: str) -> list[str]: ...
+
+    def stats(self, agent_id: str, sample: int = 64) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LongTermTier(Tier, Protocol):
+    """The SQL tier (LTM: tiers/ltm.py): what the engine, maintenance and the indices use beyond
+    the shared contract: read counts flushed from Redis, change stamps, its own text queue."""
+
+    codec: Any
+
+    def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
+        ...
+
+    def set_importance(self, agent_id: str, memory_id: str, importance: float, changed: int | None = None) -> bool: ...
+
+    def set_embeddings(self, agent_id: str, embeddings: dict[str, Embeddings], changed: int | None = None) -> list[str]:
+        ...
+
+    def add_reads(self, agent_id: str, reads: dict[str, tuple[int, float | None, int | None]]) -> None: ...
+
+    def reads_since_arrival(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, int]: ...
+
+    def changed_since(self, agent_id: str, stamp: int) -> tuple[list[DerivedRow], list[str]]: ...
+
+    def text_pending(self, agent_id: str, most: int | None = None, among: Sequence[str] | None = None) -> list[str]: ...
+
+    def latest_stamp(self, agent_id: str) -> int: ...
+
+    def step_bounds(self, agent_id: str) -> tuple[int, int] | None: ...
+
+    def clear(self, agent_id: str) -> int: ...
+
+    def agents(self) -> list[str]: ...
+
+    def stats(self, agent_id: str | None) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

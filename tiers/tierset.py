@@ -15,7 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from memory.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
 from memory.record import MemoryRecord
-from tiers.base import Tier
+from tiers.base import FastTier, LongTermTier, Tier
 from tiers.bookkeeping import PROMOTING, Bookkeeping, Stamp, stamp_of
 from tiers.codec import PayloadCodec, decode_record, with_importance
 from tiers.deployment import Binding, Deployment
@@ -109,9 +109,9 @@ class TierSet:
     keys: KeySchema
     scripts: Scripts
     codec: PayloadCodec
-    stm: RedisTier
-    im: RedisTier
-    ltm: SQLTier
+    stm: FastTier
+    im: FastTier
+    ltm: LongTermTier
     binding: Binding | None = None  # the deployment's two records (None: tiers built alone, in tests)
     deployment: Deployment | None = None
     meta: Bookkeeping = field(init=False)
@@ -367,13 +367,13 @@ class TierSet:
         if memory_ids:
             writing("redis", lambda: self.client.zrem(self.keys.pending(agent_id), *memory_ids))
 
-    def redis_records(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, tuple[RedisTier, bytes, MemoryRecord]]:
+    def redis_records(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, tuple[FastTier, bytes, MemoryRecord]]:
         """The records among ``memory_ids`` that STM or IM hold (STM's copy first), each with its
         raw blob (for a compare-and-set rewrite): memory_id -> (tier, blob, record)."""
         pipe = self.client.pipeline(transaction=False)
         for tier in (self.stm, self.im):
             pipe.hmget(tier.tier_keys(agent_id).data, list(memory_ids))
-        found: dict[str, tuple[RedisTier, bytes, MemoryRecord]] = {}
+        found: dict[str, tuple[FastTier, bytes, MemoryRecord]] = {}
         for tier, blobs in zip((self.stm, self.im), reading("stm+im", pipe.execute)):
             for memory_id, blob in zip(memory_ids, blobs):
                 if blob is not None and memory_id not in found:
