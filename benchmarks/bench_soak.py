@@ -19,17 +19,18 @@ model is loaded) and one team coordinator on the same Redis, driven at a fixed p
  - every 10th    one attribute query ({"inventory.wood": n})
 
 Every --interval seconds it prints one row: memories held per tier, the process RSS and its bytes
-per memory held (all tiers: in-process indices grow with what is held), Redis ``used_memory``
-(the whole server, so other clients of a shared Redis show in it), the bytes this run's own keys
-take (MEMORY USAGE over the run's key prefix, found by SCAN) and their bytes per memory held in
-Redis, and the bookkeeping that must not grow once capacity is reached: the agents' change-log
-streams (XLEN), text-pending sets (ZCARD), the team's task, order, attempt and result hashes
-(HLEN) and the recipient's signal stream (XLEN).
+per memory held (all tiers), what the in-process indices hold (they hold LTM memories too, within
+--index-mb), Redis ``used_memory`` (the whole server, so other clients of a shared Redis show in
+it), the bytes this run's own keys take (MEMORY USAGE over the run's key prefix, found by SCAN)
+and their bytes per memory held in Redis, and the bookkeeping that must not grow once capacity is
+reached: the agents' change-log streams (XLEN), text-pending sets (ZCARD), the team's task,
+order, attempt and result hashes (HLEN) and the recipient's signal stream (XLEN).
 
-The verdict sets the last row against the first row after capacity was reached (memories in
-Redis at 90% of agents x (STM + IM limits)): RSS per memory held and the run's Redis bytes per
-memory held in Redis must stay within --tolerance (default 1.10) of where they were. The
-server-wide used_memory ratio is printed too, for information.
+Capacity is reached once Redis holds 90% of agents x (STM + IM limits) and the indices 90% of
+their budget. The verdict sets the last row against the first row at capacity: the process RSS,
+the run's Redis bytes and each bookkeeping size must stay within --tolerance (default 1.10) of
+where they were, while LTM keeps growing on disk. Bytes per memory held are printed for
+information (they fall as LTM grows), as is the server-wide used_memory.
 
 Nothing is flushed: every key lives under a unique prefix (tmsoak-<pid>-<hex>) and is deleted by
 SCAN at the end; the SQLite LTM lives in a temporary directory.
@@ -84,6 +85,7 @@ class Sample:
     rss: int
     used_memory: int
     prefix_bytes: int
+    index_bytes: int
     changes: int
     changes_max: int
     pending: int
@@ -123,7 +125,8 @@ class Workload:
             redis_url=args.redis_url, key_prefix=prefix, data_dir=os.path.join(tmp, "data"),
             cleanup_interval=max(10, args.stm_limit // 4),
             stm_config={"memory_limit": args.stm_limit}, im_config={"memory_limit": args.im_limit},
-            search_config={"text_embedding": "off"},
+            search_config={"text_embedding": "off", "index_memory_mb": args.index_mb},
+            change_log_limit=args.change_log, cache_size=args.cache_size,
         ))
         self.team = RedisShortTermMemory(args.redis_url, key_prefix=prefix, data_dir=os.path.join(tmp, "team"))
         self.coordinator = AgentCoordinator(self.team, TEAM, lease_seconds=60)
@@ -168,7 +171,8 @@ class Workload:
 
 def measure(work: Workload, client: redis.Redis, prefix: str, elapsed: float, steps_per_s: float) -> Sample:
     """One row: tiers from the engine's statistics, sizes read straight from Redis."""
-    tiers = work.api.get_memory_statistics()["tiers"]
+    statistics = work.api.get_memory_statistics()
+    tiers = statistics["tiers"]
     keys, team = KeySchema(prefix), TeamKeys(prefix)
     tasks = team.team(TEAM)
     pipe = client.pipeline(transaction=False)
@@ -185,7 +189,7 @@ def measure(work: Workload, client: redis.Redis, prefix: str, elapsed: float, st
     return Sample(
         elapsed=elapsed, steps=work.step, stm=tiers["stm"]["count"], im=tiers["im"]["count"], ltm=tiers["ltm"]["count"],
         rss=rss_bytes(), used_memory=int(client.info("memory")["used_memory"]),
-        prefix_bytes=prefix_bytes(client, prefix),
+        prefix_bytes=prefix_bytes(client, prefix), index_bytes=statistics["indices"]["bytes"],
         changes=sum(changes), changes_max=max(changes), pending=sum(pending), tasks=hashes[0], order=hashes[1],
         attempts=hashes[2], results=hashes[3], signals=signals, steps_per_s=steps_per_s,
     )
@@ -214,6 +218,7 @@ COLUMNS = (
     ("steps/s", 7, lambda s: f"{s.steps_per_s:.1f}"), ("stm", 7, lambda s: f"{s.stm:,}"),
     ("im", 7, lambda s: f"{s.im:,}"), ("ltm", 8, lambda s: f"{s.ltm:,}"),
     ("RSS MB", 7, lambda s: f"{s.rss / 2**20:.1f}"), ("RSS B/held", 10, lambda s: f"{s.rss_per_memory:,.0f}"),
+    ("indices MB", 10, lambda s: f"{s.index_bytes / 2**20:.1f}"),
     ("used_memory MB", 14, lambda s: f"{s.used_memory / 2**20:.1f}"),
     ("run keys MB", 11, lambda s: f"{s.prefix_bytes / 2**20:.2f}"),
     ("B/in Redis", 10, lambda s: f"{s.redis_per_memory:,.0f}"),
@@ -272,23 +277,32 @@ def soak(args: argparse.Namespace, client: redis.Redis, prefix: str, tmp: str) -
 
 def verdict(args: argparse.Namespace, samples: Sequence[Sample]) -> bool:
     capacity = args.agents * (args.stm_limit + args.im_limit)
-    full = [s for s in samples if s.in_redis >= CAPACITY_REACHED * capacity]
+    budget = args.index_mb << 20
+    full = [s for s in samples if s.in_redis >= CAPACITY_REACHED * capacity
+            and s.index_bytes >= CAPACITY_REACHED * budget]
     print()
     if len(full) < 2:
-        print(f"verdict: capacity ({CAPACITY_REACHED:.0%} of {capacity:,} memories in Redis) was reached in "
-              f"{len(full)} rows, too few to compare; run longer (--minutes) or with smaller limits")
+        print(f"verdict: capacity ({CAPACITY_REACHED:.0%} of {capacity:,} memories in Redis and of the "
+              f"{args.index_mb} MiB index budget) was reached in {len(full)} rows, too few to compare; run longer "
+              f"(--minutes) or with smaller limits")
         return False
     first, last = full[0], full[-1]
-    print(f"verdict: the last row ({last.elapsed:.0f} s) against the first after capacity was reached "
-          f"({first.elapsed:.0f} s), tolerance {args.tolerance:.2f}")
+    print(f"verdict: the last row ({last.elapsed:.0f} s) against the first at capacity ({first.elapsed:.0f} s), "
+          f"tolerance {args.tolerance:.2f}; LTM grew from {first.ltm:,} to {last.ltm:,} memories meanwhile")
     ok = True
     for name, before, after, judged in (
-        ("process RSS per memory held (all tiers)", first.rss_per_memory, last.rss_per_memory, True),
-        ("run's Redis bytes per memory held in Redis", first.redis_per_memory, last.redis_per_memory, True),
+        ("process RSS", first.rss, last.rss, True),
+        ("in-process indices", first.index_bytes, last.index_bytes, True),
+        ("the run's Redis bytes", first.prefix_bytes, last.prefix_bytes, True),
+        ("change-log entries, all agents", first.changes, last.changes, True),
+        ("text-embedding queue, all agents", first.pending, last.pending, True),
+        ("team task bodies kept", first.tasks, last.tasks, True),
+        ("team results kept", first.results, last.results, True),
+        ("signals kept (information: trimmed to the 300 s TTL)", first.signals, last.signals, False),
+        ("process RSS per memory held (information)", first.rss_per_memory, last.rss_per_memory, False),
         ("Redis used_memory, whole server (information)", first.used_memory, last.used_memory, False),
-        ("process RSS (information)", first.rss, last.rss, False),
     ):
-        ratio = after / before if before else float("inf")
+        ratio = after / before if before else (1.0 if not after else float("inf"))
         status = ("PASS" if ratio <= args.tolerance else "FAIL") if judged else ""
         ok &= ratio <= args.tolerance or not judged
         print(f"  {name:<48} {before:>14,.0f} -> {after:>14,.0f}   ratio {ratio:6.3f}   {status}")
@@ -306,11 +320,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between rows (default 30)")
     parser.add_argument("--stm-limit", type=int, default=100, help="STM memory_limit per agent (default 100)")
     parser.add_argument("--im-limit", type=int, default=400, help="IM memory_limit per agent (default 400)")
+    parser.add_argument("--index-mb", type=int, default=64, help="in-process index budget, MiB (default 64)")
+    parser.add_argument("--change-log", type=int, default=2000, help="change_log_limit, ids per agent (default 2000)")
+    parser.add_argument("--cache-size", type=int, default=1024, help="query results cached (default 1024)")
     parser.add_argument("--tolerance", type=float, default=1.10, help="largest last/first ratio that passes")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.quick:
-        args.minutes, args.interval, args.stm_limit, args.im_limit = 1.0, 10.0, 40, 120
+        args.minutes, args.interval, args.stm_limit, args.im_limit, args.index_mb = 1.0, 10.0, 40, 120, 4
+        args.change_log, args.cache_size = 200, 64
     if args.agents < 1 or args.rate <= 0 or args.minutes <= 0 or args.interval <= 0:
         parser.error("--agents, --rate, --minutes and --interval must be positive")
     return args
@@ -327,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     capacity = args.agents * (args.stm_limit + args.im_limit)
     print(f"workload: {args.agents} agents, {args.rate:g} steps/s for {args.minutes:g} min; STM limit "
           f"{args.stm_limit}, IM limit {args.im_limit} per agent (capacity {capacity:,} "
-          f"memories in Redis); per step one store_many, a time-range, a similar-states and a location query, "
+          f"memories in Redis), indices within {args.index_mb} MiB, change logs of {args.change_log:,} ids, "
+          f"{args.cache_size:,} cached answers; per step one store_many, a time-range, a similar-states and a location query, "
           f"2 tasks added/claimed/completed, 1 signal sent and read; an attribute query every 10 steps")
     print()
     try:
