@@ -182,14 +182,18 @@ class Scripts:
         """Send the calls; after a broken connection, once more those that did not answer (in
         their retry form when they may have run); after NOSCRIPT, again once loaded."""
 
+        shas = self.shas
+
         def commands(retry: bool, start: int = 0) -> Iterator[tuple[Any, ...]]:
             for position, (name, keys, args) in enumerate(calls()):
                 if position >= start:
                     sent = _retry_form(SPECS[name], args) if retry else args
-                    yield ("EVALSHA", self.shas[name], len(keys), *keys, *sent)
+                    yield ("EVALSHA", shas[name], len(keys), *keys, *sent)
 
         try:
-            replies = exchange(self.client, commands(False))
+            # the first attempt, the common case: no positions to skip, no retry forms
+            replies = exchange(self.client, (("EVALSHA", shas[name], len(keys), *keys, *args)
+                                             for name, keys, args in calls()))
         except NotSent:
             replies = exchange(self.client, commands(False))  # a restarted Redis takes the next connection
         except ReplyLost as lost:
