@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from memory.errors import InvalidInputError
 from memory.team.errors import AccessDeniedError
+from memory.team.values import shown
 from tiers.keys import validate_agent_id
 
 
@@ -61,10 +62,9 @@ class AgentCredentials:
     def __post_init__(self) -> None:
         agent_id(self.agent_id)
         if not isinstance(self.tier, AccessTier):
-            try:
-                object.__setattr__(self, "tier", AccessTier(self.tier))
-            except ValueError:
-                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {self.tier!r}") from None
+            if type(self.tier) is not int or not min(AccessTier) <= self.tier <= max(AccessTier):
+                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {shown(self.tier)}")
+            object.__setattr__(self, "tier", AccessTier(self.tier))
 
     def can_read(self) -> bool:
         return self.tier >= AccessTier.OBSERVER
@@ -83,3 +83,10 @@ class AgentCredentials:
         """Raise AccessDeniedError unless these credentials reach ``tier``."""
         if self.tier < tier:
             raise AccessDeniedError(self.agent_id, self.tier, tier, operation)
+
+
+def checked(credentials: object) -> AgentCredentials:
+    """``credentials`` if they are AgentCredentials, else InvalidInputError (never a string posing as one)."""
+    if not isinstance(credentials, AgentCredentials):
+        raise InvalidInputError(f"credentials must be AgentCredentials, got {type(credentials).__name__}")
+    return credentials

@@ -21,13 +21,15 @@ from typing import Any
 
 from memory.errors import InvalidInputError
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials
+from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.access import agent_id as check_name
 from memory.team.errors import DuplicateTaskError, NotFoundError, TaskOwnershipError, translated
-from memory.team.ttl import TTLStrategy
+from memory.team.store import shared
+from memory.team.ttl import TTLStrategy, milliseconds
 
 MAX_PRIORITY = 1000
 CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
+STATUSES = ("pending", "claimed", "completed")
 
 
 @dataclass
@@ -45,15 +47,24 @@ class AgentTask:
     attempts: int = 0
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (again before the task is queued: the fields can be changed after construction)."""
         check_name(self.task_id, "task_id")
         check_name(self.task_type, "task_type")
-        if not isinstance(self.description, str):
-            raise InvalidInputError(f"description must be a str, got {type(self.description).__name__}")
+        values.text(self.description, "description", max_length=values.MAX_VALUE_BYTES)
         priority = self.priority
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
-            raise InvalidInputError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {priority!r}")
+            raise InvalidInputError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {values.shown(priority)}")
         if not isinstance(self.context, Mapping):
             raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
+        if self.status not in STATUSES:
+            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {values.shown(self.status)}")
+        if self.assigned_to is not None:
+            check_name(self.assigned_to, "assigned_to")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0:
+            raise InvalidInputError(f"attempts must be a non-negative int, got {values.shown(self.attempts)}")
 
     def body(self) -> bytes:
         return values.pack(
@@ -70,7 +81,11 @@ class AgentTask:
 
 
 class AgentCoordinator:
-    """Tasks, heartbeats and broadcasts for one team. Acts as a STEWARD unless given credentials."""
+    """Tasks, heartbeats and broadcasts for one team. Acts as a STEWARD unless given credentials.
+
+    ``lease_seconds``: how long a claim holds after the claimer's last heartbeat; ``active_seconds``:
+    how recently an agent was seen to count as active.
+    """
 
     def __init__(
         self,
@@ -81,14 +96,13 @@ class AgentCoordinator:
         active_seconds: float = float(TTLStrategy.COORDINATION),
         credentials: AgentCredentials | None = None,
     ):
-        self.memory = memory
+        self.memory = shared(memory)
         self.team_id = check_name(team_id, "team_id")
-        self._credentials = credentials or AgentCredentials(f"coordinator:{team_id}", AccessTier.STEWARD)
-        for name, value in (("lease_seconds", lease_seconds), ("active_seconds", active_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
-        self.lease_ms = int(lease_seconds * 1000)
-        self.active_ms = int(active_seconds * 1000)
+        if credentials is None:
+            credentials = AgentCredentials(f"coordinator:{team_id}", AccessTier.STEWARD)
+        self._credentials = checked(credentials)
+        self.lease_ms = milliseconds(lease_seconds, "lease_seconds")
+        self.active_ms = milliseconds(active_seconds, "active_seconds")
         self.keys = memory.keys.team(self.team_id)
         self._queue = memory.task_queue(self.team_id)
         self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
@@ -106,9 +120,11 @@ class AgentCoordinator:
         """Register (or re-register) an agent with its capabilities; counts as a heartbeat (STEWARD)."""
         self._require(AccessTier.STEWARD, "register_agent")
         check_name(agent)
-        caps = [capabilities] if isinstance(capabilities, str) else list(capabilities)
-        if not all(isinstance(cap, str) for cap in caps):
-            raise InvalidInputError("capabilities must be a list of str")
+        if isinstance(capabilities, str):
+            capabilities = [capabilities]
+        if not isinstance(capabilities, (list, tuple, set, frozenset)):
+            raise InvalidInputError(f"capabilities must be a str or a list of str, got {type(capabilities).__name__}")
+        caps = [values.text(cap, "a capability", empty=False, max_length=128) for cap in capabilities]
         pipe = self.memory.client.pipeline(transaction=True)
         pipe.hset(self.keys.capabilities, agent, values.pack(caps, "capabilities"))
         pipe.zadd(self.keys.agents, {agent: self.memory.now_ms()})
@@ -140,7 +156,8 @@ class AgentCoordinator:
         """Queue a task (CONTRIBUTOR). DuplicateTaskError if the team already has this id."""
         self._require(AccessTier.CONTRIBUTOR, "add_task")
         if not isinstance(task, AgentTask):
-            raise TypeError(f"task must be an AgentTask, got {type(task).__name__}")
+            raise InvalidInputError(f"task must be an AgentTask, got {type(task).__name__}")
+        task.validate()
         if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type):
             raise DuplicateTaskError(f"team {self.team_id!r} already has a task {task.task_id!r}")
         return True
@@ -199,8 +216,8 @@ class AgentCoordinator:
         agent = agent_id or holder
         task_type = values.unpack(body)["task_type"]
         now = self.memory.now_ms()
-        record = {"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}
-        status, holder = self._queue.complete(task_id, agent, values.pack(record, "result"), task_type, now)
+        record = values.pack({"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}, "result")
+        status, holder = self._queue.complete(task_id, agent, record, task_type, now)
         if status == 0:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         if status == -1:
