@@ -1,21 +1,26 @@
 """Access tiers: who may read, write, validate and administer the team's shared memory.
 
-| operation                                                        | tier needed  |
-|------------------------------------------------------------------|--------------|
-| retrieve own working memory, receive own signals                 | OBSERVER     |
-| list staged patterns, query the pattern library, read conflicts  | OBSERVER     |
-| read a team session (get, get_info), pending tasks, aggregates   | OBSERVER     |
-| restore own collaboration state, see active agents               | OBSERVER     |
-| retrieve another agent's working memory                          | CONTRIBUTOR  |
-| stash, send signals, stage patterns, record conflicts            | CONTRIBUTOR  |
-| persist collaboration state, add/claim/complete tasks, heartbeat | CONTRIBUTOR  |
-| join/share/signal in a team session, broadcast                   | CONTRIBUTOR  |
-| promote or reject a staged pattern, resolve a conflict           | VALIDATOR    |
-| stage a pattern in another agent's name                          | VALIDATOR    |
-| register agents, complete a task on a claimer's behalf, purge    | STEWARD      |
+| operation                                                             | tier needed |
+|-----------------------------------------------------------------------|-------------|
+| retrieve working memory (its own or another agent's)                  | OBSERVER    |
+| receive its own signals                                               | OBSERVER    |
+| list staged patterns, query the pattern library, read conflicts       | OBSERVER    |
+| open an existing team session and read it (get, get_info)             | OBSERVER    |
+| pending tasks, results, aggregates, active agents and capabilities    | OBSERVER    |
+| restore its own collaboration state                                   | OBSERVER    |
+| stash, send signals, stage its own patterns, record conflicts         | CONTRIBUTOR |
+| persist collaboration state                                           | CONTRIBUTOR |
+| add, claim and complete tasks, heartbeat, requeue lapsed leases       | CONTRIBUTOR |
+| create a team session, join, share and signal in it, broadcast        | CONTRIBUTOR |
+| promote or reject a staged pattern, resolve a conflict                | VALIDATOR   |
+| stage a pattern in another agent's name                               | VALIDATOR   |
+| register agents, complete a task on its claimer's behalf              | STEWARD     |
 
-An OBSERVER (a monitoring dashboard) sees shared state but not another agent's private working
-memory: that takes a team member (CONTRIBUTOR).
+An OBSERVER (a monitoring dashboard) reads what a dashboard needs and writes nothing: opening a
+team session that does not exist raises AccessDeniedError (creating one takes CONTRIBUTOR), its
+reads of a session renew no TTL (a member's do: reading is activity), and its listing of pending
+tasks leaves lapsed leases for a contributor to requeue. Receiving its own signals moves only its
+own read cursor; listing staged patterns forgets index entries of patterns that already expired.
 """
 
 from __future__ import annotations
