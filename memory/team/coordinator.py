@@ -9,6 +9,11 @@ comes back ``lease_seconds`` after its last heartbeat. Only the claimer complete
 coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). Agents, their
 heartbeats and capabilities are Redis keys on both engines.
 
+A completed task is kept ``retention_seconds`` (24 hours by default) from its completion, then
+forgotten, a few at a time by later claims and completions: its result, body and attempts leave,
+``get_result`` answers None as for an id never added, ``complete_task`` raises NotFoundError, and
+``add_task`` takes the id as a new task. ``aggregate_results`` keeps counting it.
+
 All times come from the memory's clock (unix seconds) and are passed into the queue, so tests
 move time instead of sleeping.
 """
@@ -29,6 +34,7 @@ from memory.team.ttl import TTLStrategy, milliseconds
 
 MAX_PRIORITY = 1000
 CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
+RETENTION_SECONDS = 24 * 3600  # how long a completed task and its result are kept by default
 STATUSES = ("pending", "claimed", "completed")
 
 
@@ -84,7 +90,8 @@ class AgentCoordinator:
     """Tasks, heartbeats and broadcasts for one team. Acts as a STEWARD unless given credentials.
 
     ``lease_seconds``: how long a claim holds after the claimer's last heartbeat; ``active_seconds``:
-    how recently an agent was seen to count as active.
+    how recently an agent was seen to count as active; ``retention_seconds``: how long a completed
+    task and its result are kept (see the module docstring).
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class AgentCoordinator:
         *,
         lease_seconds: float = 60.0,
         active_seconds: float = float(TTLStrategy.COORDINATION),
+        retention_seconds: float = RETENTION_SECONDS,
         credentials: AgentCredentials | None = None,
     ):
         self.memory = shared(memory)
@@ -103,6 +111,7 @@ class AgentCoordinator:
         self._credentials = checked(credentials)
         self.lease_ms = milliseconds(lease_seconds, "lease_seconds")
         self.active_ms = milliseconds(active_seconds, "active_seconds")
+        self.retention_ms = milliseconds(retention_seconds, "retention_seconds")
         self.keys = memory.keys.team(self.team_id)
         self._queue = memory.task_queue(self.team_id)
         self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
@@ -158,7 +167,7 @@ class AgentCoordinator:
         if not isinstance(task, AgentTask):
             raise InvalidInputError(f"task must be an AgentTask, got {type(task).__name__}")
         task.validate()
-        if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type):
+        if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type, self.memory.now_ms()):
             raise DuplicateTaskError(f"team {self.team_id!r} already has a task {task.task_id!r}")
         return True
 
@@ -208,16 +217,16 @@ class AgentCoordinator:
             self._require(AccessTier.CONTRIBUTOR, "complete_task")
             check_name(agent_id)
         check_name(task_id, "task_id")
-        body, holder = self._queue.holder(task_id)
+        now = self.memory.now_ms()
+        body, holder = self._queue.holder(task_id, now)
         if body is None:
             raise NotFoundError(f"team {self.team_id!r} has no task {task_id!r}")
         if holder is None:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         agent = agent_id or holder
         task_type = values.unpack(body)["task_type"]
-        now = self.memory.now_ms()
         record = values.pack({"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}, "result")
-        status, holder = self._queue.complete(task_id, agent, record, task_type, now)
+        status, holder = self._queue.complete(task_id, agent, record, task_type, now, now + self.retention_ms)
         if status == 0:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         if status == -1:
@@ -226,9 +235,10 @@ class AgentCoordinator:
 
     @translated("read")
     def get_result(self, task_id: str) -> dict[str, Any] | None:
-        """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER)."""
+        """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER); None
+        also once the task's retention has ended."""
         self._require(AccessTier.OBSERVER, "get_result")
-        blob = self._queue.result(check_name(task_id, "task_id"))
+        blob = self._queue.result(check_name(task_id, "task_id"), self.memory.now_ms())
         return None if blob is None else values.unpack(blob)
 
     @translated("write")
