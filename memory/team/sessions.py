@@ -17,6 +17,7 @@ from typing import Any
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
+from memory.team.keys import signal_type as check_signal_type
 from memory.team.store import shared
 from memory.team.ttl import TTLStrategy, ttl_ms
 
@@ -127,5 +128,7 @@ class TeamSession:
     def signal(self, signal_type: str, data: Any = None) -> str:
         """Send a signal to every current participant (CONTRIBUTOR); the sender is these credentials."""
         self.credentials.require(AccessTier.CONTRIBUTOR, "TeamSession.signal")
+        check_signal_type(signal_type)
+        values.pack(data, "signal data")  # refused before reading the participants renews the session
         participants = self.get_info()["participants"]
         return self.memory.signals.send(self.credentials, signal_type, data, recipients=participants)
