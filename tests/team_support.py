@@ -34,22 +34,20 @@ _READERS: dict[bytes, Callable[[Any, Any], Any]] = {
 
 def stored(memory: RedisShortTermMemory) -> dict[Any, Any]:
     """Everything the memory's key prefix holds, to compare before and after a refused call: each
-    Redis key with its value (signal read cursors aside: receiving one's signals moves them) and, on
-    the embedded engine, the task queues, staged patterns and signals it keeps in the process."""
+    Redis key with its value and, on the embedded engine, the task queues, staged patterns and
+    signals (with their readers' cursors) it keeps in the process."""
     client = memory.client
     found: dict[Any, Any] = {}
     for key in client.scan_iter(match=f"{memory.keys.root}*", count=1000):
-        if b":cursor:" not in key:
-            found[key] = _READERS[client.type(key)](client, key)
+        found[key] = _READERS[client.type(key)](client, key)
     server = memory._connection.embedded_server
     for name, state in list(server._local.items()) if server is not None else ():
         if not (isinstance(name, tuple) and name[1].startswith(memory.keys.root)):
             continue
         if name[0] == "signal-board":
-            found[name] = {
-                "broadcasts": {kind: list(stream.entries) for kind, stream in state.broadcasts.items()},
-                "inboxes": {(to, kind): list(stream.entries) for to, streams in state.inboxes.items() for kind, stream in streams.items()},
-            }
+            streams = {("*", kind): stream for kind, stream in state.broadcasts.items()}
+            streams.update({(to, kind): stream for to, inbox in state.inboxes.items() for kind, stream in inbox.items()})
+            found[name] = {where: (list(stream.entries), dict(stream.cursors)) for where, stream in streams.items()}
         else:  # a team's task queue or the staged patterns: plain fields beside a lock
             found[name] = {field: copy.deepcopy(value) for field, value in vars(state).items() if field != "lock"}
     return found
