@@ -279,6 +279,8 @@ CASES = [
          lambda c, bad: get_railway_redis("127.0.0.1", db=bad), Config),
     Case("get_railway_redis ssl", st.one_of(st.integers(), st.text(max_size=2), st.none()),
          lambda c, bad: get_railway_redis("127.0.0.1", ssl=bad), Config),
+    Case("get_railway_redis with another connection", st.sampled_from([{"client": None}, {"url": ""}, {"use_mock": True}]),
+         lambda c, bad: get_railway_redis("127.0.0.1", **bad), Config),
     Case("check_redis_connection url", not_a_str.filter(lambda v: v is not None), lambda c, bad: check_redis_connection(bad), Config),
     Case("check_redis_connection environ", not_a_mapping, lambda c, bad: check_redis_connection(environ=bad), Config),
     Case("AgentCredentials agent_id", bad_ids, lambda c, bad: AgentCredentials(bad)),
@@ -404,3 +406,9 @@ def test_the_cases_cover_every_public_call():
     constructors = {case.name.split()[0] for case in CASES}
     assert {"memory", "AgentCoordinator", "TeamSession", "AgentWorkspace", "AgentCredentials", "AgentTask", "StagedPattern",
             "ConflictContext", "PatternLibrary", "get_redis_memory", "get_railway_redis", "check_redis_connection"} <= constructors
+
+
+@pytest.mark.parametrize("url", ["", "redis://\ud800", "redis://127.0.0.1:notaport", "redis://127.0.0.1:99999", "not a url"])
+def test_check_redis_connection_answers_false_for_a_url_nothing_can_reach(url):
+    assert check_redis_connection(url) is False
+    assert check_redis_connection(environ={"REDIS_URL": url}) is False

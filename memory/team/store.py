@@ -355,6 +355,8 @@ def get_railway_redis(
     The client connects on first use (as redis-py does), so an unreachable server surfaces as a
     MemoryStoreException / MemoryRetrievalException from the first operation.
     """
+    if "client" in options or "url" in options or "use_mock" in options:
+        raise MemoryConfigException("get_railway_redis connects to host:port itself; give neither client, url nor use_mock")
     if not isinstance(host, str) or not host or not host.isprintable() or not host.isascii():
         raise MemoryConfigException(f"host must be a host name or address, got {shown(host)}")
     if type(port) is not int or not 1 <= port <= 65535:
@@ -386,7 +388,7 @@ def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str]
         return False
     try:
         return bool(client.ping())
-    except RedisError:
+    except (RedisError, ValueError):  # ValueError: a host no resolver takes (UnicodeError)
         return False
     finally:
         client.close()
