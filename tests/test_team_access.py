@@ -34,8 +34,10 @@ def seeded(memory):
     team = AgentCoordinator(memory, "team")
     team.add_task(AgentTask("t1", "job"))
     team.add_task(AgentTask("t2", "job"))
+    team.add_task(AgentTask("t3", "job"))
     team.claim_task("me", "job")
     team.claim_task("me", "job")
+    team.claim_task("other", "job")
     room = TeamSession(memory, "room", "p", credentials=AgentCredentials("boss", S))
     room.add_agent("x")
     room.share("k", 1)
@@ -74,13 +76,16 @@ OPERATIONS = {
     # coordinator
     "register_agent": (S, lambda m, t: team(m, t).register_agent("x", ["y"])),
     "heartbeat": (C, lambda m, t: team(m, t).heartbeat("me")),
+    "heartbeat in another agent's name": (S, lambda m, t: team(m, t).heartbeat("other")),
     "get_active_agents": (O, lambda m, t: team(m, t).get_active_agents()),
     "add_task": (C, lambda m, t: team(m, t).add_task(AgentTask("t9", "job"))),
     "claim_task": (C, lambda m, t: team(m, t).claim_task("me", "job")),
+    "claim_task in another agent's name": (S, lambda m, t: team(m, t).claim_task("other", "job")),
     "claim_tasks": (C, lambda m, t: team(m, t).claim_tasks("me", "job", 2)),
     "requeue_expired": (C, lambda m, t: team(m, t).requeue_expired()),
     "get_capabilities": (O, lambda m, t: team(m, t).get_capabilities("me")),
     "complete_task": (C, lambda m, t: team(m, t).complete_task("t1", {}, agent_id="me")),
+    "complete_task in the claimer's name": (S, lambda m, t: team(m, t).complete_task("t3", {}, agent_id="other")),
     "complete_task for the claimer": (S, lambda m, t: team(m, t).complete_task("t2", {})),
     "get_pending_tasks": (O, lambda m, t: team(m, t).get_pending_tasks()),
     "aggregate_results": (O, lambda m, t: team(m, t).aggregate_results()),

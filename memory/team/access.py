@@ -1,20 +1,21 @@
 """Access tiers: who may read, write, validate and administer the team's shared memory.
 
-| operation                                                             | tier needed |
-|-----------------------------------------------------------------------|-------------|
-| retrieve working memory (its own or another agent's)                  | OBSERVER    |
-| receive its own signals                                               | OBSERVER    |
-| list staged patterns, query the pattern library, read conflicts       | OBSERVER    |
-| open an existing team session and read it (get, get_info)             | OBSERVER    |
-| pending tasks, results, aggregates, active agents and capabilities    | OBSERVER    |
-| restore its own collaboration state                                   | OBSERVER    |
-| stash, send signals, stage its own patterns, record conflicts         | CONTRIBUTOR |
-| persist collaboration state                                           | CONTRIBUTOR |
-| add, claim and complete tasks, heartbeat, requeue lapsed leases       | CONTRIBUTOR |
-| create a team session, join, share and signal in it, broadcast        | CONTRIBUTOR |
-| promote or reject a staged pattern, resolve a conflict                | VALIDATOR   |
-| stage a pattern in another agent's name                               | VALIDATOR   |
-| register agents, complete a task on its claimer's behalf              | STEWARD     |
+| operation                                                              | tier needed |
+|------------------------------------------------------------------------|-------------|
+| retrieve working memory (its own or another agent's)                   | OBSERVER    |
+| receive its own signals                                                | OBSERVER    |
+| list staged patterns, query the pattern library, read conflicts        | OBSERVER    |
+| open an existing team session and read it (get, get_info)              | OBSERVER    |
+| pending tasks, results, aggregates, active agents and capabilities     | OBSERVER    |
+| restore its own collaboration state                                    | OBSERVER    |
+| stash, send signals, stage its own patterns, record conflicts          | CONTRIBUTOR |
+| persist collaboration state                                            | CONTRIBUTOR |
+| add tasks; claim, complete, heartbeat as itself; requeue lapsed leases | CONTRIBUTOR |
+| create a team session, join, share and signal in it, broadcast         | CONTRIBUTOR |
+| promote or reject a staged pattern, resolve a conflict                 | VALIDATOR   |
+| stage a pattern in another agent's name                                | VALIDATOR   |
+| register agents, complete a task on its claimer's behalf               | STEWARD     |
+| claim, complete or heartbeat in another agent's name                   | STEWARD     |
 
 An OBSERVER (a monitoring dashboard) reads what a dashboard needs and writes nothing: opening a
 team session that does not exist raises AccessDeniedError (creating one takes CONTRIBUTOR), its

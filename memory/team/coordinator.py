@@ -6,7 +6,9 @@ from the claimer's last heartbeat), then leases the best pending task to the cla
 one Lua call on Redis (memory/team/task_queue.py), one lock in the process on the embedded engine
 (memory/team/local_tasks.py). So a task is held by one agent at a time, and a crashed agent's task
 comes back ``lease_seconds`` after its last heartbeat. Only the claimer completes a task (or the
-coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). Agents, their
+coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). A coordinator
+with CONTRIBUTOR credentials claims, completes and heartbeats as its own agent id only; acting in
+another agent's name takes STEWARD (the default tier, for a coordinator shared by a team). Agents, their
 heartbeats and capabilities are Redis keys on both engines.
 
 A completed task is kept ``retention_seconds`` (24 hours by default) from its completion, then
@@ -123,6 +125,13 @@ class AgentCoordinator:
     def _require(self, tier: AccessTier, operation: str) -> None:
         self._credentials.require(tier, f"AgentCoordinator.{operation}")
 
+    def _as(self, agent: Any, operation: str) -> str:
+        """``agent``, checked: acting as oneself takes CONTRIBUTOR, in another agent's name STEWARD."""
+        self._require(AccessTier.CONTRIBUTOR, operation)
+        if check_name(agent) != self._credentials.agent_id:
+            self._require(AccessTier.STEWARD, f"{operation} in another agent's name")
+        return agent
+
     # -- agents -------------------------------------------------------------------------------
     @translated("write")
     def register_agent(self, agent: str, capabilities: Any = ()) -> bool:
@@ -143,8 +152,7 @@ class AgentCoordinator:
     @translated("write")
     def heartbeat(self, agent: str) -> None:
         """The agent is alive: its leases stay valid ``lease_seconds`` from now (CONTRIBUTOR)."""
-        self._require(AccessTier.CONTRIBUTOR, "heartbeat")
-        self.memory.client.zadd(self.keys.agents, {check_name(agent): self.memory.now_ms()})
+        self.memory.client.zadd(self.keys.agents, {self._as(agent, "heartbeat"): self.memory.now_ms()})
 
     @translated("read")
     def get_active_agents(self) -> list[str]:
@@ -174,8 +182,7 @@ class AgentCoordinator:
     @translated("write")
     def claim_task(self, agent: str, task_type: str) -> AgentTask | None:
         """The highest-priority pending task of ``task_type``, now leased to ``agent`` (CONTRIBUTOR)."""
-        self._require(AccessTier.CONTRIBUTOR, "claim_task")
-        check_name(agent)
+        self._as(agent, "claim_task")
         claimed = self._claim(check_name(task_type, "task_type"), agent, 1)
         return claimed[0] if claimed else None
 
@@ -185,8 +192,7 @@ class AgentCoordinator:
 
         For agents that work through tasks in batches: one round trip instead of ``count``.
         """
-        self._require(AccessTier.CONTRIBUTOR, "claim_tasks")
-        check_name(agent)
+        self._as(agent, "claim_tasks")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
             raise InvalidInputError(f"count must be an int from 1 to 1000, got {count!r}")
         return self._claim(check_name(task_type, "task_type"), agent, count)
@@ -206,7 +212,7 @@ class AgentCoordinator:
 
     @translated("write")
     def complete_task(self, task_id: str, result: Any = None, agent_id: str | None = None) -> bool:
-        """Record ``result`` for a task ``agent_id`` holds (CONTRIBUTOR).
+        """Record ``result`` for a task ``agent_id`` holds (CONTRIBUTOR as ``agent_id``, else STEWARD).
 
         Without an agent id the coordinator completes it for whoever holds it (STEWARD).
         TaskOwnershipError if it is not claimed, or claimed by another agent.
@@ -214,8 +220,7 @@ class AgentCoordinator:
         if agent_id is None:
             self._require(AccessTier.STEWARD, "complete_task on a claimer's behalf")
         else:
-            self._require(AccessTier.CONTRIBUTOR, "complete_task")
-            check_name(agent_id)
+            self._as(agent_id, "complete_task")
         check_name(task_id, "task_id")
         now = self.memory.now_ms()
         body, holder = self._queue.holder(task_id, now)
