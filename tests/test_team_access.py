@@ -162,3 +162,22 @@ def test_credentials_report_what_they_allow():
     assert observer.can_read() and not observer.can_stage() and not observer.can_validate()
     assert validator.can_stage() and validator.can_validate() and not validator.can_administer()
     assert f"{validator.tier}" == "VALIDATOR" and AgentCredentials("s", 4).tier is S
+
+
+def test_an_observers_listing_of_staged_patterns_forgets_nothing_and_a_contributors_does(memory):
+    worker = AgentWorkspace("worker", short_term_memory=memory)
+    for pattern_id in ("gone", "kept"):
+        worker.stage_pattern(StagedPattern(pattern_id, "worker", "t", "n", "d"))
+    store = memory.patterns._store
+    if hasattr(store, "_patterns"):  # the embedded engine: staged patterns live in the process
+        body, _ = store._patterns.staged["gone"]
+        store._patterns.staged["gone"] = (body, 0)  # as if its 24 hours were over
+    else:
+        memory.client.delete(memory.keys.staged("gone"))  # as Redis expires it
+    before = stored(memory)
+
+    assert [p.pattern_id for p in me(memory, O).get_staged_patterns()] == ["kept"]
+    assert stored(memory) == before
+
+    assert [p.pattern_id for p in me(memory, C).get_staged_patterns()] == ["kept"]
+    assert stored(memory) != before  # the expired entry left the index

@@ -20,8 +20,8 @@
 An OBSERVER (a monitoring dashboard) reads what a dashboard needs and writes nothing: opening a
 team session that does not exist raises AccessDeniedError (creating one takes CONTRIBUTOR), its
 reads of a session renew no TTL (a member's do: reading is activity), and its listing of pending
-tasks leaves lapsed leases for a contributor to requeue. Receiving its own signals moves only its
-own read cursor; listing staged patterns forgets index entries of patterns that already expired.
+tasks leaves lapsed leases for a contributor to requeue (and its listing of staged patterns, the
+index entries of expired ones to forget). Receiving its own signals moves only its own read cursor.
 """
 
 from __future__ import annotations

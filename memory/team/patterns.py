@@ -108,9 +108,11 @@ class PatternStaging:
 
     @translated("read")
     def staged(self, credentials: AgentCredentials) -> list[StagedPattern]:
-        """Patterns awaiting validation, oldest first (OBSERVER)."""
+        """Patterns awaiting validation, oldest first (OBSERVER; a contributor's listing also
+        forgets the index entries of expired ones, an observer's writes nothing)."""
         credentials.require(AccessTier.OBSERVER, "get_staged_patterns")
-        return [StagedPattern.from_dict(values.unpack(blob)) for blob in self._store.staged()]
+        blobs = self._store.staged(forget_expired=credentials.can_stage())
+        return [StagedPattern.from_dict(values.unpack(blob)) for blob in blobs]
 
     def promote(self, credentials: AgentCredentials, pattern_id: str) -> Any:
         """Move a staged pattern into the library (VALIDATOR). The LibraryPattern, or None if another won."""
