@@ -22,7 +22,7 @@ move time instead of sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -140,7 +140,7 @@ class AgentCoordinator:
         check_name(agent)
         if isinstance(capabilities, str):
             capabilities = [capabilities]
-        if not isinstance(capabilities, (list, tuple, set, frozenset)):
+        if not isinstance(capabilities, Iterable) or isinstance(capabilities, (bytes, Mapping)):
             raise InvalidInputError(f"capabilities must be a str or a list of str, got {type(capabilities).__name__}")
         caps = [values.text(cap, "a capability", empty=False, max_length=128) for cap in capabilities]
         pipe = self.memory.client.pipeline(transaction=True)
