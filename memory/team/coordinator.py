@@ -8,13 +8,14 @@ one Lua call on Redis (memory/team/task_queue.py), one lock in the process on th
 comes back ``lease_seconds`` after its last heartbeat. Only the claimer completes a task (or the
 coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). A coordinator
 with CONTRIBUTOR credentials claims, completes and heartbeats as its own agent id only; acting in
-another agent's name takes STEWARD (the default tier, for a coordinator shared by a team). Agents, their
-heartbeats and capabilities are Redis keys on both engines.
+another agent's name takes STEWARD (the default tier, for a coordinator shared by a team).
+Agents, their heartbeats and capabilities are Redis keys on both engines.
 
-A completed task is kept ``retention_seconds`` (24 hours by default) from its completion, then
-forgotten, a few at a time by later claims and completions: its result, body and attempts leave,
-``get_result`` answers None as for an id never added, ``complete_task`` raises NotFoundError, and
-``add_task`` takes the id as a new task. ``aggregate_results`` keeps counting it.
+A completed task is kept ``retention_seconds`` (24 hours by default; the retention of the
+coordinator that completed it) from its completion, then forgotten, a few at a time by later
+claims and completions: its result, body and attempts leave, ``get_result`` answers None as for an
+id never added, ``complete_task`` raises NotFoundError, and ``add_task`` takes the id as a new
+task. ``aggregate_results`` keeps counting it.
 
 All times come from the memory's clock (unix seconds) and are passed into the queue, so tests
 move time instead of sleeping.
