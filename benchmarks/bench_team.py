@@ -102,7 +102,7 @@ def throughput(url: str, tasks: int, procs: int, batch: int) -> tuple[float, int
     team = AgentCoordinator(memory, "throughput")
     pipe = memory.client.pipeline(transaction=False)
     for i in range(tasks):
-        team._queue.add(f"job-{i}", AgentTask(f"job-{i}", "job").body(), 5, "job", client=pipe)
+        team._queue.add(f"job-{i}", AgentTask(f"job-{i}", "job").body(), 5, "job", memory.now_ms(), client=pipe)
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()

@@ -4,6 +4,7 @@ its durable copy in tmp_path). Imported by the tests/test_team_*.py modules."""
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import uuid
 from typing import Any, Callable, Iterator
@@ -20,6 +21,36 @@ def delete_prefix(client: Any, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
+
+
+_READERS: dict[bytes, Callable[[Any, Any], Any]] = {
+    b"string": lambda client, key: client.get(key),
+    b"hash": lambda client, key: client.hgetall(key),
+    b"zset": lambda client, key: client.zrange(key, 0, -1, withscores=True),
+    b"set": lambda client, key: client.smembers(key),
+    b"stream": lambda client, key: client.xrange(key),
+}
+
+
+def stored(memory: RedisShortTermMemory) -> dict[Any, Any]:
+    """Everything the memory's key prefix holds, to compare before and after a refused call: each
+    Redis key with its value and, on the embedded engine, the task queues, staged patterns and
+    signals (with their readers' cursors) it keeps in the process."""
+    client = memory.client
+    found: dict[Any, Any] = {}
+    for key in client.scan_iter(match=f"{memory.keys.root}*", count=1000):
+        found[key] = _READERS[client.type(key)](client, key)
+    server = memory._connection.embedded_server
+    for name, state in list(server._local.items()) if server is not None else ():
+        if not (isinstance(name, tuple) and name[1].startswith(memory.keys.root)):
+            continue
+        if name[0] == "signal-board":
+            streams = {("*", kind): stream for kind, stream in state.broadcasts.items()}
+            streams.update({(to, kind): stream for to, inbox in state.inboxes.items() for kind, stream in inbox.items()})
+            found[name] = {where: (list(stream.entries), dict(stream.cursors)) for where, stream in streams.items()}
+        else:  # a team's task queue or the staged patterns: plain fields beside a lock
+            found[name] = {field: copy.deepcopy(value) for field, value in vars(state).items() if field != "lock"}
+    return found
 
 
 @pytest.fixture(params=REDIS_ENGINES)
@@ -89,4 +120,4 @@ def run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]], 
 
 
 __all__ = ["FakeClock", "FORK", "delete_prefix", "engine", "make_memory", "memory", "redis_memory",
-           "redis_prefix", "run_processes", "team_prefix"]
+           "redis_prefix", "run_processes", "stored", "team_prefix"]

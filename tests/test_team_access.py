@@ -1,5 +1,6 @@
 """Every access tier on every guarded operation: allowed from the documented tier up, refused
-below it with a PermissionError that names the tier needed, and a refused write changes nothing."""
+below it with a PermissionError that names the tier needed, and a refused write changes nothing.
+An OBSERVER reads what a dashboard needs and writes nothing, renewals and session creation included."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from memory import (
     StagedPattern,
     TeamSession,
 )
-from team_support import engine, make_memory, memory, team_prefix  # noqa: F401
+from memory import TTLStrategy
+from team_support import FakeClock, engine, make_memory, memory, stored, team_prefix  # noqa: F401
 
 O, C, V, S = AccessTier.OBSERVER, AccessTier.CONTRIBUTOR, AccessTier.VALIDATOR, AccessTier.STEWARD
 
@@ -32,8 +34,13 @@ def seeded(memory):
     team = AgentCoordinator(memory, "team")
     team.add_task(AgentTask("t1", "job"))
     team.add_task(AgentTask("t2", "job"))
+    team.add_task(AgentTask("t3", "job"))
     team.claim_task("me", "job")
     team.claim_task("me", "job")
+    team.claim_task("other", "job")
+    room = TeamSession(memory, "room", "p", credentials=AgentCredentials("boss", S))
+    room.add_agent("x")
+    room.share("k", 1)
 
 
 def me(memory, tier):
@@ -51,7 +58,7 @@ def session(memory, tier):
 OPERATIONS = {
     # workspace
     "retrieve own": (O, lambda m, t: me(m, t).retrieve("notes")),
-    "retrieve another agent's": (C, lambda m, t: me(m, t).retrieve("notes", agent_id="other")),
+    "retrieve another agent's": (O, lambda m, t: me(m, t).retrieve("notes", agent_id="other")),
     "stash": (C, lambda m, t: me(m, t).stash("k", 1)),
     "send_signal": (C, lambda m, t: me(m, t).send_signal("s", 1)),
     "receive_signals": (O, lambda m, t: me(m, t).receive_signals()),
@@ -69,18 +76,25 @@ OPERATIONS = {
     # coordinator
     "register_agent": (S, lambda m, t: team(m, t).register_agent("x", ["y"])),
     "heartbeat": (C, lambda m, t: team(m, t).heartbeat("me")),
+    "heartbeat in another agent's name": (S, lambda m, t: team(m, t).heartbeat("other")),
     "get_active_agents": (O, lambda m, t: team(m, t).get_active_agents()),
     "add_task": (C, lambda m, t: team(m, t).add_task(AgentTask("t9", "job"))),
     "claim_task": (C, lambda m, t: team(m, t).claim_task("me", "job")),
+    "claim_task in another agent's name": (S, lambda m, t: team(m, t).claim_task("other", "job")),
+    "claim_tasks": (C, lambda m, t: team(m, t).claim_tasks("me", "job", 2)),
+    "requeue_expired": (C, lambda m, t: team(m, t).requeue_expired()),
+    "get_capabilities": (O, lambda m, t: team(m, t).get_capabilities("me")),
     "complete_task": (C, lambda m, t: team(m, t).complete_task("t1", {}, agent_id="me")),
+    "complete_task in the claimer's name": (S, lambda m, t: team(m, t).complete_task("t3", {}, agent_id="other")),
     "complete_task for the claimer": (S, lambda m, t: team(m, t).complete_task("t2", {})),
     "get_pending_tasks": (O, lambda m, t: team(m, t).get_pending_tasks()),
     "aggregate_results": (O, lambda m, t: team(m, t).aggregate_results()),
     "get_result": (O, lambda m, t: team(m, t).get_result("t1")),
     "broadcast": (C, lambda m, t: team(m, t).broadcast("s", 1)),
     # team session
-    "open a session": (O, lambda m, t: session(m, t)),
-    "add_agent": (C, lambda m, t: session(m, S).add_agent("x") and session(m, t).add_agent("me")),
+    "open an existing session": (O, lambda m, t: session(m, t)),
+    "create a session": (C, lambda m, t: TeamSession(m, "new-room", credentials=AgentCredentials("me", t))),
+    "add_agent": (C, lambda m, t: session(m, t).add_agent("me")),
     "share": (C, lambda m, t: session(m, t).share("k", 1)),
     "get": (O, lambda m, t: session(m, t).get("k")),
     "get_info": (O, lambda m, t: session(m, t).get_info()),
@@ -96,25 +110,51 @@ def test_each_operation_needs_its_tier(memory, operation, tier):
     if tier >= required:
         call(memory, tier)
         return
-    before = _snapshot(memory)
+    before = stored(memory)
     with pytest.raises(AccessDeniedError) as caught:
         call(memory, tier)
     assert isinstance(caught.value, PermissionError)
     needed = caught.value.required  # the first gate the caller fails: above its tier, at most the operation's
     assert tier < needed <= required and needed.name in str(caught.value) and tier.name in str(caught.value)
-    assert _snapshot(memory) == before
+    assert stored(memory) == before
 
 
-def _snapshot(memory):
-    """Every key under the test's prefix with its value (cursors and session renewals aside)."""
-    found = {}
-    for key in memory.client.scan_iter(match=f"{memory.keys.root}*", count=1000):
-        kind = memory.client.type(key)
-        if b":cursor:" in key or b"{s:" in key:
-            continue
-        found[key] = {b"string": memory.client.get, b"hash": memory.client.hgetall, b"zset": lambda k: memory.client.zrange(k, 0, -1),
-                      b"set": memory.client.smembers, b"stream": memory.client.xlen}[kind](key)
-    return found
+def test_an_observer_opening_a_session_that_does_not_exist_is_told_creating_takes_a_contributor(memory):
+    before = stored(memory)
+    with pytest.raises(AccessDeniedError, match="creating team session 'nowhere'.*CONTRIBUTOR") as caught:
+        TeamSession(memory, "nowhere", "p", credentials=AgentCredentials("dash", O), ttl=0.5)
+    assert caught.value.required is C
+    assert stored(memory) == before and memory.client.exists(*memory.keys.session("nowhere")) == 0
+
+
+def test_an_observers_reads_renew_nothing_and_a_members_do(memory):
+    room = TeamSession(memory, "room", "p", ttl=600)
+    room.add_agent("a")
+    room.share("k", 1)
+    keys = memory.keys.session("room")
+    dash = TeamSession(memory, "room", credentials=AgentCredentials("dash", O), ttl=10**7)
+    assert dash.get("k") == 1 and dash.get_info()["shared_keys"] == ["k"]
+    assert all(0 < memory.client.pttl(key) <= 600_000 for key in keys)  # still the creator's 600 s
+
+    TeamSession(memory, "room").get("k")  # a member's read is activity
+    assert all(600_000 < memory.client.pttl(key) <= TTLStrategy.SESSION * 1000 for key in keys)
+
+
+def test_an_observer_reads_other_agents_working_memory_and_writes_nothing(make_memory):
+    clock = FakeClock()
+    memory = make_memory(clock=clock)
+    AgentWorkspace("worker", short_term_memory=memory).stash("findings", {"critical": 0})
+    board = AgentCoordinator(memory, "team", lease_seconds=10)
+    board.add_task(AgentTask("t1", "job"))
+    board.claim_task("crashed", "job")
+    clock.advance(11)  # the lease lapsed: a contributor's listing would requeue it
+    before = stored(memory)
+
+    dash = AgentWorkspace("dash", short_term_memory=memory, access_tier=O)
+    assert dash.retrieve("findings", agent_id="worker") == {"critical": 0}
+    watcher = AgentCoordinator(memory, "team", credentials=dash.credentials)
+    assert watcher.get_pending_tasks() == [] and watcher.aggregate_results()["total_completed"] == 0
+    assert stored(memory) == before
 
 
 def test_credentials_report_what_they_allow():
@@ -122,3 +162,22 @@ def test_credentials_report_what_they_allow():
     assert observer.can_read() and not observer.can_stage() and not observer.can_validate()
     assert validator.can_stage() and validator.can_validate() and not validator.can_administer()
     assert f"{validator.tier}" == "VALIDATOR" and AgentCredentials("s", 4).tier is S
+
+
+def test_an_observers_listing_of_staged_patterns_forgets_nothing_and_a_contributors_does(memory):
+    worker = AgentWorkspace("worker", short_term_memory=memory)
+    for pattern_id in ("gone", "kept"):
+        worker.stage_pattern(StagedPattern(pattern_id, "worker", "t", "n", "d"))
+    store = memory.patterns._store
+    if hasattr(store, "_patterns"):  # the embedded engine: staged patterns live in the process
+        body, _ = store._patterns.staged["gone"]
+        store._patterns.staged["gone"] = (body, 0)  # as if its 24 hours were over
+    else:
+        memory.client.delete(memory.keys.staged("gone"))  # as Redis expires it
+    before = stored(memory)
+
+    assert [p.pattern_id for p in me(memory, O).get_staged_patterns()] == ["kept"]
+    assert stored(memory) == before
+
+    assert [p.pattern_id for p in me(memory, C).get_staged_patterns()] == ["kept"]
+    assert stored(memory) != before  # the expired entry left the index

@@ -107,6 +107,30 @@ def test_a_task_queue_survives_a_clean_restart_mid_run(tmp_path):
     third.close()
 
 
+def test_completed_tasks_keep_their_retention_across_a_restart_and_the_snapshot_drops_them_after(tmp_path):
+    clock = FakeClock()
+    memory = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    team = AgentCoordinator(memory, "t", retention_seconds=100)
+    for name in ("early", "late"):
+        team.add_task(AgentTask(name, "job"))
+        team.claim_task("w", "job")
+        team.complete_task(name, name, agent_id="w")
+        clock.advance(50)
+    memory.close()
+
+    again = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    team = AgentCoordinator(again, "t")
+    assert team.get_result("early") is None and team.get_result("late")["result"] == "late"  # 100 s and 50 s ago
+    assert team.claim_task("w", "job") is None  # a call: "early" is dropped
+    again.close()
+
+    third = RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path), key_prefix="emb", clock=clock)
+    keys = third.keys.team("t")
+    assert third.client.hkeys(keys.tasks) == [b"late"] and third.client.zrange(keys.done, 0, -1) == [b"late"]
+    assert AgentCoordinator(third, "t").aggregate_results()["total_completed"] == 2
+    third.close()
+
+
 def test_eight_threads_claim_each_embedded_task_once(tmp_path):
     memory = open_memory(tmp_path)
     team = AgentCoordinator(memory, "load")

@@ -280,3 +280,87 @@ def test_claim_tasks_takes_a_batch_in_queue_order(memory):
     assert team.claim_tasks("w", "review", 10) == []
     with pytest.raises(InvalidInputError):
         team.claim_tasks("w", "review", 0)
+
+
+# -- retention of completed tasks -------------------------------------------------------------
+def kept(team: AgentCoordinator) -> dict[str, int]:
+    """How many completed tasks, bodies, attempts and results the team's queue still holds."""
+    queue = team._queue
+    if hasattr(queue, "_team"):  # the embedded engine keeps them in the process
+        state = queue._team
+        return {"done": len(state.done), "tasks": len(state.bodies), "attempts": len(state.attempts), "results": len(state.results)}
+    client, keys = team.memory.client, team.keys
+    return {"done": client.zcard(keys.done), "tasks": client.hlen(keys.tasks), "attempts": client.hlen(keys.attempts),
+            "results": client.hlen(keys.results)}
+
+
+def run_through(team: AgentCoordinator, ids: list[str], agent: str = "w") -> None:
+    for task_id in ids:
+        team.add_task(task(task_id))
+    for claimed in team.claim_tasks(agent, "review", len(ids)):
+        team.complete_task(claimed.task_id, {"id": claimed.task_id}, agent_id=agent)
+
+
+def test_a_completed_task_is_kept_for_its_retention_then_forgotten(make_memory):
+    clock = FakeClock()
+    team = AgentCoordinator(make_memory(clock=clock), "t1", retention_seconds=100)
+    run_through(team, ["x"])
+    clock.advance(99.9)
+    assert team.get_result("x")["result"] == {"id": "x"}
+    with pytest.raises(DuplicateTaskError):
+        team.add_task(task("x"))
+
+    clock.advance(0.1)  # the retention ends: x reads as forgotten before any call drops it
+
+    assert team.get_result("x") is None
+    with pytest.raises(NotFoundError):
+        team.complete_task("x", {}, agent_id="w")
+    assert team.aggregate_results() == {"total_completed": 1, "by_agent": {"w": 1}, "by_type": {"review": 1}}
+    team.add_task(task("x", priority=7))  # the id is free: a new task
+    again = team.claim_task("v", "review")
+    assert (again.task_id, again.priority, again.attempts) == ("x", 7, 1)
+    assert team.get_result("x") is None and team.complete_task("x", "second", agent_id="v")
+    assert team.get_result("x")["result"] == "second" and team.aggregate_results()["total_completed"] == 2
+
+
+def test_each_claim_and_completion_forgets_a_few_of_the_oldest(make_memory):
+    from memory.team.task_queue import FORGET_PER_CALL
+
+    clock = FakeClock()
+    team = AgentCoordinator(make_memory(clock=clock), "t1", retention_seconds=60)
+    run_through(team, [f"old-{n}" for n in range(100)])
+    assert kept(team) == {"done": 100, "tasks": 100, "attempts": 100, "results": 100}
+    clock.advance(61)
+
+    team.add_task(task("new"))
+    assert kept(team)["done"] == 100  # adding forgets only its own id, if that one is past retention
+    team.claim_task("w", "review")
+    assert kept(team)["done"] == 100 - FORGET_PER_CALL
+    team.complete_task("new", None, agent_id="w")
+    assert kept(team) == dict.fromkeys(("done", "tasks", "attempts", "results"), 100 - 2 * FORGET_PER_CALL + 1)
+    assert team.get_result(f"old-{2 * FORGET_PER_CALL}") is None  # not dropped yet, but forgotten all the same
+    assert team.aggregate_results()["total_completed"] == 101
+
+
+def test_ten_thousand_completed_tasks_past_retention_leave_the_queue_bounded(make_memory, engine):
+    """A team completing 10,000 tasks at a steady pace keeps about one retention's worth (600 here)."""
+    clock = FakeClock()
+    memory = make_memory(clock=clock)
+    team = AgentCoordinator(memory, "busy", retention_seconds=60, lease_seconds=600)
+    used = []
+    for batch in range(100):
+        run_through(team, [f"job-{batch}-{n}" for n in range(100)])
+        clock.advance(10)
+        if engine == "redis" and batch in (9, 99):
+            used.append(sum(memory.client.memory_usage(key) or 0 for key in memory.client.scan_iter(match=f"{team.keys.root}*")))
+
+    counts = kept(team)
+    assert all(600 <= n <= 600 + 100 for n in counts.values()), counts
+    assert team.aggregate_results()["total_completed"] == 10_000
+    if engine == "redis":
+        assert used[1] < 1.5 * used[0] and used[1] < 1 << 20, used  # after 10,000 as after 1,000
+    else:  # what the embedded engine snapshots is as bounded
+        memory.close()
+        reopened = make_memory()
+        keys = reopened.keys.team("busy")
+        assert all(600 <= n <= 700 for n in (reopened.client.hlen(keys.tasks), reopened.client.zcard(keys.done))), keys

@@ -1,7 +1,8 @@
 """The coordination layer for teams of LLM agents, on the same Redis as the memory engine.
 
-One module per idea: store (connection, RedisShortTermMemory), access (tiers, credentials), ttl,
-keys (the key schema), working (working memory), signals, sessions, coordinator (tasks), patterns
+One module per idea: store (connection, RedisShortTermMemory), access (tiers, credentials), ttl
+(TTL strategies and the one check on durations), values (what is stored, and the checks on texts
+and numbers), keys (the key schema), working (working memory), signals, sessions, coordinator (tasks), patterns
 (staging) and library (the SQL pattern library), conflicts, collaboration, durable (the embedded
 engine's durable copy), workspace (AgentWorkspace). Import the names from ``memory``.
 """

@@ -1,21 +1,27 @@
 """Access tiers: who may read, write, validate and administer the team's shared memory.
 
-| operation                                                        | tier needed  |
-|------------------------------------------------------------------|--------------|
-| retrieve own working memory, receive own signals                 | OBSERVER     |
-| list staged patterns, query the pattern library, read conflicts  | OBSERVER     |
-| read a team session (get, get_info), pending tasks, aggregates   | OBSERVER     |
-| restore own collaboration state, see active agents               | OBSERVER     |
-| retrieve another agent's working memory                          | CONTRIBUTOR  |
-| stash, send signals, stage patterns, record conflicts            | CONTRIBUTOR  |
-| persist collaboration state, add/claim/complete tasks, heartbeat | CONTRIBUTOR  |
-| join/share/signal in a team session, broadcast                   | CONTRIBUTOR  |
-| promote or reject a staged pattern, resolve a conflict           | VALIDATOR    |
-| stage a pattern in another agent's name                          | VALIDATOR    |
-| register agents, complete a task on a claimer's behalf, purge    | STEWARD      |
+| operation                                                              | tier needed |
+|------------------------------------------------------------------------|-------------|
+| retrieve working memory (its own or another agent's)                   | OBSERVER    |
+| receive its own signals                                                | OBSERVER    |
+| list staged patterns, query the pattern library, read conflicts        | OBSERVER    |
+| open an existing team session and read it (get, get_info)              | OBSERVER    |
+| pending tasks, results, aggregates, active agents and capabilities     | OBSERVER    |
+| restore its own collaboration state                                    | OBSERVER    |
+| stash, send signals, stage its own patterns, record conflicts          | CONTRIBUTOR |
+| persist collaboration state                                            | CONTRIBUTOR |
+| add tasks; claim, complete, heartbeat as itself; requeue lapsed leases | CONTRIBUTOR |
+| create a team session, join, share and signal in it, broadcast         | CONTRIBUTOR |
+| promote or reject a staged pattern, resolve a conflict                 | VALIDATOR   |
+| stage a pattern in another agent's name                                | VALIDATOR   |
+| register agents, complete a task on its claimer's behalf               | STEWARD     |
+| claim, complete or heartbeat in another agent's name                   | STEWARD     |
 
-An OBSERVER (a monitoring dashboard) sees shared state but not another agent's private working
-memory: that takes a team member (CONTRIBUTOR).
+An OBSERVER (a monitoring dashboard) reads what a dashboard needs and writes nothing: opening a
+team session that does not exist raises AccessDeniedError (creating one takes CONTRIBUTOR), its
+reads of a session renew no TTL (a member's do: reading is activity), and its listing of pending
+tasks leaves lapsed leases for a contributor to requeue (and its listing of staged patterns, the
+index entries of expired ones to forget). Receiving its own signals moves only its own read cursor.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 from memory.errors import InvalidInputError
 from memory.team.errors import AccessDeniedError
+from memory.team.values import shown
 from tiers.keys import validate_agent_id
 
 
@@ -61,10 +68,9 @@ class AgentCredentials:
     def __post_init__(self) -> None:
         agent_id(self.agent_id)
         if not isinstance(self.tier, AccessTier):
-            try:
-                object.__setattr__(self, "tier", AccessTier(self.tier))
-            except ValueError:
-                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {self.tier!r}") from None
+            if type(self.tier) is not int or not min(AccessTier) <= self.tier <= max(AccessTier):
+                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {shown(self.tier)}")
+            object.__setattr__(self, "tier", AccessTier(self.tier))
 
     def can_read(self) -> bool:
         return self.tier >= AccessTier.OBSERVER
@@ -83,3 +89,10 @@ class AgentCredentials:
         """Raise AccessDeniedError unless these credentials reach ``tier``."""
         if self.tier < tier:
             raise AccessDeniedError(self.agent_id, self.tier, tier, operation)
+
+
+def checked(credentials: object) -> AgentCredentials:
+    """``credentials`` if they are AgentCredentials, else InvalidInputError (never a string posing as one)."""
+    if not isinstance(credentials, AgentCredentials):
+        raise InvalidInputError(f"credentials must be AgentCredentials, got {type(credentials).__name__}")
+    return credentials

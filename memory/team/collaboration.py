@@ -7,7 +7,6 @@ recent state from any process. The newest ``KEEP`` states per agent are kept; no
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
@@ -62,13 +61,15 @@ class CollaborationState:
         self.trust_level = max(0.0, self.trust_level - 0.1)
 
     def to_dict(self) -> dict[str, Any]:
-        trust = self.trust_level
-        if isinstance(trust, bool) or not isinstance(trust, (int, float)) or not math.isfinite(trust) or not 0 <= trust <= 1:
-            raise InvalidInputError(f"trust_level must be a number in [0, 1], got {trust!r}")
+        """The state as it is persisted, after checking every field."""
+        values.finite(self.trust_level, "trust_level", 0.0, 1.0)
         for name in ("successful_interventions", "failed_interventions", "total_interactions"):
             count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise InvalidInputError(f"{name} must be a non-negative int, got {count!r}")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**63:
+                raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1, got {values.shown(count)}")
+        if not isinstance(self.shared_context, Mapping):
+            raise InvalidInputError(f"shared_context must be a dict, got {type(self.shared_context).__name__}")
+        values.finite(self.last_updated, "last_updated")
         return asdict(self)
 
     @classmethod
@@ -81,6 +82,8 @@ class CollaborationState:
 def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: Mapping[str, Any]) -> bool:
     credentials.require(AccessTier.CONTRIBUTOR, "persist_collaboration_state")
     agent_id(session_id, "session_id")
+    if not isinstance(state, Mapping):
+        raise InvalidInputError(f"state must be a dict, got {type(state).__name__}")
     keys = memory.keys
     me = credentials.agent_id
     state_key, index = keys.collab_state(me, session_id), keys.collab_index(me)

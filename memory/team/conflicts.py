@@ -12,7 +12,6 @@ Ties go to the agent id that sorts first, so a resolution is reproducible.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,12 +33,6 @@ return 1
 """
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
-
-
 @dataclass
 class ConflictContext:
     """``positions``: agent id -> {"position": ..., "confidence": 0..1, "weight": >= 0 (optional)}."""
@@ -52,6 +45,10 @@ class ConflictContext:
     resolution: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (again before it is stored: the fields can be changed after construction)."""
         agent_id(self.conflict_id, "conflict_id")
         if not isinstance(self.positions, Mapping) or len(self.positions) < 2:
             raise InvalidInputError("a conflict needs positions of at least two agents")
@@ -59,18 +56,19 @@ class ConflictContext:
             agent_id(agent)
             if not isinstance(position, Mapping) or "position" not in position:
                 raise InvalidInputError(f"the position of {agent!r} must be a dict with a 'position' entry")
-            confidence = _number(position.get("confidence", 0.5), f"confidence of {agent!r}")
-            if not 0 <= confidence <= 1:
-                raise InvalidInputError(f"confidence of {agent!r} must be in [0, 1], got {confidence}")
-            if _number(position.get("weight", 1.0), f"weight of {agent!r}") < 0:
-                raise InvalidInputError(f"weight of {agent!r} must not be negative")
+            values.finite(position.get("confidence", 0.5), f"confidence of {agent!r}", 0.0, 1.0)
+            values.finite(position.get("weight", 1.0), f"weight of {agent!r}", 0.0)
         if not isinstance(self.interests, Mapping):
             raise InvalidInputError("interests must be a dict of agent id -> list of interests")
+        values.text(self.description, "description", max_length=values.MAX_VALUE_BYTES)
+        if not isinstance(self.resolved, bool):
+            raise InvalidInputError(f"resolved must be a bool, got {type(self.resolved).__name__}")
+        if self.resolution is not None and not isinstance(self.resolution, Mapping):
+            raise InvalidInputError(f"resolution must be a dict or None, got {type(self.resolution).__name__}")
 
     def choose(self, strategy: str) -> tuple[str, float]:
         """(winning agent, its score) under ``strategy``."""
-        if strategy not in STRATEGIES:
-            raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        _strategy(strategy)
 
         def score(agent: str) -> float:
             position = self.positions[agent]
@@ -84,11 +82,18 @@ class ConflictContext:
         return asdict(self)
 
 
+def _strategy(value: object) -> str:
+    if not isinstance(value, str) or value not in STRATEGIES:
+        raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {values.shown(value)}")
+    return value
+
+
 @translated("write")
 def record(memory: Any, credentials: AgentCredentials, conflict: ConflictContext) -> bool:
     credentials.require(AccessTier.CONTRIBUTOR, "record_conflict")
     if not isinstance(conflict, ConflictContext):
-        raise TypeError(f"conflict must be a ConflictContext, got {type(conflict).__name__}")
+        raise InvalidInputError(f"conflict must be a ConflictContext, got {type(conflict).__name__}")
+    conflict.validate()
     key = memory.keys.conflict(conflict.conflict_id)
     blob = values.pack({**conflict.to_dict(), "recorded_by": credentials.agent_id}, "conflict")
     with memory.durable([(key, "string")]):
@@ -117,6 +122,7 @@ def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strate
     """Pick the winning position by ``strategy`` and record it (VALIDATOR). Resolving twice keeps the first."""
     credentials.require(AccessTier.VALIDATOR, "resolve_conflict")
     agent_id(conflict_id, "conflict_id")
+    _strategy(strategy)
     key = memory.keys.conflict(conflict_id)
     while True:
         conflict, blob = _load(memory, conflict_id)

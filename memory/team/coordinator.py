@@ -6,8 +6,16 @@ from the claimer's last heartbeat), then leases the best pending task to the cla
 one Lua call on Redis (memory/team/task_queue.py), one lock in the process on the embedded engine
 (memory/team/local_tasks.py). So a task is held by one agent at a time, and a crashed agent's task
 comes back ``lease_seconds`` after its last heartbeat. Only the claimer completes a task (or the
-coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). Agents, their
-heartbeats and capabilities are Redis keys on both engines.
+coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). A coordinator
+with CONTRIBUTOR credentials claims, completes and heartbeats as its own agent id only; acting in
+another agent's name takes STEWARD (the default tier, for a coordinator shared by a team).
+Agents, their heartbeats and capabilities are Redis keys on both engines.
+
+A completed task is kept ``retention_seconds`` (24 hours by default; the retention of the
+coordinator that completed it) from its completion, then forgotten, a few at a time by later
+claims and completions: its result, body and attempts leave, ``get_result`` answers None as for an
+id never added, ``complete_task`` raises NotFoundError, and ``add_task`` takes the id as a new
+task. ``aggregate_results`` keeps counting it.
 
 All times come from the memory's clock (unix seconds) and are passed into the queue, so tests
 move time instead of sleeping.
@@ -15,19 +23,22 @@ move time instead of sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from memory.errors import InvalidInputError
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials
+from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.access import agent_id as check_name
 from memory.team.errors import DuplicateTaskError, NotFoundError, TaskOwnershipError, translated
-from memory.team.ttl import TTLStrategy
+from memory.team.store import shared
+from memory.team.ttl import TTLStrategy, milliseconds
 
 MAX_PRIORITY = 1000
 CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
+RETENTION_SECONDS = 24 * 3600  # how long a completed task and its result are kept by default
+STATUSES = ("pending", "claimed", "completed")
 
 
 @dataclass
@@ -45,15 +56,24 @@ class AgentTask:
     attempts: int = 0
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (again before the task is queued: the fields can be changed after construction)."""
         check_name(self.task_id, "task_id")
         check_name(self.task_type, "task_type")
-        if not isinstance(self.description, str):
-            raise InvalidInputError(f"description must be a str, got {type(self.description).__name__}")
+        values.text(self.description, "description", max_length=values.MAX_VALUE_BYTES)
         priority = self.priority
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
-            raise InvalidInputError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {priority!r}")
+            raise InvalidInputError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {values.shown(priority)}")
         if not isinstance(self.context, Mapping):
             raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
+        if self.status not in STATUSES:
+            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {values.shown(self.status)}")
+        if self.assigned_to is not None:
+            check_name(self.assigned_to, "assigned_to")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0:
+            raise InvalidInputError(f"attempts must be a non-negative int, got {values.shown(self.attempts)}")
 
     def body(self) -> bytes:
         return values.pack(
@@ -70,7 +90,12 @@ class AgentTask:
 
 
 class AgentCoordinator:
-    """Tasks, heartbeats and broadcasts for one team. Acts as a STEWARD unless given credentials."""
+    """Tasks, heartbeats and broadcasts for one team. Acts as a STEWARD unless given credentials.
+
+    ``lease_seconds``: how long a claim holds after the claimer's last heartbeat; ``active_seconds``:
+    how recently an agent was seen to count as active; ``retention_seconds``: how long a completed
+    task and its result are kept (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -79,16 +104,17 @@ class AgentCoordinator:
         *,
         lease_seconds: float = 60.0,
         active_seconds: float = float(TTLStrategy.COORDINATION),
+        retention_seconds: float = RETENTION_SECONDS,
         credentials: AgentCredentials | None = None,
     ):
-        self.memory = memory
+        self.memory = shared(memory)
         self.team_id = check_name(team_id, "team_id")
-        self._credentials = credentials or AgentCredentials(f"coordinator:{team_id}", AccessTier.STEWARD)
-        for name, value in (("lease_seconds", lease_seconds), ("active_seconds", active_seconds)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
-        self.lease_ms = int(lease_seconds * 1000)
-        self.active_ms = int(active_seconds * 1000)
+        if credentials is None:
+            credentials = AgentCredentials(f"coordinator:{team_id}", AccessTier.STEWARD)
+        self._credentials = checked(credentials)
+        self.lease_ms = milliseconds(lease_seconds, "lease_seconds")
+        self.active_ms = milliseconds(active_seconds, "active_seconds")
+        self.retention_ms = milliseconds(retention_seconds, "retention_seconds")
         self.keys = memory.keys.team(self.team_id)
         self._queue = memory.task_queue(self.team_id)
         self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
@@ -100,15 +126,24 @@ class AgentCoordinator:
     def _require(self, tier: AccessTier, operation: str) -> None:
         self._credentials.require(tier, f"AgentCoordinator.{operation}")
 
+    def _as(self, agent: Any, operation: str) -> str:
+        """``agent``, checked: acting as oneself takes CONTRIBUTOR, in another agent's name STEWARD."""
+        self._require(AccessTier.CONTRIBUTOR, operation)
+        if check_name(agent) != self._credentials.agent_id:
+            self._require(AccessTier.STEWARD, f"{operation} in another agent's name")
+        return agent
+
     # -- agents -------------------------------------------------------------------------------
     @translated("write")
     def register_agent(self, agent: str, capabilities: Any = ()) -> bool:
         """Register (or re-register) an agent with its capabilities; counts as a heartbeat (STEWARD)."""
         self._require(AccessTier.STEWARD, "register_agent")
         check_name(agent)
-        caps = [capabilities] if isinstance(capabilities, str) else list(capabilities)
-        if not all(isinstance(cap, str) for cap in caps):
-            raise InvalidInputError("capabilities must be a list of str")
+        if isinstance(capabilities, str):
+            capabilities = [capabilities]
+        if not isinstance(capabilities, Iterable) or isinstance(capabilities, (bytes, Mapping)):
+            raise InvalidInputError(f"capabilities must be a str or a list of str, got {type(capabilities).__name__}")
+        caps = [values.text(cap, "a capability", empty=False, max_length=128) for cap in capabilities]
         pipe = self.memory.client.pipeline(transaction=True)
         pipe.hset(self.keys.capabilities, agent, values.pack(caps, "capabilities"))
         pipe.zadd(self.keys.agents, {agent: self.memory.now_ms()})
@@ -118,8 +153,7 @@ class AgentCoordinator:
     @translated("write")
     def heartbeat(self, agent: str) -> None:
         """The agent is alive: its leases stay valid ``lease_seconds`` from now (CONTRIBUTOR)."""
-        self._require(AccessTier.CONTRIBUTOR, "heartbeat")
-        self.memory.client.zadd(self.keys.agents, {check_name(agent): self.memory.now_ms()})
+        self.memory.client.zadd(self.keys.agents, {self._as(agent, "heartbeat"): self.memory.now_ms()})
 
     @translated("read")
     def get_active_agents(self) -> list[str]:
@@ -140,16 +174,16 @@ class AgentCoordinator:
         """Queue a task (CONTRIBUTOR). DuplicateTaskError if the team already has this id."""
         self._require(AccessTier.CONTRIBUTOR, "add_task")
         if not isinstance(task, AgentTask):
-            raise TypeError(f"task must be an AgentTask, got {type(task).__name__}")
-        if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type):
+            raise InvalidInputError(f"task must be an AgentTask, got {type(task).__name__}")
+        task.validate()
+        if not self._queue.add(task.task_id, task.body(), task.priority, task.task_type, self.memory.now_ms()):
             raise DuplicateTaskError(f"team {self.team_id!r} already has a task {task.task_id!r}")
         return True
 
     @translated("write")
     def claim_task(self, agent: str, task_type: str) -> AgentTask | None:
         """The highest-priority pending task of ``task_type``, now leased to ``agent`` (CONTRIBUTOR)."""
-        self._require(AccessTier.CONTRIBUTOR, "claim_task")
-        check_name(agent)
+        self._as(agent, "claim_task")
         claimed = self._claim(check_name(task_type, "task_type"), agent, 1)
         return claimed[0] if claimed else None
 
@@ -159,8 +193,7 @@ class AgentCoordinator:
 
         For agents that work through tasks in batches: one round trip instead of ``count``.
         """
-        self._require(AccessTier.CONTRIBUTOR, "claim_tasks")
-        check_name(agent)
+        self._as(agent, "claim_tasks")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
             raise InvalidInputError(f"count must be an int from 1 to 1000, got {count!r}")
         return self._claim(check_name(task_type, "task_type"), agent, count)
@@ -180,7 +213,7 @@ class AgentCoordinator:
 
     @translated("write")
     def complete_task(self, task_id: str, result: Any = None, agent_id: str | None = None) -> bool:
-        """Record ``result`` for a task ``agent_id`` holds (CONTRIBUTOR).
+        """Record ``result`` for a task ``agent_id`` holds (CONTRIBUTOR as ``agent_id``, else STEWARD).
 
         Without an agent id the coordinator completes it for whoever holds it (STEWARD).
         TaskOwnershipError if it is not claimed, or claimed by another agent.
@@ -188,19 +221,18 @@ class AgentCoordinator:
         if agent_id is None:
             self._require(AccessTier.STEWARD, "complete_task on a claimer's behalf")
         else:
-            self._require(AccessTier.CONTRIBUTOR, "complete_task")
-            check_name(agent_id)
+            self._as(agent_id, "complete_task")
         check_name(task_id, "task_id")
-        body, holder = self._queue.holder(task_id)
+        now = self.memory.now_ms()
+        body, holder = self._queue.holder(task_id, now)
         if body is None:
             raise NotFoundError(f"team {self.team_id!r} has no task {task_id!r}")
         if holder is None:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         agent = agent_id or holder
         task_type = values.unpack(body)["task_type"]
-        now = self.memory.now_ms()
-        record = {"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}
-        status, holder = self._queue.complete(task_id, agent, values.pack(record, "result"), task_type, now)
+        record = values.pack({"result": result, "agent_id": agent, "task_type": task_type, "completed_at": now / 1000}, "result")
+        status, holder = self._queue.complete(task_id, agent, record, task_type, now, now + self.retention_ms)
         if status == 0:
             raise TaskOwnershipError(f"task {task_id!r} is not claimed (pending, completed, or its lease lapsed)")
         if status == -1:
@@ -209,9 +241,10 @@ class AgentCoordinator:
 
     @translated("read")
     def get_result(self, task_id: str) -> dict[str, Any] | None:
-        """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER)."""
+        """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER); None
+        also once the task's retention has ended."""
         self._require(AccessTier.OBSERVER, "get_result")
-        blob = self._queue.result(check_name(task_id, "task_id"))
+        blob = self._queue.result(check_name(task_id, "task_id"), self.memory.now_ms())
         return None if blob is None else values.unpack(blob)
 
     @translated("write")

@@ -2,12 +2,15 @@
 
     MemoryAPIException
     ├── MemoryStoreException
-    │   ├── InvalidInputError            (ValueError) a bad id, key, priority, confidence or value
+    │   ├── InvalidInputError            (ValueError) a bad id, key, text, number, duration, value,
+    │   │                                object or credentials handed to a call, named in the message
     │   ├── DuplicateTaskError           (ValueError) a task id the team already has
     │   └── TaskOwnershipError           completing a task the caller does not hold
     ├── MemoryRetrievalException
     │   └── NotFoundError                (KeyError) no such task, pattern or conflict
-    └── AccessDeniedError                (PermissionError) the caller's tier is too low
+    ├── AccessDeniedError                (PermissionError) the caller's tier is too low
+    └── MemoryConfigException            (ValueError) a bad connection option (url, client, data_dir,
+                                         key_prefix, clock, host, port...)
 
 A Redis failure surfaces as MemoryStoreException (writes) or MemoryRetrievalException (reads).
 """

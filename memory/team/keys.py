@@ -20,9 +20,12 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{t:<team>}:claims                 hash    task id -> claimer agent id (claimed tasks only)
     <p>:team:{t:<team>}:attempts               hash    task id -> times claimed
     <p>:team:{t:<team>}:results                hash    task id -> msgpack {result, agent_id, task_type, completed_at}
+    <p>:team:{t:<team>}:done                   zset    completed task id -> unix ms its retention ends
     <p>:team:{t:<team>}:stats                  hash    total | agent:<id> | type:<type> -> completed count
     <p>:team:{t:<team>}:agents                 zset    agent id -> last heartbeat (unix ms)
     <p>:team:{t:<team>}:capabilities           hash    agent id -> msgpack list of capabilities
+    A completed task's fields in tasks, order, attempts and results leave with its done entry once
+    its retention ends (a few per claim and completion); stats keep counting it.
     The embedded engine keeps tasks (not agents) in the process, written into these keys only for
     its snapshot (memory/team/local_tasks.py).
 
@@ -160,6 +163,7 @@ class TeamTaskKeys:
         self.claims = root + "claims"
         self.attempts = root + "attempts"
         self.results = root + "results"
+        self.done = root + "done"
         self.stats = root + "stats"
         self.agents = root + "agents"
         self.capabilities = root + "capabilities"

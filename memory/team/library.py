@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Float, Index, LargeBinary, MetaData, String, Table, Text, and_, func, insert, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from memory.errors import InvalidInputError, MemoryConfigException
 from memory.team import values
+from memory.team.access import agent_id
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
+from tiers.keys import validate_prefix
 from tiers.ltm_schema import create_racing, make_engine
 
 metadata = MetaData()
@@ -47,6 +51,14 @@ patterns_table = Table(
 PROMOTED, REJECTED = "promoted", "rejected"
 
 
+def _status(value: object, allow_none: bool = False) -> str | None:
+    if value is None and allow_none:
+        return None
+    if value not in (PROMOTED, REJECTED):
+        raise InvalidInputError(f"status must be {PROMOTED!r} or {REJECTED!r}{' or None' if allow_none else ''}, got {values.shown(value)}")
+    return value  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class LibraryPattern(StagedPattern):
     """A pattern as the library holds it, with the decision taken on it."""
@@ -59,6 +71,12 @@ class LibraryPattern(StagedPattern):
 
 class PatternLibrary:
     def __init__(self, engine: Any, namespace: str, owned: bool = False):
+        if not isinstance(engine, Engine):
+            raise MemoryConfigException(f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}")
+        try:
+            validate_prefix(namespace)
+        except ValueError as exc:
+            raise MemoryConfigException(str(exc).replace("key_prefix", "namespace", 1)) from None
         self.engine = engine
         self.namespace = namespace
         self.owned = owned
@@ -78,6 +96,13 @@ class PatternLibrary:
     @translated("write")
     def decide(self, pattern: StagedPattern, status: str, decided_by: str, decided_at: float, reason: str | None) -> bool:
         """Record a decision unless the pattern is already promoted. True when this call recorded it."""
+        if not isinstance(pattern, StagedPattern):
+            raise InvalidInputError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
+        _status(status)
+        agent_id(decided_by, "decided_by")
+        values.finite(decided_at, "decided_at", 0.0)
+        if reason is not None:
+            values.text(reason, "reason")
         row = {
             "pattern_type": pattern.pattern_type, "name": pattern.name, "description": pattern.description,
             "code": pattern.code, "confidence": pattern.confidence, "agent_id": pattern.agent_id,
@@ -99,6 +124,7 @@ class PatternLibrary:
     @translated("read")
     def get(self, pattern_id: str) -> LibraryPattern | None:
         """The decision on one pattern (promoted or rejected), or None."""
+        agent_id(pattern_id, "pattern_id")
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(patterns_table).where(
@@ -112,6 +138,10 @@ class PatternLibrary:
         self, pattern_type: str | None = None, name: str | None = None, status: str | None = PROMOTED
     ) -> list[LibraryPattern]:
         """Patterns by type and/or name (exact), promoted ones by default, ordered by id."""
+        for what, value in (("pattern_type", pattern_type), ("name", name)):
+            if value is not None:
+                values.text(value, what, max_length=512)
+        _status(status, allow_none=True)
         query = select(patterns_table).where(patterns_table.c.namespace == self.namespace)
         if pattern_type is not None:
             query = query.where(patterns_table.c.pattern_type == pattern_type)
@@ -125,6 +155,7 @@ class PatternLibrary:
 
     @translated("read")
     def count(self, status: str | None = PROMOTED) -> int:
+        _status(status, allow_none=True)
         query = select(func.count()).select_from(patterns_table).where(patterns_table.c.namespace == self.namespace)
         if status is not None:
             query = query.where(patterns_table.c.status == status)

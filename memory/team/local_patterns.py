@@ -89,12 +89,12 @@ class LocalPatternStore:
             patterns.order[pattern_id] = staged_ms
         return 1
 
-    def staged(self) -> list[bytes]:
+    def staged(self, forget_expired: bool = True) -> list[bytes]:
         patterns, now = self._patterns, _now_ms()
         with self._mirror.lock:
             ordered = sorted(patterns.order, key=lambda pattern_id: (patterns.order[pattern_id], pattern_id))
             gone = [pattern_id for pattern_id in ordered if patterns.body(pattern_id, now) is None]
-            if gone:  # expired: drop them, and their index rows, whose copies have no expiry
+            if gone and forget_expired:  # expired: drop them, and their index rows, whose copies have no expiry
                 self._mirror.store(
                     [(self.keys.staged_index(), f"zmember:{pattern_id}") for pattern_id in gone], [None, -2] * len(gone)
                 )

@@ -5,7 +5,9 @@ not go through Redis commands: on fakeredis a claim interprets seven or eight co
 Lua script (~0.19 ms), where heaps under a lock take a few microseconds. The contract is the one
 the Lua scripts keep (the same tests run on both): claims by priority then in the order added,
 each task held by one agent at a time, a lease that lapses ``lease`` ms after the claimer's last
-heartbeat, completion by the claimer only, results and completion counts.
+heartbeat, completion by the claimer only, results and completion counts, and completed tasks
+forgotten once their retention ends (FORGET_PER_CALL of them by each claim and completion, all of
+them before a snapshot, so the snapshot holds none past their retention).
 
 Memories on one embedded server with one key prefix share a team's queue, as they would share its
 keys on Redis. The queue is written into the team's Redis keys (the layout of memory/team/keys.py)
@@ -24,6 +26,7 @@ from typing import Any
 
 from memory.team import values
 from memory.team.keys import TeamTaskKeys
+from memory.team.task_queue import FORGET_PER_CALL
 
 _SEQ_SHIFT = 1 << 40  # queue score = (1000 - priority) * 2^40 + seq, as in the ADD script
 
@@ -44,6 +47,9 @@ class _TeamTasks:
         self.attempts: Counter[str] = Counter()
         self.results: dict[str, bytes] = {}
         self.counts: Counter[str] = Counter()  # total | agent:<id> | type:<type> -> completed
+        self.done: dict[str, int] = {}  # completed task id -> when its retention ends (unix ms)
+        self.forgets: list[tuple[int, str]] = []  # heap of (retention end, id); stale ones skipped
+        self.now_ms = 0  # the latest time a call brought: a snapshot forgets what ended by then
         self.flushed_types: set[str] = set()  # types whose keys the last flush wrote
 
     def enqueue(self, task_id: str) -> None:
@@ -52,6 +58,30 @@ class _TeamTasks:
     def lease(self, task_id: str, deadline: int) -> None:
         self.deadlines[task_id] = deadline
         heapq.heappush(self.leases.setdefault(self.kinds[task_id], []), (deadline, task_id))
+
+    def keep_until(self, task_id: str, ends_ms: int) -> None:
+        self.done[task_id] = ends_ms
+        heapq.heappush(self.forgets, (ends_ms, task_id))
+
+    def forgotten(self, task_id: str, now_ms: int) -> bool:
+        """Whether the task is completed and past its retention (whether or not it is dropped yet)."""
+        ends = self.done.get(task_id)
+        return ends is not None and ends <= now_ms
+
+    def drop(self, task_id: str) -> None:
+        """Forget a completed task: its body, queue order, attempts and result (the counts stay)."""
+        for mapping in (self.done, self.bodies, self.kinds, self.scores, self.attempts, self.results):
+            mapping.pop(task_id, None)
+
+    def forget(self, now_ms: int, limit: int | None = FORGET_PER_CALL) -> None:
+        """Drop up to ``limit`` (None: every) completed task whose retention ended by ``now_ms``, oldest first."""
+        self.now_ms = max(self.now_ms, now_ms)
+        heap, dropped = self.forgets, 0
+        while heap and heap[0][0] <= now_ms and (limit is None or dropped < limit):
+            ends, task_id = heapq.heappop(heap)
+            if self.done.get(task_id) == ends:
+                self.drop(task_id)
+                dropped += 1
 
     def lapse(self, task_type: str, now_ms: int, lease_ms: int, heartbeat: Any) -> None:
         """Return the type's lapsed leases to the queue, or extend them from a later heartbeat."""
@@ -77,6 +107,8 @@ class _TeamTasks:
         self.attempts = Counter({k.decode(): int(v) for k, v in client.hgetall(keys.attempts).items()})
         self.results = {k.decode(): v for k, v in client.hgetall(keys.results).items()}
         self.counts = Counter({k.decode(): int(v) for k, v in client.hgetall(keys.stats).items()})
+        for member, ends in client.zrange(keys.done, 0, -1, withscores=True):
+            self.keep_until(member.decode(), int(ends))
         self.flushed_types = {kind.decode() for kind in client.smembers(keys.types)}
         for kind in self.flushed_types:
             self.queues[kind] = [(int(score), m.decode()) for m, score in client.zrange(keys.queue(kind), 0, -1, withscores=True)]
@@ -89,15 +121,19 @@ class _TeamTasks:
 
     def drop_keys(self, client: Any, keys: TeamTaskKeys) -> None:
         per_type = [name for kind in self.flushed_types for name in (keys.queue(kind), keys.leases(kind), keys.leases_due(kind))]
-        client.delete(keys.tasks, keys.order, keys.seq, keys.types, keys.claims, keys.attempts, keys.results, keys.stats, *per_type)
+        client.delete(keys.tasks, keys.order, keys.seq, keys.types, keys.claims, keys.attempts, keys.results, keys.stats,
+                      keys.done, *per_type)
 
     def flush(self, client: Any, keys: TeamTaskKeys) -> None:
+        self.forget(self.now_ms, limit=None)
         pipe = client.pipeline(transaction=True)
         self.drop_keys(pipe, keys)
         for key, mapping in ((keys.tasks, self.bodies), (keys.order, self.scores), (keys.claims, self.claims),
                              (keys.attempts, self.attempts), (keys.results, self.results), (keys.stats, self.counts)):
             if mapping:
                 pipe.hset(key, mapping=dict(mapping))
+        if self.done:
+            pipe.zadd(keys.done, self.done)
         if self.seq:
             pipe.set(keys.seq, self.seq)
         kinds = set(self.kinds.values())
@@ -152,9 +188,11 @@ class LocalTaskQueue:
     def _heartbeat(self, agent: str) -> float | None:
         return self.client.zscore(self.keys.agents, agent)
 
-    def add(self, task_id: str, body: bytes, priority: int, task_type: str) -> bool:
+    def add(self, task_id: str, body: bytes, priority: int, task_type: str, now_ms: int) -> bool:
         team = self._team
         with team.lock:
+            if team.forgotten(task_id, now_ms):
+                team.drop(task_id)
             if task_id in team.bodies:
                 return False
             team.seq += 1
@@ -169,6 +207,7 @@ class LocalTaskQueue:
     ) -> list[tuple[bytes, int]]:
         team = self._team
         with team.lock:
+            team.forget(now_ms)
             team.lapse(task_type, now_ms, lease_ms, self._heartbeat)
             heap = team.queues.get(task_type)
             claimed = []
@@ -185,14 +224,19 @@ class LocalTaskQueue:
     def requeue_lapsed(self, task_type: str, now_ms: int, lease_ms: int) -> None:
         team = self._team
         with team.lock:
+            team.forget(now_ms)
             team.lapse(task_type, now_ms, lease_ms, self._heartbeat)
 
-    def holder(self, task_id: str) -> tuple[bytes | None, str | None]:
+    def holder(self, task_id: str, now_ms: int) -> tuple[bytes | None, str | None]:
         team = self._team
         with team.lock:
+            if team.forgotten(task_id, now_ms):
+                return None, None
             return team.bodies.get(task_id), team.claims.get(task_id)
 
-    def complete(self, task_id: str, agent: str, record: bytes, task_type: str, now_ms: int) -> tuple[int, str]:
+    def complete(
+        self, task_id: str, agent: str, record: bytes, task_type: str, now_ms: int, forget_at_ms: int
+    ) -> tuple[int, str]:
         team = self._team
         with team.lock:
             holder = team.claims.get(task_id)
@@ -203,13 +247,15 @@ class LocalTaskQueue:
             del team.claims[task_id], team.deadlines[task_id]
             team.results[task_id] = record
             team.counts.update(("total", f"agent:{holder}", f"type:{task_type}"))
+            team.forget(now_ms)
+            team.keep_until(task_id, forget_at_ms)
         self.client.zadd(self.keys.agents, {holder: now_ms})
         return 1, holder
 
-    def result(self, task_id: str) -> bytes | None:
+    def result(self, task_id: str, now_ms: int) -> bytes | None:
         team = self._team
         with team.lock:
-            return team.results.get(task_id)
+            return None if team.forgotten(task_id, now_ms) else team.results.get(task_id)
 
     def types(self) -> list[str]:
         team = self._team

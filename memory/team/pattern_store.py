@@ -66,15 +66,15 @@ class RedisPatternStore:
             args=[body, ttl_ms, pattern_id, staged_ms],
         ))
 
-    def staged(self) -> list[bytes]:
-        """Bodies of the staged patterns, oldest first (expired ones are dropped from the index)."""
+    def staged(self, forget_expired: bool = True) -> list[bytes]:
+        """Bodies of the staged patterns, oldest first; ``forget_expired`` drops expired ones from the index."""
         index = self.keys.staged_index()
         ids = [member.decode() for member in self.client.zrange(index, 0, -1)]
         if not ids:
             return []
         blobs = self.client.mget([self.keys.staged(pid) for pid in ids])
         gone = [pid for pid, blob in zip(ids, blobs) if blob is None]
-        if gone:
+        if gone and forget_expired:
             self.client.zrem(index, *gone)
         return [blob for blob in blobs if blob is not None]
 

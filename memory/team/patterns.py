@@ -12,10 +12,9 @@ again.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from memory.errors import InvalidInputError
@@ -23,14 +22,9 @@ from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy
+from memory.team.values import MAX_VALUE_BYTES, finite, text
 
 DECISION_LEASE_MS = 60_000  # a validator that dies mid-decision blocks the pattern this long
-
-
-def _text(value: Any, name: str, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise InvalidInputError(f"{name} must be a {'' if allow_empty else 'non-empty '}str, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -50,19 +44,13 @@ class StagedPattern:
     def __post_init__(self) -> None:
         agent_id(self.pattern_id, "pattern_id")
         agent_id(self.agent_id)
-        _text(self.pattern_type, "pattern_type")
-        _text(self.name, "name")
-        if len(self.pattern_type) > 128 or len(self.name) > 512:
-            raise InvalidInputError("pattern_type is limited to 128 characters and name to 512")
-        _text(self.description, "description", allow_empty=True)
+        text(self.pattern_type, "pattern_type", empty=False, max_length=128)
+        text(self.name, "name", empty=False, max_length=512)
+        text(self.description, "description", max_length=MAX_VALUE_BYTES)
         if self.code is not None:
-            _text(self.code, "code", allow_empty=True)
-        confidence = self.confidence
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not math.isfinite(confidence):
-            raise InvalidInputError(f"confidence must be a number in [0, 1], got {confidence!r}")
-        if not 0.0 <= confidence <= 1.0:
-            raise InvalidInputError(f"confidence must be in [0, 1], got {confidence}")
-        object.__setattr__(self, "confidence", float(confidence))
+            text(self.code, "code", max_length=MAX_VALUE_BYTES)
+        object.__setattr__(self, "confidence", finite(self.confidence, "confidence", 0.0, 1.0))
+        object.__setattr__(self, "staged_at", finite(self.staged_at, "staged_at", 0.0))
         if not isinstance(self.context, Mapping):
             raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
         object.__setattr__(self, "context", dict(self.context))
@@ -75,6 +63,20 @@ class StagedPattern:
         names = {f.name for f in fields(StagedPattern)}
         return StagedPattern(**{k: v for k, v in data.items() if k in names})
 
+    @classmethod
+    def from_fields(cls, given: Mapping[str, Any]) -> "StagedPattern":
+        """A pattern from keyword fields, naming any that are unknown or missing (not a TypeError)."""
+        names = [f.name for f in fields(cls)]
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        problems = []
+        if unknown := sorted(name for name in given if name not in names):
+            problems.append(f"unknown fields: {', '.join(unknown)}")
+        if missing := [name for name in required if name not in given]:
+            problems.append(f"missing fields: {', '.join(missing)}")
+        if problems:
+            raise InvalidInputError(f"{'; '.join(problems)} (a staged pattern takes {', '.join(names)})")
+        return cls(**given)
+
 
 class PatternStaging:
     def __init__(self, memory: Any):
@@ -86,11 +88,11 @@ class PatternStaging:
         """Stage a pattern (CONTRIBUTOR; in another agent's name VALIDATOR). False if the library has it."""
         credentials.require(AccessTier.CONTRIBUTOR, "stage_pattern")
         if pattern is None:
-            pattern = StagedPattern(**{"agent_id": credentials.agent_id, **fields_})
+            pattern = StagedPattern.from_fields({"agent_id": credentials.agent_id, **fields_})
         elif fields_:
-            raise TypeError("give either a StagedPattern or keyword fields, not both")
+            raise InvalidInputError("give either a StagedPattern or keyword fields, not both")
         if not isinstance(pattern, StagedPattern):
-            raise TypeError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
+            raise InvalidInputError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
         if pattern.agent_id != credentials.agent_id:
             credentials.require(AccessTier.VALIDATOR, "stage a pattern in another agent's name")
         staged_at = self.memory.clock()
@@ -106,9 +108,11 @@ class PatternStaging:
 
     @translated("read")
     def staged(self, credentials: AgentCredentials) -> list[StagedPattern]:
-        """Patterns awaiting validation, oldest first (OBSERVER)."""
+        """Patterns awaiting validation, oldest first (OBSERVER; a contributor's listing also
+        forgets the index entries of expired ones, an observer's writes nothing)."""
         credentials.require(AccessTier.OBSERVER, "get_staged_patterns")
-        return [StagedPattern.from_dict(values.unpack(blob)) for blob in self._store.staged()]
+        blobs = self._store.staged(forget_expired=credentials.can_stage())
+        return [StagedPattern.from_dict(values.unpack(blob)) for blob in blobs]
 
     def promote(self, credentials: AgentCredentials, pattern_id: str) -> Any:
         """Move a staged pattern into the library (VALIDATOR). The LibraryPattern, or None if another won."""
@@ -118,7 +122,7 @@ class PatternStaging:
     def reject(self, credentials: AgentCredentials, pattern_id: str, reason: str) -> bool:
         """Reject a staged pattern, keeping the reason in the library (VALIDATOR)."""
         credentials.require(AccessTier.VALIDATOR, "reject_pattern")
-        _text(reason, "reason")
+        text(reason, "reason", empty=False)
         return self._decide(credentials, pattern_id, "rejected", reason) is not None
 
     @translated("write")

@@ -28,7 +28,7 @@ from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
 from memory.team.keys import signal_type as check_signal_type
-from memory.team.ttl import TTLStrategy
+from memory.team.ttl import TTLStrategy, seconds
 
 MAX_PER_STREAM = 1000  # entries one read takes from one stream; the rest come with the next read
 
@@ -128,9 +128,7 @@ class SignalBus:
         credentials.require(AccessTier.OBSERVER, "receive_signals")
         if kind is not None:
             check_signal_type(kind)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
-        return self._receive(credentials.agent_id, kind, timeout)
+        return self._receive(credentials.agent_id, kind, seconds(timeout, "timeout", zero=True))
 
     def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
         raise NotImplementedError

@@ -21,11 +21,13 @@ from contextlib import nullcontext
 from typing import Any, Callable, Mapping, Sequence
 
 import redis
+import redis.cluster
 from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
 
-from memory.errors import MemoryConfigException
+from memory.errors import InvalidInputError, MemoryConfigException
 from memory.team import collaboration, conflicts, patterns, signals, working
-from memory.team.access import AccessTier, AgentCredentials
+from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.durable import DurableMirror
 from memory.team.errors import translated
 from memory.team.keys import TeamKeys
@@ -34,15 +36,44 @@ from memory.team.local_signals import LocalSignalBus
 from memory.team.local_tasks import LocalTaskQueue
 from memory.team.pattern_store import RedisPatternStore
 from memory.team.task_queue import RedisTaskQueue
+from memory.team.values import shown
 from tiers.connection import LOCAL_URL, resolve
 from tiers.scripts import Script
 
 DEFAULT_DATA_DIR = ".tiermem"
 DEFAULT_PREFIX = "tiermem"
 
+# what each connection option may be: refused with MemoryConfigException before anything connects
+_OPTION_KINDS: dict[str, tuple[type, ...]] = {
+    "url": (str, type(None)),
+    "use_mock": (bool,),
+    "client": (redis.Redis, redis.cluster.RedisCluster, type(None)),
+    "ltm_url": (str, type(None)),
+    "ltm_engine": (Engine, type(None)),
+    "environ": (Mapping, type(None)),
+}
+
+
+def _option(name: str, value: Any) -> Any:
+    kinds = _OPTION_KINDS[name]
+    if not isinstance(value, kinds):
+        allowed = " or ".join("None" if kind is type(None) else kind.__name__ for kind in kinds)
+        raise MemoryConfigException(f"{name} must be {allowed}, got {type(value).__name__} {shown(value)}")
+    return value
+
+
+def _data_dir(value: Any) -> Any:
+    """A directory path the file system can take (a str or path, no NUL, no lone surrogate)."""
+    try:
+        if b"\0" in os.fsencode(value):
+            raise ValueError("it holds a NUL character")
+    except (TypeError, ValueError) as exc:
+        raise MemoryConfigException(f"data_dir must be a directory path, got {shown(value)}: {exc}") from None
+    return value
+
 
 def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
+    return os.environ if _option("environ", environ) is None else environ
 
 
 class RedisShortTermMemory:
@@ -74,6 +105,13 @@ class RedisShortTermMemory:
         self._mirror: DurableMirror | None = None
         self._connection: Any = None
         self._scripts: dict[str, Any] = {}
+        for name, value in (("url", url), ("use_mock", use_mock), ("client", client), ("ltm_url", ltm_url),
+                            ("ltm_engine", ltm_engine)):
+            _option(name, value)
+        _data_dir(data_dir)
+        if not callable(clock):
+            raise MemoryConfigException(f"clock must be a callable returning unix seconds, got {type(clock).__name__}")
+        credentials = None if credentials is None else checked(credentials)
         environ = _environment(environ)
         if key_prefix is None:
             key_prefix = environ.get("TIERMEM_KEY_PREFIX") or DEFAULT_PREFIX
@@ -146,11 +184,7 @@ class RedisShortTermMemory:
         return int(self.clock() * 1000)
 
     def resolve_credentials(self, credentials: AgentCredentials | None) -> AgentCredentials:
-        if credentials is None:
-            return self.credentials
-        if not isinstance(credentials, AgentCredentials):
-            raise TypeError(f"credentials must be AgentCredentials, got {type(credentials).__name__}")
-        return credentials
+        return self.credentials if credentials is None else checked(credentials)
 
     @property
     def pattern_library(self) -> Any:
@@ -321,6 +355,18 @@ def get_railway_redis(
     The client connects on first use (as redis-py does), so an unreachable server surfaces as a
     MemoryStoreException / MemoryRetrievalException from the first operation.
     """
+    if "client" in options or "url" in options or "use_mock" in options:
+        raise MemoryConfigException("get_railway_redis connects to host:port itself; give neither client, url nor use_mock")
+    if not isinstance(host, str) or not host or not host.isprintable() or not host.isascii():
+        raise MemoryConfigException(f"host must be a host name or address, got {shown(host)}")
+    if type(port) is not int or not 1 <= port <= 65535:
+        raise MemoryConfigException(f"port must be an int from 1 to 65535, got {shown(port)}")
+    if type(db) is not int or db < 0:
+        raise MemoryConfigException(f"db must be a non-negative int, got {shown(db)}")
+    if password is not None and (not isinstance(password, str) or not password.isprintable()):
+        raise MemoryConfigException(f"password must be a printable str or None, got {type(password).__name__}")
+    if not isinstance(ssl, bool):
+        raise MemoryConfigException(f"ssl must be a bool, got {type(ssl).__name__}")
     client = redis.Redis(
         host=host, port=port, password=password, db=db, ssl=ssl, protocol=2, socket_connect_timeout=5
     )
@@ -332,7 +378,7 @@ def get_railway_redis(
 def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> bool:
     """True when a real Redis answers at ``url``, ``REDIS_URL`` or localhost:6379 (``REDIS_URL=""``: False)."""
     environ = _environment(environ)
-    if url is None:
+    if _option("url", url) is None:
         url = environ.get("REDIS_URL", LOCAL_URL)
     if not url:
         return False
@@ -342,8 +388,14 @@ def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str]
         return False
     try:
         return bool(client.ping())
-    except RedisError:
+    except (RedisError, ValueError):  # ValueError: a host no resolver takes (UnicodeError)
         return False
     finally:
         client.close()
 
+
+def shared(memory: Any) -> RedisShortTermMemory:
+    """``memory`` if it is a RedisShortTermMemory: what sessions, coordinators and workspaces share."""
+    if not isinstance(memory, RedisShortTermMemory):
+        raise InvalidInputError(f"memory must be a RedisShortTermMemory, got {type(memory).__name__}")
+    return memory

@@ -6,6 +6,12 @@ task whose claimer stopped heartbeating to the queue, extending the others from 
 last heartbeat), then pops the best pending tasks and leases them to the claimer. The key schema
 is in memory/team/keys.py; the embedded engine keeps the same state in its process instead
 (memory/team/local_tasks.py), behind the same methods.
+
+A completed task is kept until its retention ends (the ``done`` sorted set holds when): then its
+body, queue order, attempts and result are forgotten, FORGET_PER_CALL of the oldest by each claim
+and each completion, so their number stays bounded by what completes within one retention. The
+completion counts stay. Until it is forgotten a task past its retention reads as forgotten already
+(no result, no holder), and adding its id forgets it first, so the id is free again.
 """
 
 from __future__ import annotations
@@ -13,11 +19,31 @@ from __future__ import annotations
 from typing import Any
 
 EXPIRED_PER_CLAIM = 64  # lapsed leases one claim examines (the rest, by the next claims)
+FORGET_PER_CALL = 16  # completed tasks past their retention one claim or completion forgets
+
+FORGET = """
+-- drop(ids, ...): forget completed tasks (their body, queue order, attempts and result)
+local function drop(ids, done, tasks, order, attempts, results)
+  redis.call('ZREM', done, unpack(ids))
+  for _, key in ipairs({tasks, order, attempts, results}) do redis.call('HDEL', key, unpack(ids)) end
+end
+-- forget(now, limit, ...): drop up to `limit` completed tasks whose retention ended by `now`, oldest first
+local function forget(now, limit, done, tasks, order, attempts, results)
+  local gone = redis.call('ZRANGEBYSCORE', done, '-inf', now, 'LIMIT', 0, limit)
+  if #gone > 0 then drop(gone, done, tasks, order, attempts, results) end
+end
+"""
 
 ADD = """
--- KEYS[1] tasks, KEYS[2] order, KEYS[3] seq, KEYS[4] types, KEYS[5] queue:<type>
--- ARGV[1] task id, ARGV[2] msgpack body, ARGV[3] priority (0..1000), ARGV[4] task type
+-- KEYS[1] tasks, KEYS[2] order, KEYS[3] seq, KEYS[4] types, KEYS[5] queue:<type>,
+-- KEYS[6] done, KEYS[7] attempts, KEYS[8] results
+-- ARGV[1] task id, ARGV[2] msgpack body, ARGV[3] priority (0..1000), ARGV[4] task type, ARGV[5] now (unix ms)
 -- returns 1 added, 0 the id is taken
+""" + FORGET + """
+local ends = redis.call('ZSCORE', KEYS[6], ARGV[1])
+if ends and tonumber(ends) <= tonumber(ARGV[5]) then  -- completed, past its retention: the id is free
+  drop({ARGV[1]}, KEYS[6], KEYS[1], KEYS[2], KEYS[7], KEYS[8])
+end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 local seq = redis.call('INCR', KEYS[3])
 local score = (1000 - tonumber(ARGV[3])) * 1099511627776 + seq
@@ -29,11 +55,13 @@ return 1
 
 CLAIM = """
 -- KEYS[1] queue:<type>, KEYS[2] leases:<type>, KEYS[3] claims, KEYS[4] agents (heartbeats),
--- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts, KEYS[8] leases_due:<type>
+-- KEYS[5] order, KEYS[6] tasks, KEYS[7] attempts, KEYS[8] leases_due:<type>, KEYS[9] done, KEYS[10] results
 -- ARGV[1] now (unix ms), ARGV[2] lease ms, ARGV[3] claiming agent ('' only requeues), ARGV[4] expired leases to examine,
--- ARGV[5] tasks to claim at most, ARGV[6] '1': record the claimer's heartbeat
+-- ARGV[5] tasks to claim at most, ARGV[6] '1': record the claimer's heartbeat, ARGV[7] completed tasks to forget at most
 -- returns {task id, body, attempts, ...} in queue order, or false when nothing is pending
+""" + FORGET + """
 local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+forget(now, tonumber(ARGV[7]), KEYS[9], KEYS[6], KEYS[5], KEYS[7], KEYS[10])
 -- no lease of the type ends before `due` (absent: not known), so most claims skip the lease scan
 local due = tonumber(redis.call('GET', KEYS[8]) or '-1')
 if due < 0 or due <= now then
@@ -80,9 +108,12 @@ return out
 """
 
 COMPLETE = """
--- KEYS[1] claims, KEYS[2] leases:<type>, KEYS[3] results, KEYS[4] stats, KEYS[5] agents
--- ARGV[1] task id, ARGV[2] completing agent, ARGV[3] msgpack result record, ARGV[4] task type, ARGV[5] now (unix ms)
+-- KEYS[1] claims, KEYS[2] leases:<type>, KEYS[3] results, KEYS[4] stats, KEYS[5] agents,
+-- KEYS[6] done, KEYS[7] tasks, KEYS[8] order, KEYS[9] attempts
+-- ARGV[1] task id, ARGV[2] completing agent, ARGV[3] msgpack result record, ARGV[4] task type, ARGV[5] now (unix ms),
+-- ARGV[6] when its retention ends (unix ms), ARGV[7] completed tasks to forget at most
 -- returns {1, holder} done, {0, ''} not claimed, {-1, holder} held by another agent
+""" + FORGET + """
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if not holder then return {0, ''} end
 if ARGV[2] ~= holder then return {-1, holder} end
@@ -93,6 +124,8 @@ redis.call('HINCRBY', KEYS[4], 'total', 1)
 redis.call('HINCRBY', KEYS[4], 'agent:' .. holder, 1)
 redis.call('HINCRBY', KEYS[4], 'type:' .. ARGV[4], 1)
 redis.call('ZADD', KEYS[5], ARGV[5], holder)
+forget(tonumber(ARGV[5]), tonumber(ARGV[7]), KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[3])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
 return {1, holder}
 """
 
@@ -107,12 +140,12 @@ class RedisTaskQueue:
         self._claim = memory.script(CLAIM)
         self._complete = memory.script(COMPLETE)
 
-    def add(self, task_id: str, body: bytes, priority: int, task_type: str, client: Any = None) -> bool:
+    def add(self, task_id: str, body: bytes, priority: int, task_type: str, now_ms: int, client: Any = None) -> bool:
         """Queue a task; False if the team already has the id. ``client`` may be a pipeline."""
         keys = self.keys
         added = self._add(
-            keys=[keys.tasks, keys.order, keys.seq, keys.types, keys.queue(task_type)],
-            args=[task_id, body, priority, task_type],
+            keys=[keys.tasks, keys.order, keys.seq, keys.types, keys.queue(task_type), keys.done, keys.attempts, keys.results],
+            args=[task_id, body, priority, task_type, now_ms],
             client=client,
         )
         return bool(added)
@@ -139,30 +172,41 @@ class RedisTaskQueue:
         return self._claim(
             keys=[
                 keys.queue(task_type), keys.leases(task_type), keys.claims, keys.agents,
-                keys.order, keys.tasks, keys.attempts, keys.leases_due(task_type),
+                keys.order, keys.tasks, keys.attempts, keys.leases_due(task_type), keys.done, keys.results,
             ],
-            args=[now_ms, lease_ms, agent, EXPIRED_PER_CLAIM, count, "1" if beat else "0"],
+            args=[now_ms, lease_ms, agent, EXPIRED_PER_CLAIM, count, "1" if beat else "0", FORGET_PER_CALL],
         )
 
-    def holder(self, task_id: str) -> tuple[bytes | None, str | None]:
-        """(body, claimer) of a task; None for an unknown task, or one nobody holds."""
+    def holder(self, task_id: str, now_ms: int) -> tuple[bytes | None, str | None]:
+        """(body, claimer) of a task; None for an unknown or forgotten task, or one nobody holds."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.keys.tasks, task_id)
         pipe.hget(self.keys.claims, task_id)
-        body, holder = pipe.execute()
+        pipe.zscore(self.keys.done, task_id)
+        body, holder, ends = pipe.execute()
+        if ends is not None and ends <= now_ms:
+            return None, None
         return body, None if holder is None else holder.decode()
 
-    def complete(self, task_id: str, agent: str, record: bytes, task_type: str, now_ms: int) -> tuple[int, str]:
-        """(1, holder) done; (0, '') not claimed; (-1, holder) held by another agent."""
+    def complete(
+        self, task_id: str, agent: str, record: bytes, task_type: str, now_ms: int, forget_at_ms: int
+    ) -> tuple[int, str]:
+        """(1, holder) done, kept until ``forget_at_ms``; (0, '') not claimed; (-1, holder) held by another agent."""
         keys = self.keys
         status, holder = self._complete(
-            keys=[keys.claims, keys.leases(task_type), keys.results, keys.stats, keys.agents],
-            args=[task_id, agent, record, task_type, now_ms],
+            keys=[keys.claims, keys.leases(task_type), keys.results, keys.stats, keys.agents,
+                  keys.done, keys.tasks, keys.order, keys.attempts],
+            args=[task_id, agent, record, task_type, now_ms, forget_at_ms, FORGET_PER_CALL],
         )
         return int(status), holder.decode() if isinstance(holder, bytes) else holder
 
-    def result(self, task_id: str) -> bytes | None:
-        return self.client.hget(self.keys.results, task_id)
+    def result(self, task_id: str, now_ms: int) -> bytes | None:
+        """The result record of a completed task, None once its retention has ended."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.results, task_id)
+        pipe.zscore(self.keys.done, task_id)
+        blob, ends = pipe.execute()
+        return None if ends is not None and ends <= now_ms else blob
 
     def types(self) -> list[str]:
         return sorted(kind.decode() for kind in self.client.smembers(self.keys.types))

@@ -1,11 +1,14 @@
-"""How long each kind of shared data lives, in seconds (the seeds' strategy table)."""
+"""How long each kind of shared data lives, in seconds (the seeds' strategy table), and the one
+check on every duration a caller gives the coordination layer (TTLs, leases, retention, waits)."""
 
 from __future__ import annotations
 
 import enum
-import math
 
 from memory.errors import InvalidInputError
+from memory.team.values import finite, shown
+
+MAX_SECONDS = 366 * 24 * 3600  # the longest TTL, lease, retention or wait accepted: a year
 
 
 class TTLStrategy(enum.IntEnum):
@@ -16,13 +19,25 @@ class TTLStrategy(enum.IntEnum):
     SESSION = 1800  # 30 minutes since a team session's last activity
 
 
-def ttl_ms(ttl: object, default: TTLStrategy) -> int:
-    """A TTL in milliseconds: ``None`` takes ``default``; a strategy or seconds are honoured exactly."""
-    if ttl is None:
-        return int(default) * 1000
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
-        raise InvalidInputError(f"ttl must be a positive number of seconds or a TTLStrategy, got {ttl!r}")
-    millis = round(float(ttl) * 1000)
+def seconds(value: object, name: str, *, zero: bool = False) -> float:
+    """A duration: a finite number of seconds above 0 (or 0 itself with ``zero``), at most MAX_SECONDS."""
+    number = finite(value, name)
+    if not (number >= 0 if zero else number > 0) or number > MAX_SECONDS:
+        lowest = "from 0" if zero else "above 0"
+        raise InvalidInputError(
+            f"{name} must be a number of seconds {lowest} up to {MAX_SECONDS} (366 days), got {shown(value)}"
+        )
+    return number
+
+
+def milliseconds(value: object, name: str) -> int:
+    """A duration given in seconds, as whole milliseconds (at least 1): what Redis's PX takes."""
+    millis = round(seconds(value, name) * 1000)
     if millis < 1:
-        raise InvalidInputError(f"ttl must be at least 1 ms, got {ttl!r} s")
+        raise InvalidInputError(f"{name} must be at least 1 ms, got {shown(value)} s")
     return millis
+
+
+def ttl_ms(ttl: object, default: TTLStrategy, name: str = "ttl") -> int:
+    """A TTL in milliseconds: ``None`` takes ``default``; a strategy or seconds are honoured exactly."""
+    return int(default) * 1000 if ttl is None else milliseconds(ttl, name)

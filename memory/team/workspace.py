@@ -12,10 +12,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from memory.errors import InvalidInputError
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.collaboration import CollaborationState
 from memory.team.conflicts import ConflictContext
 from memory.team.patterns import StagedPattern
+from memory.team.store import get_redis_memory, shared
+from memory.team.values import shown
+
+LEVELS = range(1, 6)  # the empathy levels, reactive (1) to systems (5)
+
+
+def _level(value: Any, name: str) -> int:
+    if type(value) is not int or value not in LEVELS:
+        raise InvalidInputError(f"{name} must be an int from 1 to 5, got {shown(value)}")
+    return value
 
 
 class AgentWorkspace:
@@ -30,15 +41,11 @@ class AgentWorkspace:
         self.user_id = agent_id(user_id, "user_id")
         self.credentials = AgentCredentials(user_id, access_tier)
         self.session_id = agent_id(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
-        self.target_level = target_level
+        self.target_level = _level(target_level, "target_level")
         self.current_empathy_level = 1
         self.collaboration_state = CollaborationState()
         self._owns_memory = short_term_memory is None
-        if short_term_memory is None:
-            from memory.team.store import get_redis_memory
-
-            short_term_memory = get_redis_memory()
-        self.short_term_memory = short_term_memory
+        self.short_term_memory = get_redis_memory() if short_term_memory is None else shared(short_term_memory)
 
     @property
     def access_tier(self) -> AccessTier:
@@ -100,6 +107,9 @@ class AgentWorkspace:
     # -- collaboration state ------------------------------------------------------------------
     def persist_collaboration_state(self) -> bool:
         """Save the collaboration state and empathy level under this session id (CONTRIBUTOR)."""
+        if not isinstance(self.collaboration_state, CollaborationState):
+            raise InvalidInputError(f"collaboration_state must be a CollaborationState, got {type(self.collaboration_state).__name__}")
+        _level(self.current_empathy_level, "current_empathy_level")
         state = {
             **self.collaboration_state.to_dict(),
             "current_empathy_level": self.current_empathy_level,
