@@ -85,6 +85,7 @@ class AgentMemoryAPI(SearchMethods):
             config = MemoryConfig()
         if not isinstance(config, MemoryConfig):
             raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
+        validation.engine_parts(redis_client, ltm_engine, clock)
         self.config = config
         self._clock = clock
         self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client)

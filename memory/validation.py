@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping  # abc isinstance checks are ~3x faster than typing's
 from typing import Any
 
-from memory.errors import InvalidInputError, MissingExtraError
+from memory.errors import InvalidInputError, MemoryConfigException, MissingExtraError
 from memory.record import MEMORY_TYPES, TIERS
 from tiers import keys
 from tiers.codec import pack_contents
@@ -277,3 +277,16 @@ def text_search(search_config: Any) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise MissingExtraError("text", f"text search needs the package {module}") from exc
+
+
+def engine_parts(redis_client: Any, ltm_engine: Any, clock: Any) -> None:
+    """What an AgentMemoryAPI is built from besides its config: a Redis client, an SQLAlchemy
+    engine (each None: made from the config) and a clock."""
+    if redis_client is not None and not all(
+        callable(getattr(redis_client, name, None)) for name in ("pipeline", "script_load", "execute_command")
+    ):
+        raise MemoryConfigException(f"redis_client must be a redis.Redis client, got {shown(redis_client)}")
+    if ltm_engine is not None and not (hasattr(ltm_engine, "dialect") and callable(getattr(ltm_engine, "connect", None))):
+        raise MemoryConfigException(f"ltm_engine must be an SQLAlchemy Engine, got {shown(ltm_engine)}")
+    if not callable(clock):
+        raise MemoryConfigException(f"clock must be a callable returning unix time, got {shown(clock)}")
