@@ -19,9 +19,9 @@ from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from memory.validation import count, is_number, number, shown
 
 RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}
-# A query's coordinates stay within this, so that sums and distances of two of them (a box's
-# center and extent) remain finite floats.
-MAX_COORDINATE = 1e300
+# A query's coordinates stay within this, so that a distance's squares (the indices square
+# coordinate differences) and a box's center and extent remain finite floats.
+MAX_COORDINATE = 1e150
 
 
 def at_resolution(record: MemoryRecord, resolution: str) -> MemoryRecord:
@@ -84,7 +84,7 @@ def query_position(center: Any, name: str = "a position") -> tuple[float, float,
         raise InvalidInputError(f"{name} must be 2 or 3 finite numbers, got {shown(center)}")
     x, y, *z = (float(v) for v in center)
     if max(abs(x), abs(y), abs(z[0]) if z else 0.0) > MAX_COORDINATE:
-        raise InvalidInputError(f"{name} must lie within +-1e300 on every axis, got {shown(center)}")
+        raise InvalidInputError(f"{name} must lie within +-1e150 on every axis, got {shown(center)}")
     return x, y, z[0] if z else 0.0
 
 
