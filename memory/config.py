@@ -1,7 +1,9 @@
 """Typed configuration: one value class per tier plus the engine-wide settings.
 
 Every option has a unit in its comment. Unknown options are an error, never ignored: a typo in a
-capacity or TTL would otherwise silently change what the engine keeps.
+capacity or TTL would otherwise silently change what the engine keeps. So is a value out of range:
+counts are ints up to 2**53 and durations seconds up to 10**12 (validation.MAX_COUNT and
+MAX_SECONDS, what Redis, SQL and Lua all take), each raising MemoryConfigException.
 """
 
 from __future__ import annotations
