@@ -23,10 +23,12 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-INSTALL_HINT = "`make install`, or pip install torch==2.13.0 && pip install -e '.[text]' in a tiermem checkout"
+INSTALL_HINT = ("pip install torch==2.13.0 && pip install 'tiermem[text]' "
+                "(in a tiermem checkout: `make install`, or pip install -e '.[text]')")
 
 # contents_text: a list is written out only when short and made of scalars (a position, tags);
-# a long numeric list (a raw vector) means nothing to a language model.
+# a long numeric list (a raw vector) means nothing to a language model, nor do binary values or
+# leaves nested deeper than MAX_DEPTH.
 MAX_LIST_ITEMS = 16
 MAX_DEPTH = 32
 
@@ -123,7 +125,9 @@ def contents_text(contents) -> str:
     short list of scalars), nested keys flattened into a path ("items given wood: 2"), underscores
     read as spaces. Order is stable whatever the dict order: string leaves first (they carry the
     meaning and must survive the model's 256-token truncation), then scalars, each group sorted by
-    path. None and empty containers are left out. A bare string is its own text.
+    path. None, empty containers, bytes and leaves deeper than MAX_DEPTH are left out. A bare
+    string is its own text. Anything stored contents can hold (what msgpack reads back) has a text;
+    other types raise TypeError.
     """
     strings: list[tuple[str, str]] = []
     scalars: list[tuple[str, str]] = []
@@ -136,17 +140,19 @@ def contents_text(contents) -> str:
 # -- contents_text internals -----------------------------------------------------------------
 def _collect(value, path: str, strings: list, scalars: list, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ValueError(f"contents nested deeper than {MAX_DEPTH} levels at {path!r}")
+        return
     if isinstance(value, str):
         if value.strip():
             strings.append((path, " ".join(value.split())))
-    elif value is None:
+    elif value is None or (depth and isinstance(value, bytes)):
         return
     elif _is_scalar(value):
         scalars.append((path, _scalar_text(value)))
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
+            if isinstance(key, bytes):
+                key = key.decode("utf-8", "replace")
+            elif not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise TypeError(f"unsupported key of type {type(key).__name__!r} at {path or '<root>'!r}")
             name = str(key).replace("_", " ").strip()
             _collect(item, f"{path} {name}" if path else name, strings, scalars, depth + 1)

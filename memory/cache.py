@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from typing import Any, Callable, Hashable
 
 from cachetools import TTLCache
 from cachetools.keys import hashkey
+
+from memory import validation
+from memory.errors import MemoryConfigException
 
 log = logging.getLogger(__name__)
 MISS = object()
@@ -23,9 +25,7 @@ MISS = object()
 
 def _seconds(value: Any, what: str) -> float:
     """A TTL: a finite number of seconds above zero (NaN would keep nothing, infinity forever)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a finite, positive number of seconds, got {value!r}")
-    return float(value)
+    return validation.seconds(value, what, error=MemoryConfigException)
 
 
 class ResultCache:
@@ -82,11 +82,12 @@ def cacheable(ttl: float = 60, maxsize: int = 256, timer: Callable[[], float] = 
     """Cache a function's results by its arguments for ``ttl`` seconds.
 
     Calls with unhashable arguments run uncached. The wrapper has ``cache_clear()`` and
-    ``cache_info()``.
+    ``cache_info()``. A bad ``ttl``, ``maxsize`` or ``timer`` is a MemoryConfigException.
     """
     ttl = _seconds(ttl, "ttl")
-    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
-        raise ValueError(f"maxsize must be a positive int, got {maxsize!r}")
+    maxsize = validation.count(maxsize, "maxsize", minimum=1, error=MemoryConfigException)
+    if not callable(timer):
+        raise MemoryConfigException(f"timer must be a callable returning seconds, got {validation.shown(timer)}")
 
     def decorate(func: Callable) -> Callable:
         cache = ResultCache(maxsize, ttl, timer)

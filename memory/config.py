@@ -1,19 +1,27 @@
 """Typed configuration: one value class per tier plus the engine-wide settings.
 
 Every option has a unit in its comment. Unknown options are an error, never ignored: a typo in a
-capacity or TTL would otherwise silently change what the engine keeps.
+capacity or TTL would otherwise silently change what the engine keeps. So is a value out of range:
+counts are ints up to 2**53 and durations seconds up to 10**12 (validation.MAX_COUNT and
+MAX_SECONDS, what Redis, SQL and Lua all take), each raising MemoryConfigException.
 """
 
 from __future__ import annotations
 
-import math
+import os
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from memory import validation
 from memory.errors import MemoryConfigException
 from tiers.keys import CHANGE_LOG_IDS
+
+MAX_VECTOR_DIM = 65536  # every memory carries a vector of this many floats
+MAX_DICTIONARY_BYTES = 1 << 24  # a trained zstd dictionary: training allocates its size up front
+MAX_DICTIONARY_SAMPLES = 100_000  # payloads held in memory until a dictionary is trained
+_MAX_TEXT = 4096  # characters of a URL, host, password or path
 
 
 class _Options:
@@ -44,26 +52,53 @@ class _Options:
         return asdict(self)  # type: ignore[call-overload]
 
 
-def _positive_int(owner: object, name: str, allow_none: bool = False) -> None:
+def _name(owner: object, name: str) -> str:
+    return f"{type(owner).__name__}.{name}"
+
+
+def _positive_int(owner: object, name: str, allow_none: bool = False, maximum: int = validation.MAX_COUNT) -> None:
     value = getattr(owner, name)
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be a positive integer, got {value!r}")
+    validation.count(value, _name(owner, name), minimum=1, maximum=maximum, error=MemoryConfigException)
 
 
-def _positive_number(owner: object, name: str, allow_none: bool = False) -> None:
+def _positive_number(owner: object, name: str) -> None:
     value = getattr(owner, name)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be a positive number, got {value!r}")
+    if not validation.is_number(value) or value <= 0:
+        raise MemoryConfigException(f"{_name(owner, name)} must be a positive number, got {validation.shown(value)}")
+
+
+def _seconds(owner: object, name: str) -> None:
+    validation.seconds(getattr(owner, name), _name(owner, name), error=MemoryConfigException)
 
 
 def _fraction(owner: object, name: str) -> None:
     value = getattr(owner, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise MemoryConfigException(f"{type(owner).__name__}.{name} must be in (0, 1], got {value!r}")
+    if not validation.is_number(value) or not 0 < value <= 1:
+        raise MemoryConfigException(f"{_name(owner, name)} must be in (0, 1], got {validation.shown(value)}")
+
+
+def _flag(owner: object, name: str) -> None:
+    if not isinstance(getattr(owner, name), bool):
+        raise MemoryConfigException(f"{_name(owner, name)} must be a bool")
+
+
+def _optional_text(owner: object, name: str) -> None:
+    value = getattr(owner, name)
+    if value is not None:
+        validation.text(value, _name(owner, name), _MAX_TEXT, error=MemoryConfigException)
+
+
+def _path(owner: object, name: str, allow_none: bool = False) -> None:
+    """A file system path: a non-empty str or os.PathLike naming one."""
+    value = getattr(owner, name)
+    if value is None and allow_none:
+        return
+    path = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(path, str) or not path:
+        raise MemoryConfigException(f"{_name(owner, name)} must be a non-empty path (a str), got {validation.shown(value)}")
+    validation.text(path, _name(owner, name), _MAX_TEXT, error=MemoryConfigException)
 
 
 @dataclass(init=False)
@@ -85,11 +120,12 @@ class RedisSTMConfig(_Options):
 
     def _validate(self) -> None:
         _positive_int(self, "memory_limit")
-        _positive_number(self, "ttl")
+        _seconds(self, "ttl")
         _fraction(self, "low_watermark")
-        _positive_int(self, "port", allow_none=True)
-        if isinstance(self.db, bool) or not isinstance(self.db, int) or self.db < 0:
-            raise MemoryConfigException(f"RedisSTMConfig.db must be a non-negative integer, got {self.db!r}")
+        _positive_int(self, "port", allow_none=True, maximum=65535)
+        validation.count(self.db, "RedisSTMConfig.db", error=MemoryConfigException)
+        for name in ("host", "password", "url"):
+            _optional_text(self, name)
         if self.url is not None and (self.host is not None or self.port is not None):
             raise MemoryConfigException("RedisSTMConfig: give either url or host/port, not both")
 
@@ -118,10 +154,9 @@ class RedisIMConfig(_Options):
 
     def _validate(self) -> None:
         _positive_int(self, "memory_limit")
-        _positive_number(self, "ttl")
+        _seconds(self, "ttl")
         _fraction(self, "low_watermark")
-        if not isinstance(self.compression_level, int) or not 1 <= self.compression_level <= 22:
-            raise MemoryConfigException(f"RedisIMConfig.compression_level must be 1..22, got {self.compression_level!r}")
+        _positive_int(self, "compression_level", maximum=22)
 
 
 @dataclass(init=False)
@@ -136,8 +171,12 @@ class LTMConfig(_Options):
     dictionary_samples: int = 500  # payloads needed before a dictionary is trained
 
     def _validate(self) -> None:
-        for name in ("promote_threshold", "batch_size", "dictionary_size", "dictionary_samples"):
-            _positive_int(self, name)
+        _positive_int(self, "promote_threshold")
+        _positive_int(self, "batch_size")
+        _positive_int(self, "dictionary_size", maximum=MAX_DICTIONARY_BYTES)
+        _positive_int(self, "dictionary_samples", maximum=MAX_DICTIONARY_SAMPLES)
+        _optional_text(self, "url")
+        _path(self, "db_path", allow_none=True)
         if self.url is not None and self.db_path is not None:
             raise MemoryConfigException("LTMConfig: give either url or db_path, not both")
 
@@ -161,16 +200,22 @@ class SearchConfig(_Options):
     index_memory_mb: int = 512  # MiB those indices may hold in all; least recently used agents leave
 
     def _validate(self) -> None:
-        for name in ("vector_dim", "exact_limit", "index_agents", "index_memory_mb"):
+        for name in ("exact_limit", "index_agents", "index_memory_mb"):
             _positive_int(self, name)
+        _positive_int(self, "vector_dim", maximum=MAX_VECTOR_DIM)
         _positive_number(self, "cell_size")
         if self.vector_dim < 8:
             raise MemoryConfigException(f"SearchConfig.vector_dim must be at least 8, got {self.vector_dim}")
-        if self.text_embedding not in TEXT_EMBEDDING_MODES:
+        if not isinstance(self.text_embedding, str) or self.text_embedding not in TEXT_EMBEDDING_MODES:
             raise MemoryConfigException(
-                f"SearchConfig.text_embedding must be one of {TEXT_EMBEDDING_MODES}, got {self.text_embedding!r}")
-        if not isinstance(self.state_vectors, bool):
-            raise MemoryConfigException("SearchConfig.state_vectors must be a bool")
+                f"SearchConfig.text_embedding must be one of {TEXT_EMBEDDING_MODES}, "
+                f"got {validation.shown(self.text_embedding)}")
+        model = self.text_model
+        if model is not None and not isinstance(model, (str, os.PathLike)) and not callable(model):
+            raise MemoryConfigException(
+                "SearchConfig.text_model must be None, a model name or path, a SentenceTransformer or a callable "
+                f"list[str] -> array (n, d); got {validation.shown(model)}")
+        _flag(self, "state_vectors")
         if not isinstance(self.position_key, str) or not self.position_key:
             raise MemoryConfigException("SearchConfig.position_key must be a non-empty str")
 
@@ -181,6 +226,9 @@ def _section(value: Any, cls: type) -> Any:
     if isinstance(value, cls):
         return value
     if isinstance(value, Mapping):
+        odd = [key for key in value if not isinstance(key, str)]
+        if odd:
+            raise MemoryConfigException(f"{cls.__name__} options are named by str, got {validation.key_names(odd)}")
         return cls(**dict(value))
     raise MemoryConfigException(f"expected {cls.__name__} or a dict of its options, got {type(value).__name__}")
 
@@ -219,7 +267,7 @@ class MemoryConfig(_Options):
                      "change_log_limit"):
             _positive_int(self, name)
         for name in ("cache_ttl", "maintenance_lock_timeout", "redis_timeout"):
-            _positive_number(self, name)
+            _seconds(self, name)
         _fraction(self, "memory_priority_decay")
         from tiers.keys import validate_prefix
 
@@ -227,8 +275,9 @@ class MemoryConfig(_Options):
             validate_prefix(self.key_prefix)
         except ValueError as exc:
             raise MemoryConfigException(str(exc)) from exc
-        if not isinstance(self.degrade_reads, bool):
-            raise MemoryConfigException("MemoryConfig.degrade_reads must be a bool")
+        _optional_text(self, "redis_url")
+        _path(self, "data_dir")
+        _flag(self, "degrade_reads")
         if self.redis_url is not None and self.stm_config.explicit_connection:
             raise MemoryConfigException("give the Redis server either as redis_url or in stm_config, not both")
 
@@ -239,11 +288,13 @@ class MemoryConfig(_Options):
     @classmethod
     def from_file(cls, path: str | Path) -> "MemoryConfig":
         """Read a TOML file: top-level engine options plus [stm], [im], [ltm] and [search] tables."""
+        if not isinstance(path, (str, os.PathLike)):  # an int would be read as an open file descriptor
+            raise MemoryConfigException(f"a config file path must be a str or a Path, got {validation.shown(path)}")
         try:
             with open(path, "rb") as handle:
                 raw = tomllib.load(handle)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise MemoryConfigException(f"cannot read config file {path}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: not TOML, not UTF-8, a NUL or surrogate in the path
+            raise MemoryConfigException(f"cannot read config file {validation.shown(path)}: {exc}") from exc
         sections = {"stm": "stm_config", "im": "im_config", "ltm": "ltm_config", "search": "search_config"}
         options = {}
         for key, value in raw.items():

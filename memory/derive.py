@@ -16,8 +16,12 @@ import numpy as np
 from embeddings.resolution import reduce, restore_one
 from memory.errors import InvalidInputError
 from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from memory.validation import count, is_number, number, shown
 
 RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}
+# A query's coordinates stay within this, so that a distance's squares (the indices square
+# coordinate differences) and a box's center and extent remain finite floats.
+MAX_COORDINATE = 1e150
 
 
 def at_resolution(record: MemoryRecord, resolution: str) -> MemoryRecord:
@@ -59,33 +63,39 @@ class PositionReader:
             return None
         value = contents.get(self.key)
         if value is not None:
-            if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(_finite(v) for v in value):
+            if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(is_number(v) for v in value):
                 return tuple(float(v) for v in value)
             return None
         x = contents.get(self.axes[0])
         if x is None:
             return None
         y, z = contents.get(self.axes[1]), contents.get(self.axes[2])
-        if not (_finite(x) and _finite(y)):
+        if not (is_number(x) and is_number(y)):
             return None
-        return (float(x), float(y), float(z)) if _finite(z) else (float(x), float(y))
+        return (float(x), float(y), float(z)) if is_number(z) else (float(x), float(y))
 
 
-def query_position(center: Any) -> tuple[float, float, float]:
-    """A query center: 2 or 3 finite numbers, as (x, y, z) with z = 0 for a 2-D point."""
+def query_position(center: Any, name: str = "a position") -> tuple[float, float, float]:
+    """A query center or box corner: 2 or 3 finite numbers within +-MAX_COORDINATE, as (x, y, z)
+    with z = 0 for a 2-D point."""
     if isinstance(center, np.ndarray):
         center = center.tolist()
-    if not isinstance(center, (list, tuple)) or len(center) not in (2, 3) or not all(_finite(v) for v in center):
-        raise InvalidInputError(f"a position must be 2 or 3 finite numbers, got {center!r}")
+    if not isinstance(center, (list, tuple)) or len(center) not in (2, 3) or not all(is_number(v) for v in center):
+        raise InvalidInputError(f"{name} must be 2 or 3 finite numbers, got {shown(center)}")
     x, y, *z = (float(v) for v in center)
+    if max(abs(x), abs(y), abs(z[0]) if z else 0.0) > MAX_COORDINATE:
+        raise InvalidInputError(f"{name} must lie within +-1e150 on every axis, got {shown(center)}")
     return x, y, z[0] if z else 0.0
 
 
 def unit_vector(vector: Any, dim: int, what: str = "query_embedding") -> np.ndarray:
     """A caller's vector as a unit float32 array of ``dim`` values, or InvalidInputError."""
     try:
-        array = np.asarray(vector, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        array = np.asarray(vector)
+        if array.dtype.kind not in "iufO":  # bools, strings, dates are not coordinates
+            raise TypeError(f"got {array.dtype.name} values")
+        array = array.astype(np.float64)  # objects: ints too large for a float fail here
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"{what} must be a sequence of numbers: {exc}") from None
     if array.ndim != 1:
         raise InvalidInputError(f"{what} must be one vector (1-D), got shape {array.shape}")
@@ -94,22 +104,22 @@ def unit_vector(vector: Any, dim: int, what: str = "query_embedding") -> np.ndar
     if not np.all(np.isfinite(array)):
         raise InvalidInputError(f"{what} contains NaN or infinite values")
     norm = float(np.linalg.norm(array))
-    if norm == 0.0:
-        raise InvalidInputError(f"{what} is all zeros: it has no direction to compare")
+    if not 0.0 < norm < math.inf:  # zeros, or a norm that overflowed or underflowed: scale first
+        scale = float(np.max(np.abs(array)))
+        if scale == 0.0:
+            raise InvalidInputError(f"{what} is all zeros: it has no direction to compare")
+        array = array / scale
+        norm = float(np.linalg.norm(array))
     return (array / norm).astype(np.float32)
 
 
 def positive_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidInputError(f"{name} must be a positive int, got {k!r}")
-    return k
+    """How many answers a ranked query returns: 1 up to validation.MAX_COUNT."""
+    return count(k, name, minimum=1)
 
 
 def radius_value(radius: Any) -> float:
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius < 0:
-        raise InvalidInputError(f"radius must be a finite number >= 0, got {radius!r}")
-    return float(radius)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    value = number(radius, "radius")
+    if value < 0:
+        raise InvalidInputError(f"radius must be a finite number >= 0, got {shown(radius)}")
+    return value

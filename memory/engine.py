@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 # contents, the data as given, the caller's own vector as Embeddings or None)
 _Checked = tuple[str, str, int, str, float, bytes, Any, "Embeddings | None"]
 _SETTLE_ATTEMPTS = 4  # reads repeated while promotions overlap them (1 + 2 + 4 ms of waiting)
-_BATCH_KEYS = frozenset({"agent_id", "data", "step_number", "memory_type", "priority", "embedding"})
-_REQUIRED_BATCH_KEYS = frozenset({"agent_id", "data", "step_number"})
 
 
 class QueryResult(list):
@@ -88,6 +86,7 @@ class AgentMemoryAPI(SearchMethods):
             config = MemoryConfig()
         if not isinstance(config, MemoryConfig):
             raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
+        validation.engine_parts(redis_client, ltm_engine, clock)
         self.config = config
         self._clock = clock
         self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
@@ -232,13 +231,7 @@ class AgentMemoryAPI(SearchMethods):
         now = self._clock()
         checked: list[_Checked] = []
         for position, item in enumerate(records):
-            if type(item) is not dict and not isinstance(item, Mapping):  # abc check only for the rare case
-                raise InvalidInputError(f"record {position} must be a dict, got {type(item).__name__}")
-            if not _BATCH_KEYS.issuperset(item) or not _REQUIRED_BATCH_KEYS.issubset(item):
-                unknown, missing = set(item) - _BATCH_KEYS, _REQUIRED_BATCH_KEYS - set(item)
-                names = sorted(map(repr, unknown or missing))
-                problem = f"unknown keys [{', '.join(names)}]" if unknown else f"missing keys [{', '.join(names)}]"
-                raise InvalidInputError(f"record {position}: {problem}")
+            validation.batch_record(position, item)
             try:
                 checked.append(
                     self._check(
@@ -467,7 +460,7 @@ class AgentMemoryAPI(SearchMethods):
     ) -> QueryResult:
         """Memories whose contents match every ``dot.path: value`` exactly, in step order."""
         agent_id = validation.agent_id(agent_id)
-        wanted = validation.attributes(attributes)
+        wanted = validation.attributes(attributes, self.config.max_payload_bytes)
         memory_type = validation.optional_memory_type(memory_type)
         limit = validation.limit(limit)
         try:

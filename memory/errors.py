@@ -10,6 +10,7 @@
     │   └── PayloadUnreadableError     a stored payload needs a dictionary no store holds (lost data)
     ├── MemoryMaintenanceException    a tier move or heal failed; carries the partial report
     └── MemoryConfigException         (also a ValueError) a bad or unknown option
+        └── MissingExtraError          (also an ImportError) a feature whose optional extra is not installed
 
 redis and SQLAlchemy errors are translated into these at the tier boundary (``raise ... from``),
 so callers never need to import a driver to handle a failure.
@@ -97,3 +98,17 @@ class TierUnavailableError(MemoryAPIException):
     def __init__(self, tier: str, message: str):
         super().__init__(f"{tier}: {message}")
         self.tier = tier
+
+
+class MissingExtraError(MemoryConfigException, ImportError):
+    """A feature needs an optional extra that is not installed; the message says how to install it.
+
+    ``extra`` names it (e.g. ``"text"``: ``pip install 'tiermem[text]'``).
+    """
+
+    def __init__(self, extra: str, message: str):
+        super().__init__(
+            f"{message}: install the {extra!r} extra, pip install 'tiermem[{extra}]' "
+            f"(from a tiermem checkout: make install)"
+        )
+        self.extra = extra

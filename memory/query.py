@@ -9,7 +9,6 @@ memories that pass all of them, and never fewer while at least n pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -17,7 +16,6 @@ from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError
 from memory.search import Query
-from memory.search_api import tier_names
 
 if TYPE_CHECKING:
     from memory.engine import AgentMemoryAPI, QueryResult
@@ -47,13 +45,11 @@ class QueryBuilder:
         return self._where(memory_types=tuple(sorted({validation.memory_type(t) for t in memory_types})))
 
     def min_importance(self, score: float) -> "QueryBuilder":
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise InvalidInputError(f"min_importance must be a finite number, got {score!r}")
-        return self._where(min_importance=float(score))
+        return self._where(min_importance=validation.number(score, "min_importance"))
 
     def where(self, attributes: Mapping[str, Any]) -> "QueryBuilder":
         """Contents matching every ``dot.path: value`` exactly (as retrieve_by_attributes)."""
-        wanted = validation.attributes(attributes)
+        wanted = validation.attributes(attributes, self._api.config.max_payload_bytes)
         merged = {**(self._query.attributes or {}), **wanted}
         return self._with(attributes=merged)
 
@@ -62,7 +58,7 @@ class QueryBuilder:
 
     def in_box(self, low: Any, high: Any) -> "QueryBuilder":
         """Only memories placed in the axis-aligned box between corners ``low`` and ``high``."""
-        low, high = query_position(low), query_position(high)
+        low, high = query_position(low, "the box's low corner"), query_position(high, "the box's high corner")
         if any(a > b for a, b in zip(low, high)):
             raise InvalidInputError(f"the box's low corner {low} is above its high corner {high} on some axis")
         return self._with(box=(low, high))
@@ -80,7 +76,7 @@ class QueryBuilder:
         return self._with(similar=("state", unit), similar_key=unit.tobytes())
 
     def in_tiers(self, tiers: Iterable[str]) -> "QueryBuilder":
-        return self._with(tiers=tier_names(tiers))
+        return self._with(tiers=validation.tiers(tiers))
 
     def top(self, n: int) -> "QueryResult":
         return self._run(replace(self._query, limit=positive_k(n, "n")))

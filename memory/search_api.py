@@ -14,7 +14,7 @@ from indices.tier_index import Filter
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
-from memory.record import TIERS, MemoryRecord
+from memory.record import MemoryRecord
 from memory.search import Query
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class SearchMethods:
         agent_id = validation.agent_id(agent_id)
         vector = unit_vector(query_embedding, self.config.search_config.vector_dim)
         query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
-                      tiers=tier_names(memory_tiers), limit=positive_k(k))
+                      tiers=validation.tiers(memory_tiers), limit=positive_k(k))
         return self._search(agent_id, "embedding", query)
 
     def search_by_content(
@@ -52,12 +52,10 @@ class SearchMethods:
         """Semantic text search over stored contents (the text model embeds the query and,
         first, every memory still waiting for its text vector)."""
         agent_id = validation.agent_id(agent_id)
-        if not isinstance(content_query, str) or not content_query.strip():
-            raise InvalidInputError(f"content_query must be a non-empty str, got {content_query!r}")
-        if self.config.search_config.text_embedding == "off":
-            raise InvalidInputError("text search is off (search_config.text_embedding='off')")
+        content_query = validation.query_text(content_query, self.config.max_payload_bytes)
+        validation.text_search(self.config.search_config)
         k = positive_k(k)
-        where, tiers = _types(memory_type), tier_names(memory_tiers)
+        where, tiers = _types(memory_type), validation.tiers(memory_tiers)
         self._text_embedder.catch_up(agent_id)
         vector = self._text_embedder.encode_query(content_query)
         query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=k)
@@ -139,18 +137,3 @@ class SearchMethods:
 def _types(memory_type: str | None) -> Filter:
     memory_type = validation.optional_memory_type(memory_type)
     return Filter(memory_types=None if memory_type is None else (memory_type,))
-
-
-def tier_names(names: Iterable[str] | None) -> tuple[str, ...]:
-    if names is None:
-        return TIERS
-    if isinstance(names, str):
-        names = [names]
-    chosen = []
-    for name in names:
-        if name not in TIERS:
-            raise InvalidInputError(f"unknown memory tier {name!r}; the tiers are {', '.join(TIERS)}")
-        chosen.append(name)
-    if not chosen:
-        raise InvalidInputError("memory_tiers must name at least one tier")
-    return tuple(t for t in TIERS if t in chosen)

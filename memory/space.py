@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from memory import validation
 from memory.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -17,10 +18,10 @@ class MemorySpace:
 
     def __init__(self, api: "AgentMemoryAPI", agent_id: str):
         self.api = api
-        self.agent_id = agent_id
+        self.agent_id = validation.agent_id(agent_id)
 
     def _agent(self, agent_id: str | None) -> str:
-        if agent_id is not None and agent_id != self.agent_id:
+        if agent_id is not None and validation.agent_id(agent_id) != self.agent_id:
             raise InvalidInputError(f"this MemorySpace belongs to {self.agent_id!r}, not {agent_id!r}")
         return self.agent_id
 

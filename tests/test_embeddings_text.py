@@ -274,3 +274,13 @@ def test_importing_the_package_loads_no_model_library():
     probe = "import sys, embeddings; print(sorted({'torch', 'sentence_transformers'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_contents_text_reads_whatever_stored_contents_hold():
+    """msgpack gives back bytes and keys of other types; a memory holding them must not break
+    every later content search of its agent."""
+    deep: dict = {"leaf": "too deep to matter"}
+    for _ in range(40):
+        deep = {"d": deep}
+    contents = {"blob": b"\x00\x01", b"raw_key": "kept", 7: "seven", "deep": deep, "pair": [b"x", "y"]}
+    assert contents_text(contents) == "7: seven; pair: y; raw key: kept"

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError, LLMClientError
 from memory.conversation.llm import LLMClient, rewrite_working_memory
 from memory.conversation.manager import MemoryManager
-from memory.conversation.state import ConversationMemory, validate_conversation_id
+from memory.conversation.state import ConversationMemory, validate_conversation_id, validate_text
 from memory.conversation.working_memory import WorkingMemoryPolicy, fold_turn, next_turn_number
 from memory.errors import MemoryAPIException, MemoryRetrievalException
 
@@ -65,6 +66,18 @@ class WorkingMemoryAgent:
         policy: WorkingMemoryPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ):
+        if llm_client is not None and not callable(getattr(llm_client, "chat", None)):
+            raise InvalidConversationError(f"llm_client must have an async chat(messages), got {validation.shown(llm_client)}")
+        if memory_manager is not None and not isinstance(memory_manager, MemoryManager) and not (
+            callable(getattr(memory_manager, "retrieve", None)) and callable(getattr(memory_manager, "store", None))
+        ):
+            raise InvalidConversationError(
+                f"memory_manager must have async retrieve(query) and store(data), got {validation.shown(memory_manager)}"
+            )
+        if policy is not None and not isinstance(policy, WorkingMemoryPolicy):
+            raise InvalidConversationError(f"policy must be a WorkingMemoryPolicy, got {validation.shown(policy)}")
+        if not callable(clock):
+            raise InvalidConversationError(f"clock must be a callable returning unix time, got {validation.shown(clock)}")
         self.llm_client = llm_client
         self.memory_manager = memory_manager
         self.policy = policy or WorkingMemoryPolicy()
@@ -107,6 +120,7 @@ class WorkingMemoryAgent:
             raise InvalidConversationError(
                 f"message is {len(message)} characters long; the limit is {self.policy.max_message_chars}"
             )
+        validate_text(message, "message")
         if metadata is None:
             raise InvalidConversationError("metadata is None; pass metadata={'conversation_id': ...}")
         if not isinstance(metadata, Mapping):

@@ -23,6 +23,7 @@ from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, Text,
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
@@ -70,10 +71,12 @@ class DatabaseMemoryManager(MemoryManager):
             self.namespace = validate_prefix(namespace)
         except ValueError as exc:
             raise InvalidConversationError(str(exc).replace("key_prefix", "namespace")) from None
+        threads = validation.count(threads, "threads", minimum=1, maximum=1024, error=InvalidConversationError)
         if isinstance(db, str):
+            validation.text(db, "db", 4096, error=InvalidConversationError)
             try:
                 self._engine, self._owned = make_engine(db, None), True
-            except TierUnavailableError as exc:
+            except (TierUnavailableError, ImportError) as exc:  # ImportError: the URL's driver is not installed
                 raise MemoryConfigException(f"cannot open the conversation database: {exc}") from exc
         elif isinstance(db, Engine):
             self._engine, self._owned = db, False
@@ -116,14 +119,17 @@ class DatabaseMemoryManager(MemoryManager):
             raise MemoryRetrievalException(f"the database did not answer for conversation {conversation_id!r}: {exc}") from exc
         if row is None:
             return None
-        return ConversationMemory(
-            conversation_id=conversation_id,
-            working_memory=row["working_memory"],
-            turn_count=int(row["turn_count"]),
-            turns=ConversationMemory.turns_from_json(row["turns"]),
-            updated_at=float(row["updated_at"]),
-            version=int(row["version"]),
-        )
+        try:
+            return ConversationMemory(
+                conversation_id=conversation_id,
+                working_memory=row["working_memory"],
+                turn_count=int(row["turn_count"]),
+                turns=ConversationMemory.turns_from_json(row["turns"]),
+                updated_at=float(row["updated_at"]),
+                version=int(row["version"]),
+            )
+        except (TypeError, ValueError) as exc:  # a row some other writer left
+            raise MemoryRetrievalException(f"conversation {conversation_id!r} in the database is unreadable: {exc!r}") from exc
 
     async def _write_if(self, memory: ConversationMemory, previous: ConversationMemory) -> int | None:
         expected_version = previous.version
@@ -164,9 +170,7 @@ class DatabaseMemoryManager(MemoryManager):
 
     async def purge_idle(self, idle_for: float) -> int:
         """Delete conversations not written for ``idle_for`` seconds (a retention policy); returns how many."""
-        if isinstance(idle_for, bool) or not isinstance(idle_for, (int, float)) or idle_for < 0:
-            raise InvalidConversationError(f"idle_for must be a non-negative number of seconds, got {idle_for!r}")
-        cutoff = self._clock() - idle_for
+        cutoff = self._clock() - validation.seconds(idle_for, "idle_for", zero=True, error=InvalidConversationError)
         stmt = delete(conversations).where((conversations.c.namespace == self.namespace) & (conversations.c.updated_at < cutoff))
 
         def work() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from memory import validation
 from memory.config import MemoryConfig
 from memory.conversation.agent import WorkingMemoryAgent
 from memory.conversation.database_manager import DatabaseMemoryManager
@@ -32,21 +33,30 @@ def create_memory_agent(config: Mapping[str, Any]) -> WorkingMemoryAgent:
     ``memory_config`` for an engine the agent owns; with ``redis_url`` or ``redis_client`` the
     current memories are kept in Redis, so processes can share conversations). ``llm_client``
     (optional) is any object with ``async chat(messages)``; ``policy`` a ``WorkingMemoryPolicy``.
+
+    An unknown or unusable option raises MemoryConfigException; a bad value for one of the
+    agent's or a manager's own arguments raises that part's InvalidConversationError; the agent's
+    are checked before any manager is opened.
     """
     if not isinstance(config, Mapping):
         raise MemoryConfigException(f"config must be a dict, got {type(config).__name__}")
-    unknown = sorted(set(config) - _KNOWN)
+    unknown = set(config) - _KNOWN
     if "model" in unknown or "temperature" in unknown:
         raise MemoryConfigException(
             "tiermem ships no LLM client: build yours from model/temperature and pass it as llm_client"
         )
     if unknown:
-        raise MemoryConfigException(f"unknown create_memory_agent option(s) {unknown}; known: {sorted(_KNOWN)}")
+        raise MemoryConfigException(
+            f"unknown create_memory_agent option(s) {validation.key_names(unknown)}; known: {sorted(_KNOWN)}"
+        )
     memory_type = config.get("memory_type", "memory")
-    if memory_type not in MEMORY_TYPES:
-        raise MemoryConfigException(f"memory_type must be one of {', '.join(MEMORY_TYPES)}; got {memory_type!r}")
-    manager = _manager(memory_type, config)
-    return WorkingMemoryAgent(config.get("llm_client"), manager, policy=config.get("policy"))
+    if not isinstance(memory_type, str) or memory_type not in MEMORY_TYPES:
+        raise MemoryConfigException(
+            f"memory_type must be one of {', '.join(MEMORY_TYPES)}; got {validation.shown(memory_type)}"
+        )
+    agent = WorkingMemoryAgent(config.get("llm_client"), policy=config.get("policy"))  # checked before a manager opens
+    agent.memory_manager = _manager(memory_type, config)
+    return agent
 
 
 def _manager(memory_type: str, config: Mapping[str, Any]) -> MemoryManager:
@@ -59,10 +69,15 @@ def _manager(memory_type: str, config: Mapping[str, Any]) -> MemoryManager:
             raise MemoryConfigException('memory_type "database" needs db_connection (an SQLAlchemy engine or URL)')
         return DatabaseMemoryManager(config["db_connection"], namespace=config.get("namespace", "tiermem"))
     api = config.get("memory_api")
-    owned = api is None
-    if owned:
-        api = AgentMemoryAPI(config.get("memory_config") or MemoryConfig())
-    return TieredMemoryManager(api, head=_redis(config, required=False), close_api=owned)
+    if api is not None:
+        if "memory_config" in config:
+            raise MemoryConfigException("give memory_api or memory_config, not both")
+        return TieredMemoryManager(api, head=_redis(config, required=False))
+    memory_config = config.get("memory_config")
+    if memory_config is not None and not isinstance(memory_config, MemoryConfig):
+        raise MemoryConfigException(f"memory_config must be a MemoryConfig, got {validation.shown(memory_config)}")
+    head = _redis(config, required=False)  # checked before an engine is opened
+    return TieredMemoryManager(AgentMemoryAPI(memory_config or MemoryConfig()), head=head, close_api=True)
 
 
 def _redis(config: Mapping[str, Any], required: bool) -> RedisMemoryManager | None:

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Callable
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
@@ -29,14 +30,11 @@ class InMemoryManager(MemoryManager):
         clock: Callable[[], float] = time.time,
     ):
         super().__init__(conflict_timeout=conflict_timeout, clock=clock)
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
-            raise InvalidConversationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-        if max_conversations is not None and (
-            isinstance(max_conversations, bool) or not isinstance(max_conversations, int) or max_conversations <= 0
-        ):
-            raise InvalidConversationError(f"max_conversations must be a positive int or None, got {max_conversations!r}")
-        self.ttl = ttl
-        self.max_conversations = max_conversations
+        self.ttl = None if ttl is None else validation.seconds(ttl, "ttl", error=InvalidConversationError)
+        self.max_conversations = (
+            None if max_conversations is None
+            else validation.count(max_conversations, "max_conversations", minimum=1, error=InvalidConversationError)
+        )
         self._memories: OrderedDict[str, tuple[ConversationMemory, float]] = OrderedDict()  # id -> (memory, written at)
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Protocol, Sequence
 
+from memory import validation
 from memory.conversation.errors import LLMClientError
 
 log = logging.getLogger(__name__)
@@ -49,4 +50,5 @@ async def rewrite_working_memory(
     if len(text) > max_chars:
         log.warning("the model's working memory has %d characters; keeping the first %d", len(text), max_chars)
         text = text[: max_chars - 3] + "..."
+    validation.text(text, "the model's working memory", max_chars, error=LLMClientError)  # what every backend stores
     return text, response.get("usage")

@@ -12,6 +12,7 @@ what protects against other managers and other processes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import time
@@ -20,12 +21,13 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
+from memory import validation
 from memory.conversation.errors import ConversationConflictError, InvalidConversationError
 from memory.conversation.state import ConversationMemory, validate_conversation_id, validate_working_memory
 
 log = logging.getLogger(__name__)
 
-Change = Callable[[ConversationMemory], Awaitable[ConversationMemory]]
+Change = Callable[[ConversationMemory], "Awaitable[ConversationMemory] | ConversationMemory"]
 _QUERY_KEYS = frozenset({"conversation_id", "message"})  # the agent may pass the turn's message along
 _STORE_KEYS = frozenset({"conversation_id", "working_memory"})
 
@@ -38,9 +40,9 @@ class MemoryManager(ABC):
     """
 
     def __init__(self, *, conflict_timeout: float = 30.0, clock: Callable[[], float] = time.time):
-        if not isinstance(conflict_timeout, (int, float)) or isinstance(conflict_timeout, bool) or conflict_timeout <= 0:
-            raise InvalidConversationError(f"conflict_timeout must be a positive number of seconds, got {conflict_timeout!r}")
-        self.conflict_timeout = float(conflict_timeout)
+        self.conflict_timeout = validation.seconds(conflict_timeout, "conflict_timeout", error=InvalidConversationError)
+        if not callable(clock):
+            raise InvalidConversationError(f"clock must be a callable returning unix time, got {validation.shown(clock)}")
         self._clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.conflicts = 0  # writes that lost the version race and were retried (a contention gauge)
@@ -97,17 +99,22 @@ class MemoryManager(ABC):
         """Apply ``change`` atomically: no concurrent update of the conversation is lost.
 
         ``change`` receives the current memory (``ConversationMemory.empty`` when there is none)
-        and returns the next one; it may run more than once when other writers interfere, so it
-        must not have effects beyond computing its answer. If it raises, nothing is written.
+        and returns the next one (a coroutine function, or a plain one); it may run more than once
+        when other writers interfere, so it must not have effects beyond computing its answer. If
+        it raises, nothing is written.
         """
         conversation_id = validate_conversation_id(conversation_id)
+        if not callable(change):
+            raise InvalidConversationError(f"change must be a callable, got {validation.shown(change)}")
         deadline = time.monotonic() + self.conflict_timeout
         attempts = 0
         async with self._conversation_lock(conversation_id):
             while True:
                 attempts += 1
                 current = await self._read(conversation_id) or ConversationMemory.empty(conversation_id)
-                new = await change(current)
+                new = change(current)
+                if inspect.isawaitable(new):
+                    new = await new
                 current.check_successor(new)
                 version = await self._write_if(new, current)
                 if version is not None:
@@ -149,9 +156,11 @@ class MemoryManager(ABC):
 def _conversation_of(data: Any, allowed: frozenset[str], name: str) -> str:
     if not isinstance(data, Mapping):
         raise InvalidConversationError(f"{name} must be a dict with a conversation_id, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed)
+    unknown = set(data) - allowed
     if unknown:
-        raise InvalidConversationError(f"{name} has unknown keys {unknown}; known keys are {sorted(allowed)}")
+        raise InvalidConversationError(
+            f"{name} has unknown keys {validation.key_names(unknown)}; known keys are {sorted(allowed)}"
+        )
     if "conversation_id" not in data:
         raise InvalidConversationError(f"{name} has no conversation_id")
     return validate_conversation_id(data["conversation_id"])

@@ -22,10 +22,11 @@ from typing import Any, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory, validate_conversation_id
-from memory.errors import MemoryRetrievalException, MemoryStoreException
+from memory.errors import MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 from tiers.keys import validate_prefix
 
 DEFAULT_TTL = 24 * 3600.0
@@ -74,16 +75,22 @@ class RedisMemoryManager(MemoryManager):
         super().__init__(conflict_timeout=conflict_timeout, clock=clock)
         if (redis_url is None) == (client is None):
             raise InvalidConversationError("give RedisMemoryManager either redis_url or client, not both or neither")
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
-            raise InvalidConversationError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self.ttl = None if ttl is None else validation.seconds(ttl, "ttl", error=InvalidConversationError)
         try:
             self.key_prefix = validate_prefix(key_prefix)
         except ValueError as exc:
             raise InvalidConversationError(str(exc)) from None
-        self.ttl = ttl
-        self._owned = client is None
-        self._client = aioredis.from_url(redis_url) if client is None else client
-        self._cas = self._client.register_script(CAS_SCRIPT)
+        if client is None:
+            validation.text(redis_url, "redis_url", 4096, error=InvalidConversationError)
+            try:
+                client = aioredis.from_url(redis_url)
+            except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
+                raise MemoryConfigException(f"cannot use redis_url {redis_url!r}: {exc}") from None
+        elif not callable(getattr(client, "register_script", None)):
+            raise InvalidConversationError(f"client must be an async Redis client, got {validation.shown(client)}")
+        self._owned = redis_url is not None
+        self._client = client
+        self._cas = client.register_script(CAS_SCRIPT)
 
     def key(self, conversation_id: str) -> str:
         return f"{self.key_prefix}:conversation:{{{validate_conversation_id(conversation_id)}}}"
@@ -95,15 +102,18 @@ class RedisMemoryManager(MemoryManager):
             raise MemoryRetrievalException(f"Redis did not answer for conversation {conversation_id!r}: {exc}") from exc
         if not fields:
             return None
-        text = {_text(name): _text(value) for name, value in fields.items()}
-        return ConversationMemory(
-            conversation_id=conversation_id,
-            working_memory=text["working_memory"],
-            turn_count=int(text["turn_count"]),
-            turns=ConversationMemory.turns_from_json(text["turns"]),
-            updated_at=float(text["updated_at"]),
-            version=int(text["version"]),
-        )
+        try:
+            text = {_text(name): _text(value) for name, value in fields.items()}
+            return ConversationMemory(
+                conversation_id=conversation_id,
+                working_memory=text["working_memory"],
+                turn_count=int(text["turn_count"]),
+                turns=ConversationMemory.turns_from_json(text["turns"]),
+                updated_at=float(text["updated_at"]),
+                version=int(text["version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # a hash some other writer left
+            raise MemoryRetrievalException(f"conversation {conversation_id!r} in Redis is unreadable: {exc!r}") from exc
 
     async def _write_if(self, memory: ConversationMemory, previous: ConversationMemory) -> int | None:
         expected_version = previous.version

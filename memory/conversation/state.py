@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError
 
 CONVERSATION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,120}")
@@ -40,13 +41,12 @@ def validate_conversation_id(value: Any) -> str:
 
 
 def validate_working_memory(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidConversationError(f"working_memory must be a str, got {type(value).__name__}")
-    if len(value) > MAX_WORKING_MEMORY_CHARS:
-        raise InvalidConversationError(
-            f"working_memory is {len(value)} characters long; the limit is {MAX_WORKING_MEMORY_CHARS}"
-        )
-    return value
+    return validate_text(value, "working_memory")
+
+
+def validate_text(value: Any, name: str) -> str:
+    """A working memory or message every backend stores as it is (see validation.text)."""
+    return validation.text(value, name, MAX_WORKING_MEMORY_CHARS, error=InvalidConversationError)
 
 
 @dataclass(frozen=True)
@@ -95,15 +95,21 @@ class ConversationMemory:
         """Refuse an update that is not a well-formed next state of this one."""
         if not isinstance(new, ConversationMemory):
             raise InvalidConversationError(f"an update must return a ConversationMemory, got {type(new).__name__}")
-        if new.conversation_id != self.conversation_id:
+        if not isinstance(new.conversation_id, str) or new.conversation_id != self.conversation_id:
             raise InvalidConversationError(
-                f"an update of {self.conversation_id!r} returned the memory of {new.conversation_id!r}"
+                f"an update of {self.conversation_id!r} returned the memory of {validation.shown(new.conversation_id)}"
             )
         validate_working_memory(new.working_memory)
-        if new.turn_count < self.turn_count:
-            raise InvalidConversationError(f"turn_count went back from {self.turn_count} to {new.turn_count}")
-        if any(not isinstance(t, Turn) or not isinstance(t.message, str) for t in new.turns):
-            raise InvalidConversationError("turns must be Turn values with str messages")
+        turn_count = validation.count(new.turn_count, "turn_count", error=InvalidConversationError)
+        if turn_count < self.turn_count:
+            raise InvalidConversationError(f"turn_count went back from {self.turn_count} to {turn_count}")
+        validation.number(new.updated_at, "updated_at", error=InvalidConversationError)
+        if not isinstance(new.turns, tuple) or any(not isinstance(t, Turn) for t in new.turns):
+            raise InvalidConversationError("turns must be a tuple of Turn values")
+        for turn in new.turns:
+            validation.count(turn.number, "a turn's number", error=InvalidConversationError)
+            validate_text(turn.message, "a turn's message")
+            validation.number(turn.timestamp, "a turn's timestamp", error=InvalidConversationError)
 
     # -- the JSON form every backend stores (no pickle) ------------------------------------------
     def turns_json(self) -> str:

@@ -33,9 +33,9 @@ from memory.conversation.errors import InvalidConversationError
 from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import CONVERSATION_ID_PATTERN, ConversationMemory, Turn, validate_conversation_id
+from memory import validation
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryAPIException, MemoryStoreException
-from memory.validation import MAX_STEP
+from memory.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,10 +79,8 @@ class TieredMemoryManager(MemoryManager):
             raise InvalidConversationError(f"agent_prefix must be a str of at most 8 characters, got {agent_prefix!r}")
         if agent_prefix and not CONVERSATION_ID_PATTERN.fullmatch(agent_prefix):  # the ids' alphabet
             raise InvalidConversationError(f"agent_prefix {agent_prefix!r} contains characters outside [A-Za-z0-9_.:@/+=-]")
-        if isinstance(priority, bool) or not isinstance(priority, (int, float)) or not 0 <= priority <= 1:
-            raise InvalidConversationError(f"priority must be between 0 and 1, got {priority!r}")
-        if isinstance(rebuild_turns, bool) or not isinstance(rebuild_turns, int) or rebuild_turns < 1:
-            raise InvalidConversationError(f"rebuild_turns must be a positive int, got {rebuild_turns!r}")
+        priority = validation.importance(priority, "priority", error=InvalidConversationError)
+        rebuild_turns = validation.count(rebuild_turns, "rebuild_turns", minimum=1, error=InvalidConversationError)
         self.api = api
         if head is None:
             if api.mode == "redis":
@@ -93,7 +91,7 @@ class TieredMemoryManager(MemoryManager):
             head = _process_heads.setdefault(api, {}).setdefault(agent_prefix, InMemoryManager(max_conversations=10_000, clock=clock))
         self.head = head
         self.agent_prefix = agent_prefix
-        self.priority = float(priority)
+        self.priority = priority
         self.rebuild_turns = rebuild_turns
         self._close_api = close_api
         self._closed = False
@@ -123,21 +121,24 @@ class TieredMemoryManager(MemoryManager):
         )
         if not newest:
             return None
-        latest = newest[0]["contents"]
-        turns = {
-            m["contents"]["turn"]: Turn(m["contents"]["turn"], m["contents"]["message"], m["contents"]["at"])
-            for m in newest
-            if m["contents"]["message"] is not None
-        }
-        return ConversationMemory(
-            conversation_id=conversation_id,
-            working_memory=latest["working_memory"],
-            turn_count=latest["turn"],
-            turns=tuple(turns[n] for n in sorted(turns)),
-            updated_at=latest["at"],
-            version=0,
-            extra={"source": "archive", "tier": newest[0]["tier"]},
-        )
+        try:
+            latest = newest[0]["contents"]
+            turns = {
+                m["contents"]["turn"]: Turn(m["contents"]["turn"], m["contents"]["message"], m["contents"]["at"])
+                for m in newest
+                if m["contents"]["message"] is not None
+            }
+            return ConversationMemory(
+                conversation_id=conversation_id,
+                working_memory=latest["working_memory"],
+                turn_count=latest["turn"],
+                turns=tuple(turns[n] for n in sorted(turns)),
+                updated_at=latest["at"],
+                version=0,
+                extra={"source": "archive", "tier": newest[0]["tier"]},
+            )
+        except (KeyError, TypeError) as exc:  # a memory of that agent that is not an archived turn
+            raise MemoryRetrievalException(f"the archive of conversation {conversation_id!r} is unreadable: {exc!r}") from exc
 
     async def _write_if(self, memory: ConversationMemory, previous: ConversationMemory) -> int | None:
         if previous.extra.get("source") != "head":
@@ -197,11 +198,13 @@ class TieredMemoryManager(MemoryManager):
     # -- beyond the contract -------------------------------------------------------------------------
     async def history(self, conversation_id: str, first_turn: int = 1, last_turn: int | None = None) -> list[ArchivedTurn]:
         """The conversation's turns numbered ``first_turn`` to ``last_turn``, oldest first, from every tier."""
+        first_turn = validation.step(first_turn, "first_turn")
+        last_turn = validation.MAX_STEP - 1 if last_turn is None else validation.step(last_turn, "last_turn")
         found = await self._engine(
             self.api.retrieve_by_time_range,
             self.agent_id(conversation_id),
             first_turn,
-            MAX_STEP - 1 if last_turn is None else last_turn,
+            last_turn,
             memory_type="interaction",
         )
         return [

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from memory import validation
 from memory.conversation.errors import InvalidConversationError
+from memory.conversation.state import MAX_WORKING_MEMORY_CHARS
 
 _TURN_LINE = re.compile(r"\[(\d+)\] (.*)")
 _OMITTED_LINE = re.compile(r"\[\.\.\. \d+ earlier turns? omitted \.\.\.\]")
@@ -38,9 +40,8 @@ class WorkingMemoryPolicy:
 
     def __post_init__(self) -> None:
         for name in ("max_chars", "max_line_chars", "max_message_chars", "keep_turns"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "keep_turns" else 1):
-                raise InvalidConversationError(f"WorkingMemoryPolicy.{name} must be a positive int, got {value!r}")
+            validation.count(getattr(self, name), f"WorkingMemoryPolicy.{name}", minimum=0 if name == "keep_turns" else 1,
+                             maximum=MAX_WORKING_MEMORY_CHARS, error=InvalidConversationError)
         if self.max_chars < 2 * self.max_line_chars + 100:
             raise InvalidConversationError(
                 f"max_chars ({self.max_chars}) must hold two full turn lines and a marker "
