@@ -56,11 +56,12 @@ SPECS = {
 }
 
 
-def _lua(name: str) -> str:
+def lua_source(name: str) -> str:
+    """The text of tiers/lua/<name>.lua (``name`` may name a subfolder: "team/claim")."""
     return (resources.files("tiers") / "lua" / f"{name}.lua").read_text()
 
 
-ONCE_TEMPLATE = _lua("once")
+ONCE_TEMPLATE = lua_source("once")
 
 
 def once_source(source: str) -> str:
@@ -100,12 +101,12 @@ class Scripts:
         """``settings`` fill the ``{{NAME}}`` placeholders of lib.lua (limits fixed per engine)."""
         self.client = client
         self.guarded = guards_replies(client)
-        library = _lua("lib")
+        library = lua_source("lib")
         for name, value in {**LIB_SETTINGS, **(settings or {})}.items():
             library = library.replace("{{" + name + "}}", str(int(value)))
         self.sources = {}
         for name, spec in SPECS.items():
-            source = library + "\n" + _lua(name)
+            source = library + "\n" + lua_source(name)
             self.sources[name] = once_source(source) if spec.once and self.guarded else source
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
         self._loaded = False
