@@ -52,7 +52,8 @@ def _reduce(stored: tuple[str, bytes], resolution: str) -> bytes:
 class PositionReader:
     """Reads a memory's place from its contents: ``contents[key]`` as 2 or 3 finite numbers,
     else ``<key>_x/_y[/_z]``; None when absent or not a position (such a memory is simply not
-    in the spatial index). Runs on every store, so the common miss costs two dict lookups."""
+    in the spatial index), as for coordinates beyond +-MAX_COORDINATE, whose distances would
+    overflow. Runs on every store, so the common miss costs two dict lookups."""
 
     def __init__(self, key: str):
         self.key = key
@@ -64,7 +65,7 @@ class PositionReader:
         value = contents.get(self.key)
         if value is not None:
             if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(is_number(v) for v in value):
-                return tuple(float(v) for v in value)
+                return _placed(tuple(float(v) for v in value))
             return None
         x = contents.get(self.axes[0])
         if x is None:
@@ -72,7 +73,11 @@ class PositionReader:
         y, z = contents.get(self.axes[1]), contents.get(self.axes[2])
         if not (is_number(x) and is_number(y)):
             return None
-        return (float(x), float(y), float(z)) if is_number(z) else (float(x), float(y))
+        return _placed((float(x), float(y), float(z)) if is_number(z) else (float(x), float(y)))
+
+
+def _placed(point: tuple[float, ...]) -> tuple[float, ...] | None:
+    return point if all(-MAX_COORDINATE <= v <= MAX_COORDINATE for v in point) else None
 
 
 def query_position(center: Any, name: str = "a position") -> tuple[float, float, float]:

@@ -295,7 +295,7 @@ class AgentMemoryAPI(SearchMethods):
             return NO_EMBEDDINGS
         try:
             return Embeddings(full_vector=self._state_encoder.encode(data).tobytes())
-        except (TypeError, ValueError) as exc:  # contents the encoder cannot read: no vector
+        except (TypeError, ValueError, OverflowError) as exc:  # contents the encoder cannot read: no vector
             log.debug("no state vector: %s", exc)
             return NO_EMBEDDINGS
 

@@ -98,6 +98,8 @@ class Searcher:
 
     # -- ranking ------------------------------------------------------------------------------
     def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
+        if limit == 0:
+            return []
         per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
         merged, seen = [], {}
         for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, TIER_RANK[h.tier], h.memory_id)):

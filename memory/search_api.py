@@ -130,7 +130,7 @@ class SearchMethods:
             raise InvalidInputError("state vectors are off (search_config.state_vectors=False)")
         try:
             return encoder.encode(state)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInputError(f"query_state cannot be encoded: {exc}") from None
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
 from memory.config import SearchConfig
+from memory.errors import MemoryConfigException
 from tiers.codec import with_embeddings
 from tiers.tierset import TierSet
 
@@ -51,7 +52,15 @@ class TextEmbedder:
             return self._encoder
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text])[0]
+        return self._encode([text])[0]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """The model's vectors; a model that fails or answers in the wrong shape is the
+        configuration's problem, said as such (MemoryConfigException)."""
+        try:
+            return self.encoder.encode(texts)
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:  # the caller's model, or one not on disk
+            raise MemoryConfigException(f"search_config.text_model could not embed text: {exc}") from exc
 
     def stored(self, agent_ids: Any) -> None:
         """Called after stores: the background thread catches these agents up."""
@@ -88,7 +97,7 @@ class TextEmbedder:
         if not found:
             return 0
         order = list(found)
-        vectors = self.encoder.encode([contents_text(found[m][2].contents) for m in order])
+        vectors = self._encode([contents_text(found[m][2].contents) for m in order])
         rewritten: dict[str, list[Any]] = {"stm": [], "im": [], "ltm": []}
         for memory_id, vector in zip(order, vectors):
             tier, blob, record = found[memory_id]

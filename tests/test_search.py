@@ -22,7 +22,7 @@ import pytest
 
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import InvalidInputError
+from memory.errors import InvalidInputError, MemoryConfigException
 from tests.conftest import TEST_REDIS_URL, real_redis
 
 DIM = 32
@@ -452,3 +452,30 @@ def test_memories_waiting_for_a_text_vector_leave_redis_with_them(make_api, redi
     found = api.search_by_content("t", "bridge", k=5)
     assert found and all("bridge" in m["contents"]["content"] for m in found)
     assert redis_client.zcard(pending) == 0 and api._tiers.ltm.text_pending("t", 1000) == []
+
+
+def test_a_text_model_that_fails_is_a_config_error_and_stores_are_kept(make_api):
+    def broken(texts: list[str]) -> np.ndarray:
+        return np.zeros((len(texts) + 1, 4), dtype=np.float32)  # one row too many
+
+    api = make_api(search_config={"text_model": broken})
+    memory_id = api.store_agent_interaction("t", {"content": "hello"}, 1)
+    with pytest.raises(MemoryConfigException, match="text_model"):
+        api.search_by_content("t", "hello")
+    assert api.get_memory("t", memory_id)["contents"] == {"content": "hello"}
+
+
+def test_a_limit_of_zero_finds_nothing_in_every_search(make_api):
+    api = make_api(search_config={"vector_dim": 8, "text_embedding": "off"})
+    api.store_many([{"agent_id": "z", "step_number": i, "data": {"position": [i, 0]}, "embedding": [1.0] * 8}
+                    for i in range(5)])
+    assert len(api.retrieve_by_location("z", (0, 0), 10.0, limit=0)) == 0
+    assert len(api.retrieve_by_location("z", (0, 0), 10.0)) == 5
+
+
+def test_a_memory_placed_beyond_the_coordinate_range_is_kept_but_not_placed(make_api):
+    api = make_api(search_config={"text_embedding": "off"})
+    far = api.store_agent_state("f", {"position": [1e200, 0.0]}, 1)
+    near = api.store_agent_state("f", {"position": [1.0, 0.0]}, 2)
+    assert [m["memory_id"] for m in api.retrieve_nearest("f", (0, 0), k=5)] == [near]
+    assert api.get_memory("f", far) is not None
