@@ -107,7 +107,7 @@ class AgentMemoryAPI(SearchMethods):
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
             state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
             max_agents=search.index_agents, memory_budget=search.index_memory_mb << 20, snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
-        self._searcher = Searcher(self._catalog, self._fetch_uncounted)
+        self._searcher = Searcher(self._catalog, self._tiers.fetch)
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._unmaintained: dict[str, int] = defaultdict(int)
         self._closed = False

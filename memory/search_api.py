@@ -6,7 +6,7 @@ per-agent-invalidated result cache as the other reads.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
@@ -14,7 +14,6 @@ from indices.tier_index import Filter
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
 from memory.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
-from memory.record import MemoryRecord
 from memory.search import Query
 
 if TYPE_CHECKING:
@@ -104,17 +103,6 @@ class SearchMethods:
             return _Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
 
         return self._cached(agent_id, (kind, query.key()), compute)
-
-    def _fetch_uncounted(
-        self,
-        agent_id: str,
-        by_tier: Mapping[str, Sequence[str]],
-        steps: Mapping[str, Sequence[int]] | None = None,
-        changes_since: int | None = None,
-    ) -> tuple[list[MemoryRecord], Any]:
-        """Records by tier and id, read without counting (queries are not focused reads), and
-        the agent's change log since ``changes_since`` read in the same round trip (TierSet.fetch)."""
-        return self._tiers.fetch(agent_id, by_tier, steps, changes_since)
 
     def _guarded(self, run: Any) -> Any:
         try:

@@ -1,4 +1,5 @@
-"""Where redis-py's exceptions become tiermem's: the only module that catches them.
+"""Where redis-py's exceptions become tiermem's for every read and write of the tiers (opening a
+connection translates its own, tiers/connection.py).
 
 A read that fails is a tier that did not answer (TierUnavailableError). A write that fails before
 it left is the same; one whose reply was lost even after it was sent again may have taken effect
@@ -7,7 +8,7 @@ it left is the same; one whose reply was lost even after it was sent again may h
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -34,3 +35,19 @@ def writing(tier: str, operation: Callable[[], T]) -> T:
         raise OutcomeUnknownError(tier, str(exc)) from exc
     except RedisError as exc:
         raise TierUnavailableError(tier, str(exc)) from exc
+
+
+def streamed(tier: str, calls: int, operation: Callable[[], list[Any]]) -> tuple[list[Any], int]:
+    """Run a stream of ``calls`` writes, each atomic on its own: (one reply per call, how many
+    calls may have run without answering). A call that failed, or never answered, has a
+    TierUnavailableError for its reply; those that may have run come right after the last one
+    that answered."""
+    try:
+        replies = operation()
+    except ReplyLost as lost:
+        failure = TierUnavailableError(tier, str(lost))
+        return [*lost.replies, *[failure] * (calls - len(lost.replies))], lost.maybe_ran
+    except RedisError as exc:  # nothing was sent
+        return [TierUnavailableError(tier, str(exc))] * calls, 0
+    return [TierUnavailableError(tier, str(reply)) if isinstance(reply, RedisError) else reply
+            for reply in replies], 0

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from redis.exceptions import RedisError, ResponseError
-
 from memory.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
 from memory.record import MemoryRecord
 from tiers.base import FastTier, LongTermTier, Tier
@@ -20,13 +18,12 @@ from tiers.bookkeeping import PROMOTING, Bookkeeping, Stamp, stamp_of
 from tiers.codec import PayloadCodec, decode_record, with_importance
 from tiers.deployment import Binding, Deployment
 from tiers.dictionaries import DictionaryStore
-from tiers.failures import reading, writing
+from tiers.failures import reading, streamed, writing
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.moves import Journal, Leases
 from tiers.redis_tier import RedisTier, since_seconds
 from tiers.scripts import Scripts
-from tiers.transport import ReplyLost
 
 
 @dataclass(frozen=True)
@@ -255,15 +252,10 @@ class TierSet:
             return (("put", *self.stm.put_call(agent_id, make(), now, embed_text=embed_text, skip_stored=skip_stored))
                     for agent_id, make in batches)
 
-        try:
-            replies = self.scripts.stream(calls)
-        except ReplyLost as lost:
-            answered = len(lost.replies)
-            replies = [*lost.replies, *[lost] * (len(agents) - answered)]
-            unknown = set(agents[answered : answered + lost.maybe_ran])
-        except RedisError as exc:  # nothing was sent
-            replies, unknown = [exc] * len(agents), set()
-        failed = [(agent_id, reply) for agent_id, reply in zip(agents, replies) if isinstance(reply, Exception)]
+        replies, maybe_ran = streamed("stm", len(agents), lambda: self.scripts.stream(calls))
+        answered = next((i for i, reply in enumerate(replies) if isinstance(reply, TierUnavailableError)), len(agents))
+        unknown = set(agents[answered : answered + maybe_ran])
+        failed = [(agent_id, reply) for agent_id, reply in zip(agents, replies) if isinstance(reply, TierUnavailableError)]
         if failed:
             landed = frozenset(agents) - {agent_id for agent_id, _ in failed}
             not_landed = frozenset(agent_id for agent_id, _ in failed if agent_id not in unknown)
