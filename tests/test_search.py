@@ -479,3 +479,31 @@ def test_a_memory_placed_beyond_the_coordinate_range_is_kept_but_not_placed(make
     near = api.store_agent_state("f", {"position": [1.0, 0.0]}, 2)
     assert [m["memory_id"] for m in api.retrieve_nearest("f", (0, 0), k=5)] == [near]
     assert api.get_memory("f", far) is not None
+
+
+def test_an_index_behind_a_trimmed_change_log_rebuilds_and_stays_exact(make_api, redis_client):
+    """Two engines on one deployment; one stores and moves far more ids than the change log keeps
+    while the other's index sleeps: the other sees it fell behind the log and rebuilds, and its
+    answers equal a fresh engine's (a deleted memory gone, moved ones found once, in their tier)."""
+    options = dict(search_config={"vector_dim": 8, "text_embedding": "off"}, change_log_limit=50,
+                   stm_config={"memory_limit": 30}, im_config={"memory_limit": 60}, cleanup_interval=10**6)
+    reader, writer = make_api(**options), make_api(**options)
+    rng = np.random.default_rng(11)
+    rows = lambda start, n: [{"agent_id": "log", "step_number": i, "data": {"position": [i % 17, i // 17]},  # noqa: E731
+                              "embedding": rng.standard_normal(8).tolist()} for i in range(start, start + n)]
+    first = writer.store_many(rows(0, 20))
+    assert len(reader.retrieve_nearest("log", (0, 0), k=100)) == 20  # the reader's index is built
+    seen = reader._catalog.known("log").position
+    writer.store_many(rows(20, 300))
+    writer.force_memory_maintenance("log")
+    (oldest_id, oldest), = redis_client.xrange(writer._tiers.keys.changes("log"), count=1)
+    assert int(oldest_id.split(b"-")[1]) - int(oldest[b"n"]) > seen  # trimmed past what the reader applied
+
+    def answers(api):
+        near = [(m["memory_id"], m["tier"]) for m in api.retrieve_nearest("log", (3, 3), k=40)]
+        alike = [m["memory_id"] for m in api.search_by_embedding("log", [1.0] * 8, k=25)]
+        return near, alike
+
+    fresh = make_api(**options)
+    assert answers(reader) == answers(fresh)
+    assert set(first) <= {m["memory_id"] for m in reader.retrieve_by_time_range("log", 0, 20)}
