@@ -64,6 +64,11 @@ class PositionReader:
             return None
         value = contents.get(self.key)
         if value is not None:
+            if type(value) is list and len(value) == 2:  # the common case, without a generator
+                x, y = value
+                if type(x) in _PLAIN and type(y) in _PLAIN:
+                    return (float(x), float(y)) if -MAX_COORDINATE <= x <= MAX_COORDINATE and \
+                        -MAX_COORDINATE <= y <= MAX_COORDINATE else None
             if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(is_number(v) for v in value):
                 return _placed(tuple(float(v) for v in value))
             return None
@@ -74,6 +79,9 @@ class PositionReader:
         if not (is_number(x) and is_number(y)):
             return None
         return _placed((float(x), float(y), float(z)) if is_number(z) else (float(x), float(y)))
+
+
+_PLAIN = (int, float)  # exact types: a bool is neither; NaN and the infinities fail the range test
 
 
 def _placed(point: tuple[float, ...]) -> tuple[float, ...] | None:

@@ -47,6 +47,7 @@ class RedisTier:
         self.keys = keys
         self.scripts = scripts
         self.codec = codec
+        self.other = next(tier for tier in REDIS_TIERS if tier != name)  # a put skips what either holds
 
     # -- keys ---------------------------------------------------------------------------------
     def tier_keys(self, agent_id: str) -> TierKeys:
@@ -85,10 +86,9 @@ class RedisTier:
         """The put script's keys and arguments. ``embed_text`` queues the records for the text
         embedder; ``leaving`` names the tier they come from (logged as left in the same call);
         ``skip_stored`` leaves out records either Redis tier already holds (put.lua)."""
-        other = next(tier for tier in REDIS_TIERS if tier != self.name)
         keys = self._base_keys(agent_id) + [
             self.keys.meta(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id),
-            self.keys.tier(agent_id, other).data,
+            self.keys.tier(agent_id, self.other).data,
         ]
         newest = max(record.step_number for record in records)
         return keys, [self.name, leaving, "1" if embed_text else "0", newest, "1" if skip_stored else "0",

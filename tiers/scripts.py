@@ -133,9 +133,29 @@ class Scripts:
             except NoScriptError:
                 self._reload()
                 return self.client.evalsha(self.shas[name], len(keys), *keys, *args)
-        (reply,) = self._send(lambda: [(name, keys, args)])
+        reply = self._send_one(name, keys, args)
         if isinstance(reply, ResponseError):
             raise reply
+        return reply
+
+    def _send_one(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One call (the common case of _send, without its bookkeeping): sent once more after a
+        broken connection, in its retry form when it may have run; again after NOSCRIPT."""
+        sha = self.shas[name]
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            (reply,) = exchange(self.client, (command,))
+        except NotSent:
+            (reply,) = exchange(self.client, (command,))  # a restarted Redis takes the next connection
+        except ReplyLost:
+            command = ("EVALSHA", sha, len(keys), *keys, *_retry_form(SPECS[name], args))
+            try:
+                (reply,) = exchange(self.client, (command,))
+            except (NotSent, ReplyLost) as again:
+                raise ReplyLost(str(again), [], 1) from again  # the first may have run
+        if type(reply) is NoScriptError:  # it did not run
+            self._reload()
+            (reply,) = exchange(self.client, (command,))
         return reply
 
     def queue(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:

@@ -252,7 +252,12 @@ class TierSet:
             return (("put", *self.stm.put_call(agent_id, make(), now, embed_text=embed_text, skip_stored=skip_stored))
                     for agent_id, make in batches)
 
-        replies, maybe_ran = streamed("stm", len(agents), lambda: self.scripts.stream(calls))
+        if len(batches) == 1:  # one agent: one call, no stream
+            keys, args = self.stm.put_call(agents[0], batches[0][1](), now, embed_text=embed_text,
+                                           skip_stored=skip_stored)
+            replies, maybe_ran = streamed("stm", 1, lambda: [self.scripts.call("put", keys, args)])
+        else:
+            replies, maybe_ran = streamed("stm", len(agents), lambda: self.scripts.stream(calls))
         answered = next((i for i, reply in enumerate(replies) if isinstance(reply, TierUnavailableError)), len(agents))
         unknown = set(agents[answered : answered + maybe_ran])
         failed = [(agent_id, reply) for agent_id, reply in zip(agents, replies) if isinstance(reply, TierUnavailableError)]

@@ -53,10 +53,11 @@ def exchange(client: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
     except BROKEN as exc:
         raise NotSent(f"cannot connect to Redis: {exc}") from exc
     try:
-        try:
-            connection.connect()  # a no-op on a live connection; a dead Redis fails here, before sending
-        except BROKEN as exc:
-            raise NotSent(f"cannot connect to Redis: {exc}") from exc
+        if connection._sock is None:  # a new or dropped connection: a dead Redis fails here, before sending
+            try:
+                connection.connect()
+            except BROKEN as exc:
+                raise NotSent(f"cannot connect to Redis: {exc}") from exc
         return _send_on(connection, commands)
     except BaseException:  # replies may be left unread: the next call starts on a new socket
         connection.disconnect()
