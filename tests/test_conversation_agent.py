@@ -266,5 +266,5 @@ async def test_the_factory_picks_the_manager_by_memory_type(tmp_path):
 def test_the_public_names_are_exactly_all():
     public = {name for name in dir(conversation) if not name.startswith("_")}
     modules = {"agent", "database_manager", "errors", "factory", "in_memory", "llm", "manager", "redis_manager",
-               "state", "tiered_manager", "working_memory"}
+               "state", "stored", "tiered_manager", "working_memory"}
     assert public - modules == set(conversation.__all__)

@@ -4,12 +4,14 @@
     ├── MemoryStoreException
     │   ├── InvalidInputError
     │   │   └── InvalidConversationError     a bad conversation id, working memory or update
-    │   └── ConversationConflictError        other writers kept winning until the deadline
+    │   ├── ConversationConflictError        other writers kept winning until the deadline
+    │   └── OutcomeUnknownError              a write's reply was lost twice: it may have happened
     ├── MemoryRetrievalException             a backend did not answer a read
     └── LLMClientError                       the LLM client failed or answered nonsense
 
-Backends raise ``MemoryStoreException`` / ``MemoryRetrievalException`` for driver failures
-(``raise ... from``), so callers never import redis or SQLAlchemy to handle them.
+The stores in tiers/ translate every driver error into tiermem's; the managers raise
+``MemoryStoreException`` / ``MemoryRetrievalException`` for them (``raise ... from``), so callers
+never need a driver's exception classes to handle a failure.
 """
 
 from __future__ import annotations
