@@ -22,7 +22,7 @@ from test_connection import DisposableRedis
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from tiers.bookkeeping import FIELDS
-from tiers.scripts import SLOTS, Script, evalsha, send_packed
+from tiers.scripts import SLOTS, SPECS, Script, evalsha, send_packed
 from tiers.transport import NotSent, ReplyLost
 
 
@@ -169,7 +169,7 @@ def test_the_scripts_name_the_bookkeeping_fields_as_tiers_bookkeeping_does():
     folder = Path(tiers.__file__).parent / "lua"
     meta_call = re.compile(r"redis\.call\('H[A-Z]+',\s*(?:meta|KEYS\[\d+\])\s*,\s*((?:'[a-z_]+'\s*,?\s*)+)")
     used = set()
-    for path in folder.glob("*.lua"):
+    for path in [folder / "lib.lua", *(folder / f"{name}.lua" for name in SPECS)]:  # the engine's scripts
         for fields in meta_call.findall(path.read_text()):
             used |= set(re.findall(r"'([a-z_]+)'", fields))
     hashes_of_other_keys = {"id", "ltm", "incarnation"}  # the deployment hash (bind.lua)
