@@ -39,11 +39,17 @@ REQUEST_KEPT_MS = 60_000
 TIER = "redis"
 
 
+REPLY_TIMEOUT = 10.0  # seconds a reply may take before it counts as lost (the URL's socket_timeout wins)
+
+
 def open_client(redis_url: str) -> Any:
     """A redis.asyncio client for ``redis_url`` (it connects on first use); MemoryConfigException
-    for a URL it cannot use."""
+    for a URL it cannot use. A reply that never comes counts as lost after REPLY_TIMEOUT, so a
+    write is sent again instead of waiting for ever."""
     try:
-        return aioredis.from_url(redis_url)
+        if "socket_timeout=" in redis_url:
+            return aioredis.from_url(redis_url)
+        return aioredis.from_url(redis_url, socket_timeout=REPLY_TIMEOUT)
     except ValueError as exc:  # not a redis://, rediss:// or unix:// URL
         raise MemoryConfigException(f"cannot use redis_url {redis_url!r}: {exc}") from None
 
