@@ -129,7 +129,7 @@ class Workload:
             change_log_limit=args.change_log, cache_size=args.cache_size,
         ))
         self.team = RedisShortTermMemory(args.redis_url, key_prefix=prefix, data_dir=os.path.join(tmp, "team"))
-        self.coordinator = AgentCoordinator(self.team, TEAM, lease_seconds=60)
+        self.coordinator = AgentCoordinator(self.team, TEAM, lease_seconds=60, retention_seconds=args.task_retention)
         self.step = 0
         self.tasks_added = 0
         self.last_state: dict[str, dict[str, Any]] = {}
@@ -323,12 +323,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index-mb", type=int, default=64, help="in-process index budget, MiB (default 64)")
     parser.add_argument("--change-log", type=int, default=2000, help="change_log_limit, ids per agent (default 2000)")
     parser.add_argument("--cache-size", type=int, default=1024, help="query results cached (default 1024)")
+    parser.add_argument("--task-retention", type=float, default=120.0,
+                        help="seconds a completed task is kept (default 120)")
     parser.add_argument("--tolerance", type=float, default=1.10, help="largest last/first ratio that passes")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.interval, args.stm_limit, args.im_limit, args.index_mb = 1.0, 10.0, 40, 120, 4
-        args.change_log, args.cache_size = 200, 64
+        args.change_log, args.cache_size, args.task_retention = 200, 64, 15.0
     if args.agents < 1 or args.rate <= 0 or args.minutes <= 0 or args.interval <= 0:
         parser.error("--agents, --rate, --minutes and --interval must be positive")
     return args
@@ -346,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"workload: {args.agents} agents, {args.rate:g} steps/s for {args.minutes:g} min; STM limit "
           f"{args.stm_limit}, IM limit {args.im_limit} per agent (capacity {capacity:,} "
           f"memories in Redis), indices within {args.index_mb} MiB, change logs of {args.change_log:,} ids, "
-          f"{args.cache_size:,} cached answers; per step one store_many, a time-range, a similar-states and a location query, "
+          f"{args.cache_size:,} cached answers, completed tasks kept {args.task_retention:g} s; per step one store_many, a time-range, a similar-states and a location query, "
           f"2 tasks added/claimed/completed, 1 signal sent and read; an attribute query every 10 steps")
     print()
     try:
