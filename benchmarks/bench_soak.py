@@ -58,7 +58,7 @@ from bench_engine import SimAgent, delete_prefix, machine_info, progress  # noqa
 from memory.config import MemoryConfig  # noqa: E402
 from memory.engine import AgentMemoryAPI  # noqa: E402
 from memory.team import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, RedisShortTermMemory  # noqa: E402
-from memory.team.keys import TeamKeys  # noqa: E402
+from tiers.coordination.keys import TeamKeys  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 
 WINDOW = 50  # steps per time-range query

@@ -24,9 +24,10 @@ from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from memory.errors import MemoryAPIException, MemoryStoreException
 from memory.team import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, RedisShortTermMemory, StagedPattern
-from memory.team import pattern_store, signals, task_queue
-from memory.team.keys import TeamKeys
 from team_support import delete_prefix
+from tiers.coordination import patterns as pattern_store
+from tiers.coordination import signals, tasks as task_queue
+from tiers.coordination.keys import TeamKeys
 from tiers.keys import KeySchema
 
 pytestmark = pytest.mark.slow
@@ -223,7 +224,7 @@ def test_signals_under_a_lost_receive_reply_are_each_delivered_once(team, lossy_
 
 FINDER = AgentCredentials("finder", AccessTier.CONTRIBUTOR)
 VALIDATOR = AgentCredentials("architect", AccessTier.VALIDATOR)
-DECISION_SCRIPTS = {"take": pattern_store.CLAIM_DECISION, "finish": pattern_store.FINISH_DECISION}
+DECISION_SCRIPTS = {"take": pattern_store.TAKE_DECISION, "finish": pattern_store.FINISH_DECISION}
 
 
 @pytest.mark.parametrize(

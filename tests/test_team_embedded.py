@@ -22,8 +22,8 @@ from memory import (
     TaskOwnershipError, TeamSession,
 )
 from memory.errors import MemoryConfigException
-from memory.team.durable import reading_back
 from tiers import embedded_client
+from tiers.coordination.durable import reading_back
 
 REPO = Path(__file__).resolve().parent.parent
 

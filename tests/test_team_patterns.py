@@ -121,7 +121,7 @@ def test_of_concurrent_promoters_exactly_one_wins(redis_prefix, tmp_path):
     for round_ in range(3):
         memory.client.delete(memory.keys.promoted("contested"))
         with memory.pattern_library.engine.begin() as conn:
-            from memory.team.library import patterns_table
+            from tiers.coordination.library import patterns_table
 
             conn.execute(patterns_table.delete())
         memory.stage_pattern(pattern("contested", agent_id="default"))

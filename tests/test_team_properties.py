@@ -391,7 +391,7 @@ def test_each_value_a_duration_most_likely_gets_wrong_is_refused_and_changes_not
         assert (stored(seeded.memory), observed(seeded)) == seeded.before, values.shown(bad)
 
 
-PLUMBING = {"durable", "durable_script", "script", "task_queue", "resolve_credentials"}  # the feature modules' shared parts
+PLUMBING = {"task_queue", "resolve_credentials"}  # the feature modules' shared parts
 
 
 def test_the_cases_cover_every_public_call():

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import FakeClock
 from memory import AccessTier, AgentWorkspace, RedisShortTermMemory, TTLStrategy
-from memory.team.local_signals import SWEEP_EVERY_S
 from memory.errors import InvalidInputError
 from team_support import engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
+from tiers.coordination.local_signals import SWEEP_EVERY_S
 
 
 def agent(memory, name, tier=AccessTier.CONTRIBUTOR):
@@ -141,7 +141,7 @@ def test_embedded_signals_older_than_the_coordination_ttl_are_neither_delivered_
     assert late.receive_signals() == []
     clock.advance(TTLStrategy.COORDINATION + SWEEP_EVERY_S)
     sender.send_signal("new", 1, target_agent="someone")  # a send sweeps what nobody read
-    board = memory.signals._board
+    board = memory.stores.signals._board
     assert list(board.inboxes) == ["someone"] and board.broadcasts == {}
     memory.close()
 
@@ -170,7 +170,11 @@ def test_the_memory_level_call_of_the_guide(memory):
 
 
 def test_no_script_or_call_uses_keys():
-    source = "\n".join(path.read_text() for path in (Path(__file__).parent.parent / "memory" / "team").glob("*.py"))
+    root = Path(__file__).parent.parent
+    files = [*(root / "memory" / "team").glob("*.py"), *(root / "tiers" / "coordination").glob("*.py"),
+             *(root / "tiers" / "lua" / "team").glob("*.lua")]
+    assert len(files) > 30
+    source = "\n".join(path.read_text() for path in files)
     assert not re.search(r"""redis\.call\(\s*['"]KEYS['"]""", source, re.I)
     assert not re.search(r"\.keys\(\s*['\"]", source)  # redis-py's KEYS
 

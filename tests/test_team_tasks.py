@@ -324,7 +324,7 @@ def test_a_completed_task_is_kept_for_its_retention_then_forgotten(make_memory):
 
 
 def test_each_claim_and_completion_forgets_a_few_of_the_oldest(make_memory):
-    from memory.team.task_queue import FORGET_PER_CALL
+    from tiers.coordination.tasks import FORGET_PER_CALL
 
     clock = FakeClock()
     team = AgentCoordinator(make_memory(clock=clock), "t1", retention_seconds=60)

@@ -2,9 +2,10 @@
 
 One module per idea: store (connection, RedisShortTermMemory), access (tiers, credentials), ttl
 (TTL strategies and the one check on durations), values (what is stored, and the checks on texts
-and numbers), keys (the key schema), working (working memory), signals, sessions, coordinator (tasks), patterns
-(staging) and library (the SQL pattern library), conflicts, collaboration, durable (the embedded
-engine's durable copy), workspace (AgentWorkspace). Import the names from ``memory``.
+and numbers), working (working memory), signals, sessions, coordinator (tasks), patterns (staging)
+and library (the SQL pattern library), conflicts, collaboration, workspace (AgentWorkspace).
+Where their bytes live (the key schema, the Lua scripts, the embedded engine's in-process twins
+and durable copy, the library's table) is ``tiers.coordination``'s. Import the names from ``memory``.
 """
 
 from memory.team.access import AccessTier, AgentCredentials

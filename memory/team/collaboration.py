@@ -1,8 +1,9 @@
 """Collaboration state: what an agent learned about working with its user, kept across processes.
 
 Each persisted state is one Redis string per (agent, session) plus a per-agent index of session
-ids by the time they were persisted, so ``restore`` without a session id finds the agent's most
-recent state from any process. The newest ``KEEP`` states per agent are kept; no TTL.
+ids by the time they were persisted (tiers/coordination/collaboration.py), so ``restore`` without
+a session id finds the agent's most recent state from any process. The newest ``KEEP`` states
+per agent are kept; no TTL.
 """
 
 from __future__ import annotations
@@ -17,26 +18,6 @@ from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
 
 KEEP = 100  # persisted states kept per agent
-
-PERSIST = """
--- KEYS[1] collab:<session>, KEYS[2] the agent's collab index
--- ARGV[1] msgpack state, ARGV[2] session id, ARGV[3] persisted at (unix ms), ARGV[4] states kept
--- The score is kept strictly above the newest other session's, so the latest persist is last
--- even within one millisecond or against a clock that went back.
-redis.call('SET', KEYS[1], ARGV[1])
-local score = tonumber(ARGV[3])
-local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if #newest > 0 and newest[1] ~= ARGV[2] and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
-redis.call('ZADD', KEYS[2], score, ARGV[2])
-local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if extra > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
-  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[2])
-  for _, session in ipairs(old) do redis.call('DEL', prefix .. session) end
-end
-return 1
-"""
 
 
 @dataclass
@@ -84,13 +65,8 @@ def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: 
     agent_id(session_id, "session_id")
     if not isinstance(state, Mapping):
         raise InvalidInputError(f"state must be a dict, got {type(state).__name__}")
-    keys = memory.keys
-    me = credentials.agent_id
-    state_key, index = keys.collab_state(me, session_id), keys.collab_index(me)
     blob = values.pack(dict(state), "collaboration state")
-    memory.durable_script(PERSIST)(  # the whole index is copied: persist also trims it
-        [state_key, index], [blob, session_id, memory.now_ms(), KEEP], [(state_key, "string"), (index, "zset")]
-    )
+    memory.stores.collaboration.put(credentials.agent_id, session_id, blob, memory.now_ms(), KEEP)
     return True
 
 
@@ -98,14 +74,12 @@ def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: 
 def restore(memory: Any, credentials: AgentCredentials, session_id: str | None) -> tuple[str, dict[str, Any]] | None:
     """(session id, state) of that session, or of the agent's most recent one; None if there is none."""
     credentials.require(AccessTier.OBSERVER, "restore_collaboration_state")
-    keys = memory.keys
-    me = credentials.agent_id
+    store, me = memory.stores.collaboration, credentials.agent_id
     if session_id is None:
-        newest = memory.client.zrange(keys.collab_index(me), -1, -1)
-        if not newest:
+        session_id = store.newest(me)
+        if session_id is None:
             return None
-        session_id = newest[0].decode()
     else:
         agent_id(session_id, "session_id")
-    blob = memory.client.get(keys.collab_state(me, session_id))
+    blob = store.get(me, session_id)
     return None if blob is None else (session_id, values.unpack(blob))

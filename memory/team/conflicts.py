@@ -24,14 +24,6 @@ from memory.team.ttl import TTLStrategy
 
 STRATEGIES = ("highest_confidence", "weighted")
 
-RESOLVE = """
--- KEYS[1] the conflict; ARGV[1] msgpack conflict as read, ARGV[2] msgpack resolved conflict
--- Writes the resolution only if nobody changed the conflict since it was read; keeps its TTL.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-return 1
-"""
-
 
 @dataclass
 class ConflictContext:
@@ -94,10 +86,8 @@ def record(memory: Any, credentials: AgentCredentials, conflict: ConflictContext
     if not isinstance(conflict, ConflictContext):
         raise InvalidInputError(f"conflict must be a ConflictContext, got {type(conflict).__name__}")
     conflict.validate()
-    key = memory.keys.conflict(conflict.conflict_id)
     blob = values.pack({**conflict.to_dict(), "recorded_by": credentials.agent_id}, "conflict")
-    with memory.durable([(key, "string")]):
-        memory.client.set(key, blob, px=int(TTLStrategy.CONFLICT_CONTEXT) * 1000)
+    memory.stores.conflicts.put(conflict.conflict_id, blob, int(TTLStrategy.CONFLICT_CONTEXT) * 1000)
     return True
 
 
@@ -109,7 +99,7 @@ def get(memory: Any, credentials: AgentCredentials, conflict_id: str) -> Conflic
 
 
 def _load(memory: Any, conflict_id: str) -> tuple[ConflictContext, bytes]:
-    blob = memory.client.get(memory.keys.conflict(conflict_id))
+    blob = memory.stores.conflicts.get(conflict_id)
     if blob is None:
         raise NotFoundError(f"no conflict {conflict_id!r} (never recorded, or older than 7 days)")
     data = values.unpack(blob)
@@ -123,7 +113,6 @@ def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strate
     credentials.require(AccessTier.VALIDATOR, "resolve_conflict")
     agent_id(conflict_id, "conflict_id")
     _strategy(strategy)
-    key = memory.keys.conflict(conflict_id)
     while True:
         conflict, blob = _load(memory, conflict_id)
         if conflict.resolved:
@@ -140,5 +129,5 @@ def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strate
         }
         recorded_by = values.unpack(blob).get("recorded_by")
         new_blob = values.pack({**conflict.to_dict(), "recorded_by": recorded_by}, "conflict")
-        if memory.durable_script(RESOLVE)([key], [blob, new_blob], [(key, "string")]):
+        if memory.stores.conflicts.replace(conflict_id, blob, new_blob):  # else it changed: read it again
             return conflict

@@ -3,13 +3,14 @@
 Tasks are claimed by priority (highest first), then in the order they were added. A claim first
 returns to the queue each lapsed lease whose claimer stopped heartbeating (extending the others
 from the claimer's last heartbeat), then leases the best pending task to the claimer, atomically:
-one Lua call on Redis (memory/team/task_queue.py), one lock in the process on the embedded engine
-(memory/team/local_tasks.py). So a task is held by one agent at a time, and a crashed agent's task
-comes back ``lease_seconds`` after its last heartbeat. Only the claimer completes a task (or the
-coordinator itself, a STEWARD, on the claimer's behalf when no agent id is given). A coordinator
-with CONTRIBUTOR credentials claims, completes and heartbeats as its own agent id only; acting in
-another agent's name takes STEWARD (the default tier, for a coordinator shared by a team).
-Agents, their heartbeats and capabilities are Redis keys on both engines.
+one Lua call on Redis (tiers/coordination/tasks.py), one lock in the process on the embedded
+engine (tiers/coordination/local_tasks.py). So a task is held by one agent at a time, and a
+crashed agent's task comes back ``lease_seconds`` after its last heartbeat. Only the claimer
+completes a task (or the coordinator itself, a STEWARD, on the claimer's behalf when no agent id
+is given). A coordinator with CONTRIBUTOR credentials claims, completes and heartbeats as its own
+agent id only; acting in another agent's name takes STEWARD (the default tier, for a coordinator
+shared by a team). Agents, their heartbeats and capabilities are Redis keys on both engines
+(tiers/coordination/agents.py).
 
 A completed task is kept ``retention_seconds`` (24 hours by default; the retention of the
 coordinator that completed it) from its completion, then forgotten, a few at a time by later
@@ -117,6 +118,7 @@ class AgentCoordinator:
         self.retention_ms = milliseconds(retention_seconds, "retention_seconds")
         self.keys = memory.keys.team(self.team_id)
         self._queue = memory.task_queue(self.team_id)
+        self._agents = memory.stores.agents(self.team_id)
         self._beats: dict[str, int] = {}  # agent -> when a claim here last recorded its heartbeat (unix ms)
 
     @property
@@ -144,28 +146,24 @@ class AgentCoordinator:
         if not isinstance(capabilities, Iterable) or isinstance(capabilities, (bytes, Mapping)):
             raise InvalidInputError(f"capabilities must be a str or a list of str, got {type(capabilities).__name__}")
         caps = [values.text(cap, "a capability", empty=False, max_length=128) for cap in capabilities]
-        pipe = self.memory.client.pipeline(transaction=True)
-        pipe.hset(self.keys.capabilities, agent, values.pack(caps, "capabilities"))
-        pipe.zadd(self.keys.agents, {agent: self.memory.now_ms()})
-        pipe.execute()
+        self._agents.register(agent, values.pack(caps, "capabilities"), self.memory.now_ms())
         return True
 
     @translated("write")
     def heartbeat(self, agent: str) -> None:
         """The agent is alive: its leases stay valid ``lease_seconds`` from now (CONTRIBUTOR)."""
-        self.memory.client.zadd(self.keys.agents, {self._as(agent, "heartbeat"): self.memory.now_ms()})
+        self._agents.beat(self._as(agent, "heartbeat"), self.memory.now_ms())
 
     @translated("read")
     def get_active_agents(self) -> list[str]:
         """Agents seen (registered, heartbeat, claim: once a second, completion) within ``active_seconds``, oldest first."""
         self._require(AccessTier.OBSERVER, "get_active_agents")
-        since = self.memory.now_ms() - self.active_ms
-        return [agent.decode() for agent in self.memory.client.zrangebyscore(self.keys.agents, since, "+inf")]
+        return self._agents.seen_since(self.memory.now_ms() - self.active_ms)
 
     @translated("read")
     def get_capabilities(self, agent: str) -> list[str]:
         self._require(AccessTier.OBSERVER, "get_capabilities")
-        blob = self.memory.client.hget(self.keys.capabilities, check_name(agent))
+        blob = self._agents.capabilities(check_name(agent))
         return [] if blob is None else values.unpack(blob)
 
     # -- tasks --------------------------------------------------------------------------------

@@ -12,19 +12,20 @@
     └── MemoryConfigException            (ValueError) a bad connection option (url, client, data_dir,
                                          key_prefix, clock, host, port...)
 
-A Redis failure surfaces as MemoryStoreException (writes) or MemoryRetrievalException (reads).
+A store that did not answer (Redis, the pattern library's SQL, the embedded engine's durable copy)
+surfaces as MemoryStoreException (writes) or MemoryRetrievalException (reads); a write whose reply
+was lost twice as OutcomeUnknownError (a MemoryStoreException), as the stores in
+tiers/coordination/ raise it.
 """
 
 from __future__ import annotations
 
 import functools
-import sqlite3
 from typing import Any, Callable, TypeVar
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
-
-from memory.errors import InvalidInputError, MemoryAPIException, MemoryRetrievalException, MemoryStoreException
+from memory.errors import (
+    InvalidInputError, MemoryAPIException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError,
+)
 
 __all__ = [
     "AccessDeniedError",
@@ -68,10 +69,11 @@ class NotFoundError(MemoryRetrievalException, KeyError):
 
 
 def translated(kind: str) -> Callable[[F], F]:
-    """Re-raise a Redis or SQL failure inside the wrapped call as the error of its ``kind``.
+    """Re-raise a store that did not answer (TierUnavailableError, from tiers/coordination/) inside
+    the wrapped call as the error of its ``kind``.
 
-    ``kind`` is "write" (MemoryStoreException) or "read" (MemoryRetrievalException); tiermem's own
-    errors pass through unchanged.
+    ``kind`` is "write" (MemoryStoreException) or "read" (MemoryRetrievalException); tiermem's other
+    errors (OutcomeUnknownError included) pass through unchanged.
     """
     error = MemoryStoreException if kind == "write" else MemoryRetrievalException
 
@@ -80,8 +82,8 @@ def translated(kind: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return function(*args, **kwargs)
-            except (RedisError, SQLAlchemyError, sqlite3.Error) as exc:
-                raise error(f"{function.__qualname__} failed: {type(exc).__name__}: {exc}") from exc
+            except TierUnavailableError as exc:
+                raise error(f"{function.__qualname__} failed: {exc}") from exc
 
         return wrapper  # type: ignore[return-value]
 

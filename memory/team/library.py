@@ -1,54 +1,30 @@
 """The long-term pattern library: validated patterns in the LTM database, so they outlive Redis.
 
-One SQLAlchemy table beside the engine's own (``tiermem_patterns`` in the same database: the
-SQLite file ``<data_dir>/ltm.sqlite`` by default, or any SQLAlchemy URL), keyed by namespace (the
-key prefix) and pattern id, indexed by type and name. A row records a validator's decision:
-``promoted`` (in the library) or ``rejected`` (with the reason). A promoted row never changes
-again, and the database decides who promoted it: ``decide`` updates only rows not yet promoted,
-else inserts, so of any number of concurrent promoters exactly one changes a row.
+One SQL table beside the engine's own (``tiermem_patterns`` in the same database: the SQLite file
+``<data_dir>/ltm.sqlite`` by default, or any SQLAlchemy URL; tiers/coordination/library.py), keyed
+by namespace (the key prefix) and pattern id, indexed by type and name. A row records a
+validator's decision: ``promoted`` (in the library) or ``rejected`` (with the reason). A promoted
+row never changes again, and the database decides who promoted it, so of any number of
+concurrent promoters exactly one changes a row. Here: what goes in is checked, what comes out is
+a LibraryPattern.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Column, Float, Index, LargeBinary, MetaData, String, Table, Text, and_, func, insert, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from typing import Any, Mapping
 
 from memory.errors import InvalidInputError, MemoryConfigException
 from memory.team import values
 from memory.team.access import agent_id
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
+from tiers.coordination.library import PROMOTED, PatternRows
 from tiers.keys import validate_prefix
-from tiers.ltm_schema import create_racing, make_engine
+from tiers.ltm_schema import make_engine
 
-metadata = MetaData()
-
-patterns_table = Table(
-    "tiermem_patterns",
-    metadata,
-    Column("namespace", String(64), primary_key=True),
-    Column("pattern_id", String(128), primary_key=True),
-    Column("pattern_type", String(128), nullable=False),
-    Column("name", String(512), nullable=False),
-    Column("description", Text, nullable=False),
-    Column("code", Text),
-    Column("confidence", Float, nullable=False),
-    Column("agent_id", String(128), nullable=False),  # who discovered it
-    Column("context", LargeBinary, nullable=False),  # msgpack
-    Column("staged_at", Float, nullable=False),
-    Column("status", String(16), nullable=False),  # promoted | rejected
-    Column("decided_by", String(128), nullable=False),
-    Column("decided_at", Float, nullable=False),
-    Column("reason", Text),
-    Index("tiermem_patterns_type_name", "namespace", "pattern_type", "name"),
-)
-
-PROMOTED, REJECTED = "promoted", "rejected"
+REJECTED = "rejected"
 
 
 def _status(value: object, allow_none: bool = False) -> str | None:
@@ -70,17 +46,17 @@ class LibraryPattern(StagedPattern):
 
 
 class PatternLibrary:
+    """The library of one namespace in ``engine`` (a SQLAlchemy Engine); ``owned``: close() disposes of it."""
+
     def __init__(self, engine: Any, namespace: str, owned: bool = False):
-        if not isinstance(engine, Engine):
-            raise MemoryConfigException(f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}")
         try:
             validate_prefix(namespace)
         except ValueError as exc:
             raise MemoryConfigException(str(exc).replace("key_prefix", "namespace", 1)) from None
+        self._rows = PatternRows(engine, namespace, owned)
         self.engine = engine
         self.namespace = namespace
         self.owned = owned
-        create_racing(lambda: metadata.create_all(engine))
 
     @classmethod
     @translated("read")
@@ -90,8 +66,7 @@ class PatternLibrary:
         return cls(make_engine(url, os.path.join(data_dir, "ltm.sqlite")), namespace, owned=True)
 
     def close(self) -> None:
-        if self.owned:
-            self.engine.dispose()
+        self._rows.close()
 
     @translated("write")
     def decide(self, pattern: StagedPattern, status: str, decided_by: str, decided_at: float, reason: str | None) -> bool:
@@ -109,28 +84,12 @@ class PatternLibrary:
             "context": values.pack(pattern.context, "pattern context"), "staged_at": pattern.staged_at,
             "status": status, "decided_by": decided_by, "decided_at": decided_at, "reason": reason,
         }
-        key = and_(patterns_table.c.namespace == self.namespace, patterns_table.c.pattern_id == pattern.pattern_id)
-        with self.engine.begin() as conn:
-            changed = conn.execute(update(patterns_table).where(key, patterns_table.c.status != PROMOTED).values(**row))
-            if changed.rowcount == 1:
-                return True
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(patterns_table).values(namespace=self.namespace, pattern_id=pattern.pattern_id, **row))
-            return True
-        except IntegrityError:
-            return False  # already there and promoted: someone else decided first
+        return self._rows.decide(pattern.pattern_id, row)
 
     @translated("read")
     def get(self, pattern_id: str) -> LibraryPattern | None:
         """The decision on one pattern (promoted or rejected), or None."""
-        agent_id(pattern_id, "pattern_id")
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(patterns_table).where(
-                    patterns_table.c.namespace == self.namespace, patterns_table.c.pattern_id == pattern_id
-                )
-            ).first()
+        row = self._rows.get(agent_id(pattern_id, "pattern_id"))
         return None if row is None else _entry(row)
 
     @translated("read")
@@ -142,29 +101,14 @@ class PatternLibrary:
             if value is not None:
                 values.text(value, what, max_length=512)
         _status(status, allow_none=True)
-        query = select(patterns_table).where(patterns_table.c.namespace == self.namespace)
-        if pattern_type is not None:
-            query = query.where(patterns_table.c.pattern_type == pattern_type)
-        if name is not None:
-            query = query.where(patterns_table.c.name == name)
-        if status is not None:
-            query = query.where(patterns_table.c.status == status)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(patterns_table.c.pattern_id)).all()
-        return [_entry(row) for row in rows]
+        return [_entry(row) for row in self._rows.find(pattern_type, name, status)]
 
     @translated("read")
     def count(self, status: str | None = PROMOTED) -> int:
-        _status(status, allow_none=True)
-        query = select(func.count()).select_from(patterns_table).where(patterns_table.c.namespace == self.namespace)
-        if status is not None:
-            query = query.where(patterns_table.c.status == status)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return self._rows.count(_status(status, allow_none=True))
 
 
-def _entry(row: Any) -> LibraryPattern:
-    data = row._mapping
+def _entry(data: Mapping[str, Any]) -> LibraryPattern:
     return LibraryPattern(
         pattern_id=data["pattern_id"], agent_id=data["agent_id"], pattern_type=data["pattern_type"],
         name=data["name"], description=data["description"], code=data["code"], context=values.unpack(data["context"]),

@@ -1,7 +1,7 @@
 """Pattern staging: a contributor stages what it discovered, a validator promotes or rejects it.
 
-Staged patterns are kept for 24 hours: in Redis (memory/team/pattern_store.py), or in the process
-with a durable copy on the embedded engine (memory/team/local_patterns.py). A decision is atomic:
+Staged patterns are kept for 24 hours: in Redis (tiers/coordination/patterns.py), or in the process
+with a durable copy on the embedded engine (tiers/coordination/local_patterns.py). A decision is atomic:
 the store hands the pattern's decision lease to one caller only while it is still staged, so of
 concurrent validators one proceeds and the others get a falsy answer; the winner writes the
 library row first (``PatternLibrary.decide``, which the database also arbitrates) and only then
@@ -81,7 +81,7 @@ class StagedPattern:
 class PatternStaging:
     def __init__(self, memory: Any):
         self.memory = memory
-        self._store = memory.pattern_store()
+        self._store = memory.stores.patterns()
 
     @translated("write")
     def stage(self, credentials: AgentCredentials, pattern: Any, fields_: Mapping[str, Any]) -> bool:

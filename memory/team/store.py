@@ -1,10 +1,12 @@
 """RedisShortTermMemory: the connection every coordination object shares, and how to get one.
 
-One object per process (or per team) holds the Redis client, the key schema, the clock and, on
-the embedded engine, the durable copy of what must survive a restart. The features (working
-memory, signals, patterns, conflicts, collaboration state) live in their own modules; the
-methods here take the caller's :class:`AgentCredentials` and delegate, so the seeds' low-level
-calls (``memory.receive_signals(credentials, ...)``, ``memory.stage_pattern(...)``) work as written.
+One object per process (or per team) holds the Redis client, the key schema, the clock and the
+stores that keep the coordination layer's bytes (``tiers.coordination``: Redis scripts on a
+server; in-process twins and, on the embedded engine, the durable copy of what must survive a
+restart). The features (working memory, signals, patterns, conflicts, collaboration state) live
+in their own modules; the methods here take the caller's :class:`AgentCredentials` and delegate,
+so the seeds' low-level calls (``memory.receive_signals(credentials, ...)``,
+``memory.stage_pattern(...)``) work as written.
 
 Connection resolution is tiermem's (``tiers.connection``): an explicit client or URL; else
 ``REDIS_URL`` (empty forces the embedded engine); else a Redis on localhost:6379; else the
@@ -17,28 +19,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import nullcontext
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-import redis
-import redis.cluster
-from redis.exceptions import RedisError
-from sqlalchemy.engine import Engine
-
-from memory.errors import InvalidInputError, MemoryConfigException
+from memory.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
 from memory.team import collaboration, conflicts, patterns, signals, working
 from memory.team.access import AccessTier, AgentCredentials, checked
-from memory.team.durable import DurableMirror
 from memory.team.errors import translated
-from memory.team.keys import TeamKeys
-from memory.team.local_patterns import LocalPatternStore
-from memory.team.local_signals import LocalSignalBus
-from memory.team.local_tasks import LocalTaskQueue
-from memory.team.pattern_store import RedisPatternStore
-from memory.team.task_queue import RedisTaskQueue
+from memory.team.ttl import TTLStrategy
 from memory.team.values import shown
 from tiers.connection import LOCAL_URL, resolve
-from tiers.scripts import Script
+from tiers.coordination.connection import (
+    CLIENT_TYPES, ENGINE_TYPES, answers, pings, saves_to_disk, server_client, server_stats,
+)
+from tiers.coordination.keys import TeamKeys
+from tiers.coordination.stores import Stores
 
 DEFAULT_DATA_DIR = ".tiermem"
 DEFAULT_PREFIX = "tiermem"
@@ -47,9 +41,9 @@ DEFAULT_PREFIX = "tiermem"
 _OPTION_KINDS: dict[str, tuple[type, ...]] = {
     "url": (str, type(None)),
     "use_mock": (bool,),
-    "client": (redis.Redis, redis.cluster.RedisCluster, type(None)),
+    "client": (*CLIENT_TYPES, type(None)),
     "ltm_url": (str, type(None)),
-    "ltm_engine": (Engine, type(None)),
+    "ltm_engine": (*ENGINE_TYPES, type(None)),
     "environ": (Mapping, type(None)),
 }
 
@@ -102,9 +96,8 @@ class RedisShortTermMemory:
         self._closed = False
         self._library: Any = None
         self._library_guard = threading.Lock()
-        self._mirror: DurableMirror | None = None
+        self.stores: Stores = None  # type: ignore[assignment]  # set once connected; close() may run before
         self._connection: Any = None
-        self._scripts: dict[str, Any] = {}
         for name, value in (("url", url), ("use_mock", use_mock), ("client", client), ("ltm_url", ltm_url),
                             ("ltm_engine", ltm_engine)):
             _option(name, value)
@@ -129,56 +122,22 @@ class RedisShortTermMemory:
         self.credentials = credentials or AgentCredentials("default", AccessTier.CONTRIBUTOR)
         self._ltm_url, self._ltm_engine = ltm_url, ltm_engine
         try:
-            server = self._connection.embedded_server
-            if server is not None:
-                self._mirror = DurableMirror(server.data_dir, server, self.client)
-                self._mirror.restore(self.keys.root, self.keys.durable_patterns())
-            # the embedded engine is this process's alone: its signals need not go through Redis commands
-            self.signals = signals.StreamSignalBus(self) if server is None else LocalSignalBus(self, server)
+            try:
+                self.stores = Stores(self.client, self.keys, self._connection.embedded_server, clock=clock,
+                                     signal_ttl_ms=int(TTLStrategy.COORDINATION) * 1000)
+            except TierUnavailableError as exc:
+                raise MemoryConfigException(f"cannot open the coordination stores: {exc}") from exc
+            self.signals = signals.SignalBus(self.stores.signals, clock)
             self.patterns = patterns.PatternStaging(self)
         except BaseException:
             self.close()
             raise
 
-    # -- plumbing the feature modules share ---------------------------------------------------
-    def durable(self, items: Sequence[tuple[str, str]]) -> Any:
-        """Context for a write whose keys must survive an embedded restart (no-op on Redis)."""
-        return self._mirror.writing(items) if self._mirror is not None else nullcontext()
-
-    def durable_script(self, source: str) -> Callable[[Sequence[Any], Sequence[Any], Sequence[tuple[str, str]]], Any]:
-        """A write script whose keys must survive an embedded restart, called as ``run(keys, args, items)``.
-
-        ``items`` are the keys it touches (as for :meth:`durable`); on the embedded engine the same
-        script call reads them back for the durable copy.
-        """
-        mirror = self._mirror
-        if mirror is None:
-            script = self.script(source)
-            return lambda keys, args, items: script(keys=keys, args=args)
-        return lambda keys, args, items: mirror.run(source, keys, args, items)
-
-    def pattern_store(self) -> Any:
-        """Where staged patterns live: Lua scripts on Redis; in this process with a durable copy
-        on the embedded engine (memory/team/local_patterns.py)."""
-        server = self._connection.embedded_server
-        if server is None:
-            return RedisPatternStore(self)
-        return LocalPatternStore(self, server, self._mirror)
-
+    # -- what the feature modules share (``stores``: where their bytes live) ----------------------
     def task_queue(self, team_id: str) -> Any:
         """A team's task queue: Lua scripts on Redis; in this process on the embedded engine,
-        which no other process shares (memory/team/local_tasks.py)."""
-        server = self._connection.embedded_server
-        if server is None:
-            return RedisTaskQueue(self, team_id)
-        return LocalTaskQueue(self, server, team_id)
-
-    def script(self, source: str) -> Any:
-        """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source."""
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = Script(self.client, source)
-        return script
+        which no other process shares."""
+        return self.stores.tasks(team_id)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -271,20 +230,14 @@ class RedisShortTermMemory:
 
     # -- introspection ------------------------------------------------------------------------
     def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except RedisError:
-            return False
+        return pings(self.client)
 
     @translated("read")
     def get_stats(self) -> dict[str, Any]:
         """``mode`` ("redis" or "embedded"), ``keys`` (in this Redis database), ``memory_used``."""
-        stats: dict[str, Any] = {"mode": self.mode, "keys": int(self.client.dbsize()), "key_prefix": self.keys.prefix}
-        if self.mode == "redis":
-            info = self.client.info("memory")
-            stats["memory_used"] = info.get("used_memory_human")
-            stats["memory_used_bytes"] = info.get("used_memory")
-        else:
+        embedded = self.mode == "embedded"
+        stats: dict[str, Any] = {"mode": self.mode, **server_stats(self.client, embedded), "key_prefix": self.keys.prefix}
+        if embedded:
             stats["memory_used"] = "N/A"  # fakeredis does not measure its memory
             stats["data_dir"] = self.data_dir
         return stats
@@ -296,7 +249,7 @@ class RedisShortTermMemory:
             "redis": not embedded,
             "embedded": embedded,
             "file_session": embedded,  # durable files in data_dir
-            "persistence": True if embedded else self._redis_persistence(),
+            "persistence": True if embedded else saves_to_disk(self.client),
             "multi_process": not embedded,  # the embedded engine belongs to one process
             "signals": True,
             "blocking_signals": True,
@@ -306,17 +259,6 @@ class RedisShortTermMemory:
             "cluster_safe_keys": True,
         }
 
-    def _redis_persistence(self) -> bool | None:
-        """Whether the Redis server saves to disk (RDB or AOF); None if it will not say."""
-        try:
-            config = self.client.config_get("save") | self.client.config_get("appendonly")
-        except RedisError:
-            return None
-        save = config.get("save") or config.get(b"save") or b""
-        aof = config.get("appendonly") or config.get(b"appendonly") or b"no"
-        as_text = lambda value: value.decode() if isinstance(value, bytes) else str(value)  # noqa: E731
-        return bool(as_text(save).strip()) or as_text(aof) == "yes"
-
     def close(self) -> None:
         """Release the connection; the embedded engine snapshots what it holds."""
         if self._closed:
@@ -325,9 +267,8 @@ class RedisShortTermMemory:
         if self._library is not None:
             self._library.close()
             self._library = None
-        if self._mirror is not None:
-            self._mirror.close()
-            self._mirror = None
+        if self.stores is not None:
+            self.stores.close()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
@@ -367,10 +308,7 @@ def get_railway_redis(
         raise MemoryConfigException(f"password must be a printable str or None, got {type(password).__name__}")
     if not isinstance(ssl, bool):
         raise MemoryConfigException(f"ssl must be a bool, got {type(ssl).__name__}")
-    client = redis.Redis(
-        host=host, port=port, password=password, db=db, ssl=ssl, protocol=2, socket_connect_timeout=5
-    )
-    memory = RedisShortTermMemory(client=client, **options)
+    memory = RedisShortTermMemory(client=server_client(host, port, password, db, ssl), **options)
     memory._connection.owned = True  # we built the client: close() closes it
     return memory
 
@@ -380,18 +318,7 @@ def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str]
     environ = _environment(environ)
     if _option("url", url) is None:
         url = environ.get("REDIS_URL", LOCAL_URL)
-    if not url:
-        return False
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, protocol=2)
-    except ValueError:
-        return False
-    try:
-        return bool(client.ping())
-    except (RedisError, ValueError):  # ValueError: a host no resolver takes (UnicodeError)
-        return False
-    finally:
-        client.close()
+    return bool(url) and answers(url)
 
 
 def shared(memory: Any) -> RedisShortTermMemory:

@@ -1,8 +1,9 @@
 """Working memory: an agent's own short-lived results, readable by its team.
 
 Each stashed value is one Redis string under the agent's hash tag with its own TTL (1 hour by
-default; an explicit TTL in seconds is honoured to the millisecond). Writing takes CONTRIBUTOR;
-reading, one's own or another agent's, takes OBSERVER (a dashboard reads the team's results).
+default; an explicit TTL in seconds is honoured to the millisecond; tiers/coordination/working.py).
+Writing takes CONTRIBUTOR; reading, one's own or another agent's, takes OBSERVER (a dashboard
+reads the team's results).
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ def stash(memory: Any, credentials: AgentCredentials, key: str, value: Any, ttl:
     credentials.require(AccessTier.CONTRIBUTOR, "stash")
     agent_id(key, "key")
     blob = values.pack(value, f"the value of {key!r}")
-    millis = ttl_ms(ttl, TTLStrategy.WORKING_RESULTS)
-    redis_key = memory.keys.working(credentials.agent_id, key)
-    with memory.durable([(redis_key, "string")]):
-        memory.client.set(redis_key, blob, px=millis)
+    memory.stores.working.put(credentials.agent_id, key, blob, ttl_ms(ttl, TTLStrategy.WORKING_RESULTS))
     return True
 
 
@@ -33,5 +31,5 @@ def retrieve(memory: Any, credentials: AgentCredentials, key: str, owner: str | 
     credentials.require(AccessTier.OBSERVER, "retrieve")
     agent_id(key, "key")
     owner = credentials.agent_id if owner is None else agent_id(owner)
-    blob = memory.client.get(memory.keys.working(owner, key))
+    blob = memory.stores.working.get(owner, key)
     return None if blob is None else values.unpack(blob)

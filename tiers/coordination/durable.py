@@ -12,9 +12,13 @@ On the first open of a data directory in a process the file is authoritative for
 their keys from the older snapshot are dropped and the rows loaded. A lock serialises "write to
 Redis, then copy to SQLite" per data directory, so concurrent threads never store a stale copy;
 a write that is one script reads back what it touched in the same script call. Staged patterns
-live in the process instead (memory/team/local_patterns.py) and hand their rows to ``store``.
+live in the process instead (tiers/coordination/local_patterns.py) and hand their rows to ``store``.
 The stdlib ``sqlite3`` driver is used directly (parameterised statements): through SQLAlchemy a
-one-row upsert costs ~25x more, and this sits on every durable write.
+one-row upsert costs ~25x more, and this sits on every durable write. Its errors become
+TierUnavailableError("durable copy") here; the Redis calls are the callers' to translate.
+
+The embedded engine runs in this process, so no reply is ever lost and no call here is sent
+again (tiers/scripts.py).
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import msgpack
 
-from tiers.scripts import Script
+from memory.errors import TierUnavailableError
+from tiers.scripts import Script, lua_source
 
 FILE = "embedded-team.sqlite"
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS team_keys (
@@ -41,31 +47,9 @@ CREATE TABLE IF NOT EXISTS team_keys (
 )
 """
 
-# A write script wrapped so that the same call reads back what it touched (the write's own KEYS and
-# ARGV shadow the globals, so it runs unchanged), then per read-back key its value (GET, HGETALL,
-# ZRANGE WITHSCORES, or one member's ZSCORE) and PTTL. With an empty write it is the read-back
-# alone, for writes that are not one script. One call, where a pipeline of reads after the write
-# costs ~2x on the embedded engine.
-_READ_BACK = """
--- KEYS the write's keys, then the keys to read back; ARGV the write's args, then the read-back
--- kinds ('string', 'hash', 'zset' or 'zmember:<member>'), then the counts of the write's keys and args
--- returns {the write's reply, {value, pttl, ...}} (a missing value is nil)
-local nk, na = tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
-local reply = (function(KEYS, ARGV)
--- the write --
-end)({unpack(KEYS, 1, nk)}, {unpack(ARGV, 1, na)})
-local out = {}
-for i = nk + 1, #KEYS do
-  local key, kind, value = KEYS[i], ARGV[na + i - nk]
-  if kind == 'string' then value = redis.call('GET', key)
-  elseif kind == 'hash' then value = redis.call('HGETALL', key)
-  elseif kind == 'zset' then value = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-  else value = redis.call('ZSCORE', key, string.sub(kind, 9)) end
-  out[#out + 1] = value
-  out[#out + 1] = redis.call('PTTL', key)
-end
-return {reply or false, out}
-"""
+# A write script wrapped so that the same call reads back what it touched (read_back.lua). One
+# call, where a pipeline of reads after the write costs ~2x on the embedded engine.
+_READ_BACK = lua_source("team/read_back")
 
 
 def reading_back(write: str) -> str:
@@ -78,20 +62,33 @@ def reading_back(write: str) -> str:
 Item = tuple[str, str]
 
 
+def _sql(run: Callable[[], T]) -> T:
+    """Run SQLite work; TierUnavailableError("durable copy", ...) if the file failed."""
+    try:
+        return run()
+    except sqlite3.Error as exc:
+        raise TierUnavailableError("durable copy", str(exc)) from exc
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed write survives a process crash
+    db.execute(_SCHEMA)
+    return db
+
+
 class DurableMirror:
     def __init__(self, data_dir: str | Path, server: Any, client: Any):
         self.path = Path(data_dir) / FILE
         self.client = client
         self._scripts: dict[str, Any] = {}
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a committed write survives a process crash
-        self._db.execute(_SCHEMA)
+        self._db = _sql(lambda: _open(self.path))
         # per embedded server: the lock that serialises durable writes, and the prefixes restored
         self.lock, self._restored = server.local("durable-copy", lambda: (threading.RLock(), set()))
 
     def close(self) -> None:
-        self._db.close()
+        _sql(self._db.close)
 
     @contextmanager
     def writing(self, items: Sequence[Item]) -> Iterator[None]:
@@ -141,6 +138,9 @@ class DurableMirror:
                 value = float(value)
             expires = now + pttl if pttl > 0 else 0
             upserts.append((key, kind, msgpack.packb(value, use_bin_type=True), expires))
+        _sql(lambda: self._write(deletes, upserts))
+
+    def _write(self, deletes: list[tuple[str]], upserts: list[tuple[str, str, bytes, int]]) -> None:
         with self._db:  # one transaction
             self._db.execute("BEGIN IMMEDIATE")
             if deletes:
@@ -160,10 +160,10 @@ class DurableMirror:
                 return 0
             stale = [key for pattern in scan_patterns for key in self.client.scan_iter(match=pattern, count=1000)]
             now = int(time.time() * 1000)
-            rows = self._db.execute(
+            rows = _sql(lambda: self._db.execute(
                 "SELECT key, kind, value, expires_at FROM team_keys WHERE key >= ? AND key < ?",
                 (prefix_root, prefix_root + "\U0010ffff"),
-            ).fetchall()
+            ).fetchall())
             pipe = self.client.pipeline(transaction=True)
             if stale:
                 pipe.delete(*stale)
@@ -185,7 +185,10 @@ class DurableMirror:
                     pipe.pexpireat(key, expires_at)
                 loaded += 1
             pipe.execute()
-            with self._db:
-                self._db.execute("DELETE FROM team_keys WHERE expires_at > 0 AND expires_at <= ?", (now,))
+            _sql(lambda: self._forget_expired(now))
             self._restored.add(prefix_root)
             return loaded
+
+    def _forget_expired(self, now: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM team_keys WHERE expires_at > 0 AND expires_at <= ?", (now,))

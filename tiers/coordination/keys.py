@@ -27,7 +27,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     A completed task's fields in tasks, order, attempts and results leave with its done entry once
     its retention ends (a few per claim and completion); stats keep counting it.
     The embedded engine keeps tasks (not agents) in the process, written into these keys only for
-    its snapshot (memory/team/local_tasks.py).
+    its snapshot (tiers/coordination/local_tasks.py).
 
     signals                        {signals}
     <p>:team:{signals}:in:<agent>:<type>       stream  signals of one type sent to one agent
@@ -39,7 +39,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     <p>:team:{signals}:cursor:<agent>          hash    stream key -> last entry id delivered to the agent
     <p>:team:{signals}:seq                     string  counter stamped on every signal (order across streams)
     Streams are trimmed to the coordination TTL (XADD MINID) and every key expires with it.
-    The embedded engine keeps its signals in the process instead (memory/team/local_signals.py).
+    The embedded engine keeps its signals in the process instead (tiers/coordination/local_signals.py).
 
     team sessions                  {s:<session>}
     <p>:team:{s:<session>}:info                hash    session_id, purpose, created_at
@@ -48,7 +48,7 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     All three expire together, SESSION TTL after the last activity.
 
     patterns                       {patterns}
-    <p>:team:{patterns}:staged                 zset    staged pattern id -> unix ms it expires
+    <p>:team:{patterns}:staged                 zset    staged pattern id -> unix ms it was staged
     <p>:team:{patterns}:staged:<id>            string  msgpack StagedPattern; PX = STAGED_PATTERNS TTL
     <p>:team:{patterns}:decision:<id>          string  token of the validator deciding it (SET NX PX)
     <p>:team:{patterns}:promoted:<id>          string  "1": in the library, so it is never staged again
@@ -68,7 +68,7 @@ from tiers.keys import validate_prefix
 
 SIGNAL_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.@/+=-]{1,64}")
 
-# key families the embedded store keeps durable (see memory.team.durable)
+# key families the embedded store keeps durable (tiers/coordination/durable.py)
 DURABLE_TAGS = ("{a:", "{s:", "{patterns}", "{conflicts}")
 
 

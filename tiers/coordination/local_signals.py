@@ -1,4 +1,4 @@
-"""Signals on the embedded engine: SignalBus's contract, kept in this process's memory.
+"""Signals on the embedded engine: the contract of base.SignalStore, kept in this process's memory.
 
 The embedded engine belongs to one process (its data directory is locked), so its signals need not
 go through Redis commands: on fakeredis a Streams round trip (send, then receive) interprets about
@@ -10,7 +10,7 @@ coordination TTL are neither delivered nor kept. As in the file-first guide, sig
 on the embedded engine: they are not kept across a restart.
 
 Memories on one embedded server with one key prefix share a board, as they would share keys on
-Redis. Ages are measured on the memory's clock, which stamps ``sent_at`` too.
+Redis. Ages are measured on the memory's clock (``clock``), which stamps ``sent_at`` too.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_right
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
-from memory.team.signals import MAX_PER_STREAM, SignalBus, delivered
-from memory.team.ttl import TTLStrategy
+from tiers.coordination.base import Received
+from tiers.coordination.signals import MAX_PER_STREAM
 
 SWEEP_EVERY_S = 30.0  # how often a send drops every expired signal, read or not (bounds the memory)
 
@@ -92,14 +92,15 @@ class _Board:
             del self.inboxes[recipient]
 
 
-class LocalSignalBus(SignalBus):
-    def __init__(self, memory: Any, server: Any):
-        self.memory = memory
-        self.ttl_ms = int(TTLStrategy.COORDINATION) * 1000
-        self._board = server.local(("signal-board", memory.keys.root), _Board)
+class LocalSignals:
+    """``clock``: unix seconds, for ages; ``root``: the key prefix's team root, naming the board."""
 
-    def _send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None) -> str:
-        sent_at = self.memory.clock()
+    def __init__(self, server: Any, root: str, clock: Callable[[], float], ttl_ms: int):
+        self.clock = clock
+        self.ttl_ms = ttl_ms
+        self._board = server.local(("signal-board", root), _Board)
+
+    def send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None, sent_at: float) -> str:
         now_ms = int(sent_at * 1000)
         board = self._board
         with board.changed:
@@ -118,7 +119,7 @@ class LocalSignalBus(SignalBus):
             board.changed.notify_all()
         return signal.entry_id
 
-    def _receive(self, me: str, kind: str | None, timeout: float) -> list[dict[str, Any]]:
+    def receive(self, me: str, kind: str | None, timeout: float) -> list[Received]:
         deadline = time.monotonic() + timeout
         board = self._board
         with board.changed:
@@ -129,7 +130,7 @@ class LocalSignalBus(SignalBus):
                     break
                 board.changed.wait(remaining)
         found.sort(key=lambda pair: pair[0].seq)
-        return [delivered(s.kind, s.sender, s.blob, target, s.sent_at, s.entry_id) for s, target in found]
+        return [Received(s.kind, s.sender, s.blob, target, s.sent_at, s.entry_id) for s, target in found]
 
     def _take(self, me: str, kind: str | None) -> list[tuple[_Signal, str | None]]:
         """What ``me`` has not been given yet, of one type or of every type (the board's lock held)."""
@@ -140,7 +141,7 @@ class LocalSignalBus(SignalBus):
             streams += [(stream, None) for stream in board.broadcasts.values()]
         else:
             streams = [(s, target) for s, target in ((inbox.get(kind), me), (board.broadcasts.get(kind), None)) if s]
-        oldest_ms = int(self.memory.clock() * 1000) - self.ttl_ms
+        oldest_ms = int(self.clock() * 1000) - self.ttl_ms
         found = []
         for stream, target in streams:
             stream.drop_older_than(oldest_ms)

@@ -10,7 +10,7 @@ forgotten once their retention ends (FORGET_PER_CALL of them by each claim and c
 them before a snapshot, so the snapshot holds none past their retention).
 
 Memories on one embedded server with one key prefix share a team's queue, as they would share its
-keys on Redis. The queue is written into the team's Redis keys (the layout of memory/team/keys.py)
+keys on Redis. The queue is written into the team's Redis keys (the layout of tiers/coordination/keys.py)
 just before each snapshot of the embedded server, and read back from them (then dropped, the
 process holding the only live copy) when a queue is first used after a restart: tasks survive a
 clean restart exactly as the snapshot's other keys do. Agents' heartbeats stay Redis keys (the
@@ -24,9 +24,13 @@ import threading
 from collections import Counter
 from typing import Any
 
-from memory.team import values
-from memory.team.keys import TeamTaskKeys
-from memory.team.task_queue import FORGET_PER_CALL
+import msgpack
+
+from tiers.coordination.agents import TeamAgents
+from tiers.coordination.context import Context
+from tiers.coordination.keys import TeamTaskKeys
+from tiers.coordination.tasks import FORGET_PER_CALL
+from tiers.failures import writing
 
 _SEQ_SHIFT = 1 << 40  # queue score = (1000 - priority) * 2^40 + seq, as in the ADD script
 
@@ -100,7 +104,7 @@ class _TeamTasks:
     # -- the team's Redis keys, written before a snapshot and read after a restart -------------
     def load(self, client: Any, keys: TeamTaskKeys) -> None:
         self.bodies = {k.decode(): v for k, v in client.hgetall(keys.tasks).items()}
-        self.kinds = {task_id: values.unpack(body)["task_type"] for task_id, body in self.bodies.items()}
+        self.kinds = {task_id: _task_type(body) for task_id, body in self.bodies.items()}
         self.scores = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.order).items()}
         self.seq = int(client.get(keys.seq) or 0)
         self.claims = {k.decode(): v.decode() for k, v in client.hgetall(keys.claims).items()}
@@ -151,6 +155,11 @@ class _TeamTasks:
         self.flushed_types = kinds
 
 
+def _task_type(body: bytes) -> str:
+    """The type a task body (msgpack, memory/team/coordinator.py) names."""
+    return msgpack.unpackb(body, raw=False, strict_map_key=False)["task_type"]
+
+
 def _team(server: Any, client: Any, keys: TeamTaskKeys) -> _TeamTasks:
     """The team's queue on this embedded server, read from its keys the first time."""
     teams = server.local("task-queues", lambda: _flushed_before_saves(server))
@@ -158,7 +167,7 @@ def _team(server: Any, client: Any, keys: TeamTaskKeys) -> _TeamTasks:
     def loaded() -> _TeamTasks:
         team = teams[keys.root] = _TeamTasks()
         with team.lock:
-            team.load(client, keys)
+            writing("redis", lambda: team.load(client, keys))
         return team
 
     return server.local(("task-queue", keys.root), loaded)
@@ -180,13 +189,10 @@ def _flushed_before_saves(server: Any) -> dict[str, _TeamTasks]:
 class LocalTaskQueue:
     """One team's task queue in this process (RedisTaskQueue's methods and contract)."""
 
-    def __init__(self, memory: Any, server: Any, team_id: str):
-        self.client = memory.client
-        self.keys = memory.keys.team(team_id)
-        self._team = _team(server, self.client, self.keys)
-
-    def _heartbeat(self, agent: str) -> float | None:
-        return self.client.zscore(self.keys.agents, agent)
+    def __init__(self, context: Context, server: Any, team_id: str):
+        self.keys = context.keys.team(team_id)
+        self._agents = TeamAgents(context, team_id)
+        self._team = _team(server, context.client, self.keys)
 
     def add(self, task_id: str, body: bytes, priority: int, task_type: str, now_ms: int) -> bool:
         team = self._team
@@ -208,7 +214,7 @@ class LocalTaskQueue:
         team = self._team
         with team.lock:
             team.forget(now_ms)
-            team.lapse(task_type, now_ms, lease_ms, self._heartbeat)
+            team.lapse(task_type, now_ms, lease_ms, self._agents.last_beat)
             heap = team.queues.get(task_type)
             claimed = []
             while heap and len(claimed) < count:
@@ -218,14 +224,14 @@ class LocalTaskQueue:
                 team.attempts[task_id] += 1
                 claimed.append((team.bodies[task_id], team.attempts[task_id]))
         if beat and claimed:
-            self.client.zadd(self.keys.agents, {agent: now_ms})
+            self._agents.beat(agent, now_ms)
         return claimed
 
     def requeue_lapsed(self, task_type: str, now_ms: int, lease_ms: int) -> None:
         team = self._team
         with team.lock:
             team.forget(now_ms)
-            team.lapse(task_type, now_ms, lease_ms, self._heartbeat)
+            team.lapse(task_type, now_ms, lease_ms, self._agents.last_beat)
 
     def holder(self, task_id: str, now_ms: int) -> tuple[bytes | None, str | None]:
         team = self._team
@@ -249,7 +255,7 @@ class LocalTaskQueue:
             team.counts.update(("total", f"agent:{holder}", f"type:{task_type}"))
             team.forget(now_ms)
             team.keep_until(task_id, forget_at_ms)
-        self.client.zadd(self.keys.agents, {holder: now_ms})
+        self._agents.beat(holder, now_ms)
         return 1, holder
 
     def result(self, task_id: str, now_ms: int) -> bytes | None:

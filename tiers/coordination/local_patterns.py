@@ -1,21 +1,24 @@
-"""Staged patterns on the embedded engine: RedisPatternStore's contract, kept in this process.
+"""Staged patterns on the embedded engine: base.PatternStore's contract, kept in this process.
 
 The embedded engine belongs to one process, so staging need not interpret Redis commands inside a
 Lua script on fakeredis (three of them, ~15-38 us each, plus the call): the state is a few dicts
 under the durable copy's lock, and every change is written to that copy (the SQLite file of
-memory/team/durable.py, in the rows the Redis keys of memory/team/keys.py would have) before the
-lock is let go, so staged patterns and promotions survive a restart, even a SIGKILL, as before.
+durable.py, in the rows the Redis keys of keys.py would have) before the lock is let go, so staged
+patterns and promotions survive a restart, even a SIGKILL.
 
 After a restart the durable copy fills the embedded Redis with those keys; the first store on a
 server and key prefix reads them and drops them, the process then holding the only live copy.
 Expiry is by the wall clock, as Redis's own is: a staged pattern lasts its TTL, a decision lease
-DECISION_LEASE_MS. Decision leases are not kept across a restart (nor were they).
+the lease it was given. Decision leases are not kept across a restart.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from tiers.coordination.context import Context
+from tiers.failures import writing
 
 _NEVER = -1  # PTTL of a key without expiry
 
@@ -62,14 +65,14 @@ class _Patterns:
 class LocalPatternStore:
     """Staged patterns in this process, each change copied durably (RedisPatternStore's methods)."""
 
-    def __init__(self, memory: Any, server: Any, mirror: Any):
-        self.keys = memory.keys
-        self._mirror = mirror
+    def __init__(self, context: Context, server: Any):
+        self.keys = context.keys
+        self._mirror = mirror = context.mirror
 
         def loaded() -> _Patterns:
             patterns = _Patterns()
             with mirror.lock:
-                patterns.load(memory.client, self.keys)
+                writing("redis", lambda: patterns.load(context.client, self.keys))
             return patterns
 
         self._patterns = server.local(("staged-patterns", self.keys.root), loaded)

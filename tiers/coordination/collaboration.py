@@ -1,0 +1,31 @@
+"""Collaboration states in Redis: one string per (agent, session) and a per-agent index of the
+sessions by when they were persisted (persist.lua keeps the newest ones), durable on the embedded
+engine."""
+
+from __future__ import annotations
+
+from tiers.coordination.context import Context, team_source
+from tiers.failures import reading, writing
+
+PERSIST = team_source("persist")
+
+
+class Collaboration:
+    def __init__(self, context: Context):
+        self.client = context.client
+        self.keys = context.keys
+        self._persist = context.durable_script(PERSIST)
+
+    def put(self, agent: str, session_id: str, blob: bytes, now_ms: int, keep: int) -> None:
+        """Keep the state as the agent's newest; only the newest ``keep`` states stay."""
+        state_key, index = self.keys.collab_state(agent, session_id), self.keys.collab_index(agent)
+        writing("redis", lambda: self._persist(  # the whole index is copied: persist also trims it
+            [state_key, index], [blob, session_id, now_ms, keep], [(state_key, "string"), (index, "zset")]))
+
+    def newest(self, agent: str) -> str | None:
+        """The session id of the agent's most recently persisted state."""
+        found = reading("redis", lambda: self.client.zrange(self.keys.collab_index(agent), -1, -1))
+        return found[0].decode() if found else None
+
+    def get(self, agent: str, session_id: str) -> bytes | None:
+        return reading("redis", lambda: self.client.get(self.keys.collab_state(agent, session_id)))

@@ -1,0 +1,58 @@
+"""What every coordination store on one connection shares: the client, the key schema, the Lua
+scripts (tiers/lua/team/) and, on the embedded engine, the durable copy.
+
+A write whose keys must survive an embedded restart goes through :meth:`Context.durably` (plain
+commands, then a read-back of the keys) or :meth:`Context.durable_script` (one script call that
+also reads back what it touched). On a Redis server both are the write alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
+from tiers.coordination.durable import DurableMirror, Item
+from tiers.coordination.keys import TeamKeys
+from tiers.scripts import Script, lua_source
+
+T = TypeVar("T")
+
+
+def team_source(*names: str) -> str:
+    """The text of tiers/lua/team/<name>.lua for each name, joined (helpers first)."""
+    return "\n".join(lua_source(f"team/{name}") for name in names)
+
+
+class Context:
+    def __init__(self, client: Any, keys: TeamKeys, mirror: DurableMirror | None = None):
+        self.client = client
+        self.keys = keys
+        self.mirror = mirror
+        self._scripts: dict[tuple[str, bool], Script] = {}
+
+    def script(self, source: str, once: bool = False) -> Script:
+        """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source.
+        ``once``: it takes effect once however often it is sent (tiers/scripts.py)."""
+        script = self._scripts.get((source, once))
+        if script is None:
+            script = self._scripts[source, once] = Script(self.client, source, once=once)
+        return script
+
+    def durably(self, items: Sequence[Item], write: Callable[[], T]) -> T:
+        """Run a Redis write; on the embedded engine, then copy ``items`` (the keys it touched)
+        into the durable copy, under its lock."""
+        if self.mirror is None:
+            return write()
+        with self.mirror.writing(items):
+            return write()
+
+    def durable_script(
+        self, source: str, once: bool = False
+    ) -> Callable[[Sequence[Any], Sequence[Any], Sequence[Item]], Any]:
+        """A write script whose keys must survive an embedded restart, called as ``run(keys, args,
+        items)``; on the embedded engine the same call reads ``items`` back for the durable copy (no
+        reply is lost in the process, so ``once`` applies to a Redis server only)."""
+        mirror = self.mirror
+        if mirror is None:
+            script = self.script(source, once)
+            return lambda keys, args, items: script(keys=keys, args=args)
+        return lambda keys, args, items: mirror.run(source, keys, args, items)

@@ -1,0 +1,9 @@
+-- resolve.lua: write a conflict's resolution only if nobody changed the conflict since it was
+-- read, keeping its TTL (tiers/coordination/conflicts.py). A compare-and-set: sent again after it
+-- ran, it finds its own resolution, writes nothing and answers 0 (the caller reads that resolution).
+-- KEYS: the conflict
+-- ARGV: msgpack conflict as read, msgpack resolved conflict
+-- Returns 1 written, 0 the conflict changed.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
