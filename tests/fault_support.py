@@ -12,7 +12,7 @@ are in tests/conftest.py (``lossy_proxy``, ``make_redis_process``, ``embedded_ch
         .dropped                                a Drop per reply lost so far
         .connections                            per client connection: commands and replies counted
         .close()
-    is_command(name, *args), is_script(source), contains(fragment), all_of(*predicates)
+    is_command(name, *args), is_script(source), is_once_script(source), contains(fragment), all_of(*predicates)
                                                 predicates on a command (a tuple of bytes) for drop_reply
     RedisProcess(directory, persistent=True)   redis-server on a free loopback port in 7300-7399
         .start(), .kill() (SIGKILL), .restart(keep_data), .stop(), .url(db=0), .client(**kwargs)
@@ -42,6 +42,8 @@ from typing import Any, Callable, Sequence
 
 import hiredis
 import redis
+
+from tiers.scripts import once_source
 
 REPO = str(Path(__file__).resolve().parents[1])
 PORTS = range(7300, 7400)  # where this suite may start redis-servers (loopback only)
@@ -106,6 +108,11 @@ def script_sha(source: str) -> str:
 def is_script(source: str) -> Predicate:
     """An EVALSHA of the Lua script ``source`` (its SHA1, as tiers/scripts.py sends it)."""
     return is_command("EVALSHA", script_sha(source))
+
+
+def is_once_script(source: str) -> Predicate:
+    """An EVALSHA of ``source`` as a script that takes effect once sends it (wrapped by once.lua)."""
+    return is_script(once_source(source))
 
 
 def all_of(*predicates: Predicate) -> Predicate:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from conftest import real_redis
-from fault_support import all_of, contains, is_command, is_script
+from fault_support import all_of, contains, is_command, is_once_script, is_script
 from memory import errors
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
@@ -41,8 +41,6 @@ class _NotYetDefined(MemoryStoreException):
 
 
 OutcomeUnknownError = getattr(errors, "OutcomeUnknownError", _NotYetDefined)
-
-NOT_RETRY_SAFE = "a script re-sent after a lost reply runs twice (invariant 11: retry-safe calls)"
 
 
 def test_the_errors_of_uncertain_writes_are_store_errors():
@@ -107,12 +105,11 @@ def task(task_id: str, priority: int) -> AgentTask:
     return AgentTask(task_id, "build", description=f"do {task_id}", priority=priority)
 
 
-@pytest.mark.xfail(strict=True, reason=f"claim_task: {NOT_RETRY_SAFE}; the retry claims and returns the next task")
 def test_claim_task_takes_one_task_and_returns_it(team, lossy_proxy, mode):
     crew = AgentCoordinator(team.memory, "crew")
     crew.add_task(task("task-a", 9))
     crew.add_task(task("task-b", 5))
-    drop = lossy_proxy.drop_reply(is_script(task_queue.CLAIM), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(task_queue.CLAIM), mode=mode)
 
     kind, claimed = outcome(lambda: crew.claim_task("worker", "build"), "claim_task")
     fired(drop)
@@ -126,12 +123,11 @@ def test_claim_task_takes_one_task_and_returns_it(team, lossy_proxy, mode):
     assert team.hash(team.tasks("crew").attempts) == {"task-a": "1"}
 
 
-@pytest.mark.xfail(strict=True, reason=f"claim_tasks: {NOT_RETRY_SAFE}; the retry claims the next batch too")
 def test_claim_tasks_takes_one_batch_and_returns_it(team, lossy_proxy, mode):
     crew = AgentCoordinator(team.memory, "crew")
     for name, priority in (("task-a", 9), ("task-b", 8), ("task-c", 7), ("task-d", 6)):
         crew.add_task(task(name, priority))
-    drop = lossy_proxy.drop_reply(is_script(task_queue.CLAIM), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(task_queue.CLAIM), mode=mode)
 
     kind, claimed = outcome(lambda: crew.claim_tasks("worker", "build", 2), "claim_tasks")
     fired(drop)
@@ -143,13 +139,11 @@ def test_claim_tasks_takes_one_batch_and_returns_it(team, lossy_proxy, mode):
     assert [t.task_id for t in crew.get_pending_tasks("build")] == ["task-c", "task-d"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"complete_task: {NOT_RETRY_SAFE}; the retry finds the task done and "
-                                       "raises TaskOwnershipError although the result was recorded")
 def test_complete_task_records_the_result_once_and_returns_true(team, lossy_proxy, mode):
     crew = AgentCoordinator(team.memory, "crew")
     crew.add_task(task("task-a", 9))
     assert crew.claim_task("worker", "build").task_id == "task-a"
-    drop = lossy_proxy.drop_reply(is_script(task_queue.COMPLETE), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(task_queue.COMPLETE), mode=mode)
 
     kind, done = outcome(lambda: crew.complete_task("task-a", {"answer": 42}, agent_id="worker"), "complete_task")
     fired(drop)
@@ -162,11 +156,9 @@ def test_complete_task_records_the_result_once_and_returns_true(team, lossy_prox
     assert result is not None and (result["result"], result["agent_id"]) == ({"answer": 42}, "worker")
 
 
-@pytest.mark.xfail(strict=True, reason=f"add_task: {NOT_RETRY_SAFE}; the retry finds the id taken and raises "
-                                       "DuplicateTaskError for the caller's own new task")
 def test_add_task_queues_the_task_once_and_returns_true(team, lossy_proxy, mode):
     crew = AgentCoordinator(team.memory, "crew")
-    drop = lossy_proxy.drop_reply(is_script(task_queue.ADD), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(task_queue.ADD), mode=mode)
 
     kind, added = outcome(lambda: crew.add_task(task("task-a", 9)), "add_task")
     fired(drop)
@@ -184,10 +176,9 @@ ALICE = AgentCredentials("alice", AccessTier.CONTRIBUTOR)
 BOB = AgentCredentials("bob", AccessTier.CONTRIBUTOR)
 
 
-@pytest.mark.xfail(strict=True, reason=f"send_signal: {NOT_RETRY_SAFE}; the signal is delivered twice")
 @pytest.mark.parametrize("target", ["bob", None], ids=["targeted", "broadcast"])
 def test_a_signal_sent_under_a_lost_reply_is_delivered_once(team, lossy_proxy, mode, target):
-    drop = lossy_proxy.drop_reply(is_script(signals.SEND), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(signals.SEND), mode=mode)
 
     kind, entry = outcome(lambda: team.memory.send_signal(ALICE, "ping", {"n": 1}, target_agent=target),
                           "send_signal")
@@ -201,12 +192,10 @@ def test_a_signal_sent_under_a_lost_reply_is_delivered_once(team, lossy_proxy, m
     assert team.memory.receive_signals(BOB) == []
 
 
-@pytest.mark.xfail(strict=True, reason="receive_signals: the receive script moved the cursor before its reply was "
-                                       "lost, so the re-sent read finds nothing and the signals are lost")
 def test_signals_under_a_lost_receive_reply_are_each_delivered_once(team, lossy_proxy, mode):
     for n in range(3):
         team.memory.send_signal(ALICE, "ping", {"n": n}, target_agent="bob")
-    drop = lossy_proxy.drop_reply(is_script(signals.RECEIVE), mode=mode)
+    drop = lossy_proxy.drop_reply(is_once_script(signals.RECEIVE), mode=mode)
 
     kind, first = outcome(lambda: team.memory.receive_signals(BOB), "receive_signals")
     fired(drop)
@@ -227,13 +216,7 @@ VALIDATOR = AgentCredentials("architect", AccessTier.VALIDATOR)
 DECISION_SCRIPTS = {"take": pattern_store.TAKE_DECISION, "finish": pattern_store.FINISH_DECISION}
 
 
-@pytest.mark.parametrize(
-    "lost",
-    [pytest.param("take", marks=pytest.mark.xfail(
-        strict=True, reason="promote/reject: the re-sent decision claim finds its own lease taken, answers as if "
-                            "another validator won and leaves the pattern staged (invariant 11)")),
-     "finish"],
-)
+@pytest.mark.parametrize("lost", ["take", "finish"])
 @pytest.mark.parametrize("decision", ["promote", "reject"])
 def test_a_pattern_decided_under_a_lost_reply_is_decided_once(team, lossy_proxy, mode, decision, lost):
     memory = team.memory

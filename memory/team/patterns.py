@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from memory.errors import InvalidInputError
+from memory.errors import InvalidInputError, OutcomeUnknownError
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
@@ -130,7 +130,11 @@ class PatternStaging:
         agent_id(pattern_id, "pattern_id")
         library = self.memory.pattern_library
         token = secrets.token_hex(16)
-        body = self._store.take_decision(pattern_id, token, DECISION_LEASE_MS)
+        try:
+            body = self._store.take_decision(pattern_id, token, DECISION_LEASE_MS)
+        except OutcomeUnknownError:  # the lease may be ours: let the pattern go before saying so
+            self._store.release_decision(pattern_id, token)
+            raise
         if body is None:
             return None
         try:

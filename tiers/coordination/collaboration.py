@@ -1,6 +1,7 @@
 """Collaboration states in Redis: one string per (agent, session) and a per-agent index of the
 sessions by when they were persisted (persist.lua keeps the newest ones), durable on the embedded
-engine."""
+engine. A persist takes effect once (once.lua): sent again after another session's persist it
+would put its session back above that one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class Collaboration:
     def __init__(self, context: Context):
         self.client = context.client
         self.keys = context.keys
-        self._persist = context.durable_script(PERSIST)
+        self._persist = context.durable_script(PERSIST, once=True)
 
     def put(self, agent: str, session_id: str, blob: bytes, now_ms: int, keep: int) -> None:
         """Keep the state as the agent's newest; only the newest ``keep`` states stay."""

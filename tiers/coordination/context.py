@@ -17,6 +17,20 @@ from tiers.scripts import Script, lua_source
 T = TypeVar("T")
 
 
+class TeamScript(Script):
+    """A Script loaded into Redis before its first call (as the engine's own are when it opens),
+    so that call runs rather than answering NOSCRIPT and going out again: the one a lost reply
+    hides is then always a call that ran."""
+
+    _ready = False
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
+        if not self._ready:
+            self.client.script_load(self.source)
+            self._ready = True
+        return super().__call__(keys, args, client)
+
+
 def team_source(*names: str) -> str:
     """The text of tiers/lua/team/<name>.lua for each name, joined (helpers first)."""
     return "\n".join(lua_source(f"team/{name}") for name in names)
@@ -27,14 +41,14 @@ class Context:
         self.client = client
         self.keys = keys
         self.mirror = mirror
-        self._scripts: dict[tuple[str, bool], Script] = {}
+        self._scripts: dict[tuple[str, bool], TeamScript] = {}
 
-    def script(self, source: str, once: bool = False) -> Script:
+    def script(self, source: str, once: bool = False) -> TeamScript:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source.
         ``once``: it takes effect once however often it is sent (tiers/scripts.py)."""
         script = self._scripts.get((source, once))
         if script is None:
-            script = self._scripts[source, once] = Script(self.client, source, once=once)
+            script = self._scripts[source, once] = TeamScript(self.client, source, once=once)
         return script
 
     def durably(self, items: Sequence[Item], write: Callable[[], T]) -> T:

@@ -50,11 +50,15 @@ MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside ke
     patterns                       {patterns}
     <p>:team:{patterns}:staged                 zset    staged pattern id -> unix ms it was staged
     <p>:team:{patterns}:staged:<id>            string  msgpack StagedPattern; PX = STAGED_PATTERNS TTL
-    <p>:team:{patterns}:decision:<id>          string  token of the validator deciding it (SET NX PX)
+    <p>:team:{patterns}:decision:<id>          string  token of the validator deciding it (set PX only when absent)
     <p>:team:{patterns}:promoted:<id>          string  "1": in the library, so it is never staged again
 
     conflicts                      {conflicts}
     <p>:team:{conflicts}:c:<id>                string  msgpack ConflictContext; PX = CONFLICT_CONTEXT TTL
+
+    request slots, beside the keys of {a:<agent>}, {t:<team>}, {signals} and {patterns}
+    <p>:team:{<tag>}:once:<proc>:<thread>      string  the last reply of a call that takes effect once, per
+                                                       calling thread (tiers/scripts.py); PX 60 s; Redis only
 
 Never ``KEYS``; nothing here is found by ``SCAN`` except the embedded store's restore.
 """

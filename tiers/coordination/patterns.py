@@ -3,6 +3,11 @@
 What PatternStaging (memory/team/patterns.py) needs from where staged patterns live
 (base.PatternStore), on a Redis server shared by many processes. The embedded engine keeps the
 same state in its process instead (tiers/coordination/local_patterns.py).
+
+Sent again after a lost reply: staging takes effect once (its answer depends on whether a
+validator took the pattern meanwhile); a decision's take, finish and release are idempotent by
+the validator's token (its own lease found again is its own decision: the take answers the
+pattern again, the finish and release change nothing).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ class RedisPatternStore:
     def __init__(self, context: Context):
         self.client = context.client
         self.keys = context.keys
-        self._stage = context.script(STAGE)
+        self._stage = context.script(STAGE, once=True)
         self._take = context.script(TAKE_DECISION)
         self._finish = context.script(FINISH_DECISION)
         self._release = context.script(RELEASE_DECISION)

@@ -13,6 +13,10 @@ the recipient (its stream is one nobody waits on yet); the bells are read before
 so no new type slips in between. Expiry: streams are trimmed to the coordination TTL (XADD MINID,
 on the Redis clock), reads skip older entries, and every key expires after the TTL of silence.
 The embedded engine keeps the same contract in its process (tiers/coordination/local_signals.py).
+
+Sending and receiving each take effect once (tiers/scripts.py, once.lua): a send sent again
+after a lost reply appends nothing and returns the first entry id; a read sent again returns
+the signals the first read delivered (and moved the cursors past), so none is lost or doubled.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ class RedisSignals:
         self.client = context.client
         self.keys = context.keys
         self.ttl_ms = ttl_ms
-        self._send = context.script(SEND)
-        self._receive = context.script(RECEIVE)
+        self._send = context.script(SEND, once=True)
+        self._receive = context.script(RECEIVE, once=True)
         self._broadcast_marker = f"{self.keys.root}{{signals}}:all:".encode()
 
     def send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None, sent_at: float) -> str:

@@ -12,6 +12,11 @@ body, queue order, attempts and result are forgotten, FORGET_PER_CALL of the old
 and each completion, so their number stays bounded by what completes within one retention. The
 completion counts stay. Until it is forgotten a task past its retention reads as forgotten already
 (no result, no holder), and adding its id forgets it first, so the id is free again.
+
+Adding, claiming (requeueing too) and completing each take effect once on a Redis server: a call
+sent again after a lost reply returns what the first run did (tiers/scripts.py, once.lua), so a
+claim hands its caller the tasks it leased, an add does not find its own id taken, and a
+completion is counted once. The reads are harmless to send again.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ class RedisTaskQueue:
     def __init__(self, context: Context, team_id: str):
         self.client = context.client
         self.keys = context.keys.team(team_id)
-        self._add = context.script(ADD)
-        self._claim = context.script(CLAIM)
-        self._complete = context.script(COMPLETE)
+        # each changes what a second run would find (a counter, the queue, the holder): once.lua
+        # makes a call sent again after a lost reply return the first run's answer
+        self._add = context.script(ADD, once=True)
+        self._claim = context.script(CLAIM, once=True)
+        self._complete = context.script(COMPLETE, once=True)
 
     def add(self, task_id: str, body: bytes, priority: int, task_type: str, now_ms: int) -> bool:
         """Queue a task; False if the team already has the id."""

@@ -1,4 +1,4 @@
--- add.lua: queue one task (after forget.lua).
+-- add.lua: queue one task (after forget.lua). Takes effect once (once.lua): it counts the seq.
 -- KEYS: tasks, order, seq, types, queue:<type>, done, attempts, results
 -- ARGV: task id, msgpack body, priority (0..1000), task type, now (unix ms)
 -- Returns 1 added, 0 the id is taken.

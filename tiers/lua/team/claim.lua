@@ -1,5 +1,5 @@
 -- claim.lua: requeue a type's lapsed leases, then lease its best pending tasks to the claimer
--- (after forget.lua).
+-- (after forget.lua). Takes effect once (once.lua): a claim sent again returns the tasks it took.
 -- KEYS: queue:<type>, leases:<type>, claims, agents (heartbeats), order, tasks, attempts,
 --       leases_due:<type>, done, results
 -- ARGV: now (unix ms), lease ms, claiming agent ('' only requeues), expired leases to examine,

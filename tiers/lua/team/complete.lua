@@ -1,4 +1,5 @@
--- complete.lua: record a claimed task's result (after forget.lua).
+-- complete.lua: record a claimed task's result (after forget.lua). Takes effect once (once.lua):
+-- it counts the completion.
 -- KEYS: claims, leases:<type>, results, stats, agents, done, tasks, order, attempts
 -- ARGV: task id, completing agent, msgpack result record, task type, now (unix ms),
 --       when its retention ends (unix ms), completed tasks to forget at most

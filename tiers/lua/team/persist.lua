@@ -1,5 +1,6 @@
 -- persist.lua: keep an agent's collaboration state and index it as its newest
--- (tiers/coordination/collaboration.py).
+-- (tiers/coordination/collaboration.py). Takes effect once (once.lua): sent again after another
+-- session's persist it would move this one back above it.
 -- KEYS: collab:<session>, the agent's collab index
 -- ARGV: msgpack state, session id, persisted at (unix ms), states kept
 -- The score is kept strictly above the newest other session's, so the latest persist is last

@@ -1,5 +1,6 @@
 -- signal_receive.lua: read a recipient's streams past its cursors and move the cursors
--- (tiers/coordination/signals.py).
+-- (tiers/coordination/signals.py). Takes effect once (once.lua): a read sent again returns the
+-- signals the first read delivered, so a lost reply loses none.
 -- KEYS: the recipient's cursor hash, then the streams to read (at least one)
 -- ARGV: ttl ms, max entries per stream
 -- Returns {{stream, id, fields}...} and, per stream, the id a blocking read waits for entries after.

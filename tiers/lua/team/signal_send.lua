@@ -1,4 +1,5 @@
 -- signal_send.lua: append one signal to each recipient's stream (tiers/coordination/signals.py).
+-- Takes effect once (once.lua): a send sent again returns the first send's entry id.
 -- KEYS: the signal counter (orders signals across streams); then per recipient three keys:
 --       stream, types set, bell stream
 -- ARGV: signal type, ttl ms, sender, msgpack data, sent_at (unix s)

@@ -1,5 +1,6 @@
 -- stage.lua: stage a pattern unless the library has it or a validator is deciding it
--- (tiers/coordination/patterns.py).
+-- (tiers/coordination/patterns.py). Takes effect once (once.lua): its answer depends on the
+-- decision state, which a validator may change between a call and its re-sending.
 -- KEYS: staged:<id>, staged index, promoted:<id>, decision:<id>
 -- ARGV: msgpack pattern, ttl ms, pattern id, staged at (unix ms)
 -- Returns 1 staged, 0 already in the library, -1 a validator is deciding it right now.
