@@ -23,10 +23,14 @@ from memory import errors
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from memory.errors import MemoryAPIException, MemoryStoreException
-from memory.team import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, RedisShortTermMemory, StagedPattern
+from memory.team import (
+    AccessTier, AgentCoordinator, AgentCredentials, AgentTask, ConflictContext, RedisShortTermMemory, StagedPattern,
+    TeamSession,
+)
 from team_support import delete_prefix
 from tiers.coordination import patterns as pattern_store
-from tiers.coordination import signals, tasks as task_queue
+from tiers.coordination import collaboration, conflicts, sessions, signals
+from tiers.coordination import tasks as task_queue
 from tiers.coordination.keys import TeamKeys
 from tiers.keys import KeySchema
 
@@ -246,6 +250,65 @@ def test_a_pattern_decided_under_a_lost_reply_is_decided_once(team, lossy_proxy,
     else:  # not decided, and free to decide again; or decided once and unstaged
         assert library.count(status=None) <= 1
         assert (decided is None and staged == ["pat-1"] and not lease_left) or (decided is not None and staged == [])
+
+
+def test_a_pattern_staged_under_a_lost_reply_is_staged_once_and_told_so(team, lossy_proxy, mode):
+    drop = lossy_proxy.drop_reply(is_once_script(pattern_store.STAGE), mode=mode)
+
+    kind, staged = outcome(lambda: team.memory.stage_pattern(
+        StagedPattern("pat-1", "finder", "optimization", "Eager loading", "avoid N+1"), credentials=FINDER),
+        "stage_pattern")
+    fired(drop)
+    assert drop.reply == 1
+    if kind == "answered":
+        assert staged is True
+    assert [p.pattern_id for p in team.memory.get_staged_patterns(VALIDATOR)] == ["pat-1"]
+    assert team.direct.zcard(team.keys.staged_index()) == 1
+
+
+# -- sessions, collaboration state, conflicts -----------------------------------------------------------
+
+
+def test_an_agent_joining_a_session_under_a_lost_reply_is_told_it_joined(team, lossy_proxy, mode):
+    room = TeamSession(team.memory, "room", "review", credentials=ALICE)
+    drop = lossy_proxy.drop_reply(is_once_script(sessions.JOIN), mode=mode)
+
+    kind, joined = outcome(lambda: room.add_agent("worker"), "add_agent")
+    fired(drop)
+    assert drop.reply == 1  # the join that ran added the worker
+    if kind == "answered":
+        assert joined is True, "a re-sent join found the worker there and answered as if it had joined before"
+    assert room.get_info()["participants"] == ["worker"]
+    assert room.add_agent("worker") is False
+
+
+def test_a_collaboration_state_persisted_under_a_lost_reply_is_the_newest(team, lossy_proxy, mode):
+    memory = team.memory
+    assert memory.persist_collaboration_state(FINDER, "older", {"trust_level": 0.1})
+    drop = lossy_proxy.drop_reply(is_once_script(collaboration.PERSIST), mode=mode)
+
+    kind, kept = outcome(lambda: memory.persist_collaboration_state(FINDER, "newer", {"trust_level": 0.9}),
+                         "persist_collaboration_state")
+    fired(drop)
+    if kind == "answered":
+        assert kept is True
+    assert memory.restore_collaboration_state(FINDER) == ("newer", {"trust_level": 0.9})
+    assert team.direct.zrange(team.keys.collab_index("finder"), 0, -1) == [b"older", b"newer"]
+
+
+def test_a_conflict_resolved_under_a_lost_reply_keeps_that_resolution(team, lossy_proxy, mode):
+    memory = team.memory
+    memory.record_conflict(ConflictContext("c1", {"ann": {"position": "ship", "confidence": 0.9},
+                                                  "ben": {"position": "wait", "confidence": 0.2}}), credentials=FINDER)
+    drop = lossy_proxy.drop_reply(is_script(conflicts.RESOLVE), mode=mode)
+
+    kind, resolved = outcome(lambda: memory.resolve_conflict("c1", credentials=VALIDATOR), "resolve_conflict")
+    fired(drop)
+    assert drop.reply == 1
+    kept = memory.get_conflict("c1", credentials=VALIDATOR)
+    assert kept.resolved and (kept.resolution["winner"], kept.resolution["resolved_by"]) == ("ann", "architect")
+    if kind == "answered":
+        assert resolved.to_dict() == kept.to_dict()
 
 
 # -- the engine's stores ------------------------------------------------------------------------------

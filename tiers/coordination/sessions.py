@@ -2,16 +2,20 @@
 context) that every member's call renews together, in the same MULTI; durable on the embedded
 engine.
 
-Every command here is idempotent (HSETNX, HSET, PEXPIRE, reads), so redis-py sending a MULTI
-again after a broken connection leaves the session as one run would.
+The MULTI blocks hold only commands that are idempotent and whose answers go unused (HSETNX,
+HSET, PEXPIRE, reads), so redis-py sending one again after a broken connection leaves the session
+as one run would. A join answers whether the agent is new, which a second run would deny, so it
+is a script that takes effect once (join.lua).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tiers.coordination.context import Context
+from tiers.coordination.context import Context, team_source
 from tiers.failures import reading, writing
+
+JOIN = team_source("join")
 
 
 class SessionStore:
@@ -23,6 +27,7 @@ class SessionStore:
         self.session_id = session_id
         self.info_key, self.participants_key, self.shared_key = context.keys.session(session_id)
         self._items = [(self.info_key, "hash"), (self.participants_key, "hash"), (self.shared_key, "hash")]
+        self._join = context.durable_script(JOIN, once=True)
 
     def _run(self, pipe: Any, ttl_ms: int | None) -> list[Any]:
         if ttl_ms is None:
@@ -44,10 +49,9 @@ class SessionStore:
 
     def join(self, agent: str, joined_at: float, ttl_ms: int) -> bool:
         """Add a participant; True if it was not one already."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(self.participants_key, agent, repr(joined_at))
-        pipe.hsetnx(self.info_key, "session_id", self.session_id)  # recreate info if the session had expired
-        return bool(writing("redis", lambda: self._run(pipe, ttl_ms))[0])
+        keys = [self.info_key, self.participants_key, self.shared_key]
+        args = [agent, repr(joined_at), self.session_id, ttl_ms]
+        return bool(writing("redis", lambda: self._join(keys, args, self._items)))
 
     def share(self, key: str, blob: bytes, ttl_ms: int) -> None:
         pipe = self.client.pipeline(transaction=True)
