@@ -1,13 +1,14 @@
 """Pattern staging: a contributor stages what it discovered, a validator promotes or rejects it.
 
-Staged patterns are kept for 24 hours: in Redis (tiers/coordination/patterns.py), or in the process
-with a durable copy on the embedded engine (tiers/coordination/local_patterns.py). A decision is atomic:
-the store hands the pattern's decision lease to one caller only while it is still staged, so of
-concurrent validators one proceeds and the others get a falsy answer; the winner writes the
-library row first (``PatternLibrary.decide``, which the database also arbitrates) and only then
-unstages it and marks the id promoted, so a crash in between leaves the pattern staged, never
-lost (a later validator finishes the move once the lease lapses). A promoted id is never staged
-again.
+Staged patterns are kept for 24 hours: in Redis (tiers/coordination/patterns.py), or in the
+process with a durable copy on the embedded engine (tiers/coordination/local_patterns.py). A
+decision is atomic: the store hands the pattern's decision lease to one caller only while it is
+still staged, so of concurrent validators one proceeds and the others get a falsy answer; the
+winner writes the library row first (``PatternLibrary.decide``, which the database also
+arbitrates) and only then unstages it and marks the id promoted, so a crash in between leaves the
+pattern staged, never lost (a later validator finishes the move once the lease lapses). A
+promoted id is never staged again. The lease is held by a token of the deciding call: a lease
+request sent again after a lost reply finds its own token and gets the pattern.
 """
 
 from __future__ import annotations
