@@ -70,8 +70,9 @@ def once_source(source: str) -> str:
 
 
 def guards_replies(client: Any) -> bool:
-    """Whether calls on ``client`` can lose a reply (a network client, not the embedded engine's)."""
-    return not getattr(client, "lean_commands", False)
+    """Whether calls on ``client`` can lose a reply: a client of a Redis server, not an
+    in-process engine (the embedded engine's client or any fakeredis one)."""
+    return not getattr(client, "lean_commands", False) and not type(client).__module__.startswith("fakeredis")
 
 
 class RequestSlots:
