@@ -259,7 +259,8 @@ class Maintainer:
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
-        waiting = self.t.pending_text_among(agent_id, [r.memory_id for r in records])  # LTM queues them now
+        waiting = (self.t.pending_text_among(agent_id, [r.memory_id for r in records])  # LTM queues them now
+                   if self.config.search_config.text_embedding != "off" else set())
         self.t.ltm.put_many(agent_id, records, changed=self.t.ltm_stamp(agent_id), text_pending=waiting)
         self.t.widen_ltm_bounds(agent_id, records)
         self.t.im.delete_many(agent_id, [r.memory_id for r in records], drop_access=True, moved_to="ltm")

@@ -611,6 +611,19 @@ def test_derived_rows_are_what_the_indices_need_without_the_payload(tier: Any) -
     assert set(rows(["d2", "gone"])) == {"d2"}
 
 
+@pytest.mark.parametrize("tier_case", [case for case in TIER_CASES if case.tier == "ltm"], indirect=True, ids=str)
+def test_ltm_queues_what_waits_for_a_text_vector(tier: Any) -> None:
+    """LTM's own text-embedding queue (Redis's holds STM and IM only): rows put as waiting come
+    back lowest step first, a vector written takes a row off, another put of it decides again."""
+    tier.put_many(AGENT, [make_record(f"w{i}", i) for i in range(6)], NOW, text_pending={"w4", "w1", "w5"})
+    assert tier.text_pending(AGENT, 2) == ["w1", "w4"]
+    assert sorted(tier.text_pending(AGENT, among=["w0", "w5", "w4", "nope"])) == ["w4", "w5"]
+    tier.set_embeddings(AGENT, {"w4": Embeddings(text_resolution="abstract", text_vector=b"\x01" * 8)})
+    assert tier.text_pending(AGENT, 10) == ["w1", "w5"]
+    tier.put_many(AGENT, [make_record("w1", 1)], NOW)
+    assert tier.text_pending(AGENT, 10) == ["w5"] and tier.text_pending("someone-else", 10) == []
+
+
 def test_a_large_batch_in_one_put(tier: Any) -> None:
     """5,000 records in one put_many: more values than one Lua unpack() takes, so the scripts'
     chunking is on the path; the SQL tiers chunk their IN lists."""

@@ -354,8 +354,10 @@ class SQLTier:
                 if among is not None:
                     return [m for where, _ in self._keyed(conn, agent_id, among) for m in conn.execute(
                         select(memories.c.memory_id).where(where, memories.c.text_pending == 1)).scalars()]
+                # SQLite's planner, without statistics, would walk the agent's rows by primary key
                 stmt = (select(memories.c.memory_id).where(self._mine(agent_id), memories.c.text_pending == 1)
-                        .order_by(memories.c.step).limit(most))
+                        .order_by(memories.c.step).limit(most)
+                        .with_hint(memories, "INDEXED BY tiermem_ltm_text_pending", dialect_name="sqlite"))
                 return list(conn.execute(stmt).scalars())
 
         return self._guard(run)

@@ -70,7 +70,10 @@ memories = Table(
     Column("text_pending", Integer, nullable=False, default=0),
     Index("tiermem_ltm_id", "namespace", "agent_id", "memory_id", unique=True),
     Index("tiermem_ltm_changed", "namespace", "agent_id", "changed"),
-    Index("tiermem_ltm_text_pending", "namespace", "agent_id", "text_pending", "step"),
+    # only the rows still waiting: a row written with its text vector (or with text search off)
+    # costs the index nothing
+    Index("tiermem_ltm_text_pending", "namespace", "agent_id", "step",
+          sqlite_where=text("text_pending = 1"), postgresql_where=text("text_pending = 1")),
     Index("tiermem_ltm_type", "namespace", "agent_id", "memory_type", "step", "memory_id"),
     Index("tiermem_ltm_importance", "namespace", "agent_id", "importance", "memory_id"),
     sqlite_with_rowid=False,
@@ -123,7 +126,7 @@ MIGRATIONS: list[list[str | tuple[tuple[str, ...], str]]] = [
     # content ids of dictionaries take 63 bits (SQLite's INTEGER holds them already)
     [(("postgresql",), "ALTER TABLE tiermem_ltm ALTER COLUMN dict_id TYPE BIGINT")],
     ["ALTER TABLE tiermem_ltm ADD COLUMN text_pending INTEGER NOT NULL DEFAULT 0",
-     "CREATE INDEX tiermem_ltm_text_pending ON tiermem_ltm (namespace, agent_id, text_pending, step)"],
+     "CREATE INDEX tiermem_ltm_text_pending ON tiermem_ltm (namespace, agent_id, step) WHERE text_pending = 1"],
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
