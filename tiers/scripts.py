@@ -23,6 +23,7 @@ ever lost, so no script carries the request slot there.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import threading
@@ -76,22 +77,24 @@ def guards_replies(client: Any) -> bool:
 
 
 class RequestSlots:
-    """Request slots of this process: one key per thread and hash tag, beside the call's keys."""
+    """Request slots of this process: one key per thread and hash tag, beside the call's keys.
+    A slot is only ever used by one thread of one process, so a request id needs only to differ
+    from that slot's earlier ones: a counter of the process does (no random bytes per call)."""
 
     def __init__(self) -> None:
         self._token, self._pid = secrets.token_hex(6), os.getpid()
+        self._requests = itertools.count(1)
 
     def form(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         """The call's keys and arguments with this thread's slot and a new request id added."""
         if self._pid != os.getpid():  # a forked child is another caller
             self._token, self._pid = secrets.token_hex(6), os.getpid()
         first = keys[0] if isinstance(keys[0], str) else keys[0].decode()
-        tag_start = first.find("{")
-        tag_end = first.find("}", tag_start + 1)
-        if tag_start < 0 or tag_end < 0:
+        tag_end = first.find("}")
+        if tag_end < 0 or "{" not in first[:tag_end]:
             raise ValueError(f"a once-script's first key must carry a hash tag, got {first!r}")
         slot = f"{first[: tag_end + 1]}:once:{self._token}:{threading.get_ident()}"
-        return [*keys, slot], [*args, secrets.token_hex(8)]
+        return [*keys, slot], [*args, next(self._requests)]
 
 
 SLOTS = RequestSlots()

@@ -84,7 +84,11 @@ class AgentTask:
 
     @classmethod
     def from_body(cls, blob: bytes, **state: Any) -> "AgentTask":
-        return cls(**values.unpack(blob), **state)
+        """A task read back from its queue: its fields were checked when it was queued."""
+        task = cls.__new__(cls)
+        vars(task).update({"status": "pending", "assigned_to": None, "result": None, "attempts": 0,
+                           **values.unpack(blob), **state})
+        return task
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
