@@ -64,6 +64,9 @@ class SpatialGrid:
         for row in np.flatnonzero(placed).tolist():
             self.set(row, tuple(points[row]))
 
+    def position(self, row: int) -> tuple[float, float, float] | None:
+        return tuple(self._points[row].tolist()) if row in self._where else None  # type: ignore[return-value]
+
     def drop(self, row: int) -> None:
         cell = self._where.pop(row, None)
         if cell is not None:

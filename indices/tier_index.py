@@ -2,7 +2,10 @@
 
 Columns (step, type, importance) make filters numpy masks; a VectorSet per vector kind (state,
 text) ranks by similarity; a SpatialGrid answers by place. Rows are appended; a removed
-memory's row becomes a tombstone, reused by nothing (rows are stable ids for FAISS).
+memory's row becomes a tombstone, reused by nothing (rows are stable ids for FAISS). Once the
+tombstones outnumber the live rows (and COMPACT_AT), the index is built again from its live rows:
+STM's and IM's memories come and go, and their indices would otherwise keep a row for every
+memory that ever passed through.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from memory.record import Embeddings
 log = logging.getLogger(__name__)
 
 TYPE_CODES = {"state": 0, "action": 1, "interaction": 2}
+COMPACT_AT = 4096  # tombstones an index keeps at least before it is built again from its live rows
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TierIndex:
         self.text: VectorSet | None = None  # created with the first text vector (its size decides)
         self.space = SpatialGrid(cell_size)
         self._exact_limit = exact_limit
+        self._dead = 0  # tombstones
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -89,6 +94,29 @@ class TierIndex:
         if self.text is not None:
             self.text.drop(row)
         self.space.drop(row)
+        self._dead += 1
+        if self._dead > max(COMPACT_AT, len(self.rows)):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Build the index again from its live rows, renumbered (no row number outlives a query)."""
+        fresh = TierIndex(self.tier, self.state.dim, self.space.cell_size, self._exact_limit)
+        for row in self.alive_rows().tolist():
+            new = len(fresh.ids)
+            memory_id = self.ids[row]
+            fresh.ids.append(memory_id)
+            fresh.rows[memory_id] = new  # type: ignore[index]
+            fresh._grow(new + 1)
+            fresh._step[new], fresh._kind[new] = self._step[row], self._kind[row]
+            fresh._importance[new], fresh._alive[new] = self._importance[row], True
+            fresh.state.set(new, self.state.vector(row))
+            text = None if self.text is None else self.text.vector(row)
+            if text is not None:
+                if fresh.text is None:
+                    fresh.text = VectorSet(self.text.dim, self._exact_limit)  # type: ignore[union-attr]
+                fresh.text.set(new, text)
+            fresh.space.set(new, self.space.position(row))
+        vars(self).update(vars(fresh))
 
     def mask(self, where: Filter) -> np.ndarray | None:
         """Rows that pass the filter (and are alive); None when the filter has no condition, so

@@ -113,6 +113,10 @@ class VectorSet:
     def drop(self, row: int) -> None:
         self.set(row, None)
 
+    def vector(self, row: int) -> np.ndarray | None:
+        """The row's vector as kept here (float32, unit length), or None."""
+        return self._rows[row] if row < self.count and self.present[row] else None
+
     def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k most similar rows among those ``mask`` allows (None: all), best first."""
         present = self.present[: self.count]
