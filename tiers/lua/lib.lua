@@ -77,11 +77,12 @@ local function note_change(changes, meta, op, tier, ids, from)
   local minid = string.format('0-%d', math.max(1, seq - CHANGES_KEPT))
   local id = string.format('0-%d', seq)
   local joined = table.concat(ids, ' ')
-  -- exact trimming: '~' only drops whole stream nodes (100 entries), which large entries never fill
+  -- approximate trimming ('~'): whole stream nodes go, so the log keeps up to a node (100
+  -- entries or 4 KiB) more than CHANGES_KEPT ids; an exact trim moves a node's bytes on every call
   if from and from ~= '' then
-    redis.call('XADD', changes, 'MINID', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined, 'from', from)
+    redis.call('XADD', changes, 'MINID', '~', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined, 'from', from)
   else
-    redis.call('XADD', changes, 'MINID', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined)
+    redis.call('XADD', changes, 'MINID', '~', minid, id, 'op', op, 'tier', tier, 'n', n, 'ids', joined)
   end
 end
 
