@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from indices.snapshot import SnapshotStore
 from indices.tier_index import TierIndex
-from memory.record import TIERS
+from tiers.record import TIERS
 from tiers.bookkeeping import Stamp, stamp_of
 from tiers.tierset import TierSet
 

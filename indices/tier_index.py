@@ -18,7 +18,7 @@ import numpy as np
 from embeddings.resolution import dimension, restore_one
 from indices.spatial import SpatialGrid
 from indices.vectors import VectorSet
-from memory.record import Embeddings
+from tiers.record import Embeddings
 
 log = logging.getLogger(__name__)
 

@@ -1,47 +1,152 @@
-"""tiermem: a tiered memory engine for agents.
+"""tiermem: a tiered memory engine for agents, and a coordination layer for agent teams.
 
-The engine's entry points live in :mod:`memory.api`. The coordination layer's names are
-importable from here (``from memory import AgentWorkspace``), loaded on first use (PEP 562), so
-that the tiers can import :mod:`memory.record` and :mod:`memory.errors` without pulling anything in.
+Every public name is importable from here::
+
+    from memory import AgentMemoryAPI, MemoryConfig, AgentCoordinator, WorkingMemoryAgent
+
+``memory.api`` (the engine's names) and ``memory.config`` are the same objects under the import
+paths the Agent Memory API document uses. Everything else under ``memory`` is private.
 """
 
-from typing import Any
-
-_TEAM_NAMES = (
-    "AccessDeniedError",
-    "AccessTier",
-    "AgentCoordinator",
-    "AgentCredentials",
-    "AgentTask",
-    "AgentWorkspace",
-    "CollaborationState",
-    "ConflictContext",
-    "DuplicateTaskError",
-    "LibraryPattern",
-    "NotFoundError",
-    "PatternLibrary",
-    "RedisShortTermMemory",
-    "StagedPattern",
-    "TTLStrategy",
-    "TaskOwnershipError",
-    "TeamSession",
-    "check_redis_connection",
-    "get_railway_redis",
-    "get_redis_memory",
+from memory.cache import cacheable
+from memory.config import LTMConfig, MemoryConfig, RedisIMConfig, RedisSTMConfig, SearchConfig
+from memory.conversation import (
+    AgentInput,
+    ArchivedTurn,
+    ConversationConflictError,
+    ConversationMemory,
+    DatabaseMemoryManager,
+    IAgentInput,
+    InMemoryManager,
+    InvalidConversationError,
+    LLMClient,
+    LLMClientError,
+    MemoryManager,
+    RedisMemoryManager,
+    TieredMemoryManager,
+    Turn,
+    TurnOutcome,
+    WorkingMemoryAgent,
+    WorkingMemoryPolicy,
+    create_memory_agent,
+)
+from memory.engine import AgentMemoryAPI, QueryResult
+from memory.hooks import BaseAgent, install_memory_hooks, with_memory
+from memory.maintenance import MaintenanceReport
+from memory.models import ActionData, ActionResult, AgentState
+from memory.query import QueryBuilder
+from memory.space import MemorySpace
+from memory.team import (
+    AccessDeniedError,
+    AccessTier,
+    AgentCoordinator,
+    AgentCredentials,
+    AgentTask,
+    AgentWorkspace,
+    CollaborationState,
+    ConflictContext,
+    DuplicateTaskError,
+    LibraryPattern,
+    NotFoundError,
+    PatternLibrary,
+    RedisShortTermMemory,
+    StagedPattern,
+    TeamSession,
+    TTLStrategy,
+    TaskOwnershipError,
+    check_redis_connection,
+    get_railway_redis,
+    get_redis_memory,
+)
+from tiers.errors import (
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryConfigException,
+    MemoryMaintenanceException,
+    MemoryNotFoundError,
+    MemoryRetrievalException,
+    MemoryStoreException,
+    MissingExtraError,
+    OutcomeUnknownError,
+    PayloadUnreadableError,
+    StoreIncompleteError,
+    TierUnavailableError,
 )
 
-__all__ = list(_TEAM_NAMES)
+_ENGINE_NAMES = [
+    "AgentMemoryAPI",
+    "MemorySpace",
+    "QueryBuilder",
+    "QueryResult",
+    "MaintenanceReport",
+    "AgentState",
+    "ActionResult",
+    "ActionData",
+    "BaseAgent",
+    "install_memory_hooks",
+    "with_memory",
+    "cacheable",
+    "MemoryConfig",
+    "RedisSTMConfig",
+    "RedisIMConfig",
+    "LTMConfig",
+    "SearchConfig",
+    "MemoryAPIException",
+    "MemoryStoreException",
+    "InvalidInputError",
+    "OutcomeUnknownError",
+    "StoreIncompleteError",
+    "MemoryRetrievalException",
+    "MemoryNotFoundError",
+    "PayloadUnreadableError",
+    "MemoryMaintenanceException",
+    "MemoryConfigException",
+    "MissingExtraError",
+    "TierUnavailableError",
+]
 
+_TEAM_NAMES = [
+    "AgentWorkspace",
+    "RedisShortTermMemory",
+    "AccessTier",
+    "AgentCredentials",
+    "TTLStrategy",
+    "AgentCoordinator",
+    "AgentTask",
+    "TeamSession",
+    "StagedPattern",
+    "PatternLibrary",
+    "LibraryPattern",
+    "CollaborationState",
+    "ConflictContext",
+    "get_redis_memory",
+    "get_railway_redis",
+    "check_redis_connection",
+    "AccessDeniedError",
+    "DuplicateTaskError",
+    "TaskOwnershipError",
+    "NotFoundError",
+]
 
-def __getattr__(name: str) -> Any:
-    if name in _TEAM_NAMES:
-        from memory import team
+_CONVERSATION_NAMES = [
+    "WorkingMemoryAgent",
+    "AgentInput",
+    "IAgentInput",
+    "TurnOutcome",
+    "create_memory_agent",
+    "MemoryManager",
+    "InMemoryManager",
+    "RedisMemoryManager",
+    "DatabaseMemoryManager",
+    "TieredMemoryManager",
+    "ConversationMemory",
+    "Turn",
+    "ArchivedTurn",
+    "WorkingMemoryPolicy",
+    "LLMClient",
+    "InvalidConversationError",
+    "ConversationConflictError",
+    "LLMClientError",
+]
 
-        value = getattr(team, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'memory' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_TEAM_NAMES))
+__all__ = _ENGINE_NAMES + _TEAM_NAMES + _CONVERSATION_NAMES

@@ -17,7 +17,7 @@ from cachetools import TTLCache
 from cachetools.keys import hashkey
 
 from memory import validation
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 
 log = logging.getLogger(__name__)
 MISS = object()

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryAPIException
+from tiers.errors import MemoryAPIException
 
 GOALS = ("gather", "trade", "explore", "rest")
 MOODS = ("calm", "curious", "tired", "alert")

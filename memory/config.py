@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from memory import validation
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers.keys import CHANGE_LOG_IDS
 
 MAX_VECTOR_DIM = 65536  # every memory carries a vector of this many floats

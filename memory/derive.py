@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from embeddings.resolution import reduce, restore_one
-from memory.errors import InvalidInputError
-from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.errors import InvalidInputError
+from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from memory.validation import count, is_number, number, shown
 
 RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}

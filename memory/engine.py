@@ -15,7 +15,7 @@ from memory import validation
 from memory.attributes import matcher
 from memory.cache import MISS, ResultCache
 from memory.config import MemoryConfig
-from memory.errors import (
+from tiers.errors import (
     InvalidInputError,
     MemoryAPIException,
     MemoryConfigException,
@@ -31,7 +31,7 @@ from memory.maintenance import LTM_TO_IM, Maintainer, MaintenanceReport
 from memory.merge import by_importance, by_step, merge_tiers
 from memory.derive import PositionReader, unit_vector
 from memory.ids import MemoryIds
-from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from memory.search import Searcher
 from memory.search_api import SearchMethods
 from memory.space import MemorySpace

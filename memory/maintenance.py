@@ -28,8 +28,8 @@ import numpy as np
 
 from memory.config import MemoryConfig
 from memory.derive import at_resolution
-from memory.errors import MemoryAPIException, MemoryMaintenanceException
-from memory.record import MemoryRecord
+from tiers.errors import MemoryAPIException, MemoryMaintenanceException
+from tiers.record import MemoryRecord
 from tiers.base import FastTier
 from tiers.tierset import TierSet
 

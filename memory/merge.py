@@ -12,7 +12,7 @@ import heapq
 from itertools import islice
 from typing import Callable, Iterable, Iterator, Sequence
 
-from memory.record import MemoryRecord
+from tiers.record import MemoryRecord
 
 Key = Callable[[MemoryRecord], tuple]
 

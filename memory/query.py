@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.search import Query
 
 if TYPE_CHECKING:

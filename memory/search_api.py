@@ -13,7 +13,7 @@ import numpy as np
 from indices.tier_index import Filter
 from memory import validation
 from memory.derive import positive_k, query_position, radius_value, unit_vector
-from memory.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
+from tiers.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
 from memory.search import Query
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from memory import validation
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from memory.engine import AgentMemoryAPI, QueryResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from memory.record import MEMORY_TYPES
+from tiers.record import MEMORY_TYPES
 from tiers.tierset import TierSet
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
 from memory.config import SearchConfig
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers.codec import with_embeddings
 from tiers.tierset import TierSet
 

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterable, Mapping  # abc isinstance checks are ~3x faster than typing's
 from typing import Any
 
-from memory.errors import InvalidInputError, MemoryConfigException, MissingExtraError
-from memory.record import MEMORY_TYPES, TIERS
+from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
+from tiers.record import MEMORY_TYPES, TIERS
 from tiers import keys
 from tiers.codec import pack_contents
 

@@ -19,7 +19,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from memory.record import unpack_contents
+from tiers.record import unpack_contents
 from tiers.codec import _to_plain, pack_contents
 
 

@@ -27,7 +27,7 @@ from memory.conversation import (
     create_memory_agent,
 )
 from memory.conversation.working_memory import fold_turn, next_turn_number
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 
 
 def turn(message: str, conversation_id: str = "conv-1") -> AgentInput:

@@ -15,7 +15,7 @@ from memory.conversation import (
     InvalidConversationError,
     RedisMemoryManager,
 )
-from memory.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
+from tiers.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 
 BAD_IDS = ["", "has space", "x" * 121, 42, None, "brace{tag}", "semi;colon", "ümlaut", "new\nline"]
 

@@ -40,7 +40,7 @@ from memory.conversation import (
     create_memory_agent,
 )
 from memory.conversation.state import CONVERSATION_ID_PATTERN, MAX_WORKING_MEMORY_CHARS
-from memory.errors import InvalidInputError, MemoryConfigException
+from tiers.errors import InvalidInputError, MemoryConfigException
 from memory.validation import MAX_STEP
 
 KEPT = ("kept-1", "kept-2")

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy
 
 from conftest import TEST_POSTGRES_URL, real_redis
-from memory.errors import OutcomeUnknownError, TierUnavailableError
+from tiers.errors import OutcomeUnknownError, TierUnavailableError
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS, REQUEST_KEPT_MS, RedisConversations, open_client
 from tiers.conversation_sql import SQLConversations

@@ -14,7 +14,7 @@ from sqlalchemy import insert
 
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryConfigException, PayloadUnreadableError
+from tiers.errors import MemoryConfigException, PayloadUnreadableError
 from tiers.codec import PayloadCodec, pack_contents
 from tiers.deployment import Binding
 from tiers.dictionaries import CONTENT_IDS, DictionaryStore, dictionary_id

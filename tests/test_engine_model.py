@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import pytest
 
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryNotFoundError
+from tiers.errors import MemoryNotFoundError
 
 AGENTS = ("ant", "bee", "cat", "dog.1")
 TYPES = ("state", "action", "interaction")

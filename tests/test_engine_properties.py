@@ -28,8 +28,8 @@ from bad_values import (
 from memory.cache import cacheable
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import InvalidInputError, MemoryConfigException, MissingExtraError
-from memory.record import MEMORY_TYPES, TIERS
+from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
+from tiers.record import MEMORY_TYPES, TIERS
 from memory.validation import MAX_COUNT, MAX_STEP
 from tiers.keys import AGENT_ID_PATTERN, PREFIX_PATTERN
 

@@ -22,7 +22,7 @@ import redis.asyncio
 from conftest import TEST_REDIS_URL, real_redis
 from fault_support import is_script
 from memory.conversation import ConversationMemory, RedisMemoryManager
-from memory.errors import MemoryStoreException, OutcomeUnknownError
+from tiers.errors import MemoryStoreException, OutcomeUnknownError
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS
 

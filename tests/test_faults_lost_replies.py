@@ -19,10 +19,10 @@ import pytest
 
 from conftest import real_redis
 from fault_support import all_of, contains, is_command, is_once_script, is_script
-from memory import errors
+from tiers import errors
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryAPIException, MemoryStoreException
+from tiers.errors import MemoryAPIException, MemoryStoreException
 from memory.team import (
     AccessTier, AgentCoordinator, AgentCredentials, AgentTask, ConflictContext, RedisShortTermMemory, StagedPattern,
     TeamSession,
@@ -41,7 +41,7 @@ WHOLE_RANGE = (0, 2**53 - 1)
 
 
 class _NotYetDefined(MemoryStoreException):
-    """Stands in for an error class memory.errors does not define yet; nothing raises it."""
+    """Stands in for an error class tiers.errors does not define yet; nothing raises it."""
 
 
 OutcomeUnknownError = getattr(errors, "OutcomeUnknownError", _NotYetDefined)
@@ -50,7 +50,7 @@ OutcomeUnknownError = getattr(errors, "OutcomeUnknownError", _NotYetDefined)
 def test_the_errors_of_uncertain_writes_are_store_errors():
     for name in ("OutcomeUnknownError", "StoreIncompleteError"):
         error = getattr(errors, name, None)
-        assert isinstance(error, type) and issubclass(error, MemoryStoreException), f"memory.errors.{name} is {error!r}"
+        assert isinstance(error, type) and issubclass(error, MemoryStoreException), f"tiers.errors.{name} is {error!r}"
 
 
 def outcome(call: Callable[[], Any], what: str) -> tuple[str, Any]:

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from fault_support import WHOLE_RANGE, answer_problems, every_query_kind
-from memory import errors
+from tiers import errors
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryStoreException
+from tiers.errors import MemoryStoreException
 from tiers.keys import KeySchema
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from conftest import TEST_REDIS_URL, real_redis
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryMaintenanceException, TierUnavailableError
+from tiers.errors import MemoryMaintenanceException, TierUnavailableError
 from memory.maintenance import MaintenanceReport
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier

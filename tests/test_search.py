@@ -22,7 +22,7 @@ import pytest
 
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
-from memory.errors import InvalidInputError, MemoryConfigException
+from tiers.errors import InvalidInputError, MemoryConfigException
 from tests.conftest import TEST_REDIS_URL, real_redis
 
 DIM = 32

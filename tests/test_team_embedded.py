@@ -21,7 +21,7 @@ from memory import (
     AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, DuplicateTaskError, RedisShortTermMemory, StagedPattern,
     TaskOwnershipError, TeamSession,
 )
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers import embedded_client
 from tiers.coordination.durable import reading_back
 
@@ -333,7 +333,7 @@ def test_expired_entries_do_not_come_back(tmp_path):
 
 BUSY = """
 from memory import RedisShortTermMemory
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 try:
     RedisShortTermMemory(use_mock=True, data_dir={data!r})
 except MemoryConfigException as exc:

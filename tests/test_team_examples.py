@@ -70,6 +70,6 @@ def test_the_public_names_are_exactly_all():
 
 
 def test_importing_memory_loads_nothing_else():
-    code = "import sys, memory.record, memory.errors; print(sorted(m for m in sys.modules if m.startswith('memory')))"
+    code = "import sys, tiers.record, tiers.errors; print(sorted(m for m in sys.modules if m.startswith('memory')))"
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
-    assert done.stdout.strip() == "['memory', 'memory.errors', 'memory.record']", done.stdout + done.stderr
+    assert done.stdout.strip() == "['memory', 'tiers.errors', 'tiers.record']", done.stdout + done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memory import AccessTier, AgentWorkspace, StagedPattern
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from team_support import FORK, engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
 
 

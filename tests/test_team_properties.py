@@ -25,7 +25,7 @@ from memory import (
     AccessTier, AgentCoordinator, AgentCredentials, AgentTask, AgentWorkspace, ConflictContext, PatternLibrary,
     RedisShortTermMemory, StagedPattern, TeamSession, check_redis_connection, get_railway_redis, get_redis_memory,
 )
-from memory.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
+from tiers.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
 from memory.team import values
 from memory.team.ttl import MAX_SECONDS
 from memory.team.values import MAX_TEXT, MAX_VALUE_BYTES

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FakeClock
 from memory import AccessTier, AgentWorkspace, RedisShortTermMemory, TTLStrategy
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from team_support import engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
 from tiers.coordination.local_signals import SWEEP_EVERY_S
 

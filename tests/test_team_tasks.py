@@ -7,7 +7,7 @@ import time
 import pytest
 
 from memory import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, DuplicateTaskError, TaskOwnershipError
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team.errors import NotFoundError
 from team_support import FakeClock, engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
 

@@ -24,7 +24,7 @@ import sqlalchemy
 import zstandard
 
 from embeddings.resolution import reduce
-from memory.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
 from tiers.base import FastTier, LongTermTier, Tier
 from tiers.dictionaries import dictionary_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from indices.tier_index import COMPACT_AT, Filter, TierIndex
-from memory.record import Embeddings
+from tiers.record import Embeddings
 
 
 def answers(index: TierIndex, query: np.ndarray) -> tuple:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from memory import validation
-from memory.errors import InvalidInputError, MemoryConfigException
+from tiers.errors import InvalidInputError, MemoryConfigException
 
 
 class Unprintable:

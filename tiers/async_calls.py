@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from memory.errors import OutcomeUnknownError, TierUnavailableError
+from tiers.errors import OutcomeUnknownError, TierUnavailableError
 
 T = TypeVar("T")
 BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)

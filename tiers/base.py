@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
-from memory.record import Embeddings, MemoryRecord
+from tiers.record import Embeddings, MemoryRecord
 
 # What an in-process index keeps of a memory (indices/tier_index.py):
 # (memory_id, step, memory_type, importance, embeddings, position)

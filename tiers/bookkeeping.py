@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Sequence
 
-from memory.record import MemoryRecord, parse_seen
+from tiers.record import MemoryRecord, parse_seen
 from tiers.failures import reading, writing
 from tiers.keys import KeySchema
 from tiers.scripts import Scripts

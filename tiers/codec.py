@@ -15,8 +15,8 @@ import msgpack
 import ormsgpack
 import zstandard
 
-from memory.errors import PayloadUnreadableError
-from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord, parse_seen
+from tiers.errors import PayloadUnreadableError
+from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord, parse_seen
 
 NO_DICTIONARY = 0
 RAW = -1  # payload stored as is: compressing it would not have made it smaller

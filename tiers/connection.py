@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import redis
 from redis.exceptions import RedisError
 
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers import embedded
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from memory.errors import MemoryConfigException, MemoryRetrievalException
+from tiers.errors import MemoryConfigException, MemoryRetrievalException
 from tiers.async_calls import AsyncScript, call_once, is_async_client, repeatable
 from tiers.conversations import StoredConversation
 from tiers.scripts import lua_source

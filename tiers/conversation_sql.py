@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from memory.errors import MemoryConfigException, MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
+from tiers.errors import MemoryConfigException, MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
 from tiers.conversations import StoredConversation
 from tiers.ltm_schema import create_racing, make_engine
 

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers.failures import reading, writing
 from tiers.keys import KeySchema
 from tiers.ltm_schema import deployments, guarded

@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 from redis.exceptions import RedisError
 
-from memory.errors import OutcomeUnknownError, TierUnavailableError
+from tiers.errors import OutcomeUnknownError, TierUnavailableError
 from tiers.transport import ReplyLost
 
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from memory.errors import TierUnavailableError
-from memory.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.errors import TierUnavailableError
+from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.ltm_schema import create_schema, gone, guarded, memories

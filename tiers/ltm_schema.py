@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from memory.errors import TierUnavailableError
+from tiers.errors import TierUnavailableError
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from memory.record import MemoryRecord
+from tiers.record import MemoryRecord
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec, decode_derived, decode_records, encode_record, payload_sizes
 from tiers.failures import reading, writing

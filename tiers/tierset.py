@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from memory.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
-from memory.record import MemoryRecord
+from tiers.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
+from tiers.record import MemoryRecord
 from tiers.base import FastTier, LongTermTier, Tier
 from tiers.bookkeeping import PROMOTING, Bookkeeping, Stamp, stamp_of
 from tiers.codec import PayloadCodec, decode_record, with_importance

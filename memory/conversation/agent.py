@@ -22,7 +22,7 @@ from memory.conversation.llm import LLMClient, rewrite_working_memory
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory, validate_conversation_id, validate_text
 from memory.conversation.working_memory import WorkingMemoryPolicy, fold_turn, next_turn_number
-from memory.errors import MemoryAPIException, MemoryRetrievalException
+from tiers.errors import MemoryAPIException, MemoryRetrievalException
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.stored import StoredMemoryManager
-from memory.errors import MemoryStoreException, TierUnavailableError
+from tiers.errors import MemoryStoreException, TierUnavailableError
 from tiers.conversation_sql import SQLConversations
 from tiers.keys import validate_prefix
 

@@ -1,4 +1,4 @@
-"""The conversation layer's errors, all under tiermem's one root (:mod:`memory.errors`).
+"""The conversation layer's errors, all under tiermem's one root (:mod:`tiers.errors`).
 
     MemoryAPIException
     ├── MemoryStoreException
@@ -16,7 +16,7 @@ never need a driver's exception classes to handle a failure.
 
 from __future__ import annotations
 
-from memory.errors import InvalidInputError, MemoryAPIException, MemoryStoreException
+from tiers.errors import InvalidInputError, MemoryAPIException, MemoryStoreException
 
 
 class InvalidConversationError(InvalidInputError):

@@ -13,7 +13,7 @@ from memory.conversation.manager import MemoryManager
 from memory.conversation.redis_manager import DEFAULT_TTL, RedisMemoryManager
 from memory.conversation.tiered_manager import TieredMemoryManager
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 
 MEMORY_TYPES = ("memory", "redis", "database", "tiered")
 _KNOWN = {

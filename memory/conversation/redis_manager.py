@@ -15,7 +15,7 @@ from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.state import validate_conversation_id
 from memory.conversation.stored import StoredMemoryManager
-from memory.errors import MemoryRetrievalException, TierUnavailableError
+from tiers.errors import MemoryRetrievalException, TierUnavailableError
 from tiers.conversation_redis import RedisConversations, open_client
 from tiers.keys import validate_prefix
 

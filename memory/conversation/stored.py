@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
-from memory.errors import (
+from tiers.errors import (
     MemoryAPIException,
     MemoryRetrievalException,
     MemoryStoreException,

@@ -35,7 +35,7 @@ from memory.conversation.manager import MemoryManager
 from memory.conversation.state import CONVERSATION_ID_PATTERN, ConversationMemory, Turn, validate_conversation_id
 from memory import validation
 from memory.engine import AgentMemoryAPI
-from memory.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
+from tiers.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team.errors import AccessDeniedError
 from memory.team.values import shown
 from tiers.keys import validate_agent_id

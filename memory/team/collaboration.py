@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import NotFoundError, translated

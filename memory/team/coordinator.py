@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.access import agent_id as check_name

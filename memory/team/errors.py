@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar
 
-from memory.errors import (
+from tiers.errors import (
     InvalidInputError, MemoryAPIException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError,
 )
 

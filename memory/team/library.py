@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from memory.errors import InvalidInputError, MemoryConfigException
+from tiers.errors import InvalidInputError, MemoryConfigException
 from memory.team import values
 from memory.team.access import agent_id
 from memory.team.errors import translated

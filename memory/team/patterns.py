@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from memory.errors import InvalidInputError, OutcomeUnknownError
+from tiers.errors import InvalidInputError, OutcomeUnknownError
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated

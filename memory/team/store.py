@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from memory.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
+from tiers.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
 from memory.team import collaboration, conflicts, patterns, signals, working
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.errors import translated

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team.values import finite, shown
 
 MAX_SECONDS = 366 * 24 * 3600  # the longest TTL, lease, retention or wait accepted: a year

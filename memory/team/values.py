@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 
 MAX_VALUE_BYTES = 1 << 20  # largest serialized value one key holds
 MAX_TEXT = 1 << 16  # longest free text (a purpose, a reason) in characters, unless a caller says otherwise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.collaboration import CollaborationState
 from memory.team.conflicts import ConflictContext

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import msgpack
 
-from memory.errors import TierUnavailableError
+from tiers.errors import TierUnavailableError
 from tiers.scripts import Script, lua_source
 
 FILE = "embedded-team.sqlite"

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import re
 
-from memory.errors import InvalidInputError
+from tiers.errors import InvalidInputError
 from tiers.keys import validate_prefix
 
 SIGNAL_TYPE_PATTERN = re.compile(r"[A-Za-z0-9_.@/+=-]{1,64}")

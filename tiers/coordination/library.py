@@ -17,7 +17,7 @@ from sqlalchemy import Column, Float, Index, LargeBinary, MetaData, String, Tabl
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from memory.errors import MemoryConfigException
+from tiers.errors import MemoryConfigException
 from tiers.ltm_schema import create_racing, guarded
 
 metadata = MetaData()

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 import msgpack
 import ormsgpack
 
+from embeddings.resolution import restore_one
+
 MEMORY_TYPES = ("state", "action", "interaction")
 TIERS = ("stm", "im", "ltm")
 TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}  # lower = higher resolution
@@ -70,8 +72,6 @@ class Embeddings:
 
 
 def _decode_vector(blob: bytes, resolution: str) -> list[float]:
-    from embeddings.resolution import restore_one  # embeddings/ sits above records; import on use
-
     return restore_one(blob, resolution).tolist()
 
 
