@@ -57,7 +57,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory.config import MemoryConfig  # noqa: E402
-from memory.engine import AgentMemoryAPI  # noqa: E402
+from memory import AgentMemoryAPI  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 from tiers.scripts import evalsha  # noqa: E402
 

@@ -44,7 +44,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory.config import MemoryConfig  # noqa: E402
-from memory.engine import AgentMemoryAPI  # noqa: E402
+from memory import AgentMemoryAPI  # noqa: E402
 
 DIM = 384
 AGENT = "bench-agent"

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import SimAgent, delete_prefix, machine_info, progress  # noqa: E402
 from memory.config import MemoryConfig  # noqa: E402
-from memory.engine import AgentMemoryAPI  # noqa: E402
+from memory import AgentMemoryAPI  # noqa: E402
 from memory.team import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, RedisShortTermMemory  # noqa: E402
 from tiers.coordination.keys import TeamKeys  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402

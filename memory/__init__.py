@@ -30,9 +30,9 @@ from memory.conversation import (
     WorkingMemoryPolicy,
     create_memory_agent,
 )
-from memory.engine import AgentMemoryAPI, QueryResult
+from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
 from memory.hooks import BaseAgent, install_memory_hooks, with_memory
-from memory.maintenance import MaintenanceReport
+from memory._engine.maintenance import MaintenanceReport
 from memory.models import ActionData, ActionResult, AgentState
 from memory.query import QueryBuilder
 from memory.space import MemorySpace

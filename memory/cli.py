@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException
 
 GOALS = ("gather", "trade", "explore", "rest")

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from memory import validation
 from tiers.errors import MemoryConfigException
-from tiers.keys import CHANGE_LOG_IDS
+from tiers.keys import CHANGE_LOG_IDS, validate_prefix
 
 MAX_VECTOR_DIM = 65536  # every memory carries a vector of this many floats
 MAX_DICTIONARY_BYTES = 1 << 24  # a trained zstd dictionary: training allocates its size up front
@@ -269,8 +269,6 @@ class MemoryConfig(_Options):
         for name in ("cache_ttl", "maintenance_lock_timeout", "redis_timeout"):
             _seconds(self, name)
         _fraction(self, "memory_priority_decay")
-        from tiers.keys import validate_prefix
-
         try:
             validate_prefix(self.key_prefix)
         except ValueError as exc:

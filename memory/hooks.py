@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
+from memory._engine.agent_memory import AgentMemoryAPI
 from memory.models import ActionData, AgentState
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ def default_memory_api() -> Any:
     global _default_api
     with _default_lock:
         if _default_api is None:
-            from memory.engine import AgentMemoryAPI
-
             _default_api = AgentMemoryAPI()
         return _default_api
 

@@ -13,22 +13,25 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from memory import validation
-from memory.derive import positive_k, query_position, radius_value, unit_vector
+from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
 from tiers.errors import InvalidInputError
-from memory.search import Query
+from memory._engine.search import Query
 
 if TYPE_CHECKING:
-    from memory.engine import AgentMemoryAPI, QueryResult
+    from memory._engine.reads import QueryResult
+    from memory._engine.searches import Searches
 
 
 class QueryBuilder:
-    def __init__(self, api: "AgentMemoryAPI", agent_id: str, query: Query | None = None):
-        self._api = api
+    """Built by ``AgentMemoryAPI.query(agent_id)``; each condition returns a new builder."""
+
+    def __init__(self, searches: "Searches", agent_id: str, query: Query | None = None):
+        self._searches = searches
         self._agent_id = agent_id
         self._query = query or Query()
 
     def _with(self, **changes: Any) -> "QueryBuilder":
-        return QueryBuilder(self._api, self._agent_id, replace(self._query, **changes))
+        return QueryBuilder(self._searches, self._agent_id, replace(self._query, **changes))
 
     def _where(self, **changes: Any) -> "QueryBuilder":
         return self._with(where=replace(self._query.where, **changes))
@@ -49,7 +52,7 @@ class QueryBuilder:
 
     def where(self, attributes: Mapping[str, Any]) -> "QueryBuilder":
         """Contents matching every ``dot.path: value`` exactly (as retrieve_by_attributes)."""
-        wanted = validation.attributes(attributes, self._api.config.max_payload_bytes)
+        wanted = validation.attributes(attributes, self._searches.config.max_payload_bytes)
         merged = {**(self._query.attributes or {}), **wanted}
         return self._with(attributes=merged)
 
@@ -68,11 +71,11 @@ class QueryBuilder:
         return self._with(center=query_position(center), radius=None)
 
     def similar_to(self, state: Mapping[str, Any]) -> "QueryBuilder":
-        vector = self._api._encode_state(state)
+        vector = self._searches.encode_state(state)
         return self._with(similar=("state", vector), similar_key=vector.tobytes())
 
     def similar_to_embedding(self, vector: Any) -> "QueryBuilder":
-        unit = unit_vector(vector, self._api.config.search_config.vector_dim)
+        unit = unit_vector(vector, self._searches.config.search_config.vector_dim)
         return self._with(similar=("state", unit), similar_key=unit.tobytes())
 
     def in_tiers(self, tiers: Iterable[str]) -> "QueryBuilder":
@@ -87,7 +90,7 @@ class QueryBuilder:
         return self._run(replace(self._query, limit=None))
 
     def _run(self, query: Query) -> "QueryResult":
-        return self._api._search(self._agent_id, "query", query)
+        return self._searches.run(self._agent_id, "query", query)
 
     def __repr__(self) -> str:
         return f"QueryBuilder({self._agent_id!r}, {self._query!r})"

@@ -8,7 +8,7 @@ from memory import validation
 from tiers.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from memory.engine import AgentMemoryAPI, QueryResult
+    from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
     from memory.query import QueryBuilder
 
 

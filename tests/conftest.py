@@ -20,7 +20,7 @@ import redis
 import sqlalchemy
 
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers import embedded_client
 
 from fault_support import EmbeddedChild, LossyProxy, RedisProcess

@@ -25,7 +25,7 @@ from memory.conversation import (
     RedisMemoryManager,
     TieredMemoryManager,
 )
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 
 KINDS = ["memory", "redis", "redis-embedded", "sqlite", "postgresql", "tiered", "tiered-redis"]
 SHARED_STORE_KINDS = [kind for kind in KINDS if kind != "memory"]  # a second manager sees the first's writes

@@ -568,7 +568,7 @@ def test_statistics_report_everything_promised(api):
 
 
 def test_maintenance_stops_when_another_process_takes_its_lease(make_api, redis_client, monkeypatch):
-    from memory.maintenance import LeaseLost, Maintainer
+    from memory._engine.maintenance import LeaseLost, Maintainer
 
     api = make_api(cleanup_interval=10_000, stm_config={"memory_limit": 10}, ltm_config={"batch_size": 10})
     stored = {api.store_agent_state("a", {"s": step}, step): step for step in range(60)}

@@ -1,10 +1,10 @@
-"""Exact attribute matching on dot paths (memory/attributes.py), on contents as msgpack returns them."""
+"""Exact attribute matching on dot paths (memory/_engine/attributes.py), on contents as msgpack returns them."""
 
 from __future__ import annotations
 
 import pytest
 
-from memory.attributes import matcher
+from memory._engine.attributes import matcher
 
 CONTENTS = {
     "inventory": {"wood": 3, "stone": 0, "tools": ["axe", "saw"]},

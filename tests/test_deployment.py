@@ -13,7 +13,7 @@ import zstandard
 from sqlalchemy import insert
 
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryConfigException, PayloadUnreadableError
 from tiers.codec import PayloadCodec, pack_contents
 from tiers.deployment import Binding

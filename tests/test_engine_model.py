@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import pytest
 
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryNotFoundError
 
 AGENTS = ("ant", "bee", "cat", "dog.1")
@@ -96,7 +96,7 @@ def at_path(contents: Any, path: str) -> Any:
 
 
 def equal(stored: Any, wanted: Any) -> bool:
-    """Exact match; a bool is never equal to a number (documented in memory/attributes.py)."""
+    """Exact match; a bool is never equal to a number (documented in memory/_engine/attributes.py)."""
     if stored is MISSING:
         return False
     if isinstance(stored, bool) or isinstance(wanted, bool):

@@ -27,7 +27,7 @@ from bad_values import (
 )
 from memory.cache import cacheable
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
 from tiers.record import MEMORY_TYPES, TIERS
 from memory.validation import MAX_COUNT, MAX_STEP

@@ -17,7 +17,7 @@ import pytest
 
 from fault_support import every_query_kind
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ ATTRIBUTES = {"probe.run": "embedded"}  # every memory the child stores has it
 CHILD = r"""
 import json, sys, time
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 
 data_dir, plan = sys.argv[1], sys.argv[2].split(",")
 

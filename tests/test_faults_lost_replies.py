@@ -21,7 +21,7 @@ from conftest import real_redis
 from fault_support import all_of, contains, is_command, is_once_script, is_script
 from tiers import errors
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException, MemoryStoreException
 from memory.team import (
     AccessTier, AgentCoordinator, AgentCredentials, AgentTask, ConflictContext, RedisShortTermMemory, StagedPattern,

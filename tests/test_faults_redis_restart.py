@@ -22,7 +22,7 @@ import pytest
 from fault_support import WHOLE_RANGE, answer_problems, every_query_kind
 from tiers import errors
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryStoreException
 from tiers.keys import KeySchema
 

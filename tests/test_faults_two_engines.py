@@ -20,7 +20,7 @@ import sqlalchemy
 from conftest import TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis, unavailable
 from fault_support import WHOLE_RANGE, every_query_kind
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException, MemoryConfigException
 
 pytestmark = pytest.mark.slow

@@ -30,9 +30,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conftest import TEST_REDIS_URL, real_redis
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import MemoryMaintenanceException, TierUnavailableError
-from memory.maintenance import MaintenanceReport
+from memory._engine.maintenance import MaintenanceReport
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 
@@ -283,7 +283,7 @@ KILL_ROUNDS = 6
 CHILD = r"""
 import json, random, sys
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 
 prefix, redis_url, db_path, data_dir, ids_path, round_no, lease = sys.argv[1:8]
 round_no = int(round_no)

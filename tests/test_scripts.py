@@ -20,7 +20,7 @@ from conftest import real_redis
 from fault_support import is_command
 from test_connection import DisposableRedis
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.bookkeeping import FIELDS
 from tiers.scripts import SLOTS, SPECS, Script, evalsha, send_packed
 from tiers.transport import NotSent, ReplyLost

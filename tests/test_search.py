@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from memory.config import MemoryConfig
-from memory.engine import AgentMemoryAPI
+from memory import AgentMemoryAPI
 from tiers.errors import InvalidInputError, MemoryConfigException
 from tests.conftest import TEST_REDIS_URL, real_redis
 
@@ -202,7 +202,7 @@ def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
     config = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"), search_config={"vector_dim": 8})
     script = textwrap.dedent(f"""
         import redis
-        from memory.engine import AgentMemoryAPI
+        from memory import AgentMemoryAPI
         from memory.config import MemoryConfig
         client = redis.Redis.from_url({TEST_REDIS_URL!r})
         config = MemoryConfig(key_prefix={prefix!r}, data_dir={str(tmp_path / 'data')!r},

@@ -7,7 +7,7 @@ cachetools' CacheTestMixin and LangGraph's parametrized store fixture).
 
 The cases: STM (RedisTier, raw payloads) and IM (RedisTier with a zstd PayloadCodec), each on
 the real Redis and on the embedded fakeredis engine; LTM (SQLTier) on a SQLite file and on
-PostgreSQL. The tiers are wired the way memory/engine.py ``_build_tiers`` wires them.
+PostgreSQL. The tiers are wired the way memory/_engine/agent_memory.py ``_build_tiers`` wires them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN i
                                                     changed ids (meta field cseq); about
                                                     MemoryConfig.change_log_limit ids kept
     <prefix>:{<agent>}:pending               zset   memory_id -> step, STM and IM memories waiting for
-                                                    their text embedding (memory/text_embedder.py;
+                                                    their text embedding (memory/_engine/text_embedder.py;
                                                     LTM keeps its own, column text_pending)
 
 and once per prefix, beside the agents (read when an engine starts, never on a hot path):

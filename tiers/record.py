@@ -99,7 +99,7 @@ def unpack_contents(blob: bytes) -> Any:
 class MemoryRecord(NamedTuple):
     """One memory, immutable. A named tuple: records are built for every row of every answer and
     every stored memory, and a tuple is built in under half the time of an instance dict. Records
-    are never ordered (merges sort by explicit keys, memory/merge.py): comparing two raises, as it
+    are never ordered (merges sort by explicit keys, memory/_engine/merge.py): comparing two raises, as it
     did when this was a dataclass."""
 
     memory_id: str

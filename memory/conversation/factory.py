@@ -12,7 +12,7 @@ from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
 from memory.conversation.redis_manager import DEFAULT_TTL, RedisMemoryManager
 from memory.conversation.tiered_manager import TieredMemoryManager
-from memory.engine import AgentMemoryAPI
+from memory._engine.agent_memory import AgentMemoryAPI
 from tiers.errors import MemoryConfigException
 
 MEMORY_TYPES = ("memory", "redis", "database", "tiered")

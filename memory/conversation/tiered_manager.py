@@ -34,7 +34,7 @@ from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import CONVERSATION_ID_PATTERN, ConversationMemory, Turn, validate_conversation_id
 from memory import validation
-from memory.engine import AgentMemoryAPI
+from memory._engine.agent_memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
 
 log = logging.getLogger(__name__)

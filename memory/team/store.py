@@ -25,6 +25,7 @@ from tiers.errors import InvalidInputError, MemoryConfigException, TierUnavailab
 from memory.team import collaboration, conflicts, patterns, signals, working
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.errors import translated
+from memory.team.library import PatternLibrary
 from memory.team.ttl import TTLStrategy
 from memory.team.values import shown
 from tiers.connection import LOCAL_URL, resolve
@@ -150,8 +151,6 @@ class RedisShortTermMemory:
         """The long-term pattern library (SQL), opened on first use."""
         with self._library_guard:  # threads deciding at once share one library
             if self._library is None:
-                from memory.team.library import PatternLibrary
-
                 self._library = PatternLibrary.open(
                     url=self._ltm_url, engine=self._ltm_engine, data_dir=self.data_dir, namespace=self.keys.prefix
                 )

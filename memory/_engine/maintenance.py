@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from memory.config import MemoryConfig
-from memory.derive import at_resolution
+from memory._engine.derive import at_resolution
 from tiers.errors import MemoryAPIException, MemoryMaintenanceException
 from tiers.record import MemoryRecord
 from tiers.base import FastTier

@@ -18,7 +18,7 @@ import numpy as np
 
 from indices.catalog import AgentIndex, IndexCatalog
 from indices.tier_index import Filter, TierIndex
-from memory.attributes import matcher
+from memory._engine.attributes import matcher
 from tiers.record import TIER_RANK, TIERS, MemoryRecord
 from tiers.bookkeeping import Stamp
 

@@ -1,0 +1,457 @@
+"""AgentMemoryAPI: every write lands in STM; reads span STM, IM and LTM as one ordered answer.
+
+The class is the public edge: it validates what a caller passes and hands the work to its parts
+(memory._engine: Writes, Reads, Searches, the Maintainer)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+from embeddings.state import StateEncoder
+from indices.catalog import IndexCatalog, IndexSettings
+from indices.tier_index import Filter
+from memory import validation
+from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
+from memory._engine.maintenance import LTM_TO_IM, Maintainer, MaintenanceReport
+from memory._engine.reads import QueryResult, Reads
+from memory._engine.search import Query, Searcher
+from memory._engine.searches import Searches
+from memory._engine.statistics import gather
+from memory._engine.text_embedder import TextEmbedder
+from memory._engine.writes import Writes
+from memory.cache import ResultCache
+from memory.config import MemoryConfig
+from memory.query import QueryBuilder
+from memory.space import MemorySpace
+from tiers.connection import resolve
+from tiers.errors import (
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryConfigException,
+    MemoryMaintenanceException,
+    MemoryNotFoundError,
+    MemoryRetrievalException,
+    MemoryStoreException,
+    TierUnavailableError,
+)
+from tiers.ltm_schema import make_engine
+from tiers.tierset import TierSet, TierSettings, open_tiers
+
+log = logging.getLogger(__name__)
+
+
+class AgentMemoryAPI:
+    """The tiered memory engine. An ordinary object: build as many as you like, close each."""
+
+    def __init__(
+        self,
+        config: MemoryConfig | None = None,
+        *,
+        redis_client: Any = None,
+        ltm_engine: Any = None,
+        clock: Callable[[], float] = time.time,
+        adopt_deployment: bool = False,
+    ):
+        """``adopt_deployment``: bind the key prefix to this engine's LTM even though Redis names
+        another deployment's (tiers/deployment.py), for when that LTM is lost for good: what it
+        held is gone, what Redis holds stays. Without it such an engine is refused."""
+        if config is None:
+            config = MemoryConfig()
+        if not isinstance(config, MemoryConfig):
+            raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
+        validation.engine_parts(redis_client, ltm_engine, clock)
+        self.config = config
+        self._clock = clock
+        self._closed = False
+        self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
+                                   socket_timeout=config.redis_timeout)
+        try:
+            self._tiers = self._build_tiers(config, ltm_engine, adopt_deployment)
+        except BaseException:
+            self._connection.close()
+            raise
+        # fakeredis runs in this process, under the GIL: threads would only add switching
+        workers = config.maintenance_workers if self.mode == "redis" else 1
+        self._maintainer = Maintainer(self._tiers, config, clock, workers)
+        self._cache = ResultCache(config.cache_size, config.cache_ttl)
+        search = config.search_config
+        state_encoder = StateEncoder(search.vector_dim) if search.state_vectors else None
+        self._catalog = IndexCatalog(self._tiers, IndexSettings(
+            state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
+            max_agents=search.index_agents, memory_budget=search.index_memory_mb << 20,
+            snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
+        self._text_embedder = TextEmbedder(self._tiers, search)
+        self._reads = Reads(self._tiers, self._cache, config, self._check_open)
+        self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintainer)
+        self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch),
+                                  state_encoder, self._text_embedder, config)
+        self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
+        server = self._connection.embedded_server
+        if server is not None and server.unclean and config.key_prefix not in server.reconciled:
+            try:
+                self._reconcile_after_crash(server)
+            except BaseException:
+                self.close()
+                raise
+
+    def _reconcile_after_crash(self, server: Any) -> None:
+        """The embedded engine's snapshot is older than its LTM when its process was killed:
+        memories moved to LTM after the snapshot are there, and their copies in the snapshot go
+        (tiers/tierset.py). What Redis held only since the snapshot is lost (README: Guarantees)."""
+        try:
+            agents = self._tiers.agents()
+            removed = self._tiers.reconcile_with_ltm(agents, LTM_TO_IM)
+            self._maintainer.heal(agents)  # promotions the snapshot caught half-way
+        except (TierUnavailableError, MemoryMaintenanceException) as exc:
+            raise MemoryConfigException(f"cannot reconcile the embedded snapshot with LTM: {exc}") from exc
+        server.reconciled.add(self.config.key_prefix)
+        server.save()
+        log.warning("the embedded engine in %s was not closed: its snapshot was reconciled with LTM "
+                    "(%d copies of memories LTM holds dropped); what it stored since the snapshot is lost",
+                    server.data_dir, removed)
+
+    def _check_incarnation(self) -> None:
+        """Drop every cached answer and in-process index when Redis lost the deployment's data
+        since this process last looked (tiers/deployment.py). Per-agent stamps catch the rest:
+        an agent's incarnation is read with every answer."""
+        try:
+            moved = self._tiers.incarnation_moved()
+        except TierUnavailableError as exc:
+            log.warning("could not check the deployment's incarnation: %s", exc)
+            return
+        if moved:
+            log.warning("Redis lost this deployment's data: cached answers and in-process indices dropped")
+            self._cache.clear()
+            self._catalog.forget()
+
+    def _build_tiers(self, config: MemoryConfig, ltm_engine: Any, adopt: bool) -> TierSet:
+        ltm_cfg = config.ltm_config
+        db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
+        try:
+            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
+        except (TierUnavailableError, ImportError) as exc:
+            raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
+        server = self._connection.embedded_server
+        return open_tiers(
+            self._connection.client, engine, TierSettings(
+                key_prefix=config.key_prefix, change_log_limit=config.change_log_limit,
+                compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
+                dictionary_samples=ltm_cfg.dictionary_samples),
+            owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
+            persist_redis=server.save if server is not None else None, adopt=adopt)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        """``"redis"`` or ``"embedded"``."""
+        return self._connection.mode
+
+    def close(self) -> None:
+        """Release Redis, the SQL engine and (embedded mode) snapshot STM and IM to disk."""
+        if self._closed:
+            return
+        self._closed = True
+        self._text_embedder.close()
+        self._cache.clear()
+        self._tiers.ltm.close()
+        self._connection.close()
+
+    def __enter__(self) -> "AgentMemoryAPI":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MemoryAPIException("this AgentMemoryAPI is closed")
+
+    # -- writes ----------------------------------------------------------------------------------
+    def store_agent_state(
+        self, agent_id: str, state_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
+    ) -> str:
+        """Store a state. ``embedding``: your own vector for it (``search_config.vector_dim``
+        values) instead of the state encoder's."""
+        self._check_open()
+        return self._writes.store_one(agent_id, state_data, step_number, priority, "state", embedding)
+
+    def store_agent_interaction(
+        self, agent_id: str, interaction_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
+    ) -> str:
+        self._check_open()
+        return self._writes.store_one(agent_id, interaction_data, step_number, priority, "interaction", embedding)
+
+    def store_agent_action(
+        self, agent_id: str, action_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
+    ) -> str:
+        self._check_open()
+        return self._writes.store_one(agent_id, action_data, step_number, priority, "action", embedding)
+
+    def store_many(self, records: Iterable[Mapping[str, Any]], *, idempotency_key: str | None = None) -> list[str]:
+        """Store many memories in one streamed round trip; all are validated before any is written.
+
+        Each item: ``agent_id``, ``data``, ``step_number``, optional ``memory_type`` ("state"),
+        ``priority`` (1.0) and ``embedding`` (a vector of your own). Returns the new ids in input order.
+
+        Each agent's records are written together or not at all. When Redis fails part-way the
+        call raises StoreIncompleteError, naming the agents whose records landed. With an
+        ``idempotency_key`` (any string naming this batch, e.g. ``"run-7/step-1200"``) the ids
+        follow from the key and each record's position, and records already stored are skipped:
+        calling again with the same key and records (after a failure, or twice) stores each
+        record once and returns the same ids.
+        """
+        self._check_open()
+        return self._writes.store_many(records, idempotency_key)
+
+    # -- point operations --------------------------------------------------------------------------
+    def get_memory(self, agent_id: str, memory_id: str) -> dict[str, Any] | None:
+        """One memory by id from whichever tier holds it, or None.
+
+        This is the focused read: it counts toward ``retrieval_count`` (queries do not), refreshes
+        the memory's age for retention, and enough of them bring an LTM memory back to IM.
+        """
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        memory_id = validation.memory_id(memory_id)
+        found = self._reads.memory(agent_id, memory_id, self._clock())
+        return None if found is None else found.to_dict()
+
+    def set_importance_score(self, agent_id: str, memory_id: str, importance_score: float) -> None:
+        """Change a memory's importance in every tier that holds it."""
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        memory_id = validation.memory_id(memory_id)
+        score = validation.importance(importance_score, "importance_score")
+        tiers = self._tiers
+        try:
+            found = tiers.set_redis_importance(agent_id, memory_id, score)
+            if tiers.ltm.set_importance(agent_id, memory_id, score, changed=tiers.ltm_stamp(agent_id)):
+                found += 1
+                tiers.meta.note(agent_id, "upd", "ltm", [memory_id])  # logs the change, bumps the version
+        except TierUnavailableError as exc:
+            raise MemoryStoreException(f"could not set the importance of {memory_id}: {exc}") from exc
+        if not found:
+            raise MemoryNotFoundError(f"agent {agent_id!r} has no memory {memory_id!r}")
+
+    def clear_agent_memory(self, agent_id: str) -> int:
+        """Delete every memory of an agent from every tier; returns how many there were.
+
+        Holds the agent's maintenance lease meanwhile, so no maintainer in another process can
+        write a memory back into LTM halfway through.
+        """
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        try:
+            with self._maintainer.holding(agent_id, wait=self.config.maintenance_lock_timeout):
+                held = self._tiers.clear_agent(agent_id, time.time_ns())
+        except (TierUnavailableError, MemoryMaintenanceException) as exc:
+            raise MemoryStoreException(f"could not clear agent {agent_id}: {exc}") from exc
+        self._writes.forget(agent_id)
+        return held
+
+    # -- queries by step, importance and attributes -----------------------------------------------
+    def retrieve_by_time_range(
+        self,
+        agent_id: str,
+        start_step: int,
+        end_step: int,
+        memory_type: str | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Memories with ``start_step <= step_number <= end_step``, in step order."""
+        agent_id = validation.agent_id(agent_id)
+        start = validation.step(start_step, "start_step")
+        end = validation.step(end_step, "end_step")
+        memory_type = validation.optional_memory_type(memory_type)
+        limit = validation.limit(limit)
+        if start > end:
+            raise InvalidInputError(f"start_step {start} is after end_step {end}")
+        return self._range(agent_id, {"by": "step", "lo": start, "hi": end, "memory_type": memory_type,
+                                      "reverse": False, "limit": limit})
+
+    def retrieve_recent(self, agent_id: str, count: int = 5, memory_type: str | None = None) -> QueryResult:
+        """The ``count`` newest memories (highest step first)."""
+        agent_id = validation.agent_id(agent_id)
+        memory_type = validation.optional_memory_type(memory_type)
+        count = validation.limit(count, "count")
+        return self._range(agent_id, {"by": "step", "lo": None, "hi": None, "memory_type": memory_type,
+                                      "reverse": True, "limit": count})
+
+    def retrieve_most_important(self, agent_id: str, k: int = 10, memory_type: str | None = None) -> QueryResult:
+        """The ``k`` memories with the highest importance score (importance index)."""
+        agent_id = validation.agent_id(agent_id)
+        memory_type = validation.optional_memory_type(memory_type)
+        k = validation.limit(k, "k")
+        return self._range(agent_id, {"by": "importance", "lo": None, "hi": None, "memory_type": memory_type,
+                                      "reverse": True, "limit": k})
+
+    def _range(self, agent_id: str, query: dict[str, Any]) -> QueryResult:
+        return self._reads.cached(agent_id, ("range", tuple(query.items())), lambda: self._reads.range(agent_id, query))
+
+    def retrieve_by_attributes(
+        self,
+        agent_id: str,
+        attributes: Mapping[str, Any],
+        memory_type: str | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Memories whose contents match every ``dot.path: value`` exactly, in step order."""
+        agent_id = validation.agent_id(agent_id)
+        wanted = validation.attributes(attributes, self.config.max_payload_bytes)
+        memory_type = validation.optional_memory_type(memory_type)
+        limit = validation.limit(limit)
+        compute = lambda: self._reads.attribute_scan(agent_id, wanted, memory_type, limit)  # noqa: E731
+        try:
+            params = tuple(sorted((path, _freeze(value)) for path, value in wanted.items()))
+        except TypeError:  # unhashable expected values: answer uncached
+            return self._reads.uncached(compute)
+        return self._reads.cached(agent_id, ("attributes", params, memory_type, limit), compute)
+
+    # -- search: similar states, vectors, text, place, combined -------------------------------------
+    def retrieve_similar_states(
+        self, agent_id: str, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None
+    ) -> QueryResult:
+        """The ``k`` memories whose state vectors are nearest ``query_state``, from every tier,
+        best first; each carries ``similarity_score`` (cosine, 1.0 = same direction)."""
+        agent_id = validation.agent_id(agent_id)
+        vector = self._searches.encode_state(query_state)
+        query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
+                      limit=positive_k(k))
+        return self._searches.run(agent_id, "similar", query)
+
+    def search_by_embedding(
+        self, agent_id: str, query_embedding: Any, k: int = 10, memory_tiers: Iterable[str] | None = None,
+        memory_type: str | None = None,
+    ) -> QueryResult:
+        """Memories nearest a vector of your own (``search_config.vector_dim`` values)."""
+        agent_id = validation.agent_id(agent_id)
+        vector = unit_vector(query_embedding, self.config.search_config.vector_dim)
+        query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
+                      tiers=validation.tiers(memory_tiers), limit=positive_k(k))
+        return self._searches.run(agent_id, "embedding", query)
+
+    def search_by_content(
+        self, agent_id: str, content_query: str, k: int = 5, memory_type: str | None = None,
+        memory_tiers: Iterable[str] | None = None,
+    ) -> QueryResult:
+        """Semantic text search over stored contents (the text model embeds the query and,
+        first, every memory still waiting for its text vector)."""
+        agent_id = validation.agent_id(agent_id)
+        content_query = validation.query_text(content_query, self.config.max_payload_bytes)
+        validation.text_search(self.config.search_config)
+        k = positive_k(k)
+        where, tiers = _types(memory_type), validation.tiers(memory_tiers)
+        vector = self._searches.encode_text(agent_id, content_query)
+        query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=k)
+        return self._searches.run(agent_id, "content", query)
+
+    def retrieve_by_location(
+        self, agent_id: str, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None
+    ) -> QueryResult:
+        """Memories whose position lies within ``radius`` of ``center``, nearest first, each with
+        its ``distance``. Memories stored without a position are not in the spatial index."""
+        agent_id = validation.agent_id(agent_id)
+        query = Query(where=_types(memory_type), center=query_position(center), radius=radius_value(radius),
+                      limit=validation.limit(limit))
+        return self._searches.run(agent_id, "location", query)
+
+    def retrieve_nearest(self, agent_id: str, center: Any, k: int = 5, memory_type: str | None = None) -> QueryResult:
+        """The ``k`` memories stored nearest ``center`` in space, nearest first."""
+        agent_id = validation.agent_id(agent_id)
+        query = Query(where=_types(memory_type), center=query_position(center), limit=positive_k(k))
+        return self._searches.run(agent_id, "nearest", query)
+
+    def query(self, agent_id: str) -> QueryBuilder:
+        """A combined query: ``api.query(a).between(1000, 2000).of_type("action")
+        .near((10, 20), 5).similar_to(state).top(10)``."""
+        return QueryBuilder(self._searches, validation.agent_id(agent_id))
+
+    def get_memory_space(self, agent_id: str) -> MemorySpace:
+        return MemorySpace(self, validation.agent_id(agent_id))
+
+    def rebuild_indices(self, agent_id: str | None = None) -> int:
+        """Rebuild this process's in-memory indices from the tiers (all agents it knows, or one);
+        returns how many memories were indexed."""
+        self._check_open()
+        agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
+        return self._searches.rebuild(agents)
+
+    # -- maintenance and statistics -----------------------------------------------------------------
+    def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
+        """Run maintenance now for one agent or all; returns what moved where."""
+        self._check_open()
+        self._check_incarnation()
+        if agent_id is not None:
+            agents = [validation.agent_id(agent_id)]
+            report = self._maintainer.run(agents)
+        else:
+            agents = self.list_agents()
+            report = self._maintainer.run(agents, only_if_needed=True)
+        for agent in agents:
+            self._writes.forget(agent)
+        return report
+
+    def list_agents(self) -> list[str]:
+        """Every agent holding memories under this key prefix, in Redis or in LTM.
+
+        An admin path: it SCANs Redis for the agents' meta keys (never KEYS), so every process
+        sees the same list without any registry to keep in step.
+        """
+        self._check_open()
+        try:
+            return self._tiers.agents()
+        except TierUnavailableError as exc:
+            raise MemoryRetrievalException(f"could not list agents: {exc}") from exc
+
+    def get_memory_statistics(self, agent_id: str | None = None) -> dict[str, Any]:
+        """Counts, bytes and compression per tier, type distribution, importance, cache hit rate."""
+        self._check_open()
+        agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
+        try:
+            stats = gather(self._tiers, agents, agent_id)
+        except TierUnavailableError as exc:
+            raise MemoryRetrievalException(f"could not gather statistics: {exc}") from exc
+        cache = self._cache.stats()
+        return {"agent_id": agent_id, "agents": len(agents), "mode": self.mode, **stats,
+                "cache": cache, "cache_hit_rate": cache["hit_rate"], "indices": self._catalog.stats(),
+                "deployment": self.deployment}
+
+    @property
+    def deployment(self) -> dict[str, Any]:
+        """The deployment this engine's key prefix and LTM belong to (tiers/deployment.py): its
+        ``id``, Redis's ``incarnation`` (a new one each time Redis lost the deployment's data),
+        ``redis_lost`` (this engine found Redis without it), and where both stores are."""
+        tiers, found = self._tiers, self._tiers.deployment
+        return {"id": found.deployment_id if found else None, "incarnation": found.incarnation if found else None,
+                "redis_lost": bool(found and found.redis_lost), "key_prefix": tiers.keys.prefix,
+                "redis": tiers.binding.redis_where if tiers.binding else None,
+                "ltm": tiers.binding.ltm_where if tiers.binding else None}
+
+    # -- the result cache ---------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def set_cache_ttl(self, seconds: float) -> None:
+        try:
+            self._cache.set_ttl(seconds)
+        except ValueError as exc:
+            raise MemoryConfigException(str(exc)) from None
+
+
+def _types(memory_type: str | None) -> Filter:
+    memory_type = validation.optional_memory_type(memory_type)
+    return Filter(memory_types=None if memory_type is None else (memory_type,))
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an expected attribute value (cache keys)."""
+    if isinstance(value, list):
+        return ("list", tuple(_freeze(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _freeze(v)) for k, v in value.items())))
+    hash(value)
+    return (type(value).__name__, value)

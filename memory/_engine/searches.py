@@ -1,0 +1,69 @@
+"""The index-backed queries (similar states, vectors, text, place, combined): run through the
+in-process indices (memory._engine.search), answered through the same per-agent-invalidated
+result cache as every other read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from embeddings.state import StateEncoder
+from indices.catalog import IndexCatalog
+from memory._engine.reads import Answer, QueryResult, Reads
+from memory._engine.search import Query, Searcher
+from memory._engine.text_embedder import TextEmbedder
+from memory.config import MemoryConfig
+from tiers.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
+
+
+class Searches:
+    def __init__(
+        self, reads: Reads, catalog: IndexCatalog, searcher: Searcher, state_encoder: StateEncoder | None,
+        text_embedder: TextEmbedder, config: MemoryConfig,
+    ):
+        self.config = config
+        self._reads = reads
+        self._catalog = catalog
+        self._searcher = searcher
+        self._state_encoder = state_encoder
+        self._text_embedder = text_embedder
+
+    def run(self, agent_id: str, kind: str, query: Query) -> QueryResult:
+        def compute() -> Answer:
+            answer = _guarded(lambda: self._searcher.run(agent_id, query))
+            return Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
+
+        return self._reads.cached(agent_id, (kind, query.key()), compute)
+
+    def encode_state(self, state: Any) -> np.ndarray:
+        if not isinstance(state, Mapping):
+            raise InvalidInputError(f"query_state must be a dict, got {type(state).__name__}")
+        encoder = self._state_encoder
+        if encoder is None:
+            raise InvalidInputError("state vectors are off (search_config.state_vectors=False)")
+        try:
+            return encoder.encode(state)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInputError(f"query_state cannot be encoded: {exc}") from None
+
+    def encode_text(self, agent_id: str, text: str) -> np.ndarray:
+        """The query's text vector, once every memory of the agent still waiting for one has it."""
+        self._text_embedder.catch_up(agent_id)
+        return self._text_embedder.encode_query(text)
+
+    def rebuild(self, agents: list[str]) -> int:
+        """Rebuild the agents' in-process indices from the tiers; how many memories were indexed."""
+        total = 0
+        for agent in agents:
+            index = _guarded(lambda: self._catalog.rebuild(agent))
+            total += sum(len(tier) for tier in index.tiers.values())
+        return total
+
+
+def _guarded(run: Any) -> Any:
+    try:
+        return run()
+    except TierUnavailableError as exc:
+        raise MemoryRetrievalException(f"search could not read the tiers: {exc}") from exc
