@@ -62,9 +62,17 @@ def is_number(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def number(value: Any, name: str, error: type[Exception] = InvalidInputError) -> float:
+def number(
+    value: Any, name: str, error: type[Exception] = InvalidInputError, *, low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """A finite int or float (not a bool), within [``low``, ``high``] when given."""
     if not is_number(value):
         raise error(f"{name} must be a finite number, got {shown(value)}")
+    if low is not None and value < low:
+        raise error(f"{name} must be at least {low}, got {shown(value)}")
+    if high is not None and value > high:
+        raise error(f"{name} must be at most {high}, got {shown(value)}")
     return float(value)
 
 
@@ -115,11 +123,15 @@ def importance(value: Any, name: str = "priority", error: type[Exception] = Inva
 
 
 # -- strings and names --------------------------------------------------------------------------
-def text(value: Any, name: str, max_chars: int, error: type[Exception] = InvalidInputError) -> str:
+def text(
+    value: Any, name: str, max_chars: int, error: type[Exception] = InvalidInputError, *, empty: bool = True
+) -> str:
     """A str every store takes: UTF-8 encodable (no lone surrogate), without NUL (PostgreSQL text
-    and file names refuse it), at most ``max_chars`` characters."""
+    and file names refuse it), at most ``max_chars`` characters; not blank unless ``empty``."""
     if not isinstance(value, str):
         raise error(f"{name} must be a str, got {type(value).__name__}")
+    if not empty and not value.strip():
+        raise error(f"{name} must be a non-empty str, got {shown(value)}")
     if len(value) > max_chars:
         raise error(f"{name} is {len(value)} characters long; the limit is {max_chars}")
     if not value.isascii():

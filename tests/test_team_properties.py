@@ -27,6 +27,7 @@ from memory import (
 )
 from tiers.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
 from memory.team import values
+from memory import validation
 from memory.team.ttl import MAX_SECONDS
 from memory.team.values import MAX_TEXT, MAX_VALUE_BYTES
 from team_support import FakeClock, engine, make_memory, stored, team_prefix  # noqa: F401
@@ -388,7 +389,7 @@ def test_each_value_a_duration_most_likely_gets_wrong_is_refused_and_changes_not
     for bad in edges:
         with pytest.raises(InvalidInputError, match=r"ttl|seconds|timeout"):
             case.call(seeded, bad)
-        assert (stored(seeded.memory), observed(seeded)) == seeded.before, values.shown(bad)
+        assert (stored(seeded.memory), observed(seeded)) == seeded.before, validation.shown(bad)
 
 
 PLUMBING = {"task_queue", "resolve_credentials"}  # the feature modules' shared parts

@@ -30,8 +30,8 @@ import enum
 from dataclasses import dataclass
 
 from tiers.errors import InvalidInputError
+from memory import validation
 from memory.team.errors import AccessDeniedError
-from memory.team.values import shown
 from tiers.keys import validate_agent_id
 
 
@@ -69,7 +69,7 @@ class AgentCredentials:
         agent_id(self.agent_id)
         if not isinstance(self.tier, AccessTier):
             if type(self.tier) is not int or not min(AccessTier) <= self.tier <= max(AccessTier):
-                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {shown(self.tier)}")
+                raise InvalidInputError(f"tier must be an AccessTier (1-4), got {validation.shown(self.tier)}")
             object.__setattr__(self, "tier", AccessTier(self.tier))
 
     def can_read(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from tiers.errors import InvalidInputError
+from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
@@ -43,14 +44,12 @@ class CollaborationState:
 
     def to_dict(self) -> dict[str, Any]:
         """The state as it is persisted, after checking every field."""
-        values.finite(self.trust_level, "trust_level", 0.0, 1.0)
+        validation.number(self.trust_level, "trust_level", low=0.0, high=1.0)
         for name in ("successful_interventions", "failed_interventions", "total_interactions"):
-            count = getattr(self, name)
-            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**63:
-                raise InvalidInputError(f"{name} must be an int from 0 to 2**63 - 1, got {values.shown(count)}")
+            validation.count(getattr(self, name), name, 0, 2**63 - 1)
         if not isinstance(self.shared_context, Mapping):
             raise InvalidInputError(f"shared_context must be a dict, got {type(self.shared_context).__name__}")
-        values.finite(self.last_updated, "last_updated")
+        validation.number(self.last_updated, "last_updated")
         return asdict(self)
 
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tiers.errors import InvalidInputError
+from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import NotFoundError, translated
@@ -48,11 +49,11 @@ class ConflictContext:
             agent_id(agent)
             if not isinstance(position, Mapping) or "position" not in position:
                 raise InvalidInputError(f"the position of {agent!r} must be a dict with a 'position' entry")
-            values.finite(position.get("confidence", 0.5), f"confidence of {agent!r}", 0.0, 1.0)
-            values.finite(position.get("weight", 1.0), f"weight of {agent!r}", 0.0)
+            validation.number(position.get("confidence", 0.5), f"confidence of {agent!r}", low=0.0, high=1.0)
+            validation.number(position.get("weight", 1.0), f"weight of {agent!r}", low=0.0)
         if not isinstance(self.interests, Mapping):
             raise InvalidInputError("interests must be a dict of agent id -> list of interests")
-        values.text(self.description, "description", max_length=values.MAX_VALUE_BYTES)
+        validation.text(self.description, "description", values.MAX_VALUE_BYTES)
         if not isinstance(self.resolved, bool):
             raise InvalidInputError(f"resolved must be a bool, got {type(self.resolved).__name__}")
         if self.resolution is not None and not isinstance(self.resolution, Mapping):
@@ -76,7 +77,7 @@ class ConflictContext:
 
 def _strategy(value: object) -> str:
     if not isinstance(value, str) or value not in STRATEGIES:
-        raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {values.shown(value)}")
+        raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}; got {validation.shown(value)}")
     return value
 
 

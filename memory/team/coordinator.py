@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tiers.errors import InvalidInputError
+from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.access import agent_id as check_name
@@ -63,18 +64,16 @@ class AgentTask:
         """Check every field (again before the task is queued: the fields can be changed after construction)."""
         check_name(self.task_id, "task_id")
         check_name(self.task_type, "task_type")
-        values.text(self.description, "description", max_length=values.MAX_VALUE_BYTES)
-        priority = self.priority
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
-            raise InvalidInputError(f"priority must be an int from 0 to {MAX_PRIORITY}, got {values.shown(priority)}")
+        validation.text(self.description, "description", values.MAX_VALUE_BYTES)
+        validation.count(self.priority, "priority", 0, MAX_PRIORITY)
         if not isinstance(self.context, Mapping):
             raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
         if self.status not in STATUSES:
-            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {values.shown(self.status)}")
+            raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {validation.shown(self.status)}")
         if self.assigned_to is not None:
             check_name(self.assigned_to, "assigned_to")
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0:
-            raise InvalidInputError(f"attempts must be a non-negative int, got {values.shown(self.attempts)}")
+            raise InvalidInputError(f"attempts must be a non-negative int, got {validation.shown(self.attempts)}")
 
     def body(self) -> bytes:
         return values.pack(
@@ -149,7 +148,7 @@ class AgentCoordinator:
             capabilities = [capabilities]
         if not isinstance(capabilities, Iterable) or isinstance(capabilities, (bytes, Mapping)):
             raise InvalidInputError(f"capabilities must be a str or a list of str, got {type(capabilities).__name__}")
-        caps = [values.text(cap, "a capability", empty=False, max_length=128) for cap in capabilities]
+        caps = [validation.text(cap, "a capability", 128, empty=False) for cap in capabilities]
         self._agents.register(agent, values.pack(caps, "capabilities"), self.memory.now_ms())
         return True
 
@@ -196,9 +195,7 @@ class AgentCoordinator:
         For agents that work through tasks in batches: one round trip instead of ``count``.
         """
         self._as(agent, "claim_tasks")
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-            raise InvalidInputError(f"count must be an int from 1 to 1000, got {count!r}")
-        return self._claim(check_name(task_type, "task_type"), agent, count)
+        return self._claim(check_name(task_type, "task_type"), agent, validation.count(count, "count", 1, 1000))
 
     def _claim(self, task_type: str, agent: str, count: int) -> list[AgentTask]:
         """A claim counts as the claimer's heartbeat; an agent claiming many tasks a second has it

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tiers.errors import InvalidInputError, MemoryConfigException
+from memory import validation
 from memory.team import values
 from memory.team.access import agent_id
 from memory.team.errors import translated
@@ -31,7 +32,7 @@ def _status(value: object, allow_none: bool = False) -> str | None:
     if value is None and allow_none:
         return None
     if value not in (PROMOTED, REJECTED):
-        raise InvalidInputError(f"status must be {PROMOTED!r} or {REJECTED!r}{' or None' if allow_none else ''}, got {values.shown(value)}")
+        raise InvalidInputError(f"status must be {PROMOTED!r} or {REJECTED!r}{' or None' if allow_none else ''}, got {validation.shown(value)}")
     return value  # type: ignore[return-value]
 
 
@@ -75,9 +76,9 @@ class PatternLibrary:
             raise InvalidInputError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
         _status(status)
         agent_id(decided_by, "decided_by")
-        values.finite(decided_at, "decided_at", 0.0)
+        validation.number(decided_at, "decided_at", low=0.0)
         if reason is not None:
-            values.text(reason, "reason")
+            validation.text(reason, "reason", values.MAX_TEXT)
         row = {
             "pattern_type": pattern.pattern_type, "name": pattern.name, "description": pattern.description,
             "code": pattern.code, "confidence": pattern.confidence, "agent_id": pattern.agent_id,
@@ -99,7 +100,7 @@ class PatternLibrary:
         """Patterns by type and/or name (exact), promoted ones by default, ordered by id."""
         for what, value in (("pattern_type", pattern_type), ("name", name)):
             if value is not None:
-                values.text(value, what, max_length=512)
+                validation.text(value, what, 512)
         _status(status, allow_none=True)
         return [_entry(row) for row in self._rows.find(pattern_type, name, status)]
 

@@ -19,11 +19,12 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from tiers.errors import InvalidInputError, OutcomeUnknownError
+from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy
-from memory.team.values import MAX_VALUE_BYTES, finite, text
+from memory.team.values import MAX_VALUE_BYTES
 
 DECISION_LEASE_MS = 60_000  # a validator that dies mid-decision blocks the pattern this long
 
@@ -45,13 +46,13 @@ class StagedPattern:
     def __post_init__(self) -> None:
         agent_id(self.pattern_id, "pattern_id")
         agent_id(self.agent_id)
-        text(self.pattern_type, "pattern_type", empty=False, max_length=128)
-        text(self.name, "name", empty=False, max_length=512)
-        text(self.description, "description", max_length=MAX_VALUE_BYTES)
+        validation.text(self.pattern_type, "pattern_type", 128, empty=False)
+        validation.text(self.name, "name", 512, empty=False)
+        validation.text(self.description, "description", MAX_VALUE_BYTES)
         if self.code is not None:
-            text(self.code, "code", max_length=MAX_VALUE_BYTES)
-        object.__setattr__(self, "confidence", finite(self.confidence, "confidence", 0.0, 1.0))
-        object.__setattr__(self, "staged_at", finite(self.staged_at, "staged_at", 0.0))
+            validation.text(self.code, "code", MAX_VALUE_BYTES)
+        object.__setattr__(self, "confidence", validation.number(self.confidence, "confidence", low=0.0, high=1.0))
+        object.__setattr__(self, "staged_at", validation.number(self.staged_at, "staged_at", low=0.0))
         if not isinstance(self.context, Mapping):
             raise InvalidInputError(f"context must be a dict, got {type(self.context).__name__}")
         object.__setattr__(self, "context", dict(self.context))
@@ -123,7 +124,7 @@ class PatternStaging:
     def reject(self, credentials: AgentCredentials, pattern_id: str, reason: str) -> bool:
         """Reject a staged pattern, keeping the reason in the library (VALIDATOR)."""
         credentials.require(AccessTier.VALIDATOR, "reject_pattern")
-        text(reason, "reason", empty=False)
+        validation.text(reason, "reason", values.MAX_TEXT, empty=False)
         return self._decide(credentials, pattern_id, "rejected", reason) is not None
 
     @translated("write")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.errors import translated
@@ -38,7 +39,7 @@ class TeamSession:
         self.memory = shared(memory)
         self.session_id = agent_id(session_id, "session_id")
         self.credentials = memory.resolve_credentials(credentials)
-        purpose = values.text(purpose, "purpose", max_length=MAX_PURPOSE)
+        purpose = validation.text(purpose, "purpose", MAX_PURPOSE)
         self.ttl_ms = ttl_ms(ttl, TTLStrategy.SESSION)
         self._store = memory.stores.session(self.session_id)
         if self.credentials.can_stage():

@@ -22,12 +22,12 @@ import time
 from typing import Any, Callable, Mapping
 
 from tiers.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
+from memory import validation
 from memory.team import collaboration, conflicts, patterns, signals, working
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.errors import translated
 from memory.team.library import PatternLibrary
 from memory.team.ttl import TTLStrategy
-from memory.team.values import shown
 from tiers.connection import LOCAL_URL, resolve
 from tiers.coordination.connection import (
     CLIENT_TYPES, ENGINE_TYPES, answers, pings, saves_to_disk, server_client, server_stats,
@@ -53,7 +53,7 @@ def _option(name: str, value: Any) -> Any:
     kinds = _OPTION_KINDS[name]
     if not isinstance(value, kinds):
         allowed = " or ".join("None" if kind is type(None) else kind.__name__ for kind in kinds)
-        raise MemoryConfigException(f"{name} must be {allowed}, got {type(value).__name__} {shown(value)}")
+        raise MemoryConfigException(f"{name} must be {allowed}, got {type(value).__name__} {validation.shown(value)}")
     return value
 
 
@@ -63,7 +63,7 @@ def _data_dir(value: Any) -> Any:
         if b"\0" in os.fsencode(value):
             raise ValueError("it holds a NUL character")
     except (TypeError, ValueError) as exc:
-        raise MemoryConfigException(f"data_dir must be a directory path, got {shown(value)}: {exc}") from None
+        raise MemoryConfigException(f"data_dir must be a directory path, got {validation.shown(value)}: {exc}") from None
     return value
 
 
@@ -298,11 +298,11 @@ def get_railway_redis(
     if "client" in options or "url" in options or "use_mock" in options:
         raise MemoryConfigException("get_railway_redis connects to host:port itself; give neither client, url nor use_mock")
     if not isinstance(host, str) or not host or not host.isprintable() or not host.isascii():
-        raise MemoryConfigException(f"host must be a host name or address, got {shown(host)}")
+        raise MemoryConfigException(f"host must be a host name or address, got {validation.shown(host)}")
     if type(port) is not int or not 1 <= port <= 65535:
-        raise MemoryConfigException(f"port must be an int from 1 to 65535, got {shown(port)}")
+        raise MemoryConfigException(f"port must be an int from 1 to 65535, got {validation.shown(port)}")
     if type(db) is not int or db < 0:
-        raise MemoryConfigException(f"db must be a non-negative int, got {shown(db)}")
+        raise MemoryConfigException(f"db must be a non-negative int, got {validation.shown(db)}")
     if password is not None and (not isinstance(password, str) or not password.isprintable()):
         raise MemoryConfigException(f"password must be a printable str or None, got {type(password).__name__}")
     if not isinstance(ssl, bool):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 
 from tiers.errors import InvalidInputError
-from memory.team.values import finite, shown
+from memory import validation
 
 MAX_SECONDS = 366 * 24 * 3600  # the longest TTL, lease, retention or wait accepted: a year
 
@@ -21,11 +21,11 @@ class TTLStrategy(enum.IntEnum):
 
 def seconds(value: object, name: str, *, zero: bool = False) -> float:
     """A duration: a finite number of seconds above 0 (or 0 itself with ``zero``), at most MAX_SECONDS."""
-    number = finite(value, name)
+    number = validation.number(value, name)
     if not (number >= 0 if zero else number > 0) or number > MAX_SECONDS:
         lowest = "from 0" if zero else "above 0"
         raise InvalidInputError(
-            f"{name} must be a number of seconds {lowest} up to {MAX_SECONDS} (366 days), got {shown(value)}"
+            f"{name} must be a number of seconds {lowest} up to {MAX_SECONDS} (366 days), got {validation.shown(value)}"
         )
     return number
 
@@ -34,7 +34,7 @@ def milliseconds(value: object, name: str) -> int:
     """A duration given in seconds, as whole milliseconds (at least 1): what Redis's PX takes."""
     millis = round(seconds(value, name) * 1000)
     if millis < 1:
-        raise InvalidInputError(f"{name} must be at least 1 ms, got {shown(value)} s")
+        raise InvalidInputError(f"{name} must be at least 1 ms, got {validation.shown(value)} s")
     return millis
 
 

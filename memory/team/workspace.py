@@ -13,19 +13,19 @@ import uuid
 from typing import Any
 
 from tiers.errors import InvalidInputError
+from memory import validation
 from memory.team.access import AccessTier, AgentCredentials, agent_id
 from memory.team.collaboration import CollaborationState
 from memory.team.conflicts import ConflictContext
 from memory.team.patterns import StagedPattern
 from memory.team.store import get_redis_memory, shared
-from memory.team.values import shown
 
 LEVELS = range(1, 6)  # the empathy levels, reactive (1) to systems (5)
 
 
 def _level(value: Any, name: str) -> int:
     if type(value) is not int or value not in LEVELS:
-        raise InvalidInputError(f"{name} must be an int from 1 to 5, got {shown(value)}")
+        raise InvalidInputError(f"{name} must be an int from 1 to 5, got {validation.shown(value)}")
     return value
 
 
