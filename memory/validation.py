@@ -150,13 +150,18 @@ def text(
 _known_agent_ids: set[str] = set()  # ids already checked: simulations repeat a few thousand ids
 
 
-def agent_id(value: Any) -> str:
+def name(value: Any, what: str, limit: int = keys.AGENT_ID_LIMIT, error: type[Exception] = InvalidInputError) -> str:
+    """An id that becomes part of keys: a team, session, task, pattern or key name (tiers.keys.validate_name)."""
+    try:
+        return keys.validate_name(value, what, limit)
+    except ValueError as exc:
+        raise error(str(exc)) from None
+
+
+def agent_id(value: Any, what: str = "agent_id") -> str:
     if type(value) is str and value in _known_agent_ids:
         return value
-    try:
-        keys.validate_agent_id(value)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
+    name(value, what)
     if len(_known_agent_ids) > 100_000:
         _known_agent_ids.clear()
     _known_agent_ids.add(value)

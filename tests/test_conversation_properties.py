@@ -39,7 +39,8 @@ from memory.conversation import (
     WorkingMemoryPolicy,
     create_memory_agent,
 )
-from memory.conversation.state import CONVERSATION_ID_PATTERN, MAX_WORKING_MEMORY_CHARS
+from memory.conversation.state import MAX_WORKING_MEMORY_CHARS
+from tiers.keys import NAME_ALPHABET
 from tiers.errors import InvalidInputError, MemoryConfigException
 from memory.validation import MAX_STEP
 
@@ -81,7 +82,7 @@ async def refused(seeded: tuple, call: Any, expected: Any = BAD_INPUT) -> None:
 # -- bad values ------------------------------------------------------------------------------------
 BAD_IDS = st.one_of(
     NOT_STR, st.just(""), st.text(alphabet="c", min_size=121, max_size=125),
-    containing(st.characters().filter(lambda c: not CONVERSATION_ID_PATTERN.fullmatch(c)) | SURROGATE),
+    containing(st.characters().filter(lambda c: not NAME_ALPHABET.fullmatch(c)) | SURROGATE),
 )
 BAD_TEXT = st.one_of(NOT_STR, UNENCODABLE, st.just("x" * (MAX_WORKING_MEMORY_CHARS + 1)))
 BAD_MESSAGES = st.one_of(NOT_STR, UNENCODABLE, st.text(alphabet=" \n\t", max_size=3), st.just("x" * 20_001))

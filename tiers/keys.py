@@ -46,26 +46,32 @@ import functools
 import re
 from typing import Any
 
-AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,128}")
+NAME_ALPHABET = re.compile(r"[A-Za-z0-9_.:@/+=-]+")  # safe in Redis keys, SQL and file names
+AGENT_ID_LIMIT = 128
+AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,%d}" % AGENT_ID_LIMIT)
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REDIS_TIERS = ("stm", "im")
 CHANGE_LOG_IDS = 2000  # ids an agent's change log keeps unless the engine says otherwise
 
 
+def validate_name(value: object, what: str = "agent_id", limit: int = AGENT_ID_LIMIT) -> str:
+    """The one rule for ids that become part of keys (agents, teams, sessions, tasks, patterns,
+    conversations): a non-empty str of at most ``limit`` characters from NAME_ALPHABET. Returns
+    it, or raises ValueError naming what is wrong with it."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long; the limit is {limit}")
+    if not NAME_ALPHABET.fullmatch(value):
+        bad = sorted({ch for ch in value if not NAME_ALPHABET.fullmatch(ch)})
+        raise ValueError(f"{what} {value!r} contains {''.join(bad)!r}; allowed are letters, digits and _ . : @ / + = -")
+    return value
+
+
 def validate_agent_id(agent_id: object) -> str:
-    """Return the agent id or raise ValueError naming what is wrong with it."""
-    if not isinstance(agent_id, str):
-        raise ValueError(f"agent_id must be a str, got {type(agent_id).__name__}")
-    if not agent_id:
-        raise ValueError("agent_id must not be empty")
-    if len(agent_id) > 128:
-        raise ValueError(f"agent_id is {len(agent_id)} characters long; the limit is 128")
-    if not AGENT_ID_PATTERN.fullmatch(agent_id):
-        bad = sorted({ch for ch in agent_id if not AGENT_ID_PATTERN.fullmatch(ch)})
-        raise ValueError(
-            f"agent_id {agent_id!r} contains {''.join(bad)!r}; allowed are letters, digits and _ . : @ / + = -"
-        )
-    return agent_id
+    return validate_name(agent_id, "agent_id")
 
 
 def validate_prefix(prefix: object) -> str:

@@ -9,35 +9,20 @@ computed from is still current (see :mod:`memory.conversation.manager`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError
 
-CONVERSATION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,120}")
+CONVERSATION_ID_LIMIT = 120  # leaves room for the tiered manager's agent-id prefix
 MAX_WORKING_MEMORY_CHARS = 1_000_000  # what any backend accepts; agents keep theirs far smaller
 
 
 def validate_conversation_id(value: Any) -> str:
-    """Return the id or raise InvalidConversationError naming what is wrong with it.
-
-    The alphabet is the engine's agent-id alphabet (safe in Redis keys, SQL and file names);
-    120 characters leaves room for the tiered manager's agent-id prefix.
-    """
-    if not isinstance(value, str):
-        raise InvalidConversationError(f"conversation_id must be a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidConversationError("conversation_id must not be empty")
-    if len(value) > 120:
-        raise InvalidConversationError(f"conversation_id is {len(value)} characters long; the limit is 120")
-    if not CONVERSATION_ID_PATTERN.fullmatch(value):
-        bad = "".join(sorted({ch for ch in value if not CONVERSATION_ID_PATTERN.fullmatch(ch)}))
-        raise InvalidConversationError(
-            f"conversation_id {value!r} contains {bad!r}; allowed are letters, digits and _ . : @ / + = -"
-        )
-    return value
+    """Return the id or raise InvalidConversationError naming what is wrong with it: the rule of
+    every id that becomes part of keys (tiers.keys.validate_name), at most 120 characters."""
+    return validation.name(value, "conversation_id", CONVERSATION_ID_LIMIT, InvalidConversationError)
 
 
 def validate_working_memory(value: Any) -> str:

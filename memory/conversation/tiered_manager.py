@@ -32,7 +32,8 @@ from typing import Any, Callable, TypeVar
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
-from memory.conversation.state import CONVERSATION_ID_PATTERN, ConversationMemory, Turn, validate_conversation_id
+from memory.conversation.state import ConversationMemory, Turn, validate_conversation_id
+from tiers.keys import NAME_ALPHABET
 from memory import validation
 from memory._engine.agent_memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
@@ -77,7 +78,7 @@ class TieredMemoryManager(MemoryManager):
             raise InvalidConversationError("head must be an InMemoryManager, RedisMemoryManager or DatabaseMemoryManager")
         if not isinstance(agent_prefix, str) or len(agent_prefix) > 8:
             raise InvalidConversationError(f"agent_prefix must be a str of at most 8 characters, got {agent_prefix!r}")
-        if agent_prefix and not CONVERSATION_ID_PATTERN.fullmatch(agent_prefix):  # the ids' alphabet
+        if agent_prefix and not NAME_ALPHABET.fullmatch(agent_prefix):  # the ids' alphabet
             raise InvalidConversationError(f"agent_prefix {agent_prefix!r} contains characters outside [A-Za-z0-9_.:@/+=-]")
         priority = validation.importance(priority, "priority", error=InvalidConversationError)
         rebuild_turns = validation.count(rebuild_turns, "rebuild_turns", minimum=1, error=InvalidConversationError)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team.errors import AccessDeniedError
-from tiers.keys import validate_agent_id
 
 
 class AccessTier(enum.IntEnum):
@@ -50,14 +49,6 @@ class AccessTier(enum.IntEnum):
         return self.name if not spec else format(int(self), spec)
 
 
-def agent_id(value: object, what: str = "agent_id") -> str:
-    """Validate an agent, session, task or key name (letters, digits and _ . : @ / + = -)."""
-    try:
-        return validate_agent_id(value)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc).replace("agent_id", what, 1)) from None
-
-
 @dataclass(frozen=True)
 class AgentCredentials:
     """Who is asking and at which tier."""
@@ -66,7 +57,7 @@ class AgentCredentials:
     tier: AccessTier = AccessTier.CONTRIBUTOR
 
     def __post_init__(self) -> None:
-        agent_id(self.agent_id)
+        validation.agent_id(self.agent_id)
         if not isinstance(self.tier, AccessTier):
             if type(self.tier) is not int or not min(AccessTier) <= self.tier <= max(AccessTier):
                 raise InvalidInputError(f"tier must be an AccessTier (1-4), got {validation.shown(self.tier)}")

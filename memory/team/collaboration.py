@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 
 KEEP = 100  # persisted states kept per agent
@@ -61,7 +61,7 @@ class CollaborationState:
 @translated("write")
 def persist(memory: Any, credentials: AgentCredentials, session_id: str, state: Mapping[str, Any]) -> bool:
     credentials.require(AccessTier.CONTRIBUTOR, "persist_collaboration_state")
-    agent_id(session_id, "session_id")
+    validation.name(session_id, "session_id")
     if not isinstance(state, Mapping):
         raise InvalidInputError(f"state must be a dict, got {type(state).__name__}")
     blob = values.pack(dict(state), "collaboration state")
@@ -79,6 +79,6 @@ def restore(memory: Any, credentials: AgentCredentials, session_id: str | None) 
         if session_id is None:
             return None
     else:
-        agent_id(session_id, "session_id")
+        validation.name(session_id, "session_id")
     blob = store.get(me, session_id)
     return None if blob is None else (session_id, values.unpack(blob))

@@ -19,7 +19,7 @@ from typing import Any
 from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import NotFoundError, translated
 from memory.team.ttl import TTLStrategy
 
@@ -42,11 +42,11 @@ class ConflictContext:
 
     def validate(self) -> None:
         """Check every field (again before it is stored: the fields can be changed after construction)."""
-        agent_id(self.conflict_id, "conflict_id")
+        validation.name(self.conflict_id, "conflict_id")
         if not isinstance(self.positions, Mapping) or len(self.positions) < 2:
             raise InvalidInputError("a conflict needs positions of at least two agents")
         for agent, position in self.positions.items():
-            agent_id(agent)
+            validation.agent_id(agent)
             if not isinstance(position, Mapping) or "position" not in position:
                 raise InvalidInputError(f"the position of {agent!r} must be a dict with a 'position' entry")
             validation.number(position.get("confidence", 0.5), f"confidence of {agent!r}", low=0.0, high=1.0)
@@ -95,7 +95,7 @@ def record(memory: Any, credentials: AgentCredentials, conflict: ConflictContext
 @translated("read")
 def get(memory: Any, credentials: AgentCredentials, conflict_id: str) -> ConflictContext:
     credentials.require(AccessTier.OBSERVER, "get_conflict")
-    agent_id(conflict_id, "conflict_id")
+    validation.name(conflict_id, "conflict_id")
     return _load(memory, conflict_id)[0]
 
 
@@ -112,7 +112,7 @@ def _load(memory: Any, conflict_id: str) -> tuple[ConflictContext, bytes]:
 def resolve(memory: Any, credentials: AgentCredentials, conflict_id: str, strategy: str) -> ConflictContext:
     """Pick the winning position by ``strategy`` and record it (VALIDATOR). Resolving twice keeps the first."""
     credentials.require(AccessTier.VALIDATOR, "resolve_conflict")
-    agent_id(conflict_id, "conflict_id")
+    validation.name(conflict_id, "conflict_id")
     _strategy(strategy)
     while True:
         conflict, blob = _load(memory, conflict_id)

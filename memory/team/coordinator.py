@@ -32,7 +32,6 @@ from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, checked
-from memory.team.access import agent_id as check_name
 from memory.team.errors import DuplicateTaskError, NotFoundError, TaskOwnershipError, translated
 from memory.team.store import shared
 from memory.team.ttl import TTLStrategy, milliseconds
@@ -62,8 +61,8 @@ class AgentTask:
 
     def validate(self) -> None:
         """Check every field (again before the task is queued: the fields can be changed after construction)."""
-        check_name(self.task_id, "task_id")
-        check_name(self.task_type, "task_type")
+        validation.name(self.task_id, "task_id")
+        validation.name(self.task_type, "task_type")
         validation.text(self.description, "description", values.MAX_VALUE_BYTES)
         validation.count(self.priority, "priority", 0, MAX_PRIORITY)
         if not isinstance(self.context, Mapping):
@@ -71,7 +70,7 @@ class AgentTask:
         if self.status not in STATUSES:
             raise InvalidInputError(f"status must be one of {', '.join(STATUSES)}; got {validation.shown(self.status)}")
         if self.assigned_to is not None:
-            check_name(self.assigned_to, "assigned_to")
+            validation.name(self.assigned_to, "assigned_to")
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 0:
             raise InvalidInputError(f"attempts must be a non-negative int, got {validation.shown(self.attempts)}")
 
@@ -112,7 +111,7 @@ class AgentCoordinator:
         credentials: AgentCredentials | None = None,
     ):
         self.memory = shared(memory)
-        self.team_id = check_name(team_id, "team_id")
+        self.team_id = validation.name(team_id, "team_id")
         if credentials is None:
             credentials = AgentCredentials(f"coordinator:{team_id}", AccessTier.STEWARD)
         self._credentials = checked(credentials)
@@ -134,7 +133,7 @@ class AgentCoordinator:
     def _as(self, agent: Any, operation: str) -> str:
         """``agent``, checked: acting as oneself takes CONTRIBUTOR, in another agent's name STEWARD."""
         self._require(AccessTier.CONTRIBUTOR, operation)
-        if check_name(agent) != self._credentials.agent_id:
+        if validation.agent_id(agent) != self._credentials.agent_id:
             self._require(AccessTier.STEWARD, f"{operation} in another agent's name")
         return agent
 
@@ -143,7 +142,7 @@ class AgentCoordinator:
     def register_agent(self, agent: str, capabilities: Any = ()) -> bool:
         """Register (or re-register) an agent with its capabilities; counts as a heartbeat (STEWARD)."""
         self._require(AccessTier.STEWARD, "register_agent")
-        check_name(agent)
+        validation.agent_id(agent)
         if isinstance(capabilities, str):
             capabilities = [capabilities]
         if not isinstance(capabilities, Iterable) or isinstance(capabilities, (bytes, Mapping)):
@@ -166,7 +165,7 @@ class AgentCoordinator:
     @translated("read")
     def get_capabilities(self, agent: str) -> list[str]:
         self._require(AccessTier.OBSERVER, "get_capabilities")
-        blob = self._agents.capabilities(check_name(agent))
+        blob = self._agents.capabilities(validation.agent_id(agent))
         return [] if blob is None else values.unpack(blob)
 
     # -- tasks --------------------------------------------------------------------------------
@@ -185,7 +184,7 @@ class AgentCoordinator:
     def claim_task(self, agent: str, task_type: str) -> AgentTask | None:
         """The highest-priority pending task of ``task_type``, now leased to ``agent`` (CONTRIBUTOR)."""
         self._as(agent, "claim_task")
-        claimed = self._claim(check_name(task_type, "task_type"), agent, 1)
+        claimed = self._claim(validation.name(task_type, "task_type"), agent, 1)
         return claimed[0] if claimed else None
 
     @translated("write")
@@ -195,7 +194,7 @@ class AgentCoordinator:
         For agents that work through tasks in batches: one round trip instead of ``count``.
         """
         self._as(agent, "claim_tasks")
-        return self._claim(check_name(task_type, "task_type"), agent, validation.count(count, "count", 1, 1000))
+        return self._claim(validation.name(task_type, "task_type"), agent, validation.count(count, "count", 1, 1000))
 
     def _claim(self, task_type: str, agent: str, count: int) -> list[AgentTask]:
         """A claim counts as the claimer's heartbeat; an agent claiming many tasks a second has it
@@ -221,7 +220,7 @@ class AgentCoordinator:
             self._require(AccessTier.STEWARD, "complete_task on a claimer's behalf")
         else:
             self._as(agent_id, "complete_task")
-        check_name(task_id, "task_id")
+        validation.name(task_id, "task_id")
         now = self.memory.now_ms()
         body, holder = self._queue.holder(task_id, now)
         if body is None:
@@ -243,7 +242,7 @@ class AgentCoordinator:
         """{result, agent_id, task_type, completed_at} of a completed task, or None (OBSERVER); None
         also once the task's retention has ended."""
         self._require(AccessTier.OBSERVER, "get_result")
-        blob = self._queue.result(check_name(task_id, "task_id"), self.memory.now_ms())
+        blob = self._queue.result(validation.name(task_id, "task_id"), self.memory.now_ms())
         return None if blob is None else values.unpack(blob)
 
     @translated("write")
@@ -254,7 +253,7 @@ class AgentCoordinator:
             self._queue.requeue_lapsed(kind, self.memory.now_ms(), self.lease_ms)
 
     def _types(self, task_type: str | None) -> list[str]:
-        return self._queue.types() if task_type is None else [check_name(task_type, "task_type")]
+        return self._queue.types() if task_type is None else [validation.name(task_type, "task_type")]
 
     @translated("read")
     def get_pending_tasks(self, task_type: str | None = None) -> list[AgentTask]:

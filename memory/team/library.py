@@ -18,7 +18,6 @@ from typing import Any, Mapping
 from tiers.errors import InvalidInputError, MemoryConfigException
 from memory import validation
 from memory.team import values
-from memory.team.access import agent_id
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
 from tiers.coordination.library import PROMOTED, PatternRows
@@ -75,7 +74,7 @@ class PatternLibrary:
         if not isinstance(pattern, StagedPattern):
             raise InvalidInputError(f"pattern must be a StagedPattern, got {type(pattern).__name__}")
         _status(status)
-        agent_id(decided_by, "decided_by")
+        validation.name(decided_by, "decided_by")
         validation.number(decided_at, "decided_at", low=0.0)
         if reason is not None:
             validation.text(reason, "reason", values.MAX_TEXT)
@@ -90,7 +89,7 @@ class PatternLibrary:
     @translated("read")
     def get(self, pattern_id: str) -> LibraryPattern | None:
         """The decision on one pattern (promoted or rejected), or None."""
-        row = self._rows.get(agent_id(pattern_id, "pattern_id"))
+        row = self._rows.get(validation.name(pattern_id, "pattern_id"))
         return None if row is None else _entry(row)
 
     @translated("read")

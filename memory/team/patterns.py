@@ -21,7 +21,7 @@ from typing import Any
 from tiers.errors import InvalidInputError, OutcomeUnknownError
 from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy
 from memory.team.values import MAX_VALUE_BYTES
@@ -44,8 +44,8 @@ class StagedPattern:
     staged_at: float = 0.0  # unix seconds, set when staged
 
     def __post_init__(self) -> None:
-        agent_id(self.pattern_id, "pattern_id")
-        agent_id(self.agent_id)
+        validation.name(self.pattern_id, "pattern_id")
+        validation.agent_id(self.agent_id)
         validation.text(self.pattern_type, "pattern_type", 128, empty=False)
         validation.text(self.name, "name", 512, empty=False)
         validation.text(self.description, "description", MAX_VALUE_BYTES)
@@ -129,7 +129,7 @@ class PatternStaging:
 
     @translated("write")
     def _decide(self, credentials: AgentCredentials, pattern_id: str, status: str, reason: str | None) -> Any:
-        agent_id(pattern_id, "pattern_id")
+        validation.name(pattern_id, "pattern_id")
         library = self.memory.pattern_library
         token = secrets.token_hex(16)
         try:

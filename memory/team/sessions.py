@@ -16,7 +16,7 @@ from typing import Any
 
 from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 from memory.team.store import shared
 from memory.team.ttl import TTLStrategy, ttl_ms
@@ -37,7 +37,7 @@ class TeamSession:
         ttl: float | None = None,
     ):
         self.memory = shared(memory)
-        self.session_id = agent_id(session_id, "session_id")
+        self.session_id = validation.name(session_id, "session_id")
         self.credentials = memory.resolve_credentials(credentials)
         purpose = validation.text(purpose, "purpose", MAX_PURPOSE)
         self.ttl_ms = ttl_ms(ttl, TTLStrategy.SESSION)
@@ -66,14 +66,14 @@ class TeamSession:
     def add_agent(self, agent: str) -> bool:
         """Add a participant (CONTRIBUTOR). True if it was not one already."""
         self.credentials.require(AccessTier.CONTRIBUTOR, "TeamSession.add_agent")
-        agent_id(agent)
+        validation.agent_id(agent)
         return self._store.join(agent, self.memory.clock(), self.ttl_ms)
 
     @translated("write")
     def share(self, key: str, value: Any) -> bool:
         """Put ``value`` in the session's shared context (CONTRIBUTOR)."""
         self.credentials.require(AccessTier.CONTRIBUTOR, "TeamSession.share")
-        agent_id(key, "key")
+        validation.name(key, "key")
         self._store.share(key, values.pack(value, f"shared value {key!r}"), self.ttl_ms)
         return True
 
@@ -81,7 +81,7 @@ class TeamSession:
     def get(self, key: str, default: Any = None) -> Any:
         """A shared value (OBSERVER), or ``default``."""
         self.credentials.require(AccessTier.OBSERVER, "TeamSession.get")
-        agent_id(key, "key")
+        validation.name(key, "key")
         blob = self._store.get(key, self._renewal())
         return default if blob is None else values.unpack(blob)
 

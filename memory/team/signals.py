@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 from memory.team.ttl import seconds
 from tiers.coordination.base import Received, SignalStore
@@ -43,7 +44,7 @@ class SignalBus:
         if target_agent is not None:
             recipients = [target_agent]
         if recipients is not None:
-            recipients = list(dict.fromkeys(agent_id(recipient, "target_agent") for recipient in recipients))
+            recipients = list(dict.fromkeys(validation.name(recipient, "target_agent") for recipient in recipients))
             if not recipients:
                 return ""
         return self._store.send(credentials.agent_id, kind, values.pack(data, "signal data"), recipients, self._clock())

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory import validation
 from memory.team import values
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy, ttl_ms
 
@@ -19,7 +20,7 @@ from memory.team.ttl import TTLStrategy, ttl_ms
 @translated("write")
 def stash(memory: Any, credentials: AgentCredentials, key: str, value: Any, ttl: Any = None) -> bool:
     credentials.require(AccessTier.CONTRIBUTOR, "stash")
-    agent_id(key, "key")
+    validation.name(key, "key")
     blob = values.pack(value, f"the value of {key!r}")
     memory.stores.working.put(credentials.agent_id, key, blob, ttl_ms(ttl, TTLStrategy.WORKING_RESULTS))
     return True
@@ -29,7 +30,7 @@ def stash(memory: Any, credentials: AgentCredentials, key: str, value: Any, ttl:
 def retrieve(memory: Any, credentials: AgentCredentials, key: str, owner: str | None = None) -> Any:
     """The value, or None when it was never stashed or has expired."""
     credentials.require(AccessTier.OBSERVER, "retrieve")
-    agent_id(key, "key")
-    owner = credentials.agent_id if owner is None else agent_id(owner)
+    validation.name(key, "key")
+    owner = credentials.agent_id if owner is None else validation.agent_id(owner)
     blob = memory.stores.working.get(owner, key)
     return None if blob is None else values.unpack(blob)

@@ -14,7 +14,7 @@ from typing import Any
 
 from tiers.errors import InvalidInputError
 from memory import validation
-from memory.team.access import AccessTier, AgentCredentials, agent_id
+from memory.team.access import AccessTier, AgentCredentials
 from memory.team.collaboration import CollaborationState
 from memory.team.conflicts import ConflictContext
 from memory.team.patterns import StagedPattern
@@ -38,9 +38,9 @@ class AgentWorkspace:
         target_level: int = 3,
         session_id: str | None = None,
     ):
-        self.user_id = agent_id(user_id, "user_id")
+        self.user_id = validation.name(user_id, "user_id")
         self.credentials = AgentCredentials(user_id, access_tier)
-        self.session_id = agent_id(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
+        self.session_id = validation.name(session_id, "session_id") if session_id is not None else uuid.uuid4().hex
         self.target_level = _level(target_level, "target_level")
         self.current_empathy_level = 1
         self.collaboration_state = CollaborationState()
