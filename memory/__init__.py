@@ -55,6 +55,7 @@ from memory.team import (
     TTLStrategy,
     TaskOwnershipError,
     check_redis_connection,
+    connect_redis_server,
     get_railway_redis,
     get_redis_memory,
 )
@@ -120,6 +121,7 @@ _TEAM_NAMES = [
     "CollaborationState",
     "ConflictContext",
     "get_redis_memory",
+    "connect_redis_server",
     "get_railway_redis",
     "check_redis_connection",
     "AccessDeniedError",

@@ -37,7 +37,7 @@ PUBLIC_NAMES = {
     # agent teams
     "AgentWorkspace", "RedisShortTermMemory", "AccessTier", "AgentCredentials", "TTLStrategy",
     "AgentCoordinator", "AgentTask", "TeamSession", "StagedPattern", "PatternLibrary", "LibraryPattern",
-    "CollaborationState", "ConflictContext", "get_redis_memory", "get_railway_redis",
+    "CollaborationState", "ConflictContext", "get_redis_memory", "connect_redis_server", "get_railway_redis",
     "check_redis_connection", "AccessDeniedError", "DuplicateTaskError", "TaskOwnershipError", "NotFoundError",
     # conversations
     "WorkingMemoryAgent", "AgentInput", "IAgentInput", "TurnOutcome", "create_memory_agent", "MemoryManager",

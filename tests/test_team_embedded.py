@@ -389,3 +389,14 @@ return 7
     finally:
         client.delete(h, z, s)
         client.close()
+
+
+def test_embedded_is_the_plain_name_of_use_mock(tmp_path):
+    from memory import connect_redis_server, get_railway_redis
+
+    for options in ({"embedded": True}, {"use_mock": True}):
+        with RedisShortTermMemory(data_dir=str(tmp_path), key_prefix="names", **options) as memory:
+            assert memory.mode == "embedded"
+    assert get_railway_redis is connect_redis_server
+    with pytest.raises(MemoryConfigException, match="neither client, url nor embedded"):
+        connect_redis_server("127.0.0.1", embedded=True)

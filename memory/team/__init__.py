@@ -16,7 +16,13 @@ from memory.team.errors import AccessDeniedError, DuplicateTaskError, NotFoundEr
 from memory.team.library import LibraryPattern, PatternLibrary
 from memory.team.patterns import StagedPattern
 from memory.team.sessions import TeamSession
-from memory.team.store import RedisShortTermMemory, check_redis_connection, get_railway_redis, get_redis_memory
+from memory.team.store import (
+    RedisShortTermMemory,
+    check_redis_connection,
+    connect_redis_server,
+    get_railway_redis,
+    get_redis_memory,
+)
 from memory.team.ttl import TTLStrategy
 from memory.team.workspace import AgentWorkspace
 
@@ -39,6 +45,7 @@ __all__ = [
     "TaskOwnershipError",
     "TeamSession",
     "check_redis_connection",
+    "connect_redis_server",
     "get_railway_redis",
     "get_redis_memory",
 ]

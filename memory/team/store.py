@@ -41,6 +41,7 @@ DEFAULT_PREFIX = "tiermem"
 # what each connection option may be: refused with MemoryConfigException before anything connects
 _OPTION_KINDS: dict[str, tuple[type, ...]] = {
     "url": (str, type(None)),
+    "embedded": (bool,),
     "use_mock": (bool,),
     "client": (*CLIENT_TYPES, type(None)),
     "ltm_url": (str, type(None)),
@@ -74,8 +75,8 @@ def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 class RedisShortTermMemory:
     """Shared short-term memory for a team of agents, on Redis or the embedded engine.
 
-    ``use_mock=True`` (the seeds' name) runs on the embedded engine: fakeredis in-process, made
-    durable in ``data_dir``. ``credentials`` are used by calls that pass none (default: agent
+    ``embedded=True`` (or its other name ``use_mock=True``) runs on the embedded engine: fakeredis
+    in-process, made durable in ``data_dir``. ``credentials`` are used by calls that pass none (default: agent
     ``"default"`` as CONTRIBUTOR). The clock (unix seconds) drives leases, heartbeats and signal
     ages; Redis itself expires keys by the TTL strategies.
     """
@@ -84,6 +85,7 @@ class RedisShortTermMemory:
         self,
         url: str | None = None,
         *,
+        embedded: bool = False,
         use_mock: bool = False,
         client: Any = None,
         data_dir: str = DEFAULT_DATA_DIR,
@@ -99,8 +101,8 @@ class RedisShortTermMemory:
         self._library_guard = threading.Lock()
         self.stores: Stores = None  # type: ignore[assignment]  # set once connected; close() may run before
         self._connection: Any = None
-        for name, value in (("url", url), ("use_mock", use_mock), ("client", client), ("ltm_url", ltm_url),
-                            ("ltm_engine", ltm_engine)):
+        for name, value in (("url", url), ("embedded", embedded), ("use_mock", use_mock), ("client", client),
+                            ("ltm_url", ltm_url), ("ltm_engine", ltm_engine)):
             _option(name, value)
         _data_dir(data_dir)
         if not callable(clock):
@@ -113,7 +115,7 @@ class RedisShortTermMemory:
             self.keys = TeamKeys(key_prefix)
         except ValueError as exc:
             raise MemoryConfigException(str(exc)) from None
-        if use_mock:
+        if embedded or use_mock:
             url = ""
         self._connection = resolve(data_dir=data_dir, url=url, client=client, environ=environ)
         self.client = self._connection.client
@@ -287,16 +289,16 @@ def get_redis_memory(url: str | None = None, **options: Any) -> RedisShortTermMe
     return RedisShortTermMemory(url, **options)
 
 
-def get_railway_redis(
+def connect_redis_server(
     host: str, port: int = 6379, password: str | None = None, *, db: int = 0, ssl: bool = False, **options: Any
 ) -> RedisShortTermMemory:
-    """An explicit Redis server by host, port and password (any host, Railway or not).
+    """An explicit Redis server by host, port and password (``get_railway_redis`` is its other name).
 
     The client connects on first use (as redis-py does), so an unreachable server surfaces as a
     MemoryStoreException / MemoryRetrievalException from the first operation.
     """
-    if "client" in options or "url" in options or "use_mock" in options:
-        raise MemoryConfigException("get_railway_redis connects to host:port itself; give neither client, url nor use_mock")
+    if {"client", "url", "embedded", "use_mock"} & set(options):
+        raise MemoryConfigException("connect_redis_server connects to host:port itself; give neither client, url nor embedded")
     if not isinstance(host, str) or not host or not host.isprintable() or not host.isascii():
         raise MemoryConfigException(f"host must be a host name or address, got {validation.shown(host)}")
     if type(port) is not int or not 1 <= port <= 65535:
@@ -310,6 +312,9 @@ def get_railway_redis(
     memory = RedisShortTermMemory(client=server_client(host, port, password, db, ssl), **options)
     memory._connection.owned = True  # we built the client: close() closes it
     return memory
+
+
+get_railway_redis = connect_redis_server  # the name the short-term memory reference uses
 
 
 def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> bool:
