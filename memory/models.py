@@ -1,4 +1,4 @@
-"""Structured models for agent states and actions (the seed's ``AgentState``, ``ActionResult``,
+"""Structured models for agent states and actions (``AgentState``, ``ActionResult``,
 ``ActionData``). Each has ``as_dict()`` giving the plain dict that is stored."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class MemorySpace:
-    """Methods take an optional ``agent_id=`` too (the seed's examples pass it); it must be this
+    """Methods take an optional ``agent_id=`` too (the Agent Memory API's examples pass it); it must be this
     space's agent."""
 
     def __init__(self, api: "AgentMemoryAPI", agent_id: str):

@@ -1,6 +1,6 @@
 """The one typed record that crosses every layer.
 
-Tiers produce and consume :class:`MemoryRecord`; only the public edge turns it into the seed's
+Tiers produce and consume :class:`MemoryRecord`; only the public edge turns it into the
 "Memory Structure" dict (:meth:`MemoryRecord.to_dict`). Contents travel as their msgpack bytes,
 so a record is cheap to move between tiers and every ``contents`` read is a fresh object: a
 caller mutating a returned dict can never corrupt a cached or stored copy.
@@ -26,7 +26,7 @@ class Embeddings:
     """A memory's vectors as stored bytes (embeddings/resolution.py decodes them).
 
     The state vector is kept at the resolution of the tier that holds the memory: full (STM),
-    compressed (IM) or abstract (LTM); the seed's dict form shows it under that name. The text
+    compressed (IM) or abstract (LTM); the dict form shows it under that name. The text
     vector (the contents embedded by the text model) follows the same resolutions and names its
     own, since it may arrive after the memory has moved.
     """
@@ -137,7 +137,7 @@ class MemoryRecord(NamedTuple):
         return self._replace(retrieval_count=count, last_access_time=last_time, last_access_step=last_step)
 
     def to_dict(self) -> dict[str, Any]:
-        """The seed's "Memory Structure" form; every call builds fresh objects (safe to mutate)."""
+        """The "Memory Structure" dict form; every call builds fresh objects (safe to mutate)."""
         (memory_id, agent_id, step_number, memory_type, timestamp, importance, contents_blob, embeddings,
          retrieval_count, last_access, _, tier, compression_level, _, _) = self  # this runs for every row of every answer
         return {

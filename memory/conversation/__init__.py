@@ -7,7 +7,7 @@
 
 Managers: ``InMemoryManager`` (this process), ``RedisMemoryManager`` (``redis.asyncio``),
 ``DatabaseMemoryManager`` (SQLAlchemy: SQLite or PostgreSQL), ``TieredMemoryManager`` (every
-turn an interaction memory in an ``AgentMemoryAPI``). All share the seed's ``store``/``retrieve``
+turn an interaction memory in an ``AgentMemoryAPI``). All share ``store``/``retrieve``
 and an atomic ``update``.
 """
 

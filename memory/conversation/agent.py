@@ -1,11 +1,11 @@
 """WorkingMemoryAgent: reads a conversation's memory, folds the new message in, stores it.
 
-``process`` answers the seed's way, ``"success"`` or ``"error: <description>"``, and never
+``process`` answers with a status, ``"success"`` or ``"error: <description>"``, and never
 raises for a bad input, a failing store or a failing model: the error is in the status (and in
 ``handle``'s outcome, typed), nothing half-done is stored, and the next call works as usual.
 
 With one of tiermem's managers the read-modify-write is one atomic ``update`` (concurrent turns
-of one conversation all land). Any other object with the seed's ``retrieve``/``store`` works too,
+of one conversation all land). Any other object with ``retrieve``/``store`` methods works too,
 read then written, with no protection against a concurrent turn in between.
 """
 
@@ -35,7 +35,7 @@ class AgentInput:
     metadata: Mapping[str, Any] | None = None
 
 
-IAgentInput = AgentInput  # the seed's name
+IAgentInput = AgentInput  # the interface name the memory-manager document uses
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class WorkingMemoryAgent:
         return TurnOutcome("success", conversation_id, stored.working_memory, stored.turn_count, stored=True, usage=usage[0])
 
     async def _read_then_write(self, manager: Any, conversation_id: str, message: str) -> TurnOutcome:
-        """The seed's protocol, for managers that only have ``retrieve`` and ``store``."""
+        """For managers that only have ``retrieve`` and ``store``: read, then write."""
         try:
             found = await manager.retrieve({"conversation_id": conversation_id})
         except Exception as exc:  # noqa: BLE001 - a third-party manager may raise anything

@@ -1,4 +1,4 @@
-"""The memory-manager contract: the seed's ``store``/``retrieve`` plus an atomic ``update``.
+"""The memory-manager contract: ``store``/``retrieve`` by conversation id plus an atomic ``update``.
 
 A backend implements three primitives (``_read``, ``_write_if``, ``_delete``); everything else is
 written once here. ``_write_if`` writes a new value only if the stored version still equals the
@@ -68,7 +68,7 @@ class MemoryManager(ABC):
     async def close(self) -> None:
         """Release connections the manager opened itself."""
 
-    # -- the seed's interface ------------------------------------------------------------------------
+    # -- store and retrieve ---------------------------------------------------------------------------
     async def retrieve(self, query: Mapping[str, Any]) -> list[ConversationMemory] | None:
         """``[memory]`` for ``query["conversation_id"]``, or None when the conversation is unknown."""
         conversation_id = _conversation_of(query, _QUERY_KEYS, "query")
@@ -86,7 +86,7 @@ class MemoryManager(ABC):
 
         return await self.update(conversation_id, change)
 
-    # -- beyond the seed ---------------------------------------------------------------------------
+    # -- by conversation id ---------------------------------------------------------------------------
     async def get(self, conversation_id: str) -> ConversationMemory | None:
         return await self._read(validate_conversation_id(conversation_id))
 

@@ -50,7 +50,7 @@ class Turn:
 class ConversationMemory:
     """A conversation's memory as read from a backend.
 
-    ``working_memory`` is the attribute the seed's interface promises. ``turns`` holds the newest
+    ``working_memory`` is the attribute every manager's ``retrieve`` promises. ``turns`` holds the newest
     turns (as many as the agent keeps), oldest first; ``turn_count`` counts every turn ever
     applied. ``version`` is the backend's write counter (0: never written).
     """

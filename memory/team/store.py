@@ -5,7 +5,7 @@ stores that keep the coordination layer's bytes (``tiers.coordination``: Redis s
 server; in-process twins and, on the embedded engine, the durable copy of what must survive a
 restart). The features (working memory, signals, patterns, conflicts, collaboration state) live
 in their own modules; the methods here take the caller's :class:`AgentCredentials` and delegate,
-so the seeds' low-level calls (``memory.receive_signals(credentials, ...)``,
+so the reference's low-level calls (``memory.receive_signals(credentials, ...)``,
 ``memory.stage_pattern(...)``) work as written.
 
 Connection resolution is tiermem's (``tiers.connection``): an explicit client or URL; else
@@ -168,13 +168,13 @@ class RedisShortTermMemory:
     def store_working_result(
         self, key: str, data: Any, credentials: AgentCredentials | None = None, ttl: Any = None
     ) -> bool:
-        """The seeds' name for :meth:`stash`."""
+        """Another name for :meth:`stash` (the short-term memory reference's)."""
         return self.stash(key, data, credentials, ttl)
 
     def get_working_result(
         self, key: str, credentials: AgentCredentials | None = None, agent_id: str | None = None
     ) -> Any:
-        """The seeds' name for :meth:`retrieve`."""
+        """Another name for :meth:`retrieve` (the short-term memory reference's)."""
         return self.retrieve(key, credentials, agent_id)
 
     # -- signals ------------------------------------------------------------------------------

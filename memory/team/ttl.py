@@ -1,4 +1,4 @@
-"""How long each kind of shared data lives, in seconds (the seeds' strategy table), and the one
+"""How long each kind of shared data lives, in seconds (the TTL strategy table), and the one
 check on every duration a caller gives the coordination layer (TTLs, leases, retention, waits)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AgentWorkspace: one agent's view of the team's shared memory (the seeds' ``EmpathyOS``).
+"""AgentWorkspace: one agent's view of the team's shared memory (``EmpathyOS`` in the short-term memory reference).
 
 It carries the agent's credentials and session id and forwards to the shared
 RedisShortTermMemory: working memory, signals, pattern staging and validation, conflicts, and its
