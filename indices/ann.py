@@ -33,7 +33,7 @@ class Approximate:
         self.kind = "ivf" if isinstance(index, faiss.IndexIVF) else "hnsw"
 
     @classmethod
-    def ivf(cls, sample: np.ndarray, rows: int, rng: np.random.Generator) -> "Approximate":
+    def ivf(cls, sample: np.ndarray, rows: int, rng: np.random.Generator) -> Approximate:
         """Lists for ``rows`` rows, trained on ``sample`` (TRAIN_SAMPLE of them at most, or all):
         4 sqrt(n) lists, each with the 39+ training points FAISS's k-means asks for."""
         nlist = int(max(1, min(MAX_LISTS, 4 * math.sqrt(rows), len(sample) // 39)))
@@ -47,7 +47,7 @@ class Approximate:
         return cls(index)
 
     @classmethod
-    def hnsw(cls, sample: np.ndarray, rng: np.random.Generator) -> "Approximate":
+    def hnsw(cls, sample: np.ndarray, rng: np.random.Generator) -> Approximate:
         """A graph whose 8-bit codes' ranges are trained on ``sample``."""
         dim = sample.shape[1]
         index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
@@ -90,5 +90,5 @@ class Approximate:
         return faiss.serialize_index(self.index)
 
     @classmethod
-    def deserialize(cls, blob: np.ndarray) -> "Approximate":
+    def deserialize(cls, blob: np.ndarray) -> Approximate:
         return cls(faiss.deserialize_index(blob))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from indices.snapshot import SnapshotStore
 from indices.tier_index import TierIndex
-from tiers.record import TIERS
 from tiers.bookkeeping import Stamp, stamp_of
+from tiers.record import TIERS
 from tiers.tierset import TierSet
 
 CHANGES_PER_READ = 1000  # log entries fetched per round trip while catching up

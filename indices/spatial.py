@@ -101,7 +101,9 @@ class SpatialGrid:
         inside = np.all((points >= np.asarray(low)) & (points <= np.asarray(high)), axis=1)
         return rows[inside]
 
-    def nearest(self, center: tuple[float, float, float], k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, center: tuple[float, float, float], k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of the k positions nearest ``center`` among the rows ``mask`` allows,
         and any others exactly as far as the k-th (ties: the caller decides which come first).
 

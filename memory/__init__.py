@@ -8,6 +8,8 @@ Every public name is importable from here::
 paths the Agent Memory API document uses. Everything else under ``memory`` is private.
 """
 
+from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
+from memory._engine.maintenance import MaintenanceReport
 from memory.cache import cacheable
 from memory.config import LTMConfig, MemoryConfig, RedisIMConfig, RedisSTMConfig, SearchConfig
 from memory.conversation import (
@@ -30,9 +32,7 @@ from memory.conversation import (
     WorkingMemoryPolicy,
     create_memory_agent,
 )
-from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
 from memory.hooks import BaseAgent, install_memory_hooks, with_memory
-from memory._engine.maintenance import MaintenanceReport
 from memory.models import ActionData, ActionResult, AgentState
 from memory.query import QueryBuilder
 from memory.space import MemorySpace
@@ -51,9 +51,9 @@ from memory.team import (
     PatternLibrary,
     RedisShortTermMemory,
     StagedPattern,
+    TaskOwnershipError,
     TeamSession,
     TTLStrategy,
-    TaskOwnershipError,
     check_redis_connection,
     connect_redis_server,
     get_railway_redis,
@@ -74,7 +74,8 @@ from tiers.errors import (
     TierUnavailableError,
 )
 
-_ENGINE_NAMES = [
+__all__ = [
+    # the engine (memory.api holds these under the Agent Memory API's import path)
     "AgentMemoryAPI",
     "MemorySpace",
     "QueryBuilder",
@@ -106,7 +107,7 @@ _ENGINE_NAMES = [
     "TierUnavailableError",
 ]
 
-_TEAM_NAMES = [
+__all__ += [  # agent teams
     "AgentWorkspace",
     "RedisShortTermMemory",
     "AccessTier",
@@ -130,7 +131,7 @@ _TEAM_NAMES = [
     "NotFoundError",
 ]
 
-_CONVERSATION_NAMES = [
+__all__ += [  # conversations
     "WorkingMemoryAgent",
     "AgentInput",
     "IAgentInput",
@@ -151,4 +152,3 @@ _CONVERSATION_NAMES = [
     "LLMClientError",
 ]
 
-__all__ = _ENGINE_NAMES + _TEAM_NAMES + _CONVERSATION_NAMES

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from cachetools import TTLCache
 from cachetools.keys import hashkey

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from memory import validation
 from tiers.errors import MemoryConfigException
@@ -284,7 +285,7 @@ class MemoryConfig(_Options):
         return self.redis_url if self.redis_url is not None else self.stm_config.connection_url()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "MemoryConfig":
+    def from_file(cls, path: str | Path) -> MemoryConfig:
         """Read a TOML file: top-level engine options plus [stm], [im], [ltm] and [search] tables."""
         if not isinstance(path, (str, os.PathLike)):  # an int would be read as an open file descriptor
             raise MemoryConfigException(f"a config file path must be a str or a Path, got {validation.shown(path)}")

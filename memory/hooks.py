@@ -11,7 +11,8 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from memory._engine.agent_memory import AgentMemoryAPI
 from memory.models import ActionData, AgentState

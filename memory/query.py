@@ -9,13 +9,14 @@ memories that pass all of them, and never fewer while at least n pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from memory import validation
 from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
-from tiers.errors import InvalidInputError
 from memory._engine.search import Query
+from tiers.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from memory._engine.reads import QueryResult
@@ -25,71 +26,71 @@ if TYPE_CHECKING:
 class QueryBuilder:
     """Built by ``AgentMemoryAPI.query(agent_id)``; each condition returns a new builder."""
 
-    def __init__(self, searches: "Searches", agent_id: str, query: Query | None = None):
+    def __init__(self, searches: Searches, agent_id: str, query: Query | None = None):
         self._searches = searches
         self._agent_id = agent_id
         self._query = query or Query()
 
-    def _with(self, **changes: Any) -> "QueryBuilder":
+    def _with(self, **changes: Any) -> QueryBuilder:
         return QueryBuilder(self._searches, self._agent_id, replace(self._query, **changes))
 
-    def _where(self, **changes: Any) -> "QueryBuilder":
+    def _where(self, **changes: Any) -> QueryBuilder:
         return self._with(where=replace(self._query.where, **changes))
 
-    def between(self, start_step: int, end_step: int) -> "QueryBuilder":
+    def between(self, start_step: int, end_step: int) -> QueryBuilder:
         start, end = validation.step(start_step, "start_step"), validation.step(end_step, "end_step")
         if start > end:
             raise InvalidInputError(f"start_step {start} is after end_step {end}")
         return self._where(lo_step=start, hi_step=end)
 
-    def of_type(self, *memory_types: str) -> "QueryBuilder":
+    def of_type(self, *memory_types: str) -> QueryBuilder:
         if not memory_types:
             raise InvalidInputError("of_type needs at least one memory type")
         return self._where(memory_types=tuple(sorted({validation.memory_type(t) for t in memory_types})))
 
-    def min_importance(self, score: float) -> "QueryBuilder":
+    def min_importance(self, score: float) -> QueryBuilder:
         return self._where(min_importance=validation.number(score, "min_importance"))
 
-    def where(self, attributes: Mapping[str, Any]) -> "QueryBuilder":
+    def where(self, attributes: Mapping[str, Any]) -> QueryBuilder:
         """Contents matching every ``dot.path: value`` exactly (as retrieve_by_attributes)."""
         wanted = validation.attributes(attributes, self._searches.config.max_payload_bytes)
         merged = {**(self._query.attributes or {}), **wanted}
         return self._with(attributes=merged)
 
-    def near(self, center: Any, radius: float) -> "QueryBuilder":
+    def near(self, center: Any, radius: float) -> QueryBuilder:
         return self._with(center=query_position(center), radius=radius_value(radius))
 
-    def in_box(self, low: Any, high: Any) -> "QueryBuilder":
+    def in_box(self, low: Any, high: Any) -> QueryBuilder:
         """Only memories placed in the axis-aligned box between corners ``low`` and ``high``."""
         low, high = query_position(low, "the box's low corner"), query_position(high, "the box's high corner")
         if any(a > b for a, b in zip(low, high)):
             raise InvalidInputError(f"the box's low corner {low} is above its high corner {high} on some axis")
         return self._with(box=(low, high))
 
-    def nearest_to(self, center: Any) -> "QueryBuilder":
+    def nearest_to(self, center: Any) -> QueryBuilder:
         """Rank by distance from ``center`` (no radius): with top(n), the n nearest."""
         return self._with(center=query_position(center), radius=None)
 
-    def similar_to(self, state: Mapping[str, Any]) -> "QueryBuilder":
+    def similar_to(self, state: Mapping[str, Any]) -> QueryBuilder:
         vector = self._searches.encode_state(state)
         return self._with(similar=("state", vector), similar_key=vector.tobytes())
 
-    def similar_to_embedding(self, vector: Any) -> "QueryBuilder":
+    def similar_to_embedding(self, vector: Any) -> QueryBuilder:
         unit = unit_vector(vector, self._searches.config.search_config.vector_dim)
         return self._with(similar=("state", unit), similar_key=unit.tobytes())
 
-    def in_tiers(self, tiers: Iterable[str]) -> "QueryBuilder":
+    def in_tiers(self, tiers: Iterable[str]) -> QueryBuilder:
         return self._with(tiers=validation.tiers(tiers))
 
-    def top(self, n: int) -> "QueryResult":
+    def top(self, n: int) -> QueryResult:
         return self._run(replace(self._query, limit=positive_k(n, "n")))
 
-    def all(self) -> "QueryResult":
+    def all(self) -> QueryResult:
         if self._query.similar is not None or (self._query.center is not None and self._query.radius is None):
             raise InvalidInputError("a ranked query (similar_to, nearest_to) needs top(n)")
         return self._run(replace(self._query, limit=None))
 
-    def _run(self, query: Query) -> "QueryResult":
+    def _run(self, query: Query) -> QueryResult:
         return self._searches.run(self._agent_id, "query", query)
 
     def __repr__(self) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from memory import validation
 from tiers.errors import InvalidInputError
@@ -16,7 +17,7 @@ class MemorySpace:
     """Methods take an optional ``agent_id=`` too (the Agent Memory API's examples pass it); it must be this
     space's agent."""
 
-    def __init__(self, api: "AgentMemoryAPI", agent_id: str):
+    def __init__(self, api: AgentMemoryAPI, agent_id: str):
         self.api = api
         self.agent_id = validation.agent_id(agent_id)
 
@@ -27,7 +28,7 @@ class MemorySpace:
 
     def retrieve_recent_states(
         self, count: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
-    ) -> "QueryResult":
+    ) -> QueryResult:
         """The newest ``count`` memories (of ``memory_type`` if given), newest first."""
         return self.api.retrieve_recent(self._agent(agent_id), count, memory_type)
 
@@ -39,7 +40,7 @@ class MemorySpace:
         limit: int | None = None,
         *,
         agent_id: str | None = None,
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_by_time_range(self._agent(agent_id), start_step, end_step, memory_type, limit)
 
     def retrieve_by_attributes(
@@ -49,43 +50,43 @@ class MemorySpace:
         limit: int | None = None,
         *,
         agent_id: str | None = None,
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_by_attributes(self._agent(agent_id), attributes, memory_type, limit)
 
     def retrieve_most_important(
         self, k: int = 10, memory_type: str | None = None, *, agent_id: str | None = None
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_most_important(self._agent(agent_id), k, memory_type)
 
     def retrieve_similar_states(
         self, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_similar_states(self._agent(agent_id), query_state, k, memory_type)
 
     def search_by_embedding(
         self, query_embedding: Any, k: int = 10, memory_tiers: Any = None, memory_type: str | None = None,
         *, agent_id: str | None = None,
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.search_by_embedding(self._agent(agent_id), query_embedding, k, memory_tiers, memory_type)
 
     def search_by_content(
         self, content_query: str, k: int = 5, memory_type: str | None = None, memory_tiers: Any = None,
         *, agent_id: str | None = None,
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.search_by_content(self._agent(agent_id), content_query, k, memory_type, memory_tiers)
 
     def retrieve_by_location(
         self, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None,
         *, agent_id: str | None = None,
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_by_location(self._agent(agent_id), center, radius, memory_type, limit)
 
     def retrieve_nearest(
         self, center: Any, k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
-    ) -> "QueryResult":
+    ) -> QueryResult:
         return self.api.retrieve_nearest(self._agent(agent_id), center, k, memory_type)
 
-    def query(self) -> "QueryBuilder":
+    def query(self) -> QueryBuilder:
         return self.api.query(self.agent_id)
 
     def get_memory(self, memory_id: str) -> dict[str, Any] | None:

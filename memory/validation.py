@@ -17,10 +17,10 @@ import sys
 from collections.abc import Iterable, Mapping  # abc isinstance checks are ~3x faster than typing's
 from typing import Any
 
-from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
-from tiers.record import MEMORY_TYPES, TIERS
 from tiers import keys
 from tiers.codec import pack_contents
+from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
+from tiers.record import MEMORY_TYPES, TIERS
 
 MAX_STEP = 2**53  # steps are Redis sorted-set scores: doubles hold integers exactly up to here
 # The largest limit, count or k: Redis and SQL take 64-bit integers, Lua numbers are doubles, which

@@ -10,7 +10,8 @@ engine) and on LTM (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from tiers.record import Embeddings, MemoryRecord
 

@@ -13,11 +13,12 @@ the one the process saw, where the version alone would start again from zero.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from tiers.record import MemoryRecord, parse_seen
 from tiers.failures import reading, writing
 from tiers.keys import KeySchema
+from tiers.record import MemoryRecord, parse_seen
 from tiers.scripts import Scripts
 
 VERSION = "version"  # moved by every change and every counted read: the cache token

@@ -9,7 +9,8 @@ so a process that meets an id it has not loaded yet loads it from the stores tha
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import msgpack
 import ormsgpack

@@ -8,14 +8,15 @@ embedded); a Redis answering on localhost:6379; the embedded engine.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import redis
 from redis.exceptions import RedisError
 
-from tiers.errors import MemoryConfigException
 from tiers import embedded
+from tiers.errors import MemoryConfigException
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
 

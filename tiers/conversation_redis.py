@@ -29,9 +29,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from tiers.errors import MemoryConfigException, MemoryRetrievalException
 from tiers.async_calls import AsyncScript, call_once, is_async_client, repeatable
 from tiers.conversations import StoredConversation
+from tiers.errors import MemoryConfigException, MemoryRetrievalException
 from tiers.scripts import lua_source
 
 CAS = AsyncScript(lua_source("conversation_cas"))

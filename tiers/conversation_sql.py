@@ -25,16 +25,17 @@ SQLAlchemy's calls block: they run on a small thread pool of the store, never on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Column, Float, MetaData, String, Table, Text, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from tiers.errors import MemoryConfigException, MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
 from tiers.conversations import StoredConversation
+from tiers.errors import MemoryConfigException, MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
 from tiers.ltm_schema import create_racing, make_engine
 
 T = TypeVar("T")

@@ -8,7 +8,8 @@ it left is the same; one whose reply was lost even after it was sent again may h
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 

@@ -48,7 +48,7 @@ from typing import Any
 
 NAME_ALPHABET = re.compile(r"[A-Za-z0-9_.:@/+=-]+")  # safe in Redis keys, SQL and file names
 AGENT_ID_LIMIT = 128
-AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,%d}" % AGENT_ID_LIMIT)
+AGENT_ID_PATTERN = re.compile(rf"[A-Za-z0-9_.:@/+=-]{{1,{AGENT_ID_LIMIT}}}")
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REDIS_TIERS = ("stm", "im")
 CHANGE_LOG_IDS = 2000  # ids an agent's change log keeps unless the engine says otherwise
@@ -121,7 +121,7 @@ class KeySchema:
     def pending(self, agent_id: str) -> str:
         return f"{self.agent_root(agent_id)}:pending"
 
-    def _tier(self, agent_id: str, tier: str) -> "TierKeys":
+    def _tier(self, agent_id: str, tier: str) -> TierKeys:
         return TierKeys(f"{self.agent_root(agent_id)}:{tier}")
 
     def scan_agents(self, client: Any) -> list[str]:

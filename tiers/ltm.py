@@ -9,18 +9,19 @@ payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted mo
 
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any
 
 import msgpack
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tiers.errors import TierUnavailableError
-from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
+from tiers.errors import TierUnavailableError
 from tiers.ltm_schema import create_schema, gone, guarded, memories
+from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
 
@@ -336,7 +337,7 @@ class SQLTier:
                 .limit(batch)
             )
 
-            def run() -> list[MemoryRecord]:
+            def run(stmt: Any = stmt) -> list[MemoryRecord]:
                 with self.engine.connect() as conn:
                     return [self._decode(row) for row in conn.execute(stmt)]
 

@@ -13,8 +13,9 @@ SQLAlchemy's errors become tiermem's here (:func:`guarded`), for every module th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,

@@ -67,7 +67,7 @@ class Embeddings:
         return None if fields == _NO_FIELDS else fields
 
     @classmethod
-    def unpack(cls, packed: list[Any] | None) -> "Embeddings":
+    def unpack(cls, packed: list[Any] | None) -> Embeddings:
         return NO_EMBEDDINGS if not packed else cls(*packed)
 
 
@@ -129,7 +129,7 @@ class MemoryRecord(NamedTuple):
     def contents(self) -> Any:
         return unpack_contents(self.contents_blob)
 
-    def with_access(self, count: int, seen: bytes | str | None) -> "MemoryRecord":
+    def with_access(self, count: int, seen: bytes | str | None) -> MemoryRecord:
         """Return a copy carrying the access statistics read from Redis."""
         if seen is None:
             return self._replace(retrieval_count=count)

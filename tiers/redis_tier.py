@@ -8,14 +8,16 @@ the same round trip; queued calls return a decoder to apply to the pipeline's an
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-from tiers.record import MemoryRecord
+
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec, decode_derived, decode_records, encode_record, payload_sizes
 from tiers.failures import reading, writing
 from tiers.keys import REDIS_TIERS, KeySchema, TierKeys
+from tiers.record import MemoryRecord
 from tiers.scripts import Scripts
 
 Decoder = Callable[[Any], list[MemoryRecord]]
@@ -105,7 +107,7 @@ class RedisTier:
                                    skip_stored=skip_stored)
         return self._call("put", keys, args)
 
-    def move_in(self, source: "RedisTier", agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
+    def move_in(self, source: RedisTier, agent_id: str, records: Sequence[MemoryRecord], now: float) -> int:
         """Atomically store ``records`` here and delete them from ``source`` (same agent slot)."""
         keys = self._base_keys(agent_id) + [self.keys.meta(agent_id)] + source._base_keys(agent_id)
         keys.append(self.keys.changes(agent_id))

@@ -27,9 +27,10 @@ import itertools
 import os
 import secrets
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 

@@ -8,20 +8,22 @@ keys is one round trip written down once.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from tiers.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
-from tiers.record import MemoryRecord
 from tiers.base import FastTier, LongTermTier, Tier
 from tiers.bookkeeping import PROMOTING, Bookkeeping, Stamp, stamp_of
 from tiers.codec import PayloadCodec, decode_record, with_importance
 from tiers.deployment import Binding, Deployment
 from tiers.dictionaries import DictionaryStore
+from tiers.errors import MemoryConfigException, StoreIncompleteError, TierUnavailableError
 from tiers.failures import reading, streamed, writing
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.moves import Journal, Leases
+from tiers.record import MemoryRecord
 from tiers.redis_tier import RedisTier, since_seconds
 from tiers.scripts import Scripts
 
@@ -46,7 +48,7 @@ def open_tiers(
     redis_where: str = "Redis",
     persist_redis: Callable[[], None] | None = None,
     adopt: bool = False,
-) -> "TierSet":
+) -> TierSet:
     """The tiers of one engine on ``client`` (Redis) and ``engine`` (SQLAlchemy), bound into one
     deployment before anything is read or written (tiers/deployment.py): MemoryConfigException
     when Redis or the LTM refuses, or they belong to other deployments. ``adopt`` binds the
@@ -286,7 +288,7 @@ class TierSet:
             args: list[Any] = [memory_id, repr(importance)]
             for blob in blobs:
                 args += [b"", b""] if blob is None else [blob, with_importance(blob, importance)]
-            found = writing("stm+im", lambda: self.scripts.call("set_importance", keys, args))
+            found = writing("stm+im", functools.partial(self.scripts.call, "set_importance", keys, args))
             if found >= 0:
                 return found
 

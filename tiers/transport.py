@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -131,7 +132,7 @@ class _ReusedConnections:
 
 # Per client, not per pool: the connections refer to their pool, so a weak mapping keyed by the
 # pool would keep every pool alive.
-_REUSED: "weakref.WeakKeyDictionary[Any, _ReusedConnections]" = weakref.WeakKeyDictionary()
+_REUSED: weakref.WeakKeyDictionary[Any, _ReusedConnections] = weakref.WeakKeyDictionary()
 _REUSED_LOCK = threading.Lock()
 
 

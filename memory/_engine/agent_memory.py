@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from embeddings.state import StateEncoder
 from indices.catalog import IndexCatalog, IndexSettings
@@ -160,7 +160,7 @@ class AgentMemoryAPI:
         self._tiers.ltm.close()
         self._connection.close()
 
-    def __enter__(self) -> "AgentMemoryAPI":
+    def __enter__(self) -> AgentMemoryAPI:
         return self
 
     def __exit__(self, *exc: Any) -> None:

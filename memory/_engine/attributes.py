@@ -6,8 +6,8 @@ plain dicts and lists (what msgpack gives back) skip the abstract-class checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 _MISSING = object()
 

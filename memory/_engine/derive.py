@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from embeddings.resolution import reduce, restore_one
+from memory.validation import count, is_number, number, shown
 from tiers.errors import InvalidInputError
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
-from memory.validation import count, is_number, number, shown
 
 RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}
 # A query's coordinates stay within this, so that a distance's squares (the indices square

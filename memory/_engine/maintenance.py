@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
-from memory.config import MemoryConfig
 from memory._engine.derive import at_resolution
+from memory.config import MemoryConfig
+from tiers.base import FastTier
 from tiers.errors import MemoryAPIException, MemoryMaintenanceException
 from tiers.record import MemoryRecord
-from tiers.base import FastTier
 from tiers.tierset import TierSet
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class MaintenanceReport:
     busy: list[str] = field(default_factory=list)  # agents another process was maintaining
     seconds: float = 0.0
 
-    def add(self, other: "MaintenanceReport") -> None:
+    def add(self, other: MaintenanceReport) -> None:
         for name in ("agents", "stm_to_im", "im_to_ltm", "ltm_to_im", "healed", "reads_flushed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.busy += other.busy
@@ -73,7 +74,7 @@ class _Lease:
     """An agent's maintenance lease, renewed before every batch: a long run keeps it, and a
     process that lost it (paused past the lease) stops before touching the agent again."""
 
-    def __init__(self, maintainer: "Maintainer", agent_id: str, token: str):
+    def __init__(self, maintainer: Maintainer, agent_id: str, token: str):
         self.maintainer, self.agent_id, self.token = maintainer, agent_id, token
 
     def renew(self) -> None:
@@ -191,7 +192,7 @@ class Maintainer:
             log.warning("could not release the maintenance lease of %s; it expires by itself", agent_id)
 
     # -- one agent -------------------------------------------------------------------------------
-    def _maintain(self, agent_id: str, lease: "_Lease", report: MaintenanceReport) -> None:
+    def _maintain(self, agent_id: str, lease: _Lease, report: MaintenanceReport) -> None:
         report.healed += self._heal(agent_id)
         newest, last_read_step = self.t.meta.access_state(agent_id)
         stm_cfg, im_cfg = self.config.stm_config, self.config.im_config

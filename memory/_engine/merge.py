@@ -9,8 +9,8 @@ arrive first; later copies of the same ``memory_id`` are dropped.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Callable, Iterable, Iterator, Sequence
 
 from tiers.record import MemoryRecord
 

@@ -11,16 +11,17 @@ back short while enough memories match.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from indices.catalog import AgentIndex, IndexCatalog
 from indices.tier_index import Filter, TierIndex
 from memory._engine.attributes import matcher
-from tiers.record import TIER_RANK, TIERS, MemoryRecord
 from tiers.bookkeeping import Stamp
+from tiers.record import TIER_RANK, TIERS, MemoryRecord
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ result cache as every other read."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,7 +58,7 @@ class Searches:
         """Rebuild the agents' in-process indices from the tiers; how many memories were indexed."""
         total = 0
         for agent in agents:
-            index = _guarded(lambda: self._catalog.rebuild(agent))
+            index = _guarded(functools.partial(self._catalog.rebuild, agent))
             total += sum(len(tier) for tier in index.tiers.values())
         return total
 

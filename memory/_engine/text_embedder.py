@@ -20,8 +20,8 @@ import numpy as np
 from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
 from memory.config import SearchConfig
-from tiers.errors import MemoryConfigException
 from tiers.codec import with_embeddings
+from tiers.errors import MemoryConfigException
 from tiers.tierset import TierSet
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError, LLMClientError
@@ -88,7 +89,7 @@ class WorkingMemoryAgent:
         if isinstance(self.memory_manager, MemoryManager):
             await self.memory_manager.close()
 
-    async def __aenter__(self) -> "WorkingMemoryAgent":
+    async def __aenter__(self) -> WorkingMemoryAgent:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

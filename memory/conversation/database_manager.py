@@ -8,13 +8,14 @@ nothing when another writer came first, so no lock is held across the caller's w
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.stored import StoredMemoryManager
-from tiers.errors import MemoryStoreException, TierUnavailableError
 from tiers.conversation_sql import SQLConversations
+from tiers.errors import MemoryStoreException, TierUnavailableError
 from tiers.keys import validate_prefix
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from memory import validation
+from memory._engine.agent_memory import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.conversation.agent import WorkingMemoryAgent
 from memory.conversation.database_manager import DatabaseMemoryManager
@@ -12,7 +14,6 @@ from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
 from memory.conversation.redis_manager import DEFAULT_TTL, RedisMemoryManager
 from memory.conversation.tiered_manager import TieredMemoryManager
-from memory._engine.agent_memory import AgentMemoryAPI
 from tiers.errors import MemoryConfigException
 
 MEMORY_TYPES = ("memory", "redis", "database", "tiered")

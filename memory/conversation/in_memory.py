@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError

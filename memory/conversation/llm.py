@@ -8,7 +8,8 @@ and never calls the network itself.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from memory import validation
 from memory.conversation.errors import LLMClientError

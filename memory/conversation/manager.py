@@ -17,9 +17,10 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 from memory import validation
 from memory.conversation.errors import ConversationConflictError, InvalidConversationError
@@ -65,7 +66,7 @@ class MemoryManager(ABC):
     async def _delete(self, conversation_id: str) -> bool:
         """Forget a conversation; True if there was one."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: most managers hold nothing to release
         """Release connections the manager opened itself."""
 
     # -- store and retrieve ---------------------------------------------------------------------------
@@ -146,7 +147,7 @@ class MemoryManager(ABC):
             else:
                 self._locks[conversation_id] = (lock, users - 1)
 
-    async def __aenter__(self) -> "MemoryManager":
+    async def __aenter__(self) -> MemoryManager:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -9,14 +9,15 @@ conversation is forgotten a day after its last turn.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.state import validate_conversation_id
 from memory.conversation.stored import StoredMemoryManager
-from tiers.errors import MemoryRetrievalException, TierUnavailableError
 from tiers.conversation_redis import RedisConversations, open_client
+from tiers.errors import MemoryRetrievalException, TierUnavailableError
 from tiers.keys import validate_prefix
 
 DEFAULT_TTL = 24 * 3600.0

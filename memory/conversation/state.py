@@ -9,8 +9,9 @@ computed from is still current (see :mod:`memory.conversation.manager`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from memory import validation
 from memory.conversation.errors import InvalidConversationError
@@ -64,19 +65,19 @@ class ConversationMemory:
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)  # backend details, e.g. where it came from
 
     @classmethod
-    def empty(cls, conversation_id: str) -> "ConversationMemory":
+    def empty(cls, conversation_id: str) -> ConversationMemory:
         return cls(validate_conversation_id(conversation_id))
 
-    def with_turn(self, message: str, working_memory: str, now: float, keep_turns: int) -> "ConversationMemory":
+    def with_turn(self, message: str, working_memory: str, now: float, keep_turns: int) -> ConversationMemory:
         """The next memory: one more turn, the newest ``keep_turns`` turns, a new working memory."""
         turn = Turn(self.turn_count + 1, message, now)
         kept = (self.turns + (turn,))[-keep_turns:] if keep_turns > 0 else ()
         return replace(self, working_memory=working_memory, turn_count=turn.number, turns=kept, updated_at=now)
 
-    def with_working_memory(self, working_memory: str, now: float) -> "ConversationMemory":
+    def with_working_memory(self, working_memory: str, now: float) -> ConversationMemory:
         return replace(self, working_memory=working_memory, updated_at=now)
 
-    def check_successor(self, new: "ConversationMemory") -> None:
+    def check_successor(self, new: ConversationMemory) -> None:
         """Refuse an update that is not a well-formed next state of this one."""
         if not isinstance(new, ConversationMemory):
             raise InvalidConversationError(f"an update must return a ConversationMemory, got {type(new).__name__}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory
+from tiers.conversations import ConversationStore, StoredConversation
 from tiers.errors import (
     MemoryAPIException,
     MemoryRetrievalException,
@@ -18,7 +19,6 @@ from tiers.errors import (
     OutcomeUnknownError,
     TierUnavailableError,
 )
-from tiers.conversations import ConversationStore, StoredConversation
 
 
 class StoredMemoryManager(MemoryManager):

@@ -25,24 +25,25 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
+from memory import validation
+from memory._engine.agent_memory import AgentMemoryAPI
 from memory.conversation.errors import InvalidConversationError
 from memory.conversation.in_memory import InMemoryManager
 from memory.conversation.manager import MemoryManager
 from memory.conversation.state import ConversationMemory, Turn, validate_conversation_id
-from tiers.keys import NAME_ALPHABET
-from memory import validation
-from memory._engine.agent_memory import AgentMemoryAPI
 from tiers.errors import MemoryAPIException, MemoryRetrievalException, MemoryStoreException
+from tiers.keys import NAME_ALPHABET
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # the default heads: one per engine and agent prefix in this process, gone with the engine
-_process_heads: "weakref.WeakKeyDictionary[AgentMemoryAPI, dict[str, InMemoryManager]]" = weakref.WeakKeyDictionary()
+_process_heads: weakref.WeakKeyDictionary[AgentMemoryAPI, dict[str, InMemoryManager]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ class TieredMemoryManager(MemoryManager):
                     "TieredMemoryManager without a shared head: updates are atomic within this process only; "
                     "pass head=RedisMemoryManager(...) when several processes write the same conversations"
                 )
-            head = _process_heads.setdefault(api, {}).setdefault(agent_prefix, InMemoryManager(max_conversations=10_000, clock=clock))
+            heads = _process_heads.setdefault(api, {})
+            head = heads.setdefault(agent_prefix, InMemoryManager(max_conversations=10_000, clock=clock))
         self.head = head
         self.agent_prefix = agent_prefix
         self.priority = priority

@@ -29,9 +29,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team.errors import AccessDeniedError
+from tiers.errors import InvalidInputError
 
 
 class AccessTier(enum.IntEnum):

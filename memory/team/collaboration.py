@@ -9,14 +9,15 @@ per agent are kept; no TTL.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
-from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
+from tiers.errors import InvalidInputError
 
 KEEP = 100  # persisted states kept per agent
 
@@ -53,7 +54,7 @@ class CollaborationState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CollaborationState":
+    def from_dict(cls, data: Mapping[str, Any]) -> CollaborationState:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import NotFoundError, translated
 from memory.team.ttl import TTLStrategy
+from tiers.errors import InvalidInputError
 
 STRATEGIES = ("highest_confidence", "weighted")
 

@@ -28,13 +28,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials, checked
 from memory.team.errors import DuplicateTaskError, NotFoundError, TaskOwnershipError, translated
 from memory.team.store import shared
 from memory.team.ttl import TTLStrategy, milliseconds
+from tiers.errors import InvalidInputError
 
 MAX_PRIORITY = 1000
 CLAIM_BEAT_MS = 1000  # a claim records the claimer's heartbeat at most this often per agent and coordinator
@@ -81,7 +81,7 @@ class AgentTask:
         )
 
     @classmethod
-    def from_body(cls, blob: bytes, **state: Any) -> "AgentTask":
+    def from_body(cls, blob: bytes, **state: Any) -> AgentTask:
         """A task read back from its queue: its fields were checked when it was queued."""
         task = cls.__new__(cls)
         vars(task).update({"status": "pending", "assigned_to": None, "result": None, "attempts": 0,

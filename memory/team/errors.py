@@ -21,10 +21,15 @@ tiers/coordination/ raise it.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tiers.errors import (
-    InvalidInputError, MemoryAPIException, MemoryRetrievalException, MemoryStoreException, TierUnavailableError,
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryRetrievalException,
+    MemoryStoreException,
+    TierUnavailableError,
 )
 
 __all__ = [

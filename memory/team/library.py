@@ -12,15 +12,16 @@ a LibraryPattern.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
-from tiers.errors import InvalidInputError, MemoryConfigException
 from memory import validation
 from memory.team import values
 from memory.team.errors import translated
 from memory.team.patterns import StagedPattern
 from tiers.coordination.library import PROMOTED, PatternRows
+from tiers.errors import InvalidInputError, MemoryConfigException
 from tiers.keys import validate_prefix
 from tiers.ltm_schema import make_engine
 
@@ -31,7 +32,8 @@ def _status(value: object, allow_none: bool = False) -> str | None:
     if value is None and allow_none:
         return None
     if value not in (PROMOTED, REJECTED):
-        raise InvalidInputError(f"status must be {PROMOTED!r} or {REJECTED!r}{' or None' if allow_none else ''}, got {validation.shown(value)}")
+        allowed = f"{PROMOTED!r} or {REJECTED!r}" + (" or None" if allow_none else "")
+        raise InvalidInputError(f"status must be {allowed}, got {validation.shown(value)}")
     return value  # type: ignore[return-value]
 
 
@@ -60,7 +62,7 @@ class PatternLibrary:
 
     @classmethod
     @translated("read")
-    def open(cls, *, url: str | None, engine: Any, data_dir: str, namespace: str) -> "PatternLibrary":
+    def open(cls, *, url: str | None, engine: Any, data_dir: str, namespace: str) -> PatternLibrary:
         if engine is not None:
             return cls(engine, namespace)
         return cls(make_engine(url, os.path.join(data_dir, "ltm.sqlite")), namespace, owned=True)

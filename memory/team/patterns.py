@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from tiers.errors import InvalidInputError, OutcomeUnknownError
 from memory import validation
 from memory.team import values
 from memory.team.access import AccessTier, AgentCredentials
 from memory.team.errors import translated
 from memory.team.ttl import TTLStrategy
 from memory.team.values import MAX_VALUE_BYTES
+from tiers.errors import InvalidInputError, OutcomeUnknownError
 
 DECISION_LEASE_MS = 60_000  # a validator that dies mid-decision blocks the pattern this long
 
@@ -61,12 +61,12 @@ class StagedPattern:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StagedPattern":
+    def from_dict(cls, data: Mapping[str, Any]) -> StagedPattern:
         names = {f.name for f in fields(StagedPattern)}
         return StagedPattern(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
-    def from_fields(cls, given: Mapping[str, Any]) -> "StagedPattern":
+    def from_fields(cls, given: Mapping[str, Any]) -> StagedPattern:
         """A pattern from keyword fields, naming any that are unknown or missing (not a TypeError)."""
         names = [f.name for f in fields(cls)]
         required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]

@@ -10,7 +10,8 @@ the coordination TTL are neither delivered nor kept.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from memory import validation
 from memory.team import values

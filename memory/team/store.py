@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from tiers.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
 from memory import validation
 from memory.team import collaboration, conflicts, patterns, signals, working
 from memory.team.access import AccessTier, AgentCredentials, checked
@@ -30,10 +30,17 @@ from memory.team.library import PatternLibrary
 from memory.team.ttl import TTLStrategy
 from tiers.connection import LOCAL_URL, resolve
 from tiers.coordination.connection import (
-    CLIENT_TYPES, ENGINE_TYPES, answers, pings, saves_to_disk, server_client, server_stats,
+    CLIENT_TYPES,
+    ENGINE_TYPES,
+    answers,
+    pings,
+    saves_to_disk,
+    server_client,
+    server_stats,
 )
 from tiers.coordination.keys import TeamKeys
 from tiers.coordination.stores import Stores
+from tiers.errors import InvalidInputError, MemoryConfigException, TierUnavailableError
 
 DEFAULT_DATA_DIR = ".tiermem"
 DEFAULT_PREFIX = "tiermem"
@@ -274,7 +281,7 @@ class RedisShortTermMemory:
         if connection is not None:
             connection.close()
 
-    def __enter__(self) -> "RedisShortTermMemory":
+    def __enter__(self) -> RedisShortTermMemory:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import enum
 
-from tiers.errors import InvalidInputError
 from memory import validation
+from tiers.errors import InvalidInputError
 
 MAX_SECONDS = 366 * 24 * 3600  # the longest TTL, lease, retention or wait accepted: a year
 

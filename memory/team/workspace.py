@@ -12,13 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tiers.errors import InvalidInputError
 from memory import validation
 from memory.team.access import AccessTier, AgentCredentials
 from memory.team.collaboration import CollaborationState
 from memory.team.conflicts import ConflictContext
 from memory.team.patterns import StagedPattern
 from memory.team.store import get_redis_memory, shared
+from tiers.errors import InvalidInputError
 
 LEVELS = range(1, 6)  # the empathy levels, reactive (1) to systems (5)
 
@@ -108,7 +108,8 @@ class AgentWorkspace:
     def persist_collaboration_state(self) -> bool:
         """Save the collaboration state and empathy level under this session id (CONTRIBUTOR)."""
         if not isinstance(self.collaboration_state, CollaborationState):
-            raise InvalidInputError(f"collaboration_state must be a CollaborationState, got {type(self.collaboration_state).__name__}")
+            got = type(self.collaboration_state).__name__
+            raise InvalidInputError(f"collaboration_state must be a CollaborationState, got {got}")
         _level(self.current_empathy_level, "current_empathy_level")
         state = {
             **self.collaboration_state.to_dict(),
@@ -133,7 +134,7 @@ class AgentWorkspace:
             self.short_term_memory.close()
             self.short_term_memory = None
 
-    def __enter__(self) -> "AgentWorkspace":
+    def __enter__(self) -> AgentWorkspace:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -8,7 +8,8 @@ also reads back what it touched). On a Redis server both are the write alone.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from tiers.coordination.durable import DurableMirror, Item
 from tiers.coordination.keys import TeamKeys

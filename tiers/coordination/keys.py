@@ -100,7 +100,7 @@ class TeamKeys:
         return f"{self.root}{{a:{agent}}}:collab:{session}"
 
     # -- teams -------------------------------------------------------------------------------
-    def team(self, team: str) -> "TeamTaskKeys":
+    def team(self, team: str) -> TeamTaskKeys:
         return TeamTaskKeys(f"{self.root}{{t:{team}}}:")
 
     # -- signals -----------------------------------------------------------------------------

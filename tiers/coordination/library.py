@@ -11,7 +11,8 @@ concurrent promoters exactly one changes a row. SQLAlchemy's errors become TierU
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Column, Float, Index, LargeBinary, MetaData, String, Table, Text, and_, func, insert, select, update
 from sqlalchemy.engine import Engine

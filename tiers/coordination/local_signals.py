@@ -18,7 +18,8 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_right
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from tiers.coordination.base import Received
 from tiers.coordination.signals import MAX_PER_STREAM
@@ -79,7 +80,7 @@ class _Board:
         """Stream-style ids ("<ms>-<n>"), increasing even if the clock steps back."""
         ms, n = self.last_id
         self.last_id = (now_ms, 0) if now_ms > ms else (ms, n + 1)
-        return "%d-%d" % self.last_id
+        return f"{self.last_id[0]}-{self.last_id[1]}"
 
     def sweep(self, oldest_ms: int) -> None:
         """Drop expired signals everywhere, and streams (with their cursors) left empty."""

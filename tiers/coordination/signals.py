@@ -21,6 +21,7 @@ the signals the first read delivered (and moved the cursors past), so none is lo
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -59,7 +60,7 @@ class RedisSignals:
             streams, bells = self._streams(me, kind, wait=timeout > 0)
             if streams:
                 keys = [self.keys.cursor(me), *streams]
-                found, after = writing("redis", lambda: self._receive(keys=keys, args=[self.ttl_ms, MAX_PER_STREAM]))
+                found, after = writing("redis", functools.partial(self._receive, keys=keys, args=[self.ttl_ms, MAX_PER_STREAM]))
                 if found:
                     return self._decode(found, me)
             remaining = deadline - time.monotonic()
@@ -67,7 +68,7 @@ class RedisSignals:
                 return []
             # block until an entry arrives after what we just read, or a bell rings (ms; 0 would mean forever)
             wake = {**bells, **dict(zip(streams, after))} if streams else bells
-            reading("redis", lambda: self.client.xread(wake, count=1, block=max(1, int(remaining * 1000))))
+            reading("redis", functools.partial(self.client.xread, wake, count=1, block=max(1, int(remaining * 1000))))
 
     def _streams(self, me: str, kind: str | None, wait: bool) -> tuple[list[str], dict[str, bytes]]:
         """The streams to read and, for a reader of every type that will wait, its bells' last ids.

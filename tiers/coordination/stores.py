@@ -9,7 +9,8 @@ to agree with its file when the first memory of a key prefix opens.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tiers.coordination.agents import TeamAgents
 from tiers.coordination.base import PatternStore, SignalStore, TaskStore
