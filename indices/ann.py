@@ -9,9 +9,13 @@ the ``breadth`` of a search. Which one a set uses is measured by the set (indice
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
+
+# faiss's bundled stubs (generated from SWIG) miss most attributes of its classes: typed loosely here
+faiss: Any = _faiss
 
 MAX_LISTS = 2048  # IVF lists at most: training cost grows with lists x samples (40 per list)
 TRAIN_SAMPLE = 40 * MAX_LISTS  # rows either kind is trained on at most

@@ -44,7 +44,7 @@ class SnapshotStore:
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:
-                np.savez(out, **arrays)
+                np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
             os.replace(temporary, self.path(agent_id))  # readers see the old file or the new one
         except OSError as exc:
             log.warning("could not save the LTM index of %s: %s", agent_id, exc)

@@ -65,7 +65,10 @@ class SpatialGrid:
             self.set(row, tuple(points[row]))
 
     def position(self, row: int) -> tuple[float, float, float] | None:
-        return tuple(self._points[row].tolist()) if row in self._where else None  # type: ignore[return-value]
+        if row not in self._where:
+            return None
+        x, y, z = self._points[row].tolist()
+        return x, y, z
 
     def drop(self, row: int) -> None:
         cell = self._where.pop(row, None)
@@ -92,7 +95,7 @@ class SpatialGrid:
 
     def box(self, low: tuple[float, float, float], high: tuple[float, float, float]) -> np.ndarray:
         """Rows whose position lies in the axis-aligned box [low, high]."""
-        center = tuple((a + b) / 2 for a, b in zip(low, high))
+        center = ((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, (low[2] + high[2]) / 2)
         half = math.dist(low, high) / 2
         rows = self._candidates(center, half)
         if not len(rows):

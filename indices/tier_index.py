@@ -105,7 +105,7 @@ class TierIndex:
             new = len(fresh.ids)
             memory_id = self.ids[row]
             fresh.ids.append(memory_id)
-            fresh.rows[memory_id] = new  # type: ignore[index]
+            fresh.rows[memory_id] = new
             fresh._grow(new + 1)
             fresh._step[new], fresh._kind[new] = self._step[row], self._kind[row]
             fresh._importance[new], fresh._alive[new] = self._importance[row], True

@@ -199,7 +199,7 @@ class VectorSet:
             # rows from somewhere new may need a wider look: a few of them, held out, check it
             queries = np.random.default_rng(len(rows)).choice(rows, min(BATCH_QUERIES, len(rows) // 10), replace=False)
             self._add(np.setdiff1d(rows, queries, assume_unique=True))
-            self._calibrated = self._calibrate(ann, queries, self._calibrated)
+            self._calibrated = self._calibrate(ann, queries, self._calibrated) or self._calibrated
             self._add(queries)
         return ann
 

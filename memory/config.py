@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from memory import validation
 from tiers.errors import MemoryConfigException
@@ -27,6 +27,8 @@ _MAX_TEXT = 4096  # characters of a URL, host, password or path
 
 class _Options:
     """Keyword-only construction that names unknown options, then validates."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
 
     def __init__(self, **options: Any):
         known = [f.name for f in fields(self)]
@@ -42,7 +44,7 @@ class _Options:
             elif f.default is not MISSING:
                 value = f.default
             else:
-                value = f.default_factory()  # type: ignore[misc]
+                value = cast(Callable[[], Any], f.default_factory)()
             setattr(self, f.name, value)
         self._validate()
 
@@ -50,7 +52,7 @@ class _Options:
         """Subclasses check ranges here."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
 
 def _name(owner: object, name: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from memory._engine.agent_memory import AgentMemoryAPI
 from memory.models import ActionData, AgentState
@@ -88,7 +88,7 @@ _recording = threading.local()  # ids of agents inside a hooked act() on this th
 _RECORDER = "_tiermem_recorder"  # the agent attribute that keeps its recorder between calls
 
 
-def _is_step(value: Any) -> bool:
+def _is_step(value: Any) -> TypeGuard[int]:
     return type(value) is int and value >= 0
 
 
@@ -116,7 +116,7 @@ class _Recorder:
             return act(*args, **kwargs)
         current = getattr(agent, "step_number", None)
         counted = _is_step(current)
-        step = current if counted else self.own_step
+        step = cast(int, current) if counted else self.own_step
         api = None
         try:
             api = self.memory_api or getattr(agent, "memory_api", None) or default_memory_api()
@@ -193,7 +193,7 @@ def _recorder_of(agent: Any) -> _Recorder:
 
 def install_memory_hooks(cls: type) -> type:
     """Class decorator: every instance's ``act`` records its memories."""
-    original = cls.act
+    original = getattr(cls, "act")  # noqa: B009 - any class with an act method
     if getattr(original, "__tiermem_hooked__", False):
         return cls
 
@@ -202,7 +202,7 @@ def install_memory_hooks(cls: type) -> type:
         return _recorder_of(self).run(self, functools.partial(original, self), args, kwargs)
 
     act.__tiermem_hooked__ = True  # type: ignore[attr-defined]
-    cls.act = act
+    setattr(cls, "act", act)  # noqa: B010
     return cls
 
 

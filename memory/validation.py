@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping  # abc isinstance checks are ~3x faster than typing's
-from typing import Any
+from typing import Any, TypeGuard
 
 from tiers import keys
 from tiers.codec import pack_contents
@@ -51,7 +51,7 @@ def _bound(value: int) -> str:
 
 
 # -- numbers ------------------------------------------------------------------------------------
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """A finite int or float that converts to a float, not a bool; never raises."""
     if type(value) is float:
         return value - value == 0.0  # false for NaN and the infinities

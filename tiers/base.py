@@ -10,7 +10,7 @@ engine) and on LTM (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from tiers.record import Embeddings, MemoryRecord
@@ -36,7 +36,9 @@ class Tier(Protocol):
     def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False) -> int:
         """Remove records; returns how many were there."""
 
-    def range(self, agent_id: str, **query: Any) -> list[MemoryRecord]:
+    def range(self, agent_id: str, *, by: str = "step", lo: float | None = None, hi: float | None = None,
+              memory_type: str | None = None, reverse: bool = False, offset: int = 0,
+              limit: int | None = None) -> list[MemoryRecord]:
         """Records by ``by`` ("step" or "importance") between ``lo`` and ``hi`` inclusive,
         optionally of one ``memory_type``, ``reverse``d, skipping ``offset``, at most ``limit``."""
 
@@ -58,6 +60,19 @@ class FastTier(Tier, Protocol):
 
     codec: Any
 
+    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False,
+                 leaving: str = "", skip_stored: bool = False) -> int | None:
+        """``embed_text``: queue the records for the text embedder; ``leaving``: the tier they
+        move from (their ids are noted as moves); ``skip_stored``: leave ids some tier holds."""
+
+    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None,
+                 keep_payload: bool = False) -> list[MemoryRecord]:
+        """``keep_payload``: records keep their stored payload bytes (a move re-writes them as they are)."""
+
+    def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False,
+                    moved_to: str = "") -> int:
+        """``moved_to``: the tier the memories went to (the change log says moved, not deleted)."""
+
     def tier_keys(self, agent_id: str) -> Any: ...
 
     def put_call(self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False,
@@ -68,7 +83,10 @@ class FastTier(Tier, Protocol):
                   keep_payload: bool = False) -> Any:
         """Add a read by id to a pipeline; returns what decodes its answer."""
 
-    def range_call(self, agent_id: str, **query: Any) -> tuple[list[str], list[Any]]: ...
+    def range_call(self, agent_id: str, *, by: str = "step", lo: float | None = None, hi: float | None = None,
+                   memory_type: str | None = None, reverse: bool = False, offset: int = 0,
+                   limit: int | None = None) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the range script (see range), for a caller that pipelines it."""
 
     def decode(self, agent_id: str, raw: list[Any], keep_payload: bool = False) -> list[MemoryRecord]: ...
 
@@ -90,6 +108,17 @@ class LongTermTier(Tier, Protocol):
     the shared contract: read counts flushed from Redis, change stamps, its own text queue."""
 
     codec: Any
+
+    def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float | None = None,
+                 changed: int | None = None, text_pending: Collection[str] = ()) -> None:
+        """``changed``: the change stamp the rows carry; ``text_pending``: ids still waiting for a text vector."""
+
+    def get_many(self, agent_id: str, memory_ids: Sequence[str], now: float | None = None,
+                 steps: Sequence[int] | None = None) -> list[MemoryRecord]:
+        """``steps``: the memories' steps when the caller knows them (the primary key's prefix)."""
+
+    def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False,
+                    changed: int | None = None) -> int: ...
 
     def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
         ...

@@ -139,7 +139,7 @@ class PayloadCodec:
                 return
             samples, self._samples = self._samples[-4 * self.dictionary_samples :], []
             try:
-                trained = zstandard.train_dictionary(self.dictionary_size, samples, level=self.level)
+                trained = zstandard.train_dictionary(self.dictionary_size, list[Any](samples), level=self.level)
             except zstandard.ZstdError:
                 return  # too little variety to train on; stay dictionary-less and gather again
             data = trained.as_bytes()

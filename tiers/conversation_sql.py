@@ -90,7 +90,7 @@ class SQLConversations:
     def __init__(self, db: Any, namespace: str, threads: int):
         self.engine, self._owned = open_engine(db)
         self.namespace = namespace
-        self._insert = INSERTS[self.engine.dialect.name]
+        self._insert: Any = INSERTS[self.engine.dialect.name]
         try:
             create_racing(lambda: metadata.create_all(self.engine))
         except SQLAlchemyError as exc:

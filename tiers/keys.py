@@ -86,7 +86,7 @@ class KeySchema:
     def __init__(self, prefix: str = "tiermem"):
         self.prefix = validate_prefix(prefix)
         # every read and write asks for an agent's tier keys: build each set once
-        self.tier = functools.lru_cache(maxsize=16384)(self._tier)  # type: ignore[method-assign]
+        self.tier = functools.lru_cache(maxsize=16384)(self._tier)
 
     def deployment(self) -> str:
         return f"{self.prefix}:deployment"

@@ -10,10 +10,11 @@ payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted mo
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -88,10 +89,7 @@ class SQLTier:
         refreshed = ("importance", "retrieval_count", "reads_in_ltm", "last_access_time", "last_access_step",
                      "vectors", "changed", "text_pending")
         if self._dialect in ("sqlite", "postgresql"):
-            if self._dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            dialect_insert: Any = sqlite.insert if self._dialect == "sqlite" else postgresql.insert
             stmt = dialect_insert(memories)
             return stmt.on_conflict_do_update(
                 index_elements=["namespace", "agent_id", "memory_id"], set_={name: stmt.excluded[name] for name in refreshed}
@@ -410,7 +408,7 @@ class SQLTier:
                         func.coalesce(func.sum(memories.c.importance), 0.0),
                     ).where(*where)
                 ).one()
-                types = dict(
+                types: dict[str, int] = dict(
                     conn.execute(
                         select(memories.c.memory_type, func.count()).where(*where).group_by(memories.c.memory_type)
                     ).all()
@@ -527,6 +525,9 @@ class SQLTier:
         return guarded(run)
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -123,7 +123,14 @@ class MemoryRecord(NamedTuple):
     def __lt__(self, other: Any) -> bool:
         raise TypeError("memory records are not ordered: sort them by a key")
 
-    __le__ = __gt__ = __ge__ = __lt__
+    def __le__(self, other: Any) -> bool:
+        return self.__lt__(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self.__lt__(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self.__lt__(other)
 
     @property
     def contents(self) -> Any:

@@ -37,8 +37,8 @@ def since_score(now: float) -> str:
     return str(round(now * 1_000_000))
 
 
-def since_seconds(score: float) -> float:
-    """The unix time a ``since`` score stands for."""
+def since_seconds(score: Any) -> Any:
+    """The unix time a ``since`` score stands for (a float, or an array of them)."""
     return score / 1_000_000
 
 
@@ -186,7 +186,7 @@ class RedisTier:
                 pairs: Any = self.client.hscan_iter(data, count=1000)
             else:
                 pairs = zip(memory_ids, self.client.hmget(data, memory_ids)) if memory_ids else ()
-            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))  # type: ignore[misc]
+            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))
                     for m, blob in pairs if blob is not None]
 
         yield reading(self.name, run)

@@ -235,8 +235,8 @@ class Scripts:
         missing = {i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)}
         if missing:  # those did not run
             self._reload()
-            again = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing)))
-            replies = [next(again) if i in missing else reply for i, reply in enumerate(replies)]
+            rerun = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing)))
+            replies = [next(rerun) if i in missing else reply for i, reply in enumerate(replies)]
         return replies
 
 

@@ -180,7 +180,9 @@ class TierSet:
         found: list[MemoryRecord] = []
         redis_tiers = [tier for tier in (self.stm, self.im) if by_tier.get(tier.name)]
         ltm_ids = list(by_tier.get("ltm") or ())
-        log = add_reads = ltm_reads = None
+        log: Any = None
+        add_reads: Any = None
+        ltm_reads: Any = None
         if redis_tiers or ltm_ids or changes_since is not None:
             pipe = self.client.pipeline(transaction=False)
             if changes_since is not None:
@@ -196,7 +198,7 @@ class TierSet:
             ltm_reads = answers[len(decoders):]
         if ltm_ids:
             rows = self.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
-            found += add_reads(rows, ltm_reads)  # type: ignore[misc]
+            found += add_reads(rows, ltm_reads)
         return found, log
 
     def settle_ltm_rows(self, agent_id: str, rows: list[MemoryRecord], redis: RedisRead) -> tuple[list[MemoryRecord], int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
 BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 
+_pack_command: Callable[..., bytes] | None
 try:  # hiredis packs a command ~2x faster than redis-py's pure-Python loop around it
     from hiredis import pack_command as _pack_command
 except ImportError:  # pragma: no cover - hiredis is a dependency; stay correct without it

@@ -277,17 +277,15 @@ class AgentMemoryAPI:
         """The ``count`` newest memories (highest step first)."""
         agent_id = validation.agent_id(agent_id)
         memory_type = validation.optional_memory_type(memory_type)
-        count = validation.limit(count, "count")
         return self._range(agent_id, {"by": "step", "lo": None, "hi": None, "memory_type": memory_type,
-                                      "reverse": True, "limit": count})
+                                      "reverse": True, "limit": validation.limit(count, "count")})
 
     def retrieve_most_important(self, agent_id: str, k: int = 10, memory_type: str | None = None) -> QueryResult:
         """The ``k`` memories with the highest importance score (importance index)."""
         agent_id = validation.agent_id(agent_id)
         memory_type = validation.optional_memory_type(memory_type)
-        k = validation.limit(k, "k")
         return self._range(agent_id, {"by": "importance", "lo": None, "hi": None, "memory_type": memory_type,
-                                      "reverse": True, "limit": k})
+                                      "reverse": True, "limit": validation.limit(k, "k")})
 
     def _range(self, agent_id: str, query: dict[str, Any]) -> QueryResult:
         return self._reads.cached(agent_id, ("range", tuple(query.items())), lambda: self._reads.range(agent_id, query))

@@ -154,8 +154,10 @@ class Maintainer:
         """Over capacity, past a TTL, journaled moves or pending LTM reads?"""
         probe = self.t.work_probe(agent_id)
         now = self.clock()
-        for count, oldest, cfg in zip(probe.counts, probe.oldest, (self.config.stm_config, self.config.im_config)):
-            if count > cfg.memory_limit or (oldest is not None and oldest < now - cfg.ttl):
+        stm, im = self.config.stm_config, self.config.im_config
+        bounds = ((stm.memory_limit, stm.ttl), (im.memory_limit, im.ttl))
+        for count, oldest, (limit, ttl) in zip(probe.counts, probe.oldest, bounds):
+            if count > limit or (oldest is not None and oldest < now - ttl):
                 return True
         return probe.pending
 

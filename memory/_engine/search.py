@@ -102,7 +102,8 @@ class Searcher:
         if limit == 0:
             return []
         per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
-        merged, seen = [], {}
+        merged: list[Hit] = []
+        seen: dict[str, Hit] = {}
         for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, TIER_RANK[h.tier], h.memory_id)):
             kept = seen.get(hit.memory_id)
             if kept is not None:
@@ -119,7 +120,7 @@ class Searcher:
     def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
         rows, ranks, extras = self._ranked_rows(tier, query, limit)
         steps = tier.steps(rows).tolist()
-        return [Hit(tier.tier, tier.ids[row], rank, extra, step)  # type: ignore[arg-type]
+        return [Hit(tier.tier, tier.ids[row], rank, extra, step)
                 for row, rank, extra, step in zip(rows.tolist(), ranks, extras, steps)]
 
     @staticmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class TextEmbedder:
     def catch_up(self, agent_id: str) -> int:
         """Embed every memory of the agent still waiting (Redis's queue, then LTM's); returns
         how many were embedded."""
-        done, tried = 0, set()
+        done, tried = 0, set[str]()
         while True:
             ids = self.t.pending_text(agent_id, BATCH) or self.t.ltm.text_pending(agent_id, BATCH)
             if not ids or tried.issuperset(ids):  # nothing left, or only what could not be written
@@ -107,9 +107,9 @@ class TextEmbedder:
             if tier == "ltm":
                 rewritten[tier].append((memory_id, embeddings))
             else:
-                rewritten[tier].append((memory_id, blob, with_embeddings(blob, embeddings)))
-        for tier in (t.stm, t.im):
-            skipped = tier.set_embeddings(agent_id, rewritten[tier.name])
+                rewritten[tier].append((memory_id, blob, with_embeddings(cast(bytes, blob), embeddings)))
+        for redis_tier in (t.stm, t.im):
+            skipped = redis_tier.set_embeddings(agent_id, rewritten[redis_tier.name])
             if skipped:
                 log.debug("%d records changed while embedding; they are embedded on the next pass", len(skipped))
         if rewritten["ltm"]:

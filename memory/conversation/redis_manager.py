@@ -53,8 +53,7 @@ class RedisMemoryManager(StoredMemoryManager):
         except ValueError as exc:
             raise InvalidConversationError(str(exc)) from None
         if client is None:
-            validation.text(redis_url, "redis_url", 4096, error=InvalidConversationError)
-            client = open_client(redis_url)
+            client = open_client(validation.text(redis_url, "redis_url", 4096, error=InvalidConversationError))
         ttl_ms = None if self.ttl is None else max(1, int(self.ttl * 1000))
         try:
             self._store = RedisConversations(client, self.key_prefix, ttl_ms, owned=redis_url is not None)

@@ -34,7 +34,7 @@ def _status(value: object, allow_none: bool = False) -> str | None:
     if value not in (PROMOTED, REJECTED):
         allowed = f"{PROMOTED!r} or {REJECTED!r}" + (" or None" if allow_none else "")
         raise InvalidInputError(f"status must be {allowed}, got {validation.shown(value)}")
-    return value  # type: ignore[return-value]
+    return str(value)
 
 
 @dataclass(frozen=True)

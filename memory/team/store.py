@@ -76,7 +76,7 @@ def _data_dir(value: Any) -> Any:
 
 
 def _environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if _option("environ", environ) is None else environ
+    return os.environ if environ is None else _option("environ", environ)
 
 
 class RedisShortTermMemory:
@@ -329,7 +329,7 @@ def check_redis_connection(url: str | None = None, *, environ: Mapping[str, str]
     environ = _environment(environ)
     if _option("url", url) is None:
         url = environ.get("REDIS_URL", LOCAL_URL)
-    return bool(url) and answers(url)
+    return answers(url) if url else False
 
 
 def shared(memory: Any) -> RedisShortTermMemory:

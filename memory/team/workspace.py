@@ -132,7 +132,7 @@ class AgentWorkspace:
         """Close the memory if this workspace opened it."""
         if self._owns_memory and self.short_term_memory is not None:
             self.short_term_memory.close()
-            self.short_term_memory = None
+            self.short_term_memory = None  # type: ignore[assignment]  # closed: nothing to reach
 
     def __enter__(self) -> AgentWorkspace:
         return self

@@ -67,6 +67,8 @@ class LocalPatternStore:
 
     def __init__(self, context: Context, server: Any):
         self.keys = context.keys
+        if context.mirror is None:
+            raise ValueError("the embedded engine's pattern store needs its durable mirror")
         self._mirror = mirror = context.mirror
 
         def loaded() -> _Patterns:

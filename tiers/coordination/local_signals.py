@@ -137,13 +137,14 @@ class LocalSignals:
         """What ``me`` has not been given yet, of one type or of every type (the board's lock held)."""
         board = self._board
         inbox = board.inboxes.get(me, {})
+        streams: list[tuple[Any, str | None]]
         if kind is None:
             streams = [(stream, me) for stream in inbox.values()]
             streams += [(stream, None) for stream in board.broadcasts.values()]
         else:
             streams = [(s, target) for s, target in ((inbox.get(kind), me), (board.broadcasts.get(kind), None)) if s]
         oldest_ms = int(self.clock() * 1000) - self.ttl_ms
-        found = []
+        found: list[tuple[_Signal, str | None]] = []
         for stream, target in streams:
             stream.drop_older_than(oldest_ms)
             found += [(signal, target) for signal in stream.take(me)]

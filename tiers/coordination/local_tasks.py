@@ -216,7 +216,7 @@ class LocalTaskQueue:
             team.forget(now_ms)
             team.lapse(task_type, now_ms, lease_ms, self._agents.last_beat)
             heap = team.queues.get(task_type)
-            claimed = []
+            claimed: list[tuple[bytes, int]] = []
             while heap and len(claimed) < count:
                 _, task_id = heapq.heappop(heap)
                 team.claims[task_id] = agent
