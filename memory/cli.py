@@ -1,29 +1,65 @@
-"""The ``tiermem`` command: ``demo``, ``stats``, ``maintain``, ``reindex`` and ``deployment``.
+"""The ``tiermem`` command: look into a memory engine, maintain it, run a demo on it.
 
-    tiermem demo --agents 20 --steps 500     a small simulation on the embedded engine
-    tiermem stats [--agent ID]               statistics of one agent or all
-    tiermem maintain [--agent ID]            run maintenance now
+    tiermem demo [--agents N] [--steps N]    a small simulation, then queries and statistics
+    tiermem stats [--agent ID] [--json]      counts, sizes and compression per tier, types, cache
+    tiermem agents [--json]                  every agent, with its memories per tier
+    tiermem show AGENT [--steps A:B] [--type T] [--limit N] [--vectors] [--json]
+                                             an agent's memories in step order
+    tiermem maintain [--agent ID]            run maintenance now (demote, promote, heal)
     tiermem reindex [--agent ID]             rebuild the search indices from the tiers
     tiermem deployment [--adopt]             the deployment the key prefix and the LTM belong to
+    tiermem --version
+
+Every command takes ``--config``, ``--redis-url``, ``--data-dir`` and ``--prefix`` (before or
+after its name). Tables and results go to stdout; progress and start-up status go to stderr, and
+only when stderr is a terminal. ``--json`` prints what the engine returned, for programs
+(``show`` leaves the vectors out unless ``--vectors``).
+
+Exit status: 0 done; 1 the engine refused or failed (one line on stderr, ``tiermem: error: ...``);
+2 a usage error; 130 interrupted; 141 stdout closed early (``tiermem show a | head``).
+``stats``, ``agents``, ``show`` and ``deployment`` (without ``--adopt``) only read: on the
+embedded engine they leave its snapshot file as they found it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from memory.config import MemoryConfig
-from memory import AgentMemoryAPI
-from tiers.errors import MemoryAPIException
+from memory import AgentMemoryAPI, MaintenanceReport, MemoryAPIException, MemoryConfig
+from memory.cli_text import agents_text, jsonable, memories_text, stats_text
 
 GOALS = ("gather", "trade", "explore", "rest")
 MOODS = ("calm", "curious", "tired", "alert")
+LAST_STEP = 2**53 - 1  # the largest step number the engine accepts
+
+
+# -- version, configuration, the engine ---------------------------------------------------------
+def package_version() -> str:
+    """The installed package's version, else the one pyproject.toml beside the package names."""
+    try:
+        return metadata.version("tiermem")
+    except metadata.PackageNotFoundError:
+        pass
+    import tomllib
+
+    try:
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as handle:
+            return str(tomllib.load(handle)["project"]["version"])
+    except (OSError, ValueError, KeyError):
+        return "unknown"
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> MemoryConfig:
@@ -38,6 +74,96 @@ def _config(args: argparse.Namespace, **overrides: Any) -> MemoryConfig:
     return MemoryConfig(**base)
 
 
+def _interactive() -> bool:
+    """Progress and status lines only for a person watching: stderr is a terminal."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _progress(items: Sequence[Any], what: str, unit: str = "agent", leave: bool = False) -> Any:
+    return tqdm(items, desc=what, unit=unit, file=sys.stderr, leave=leave, disable=not _interactive())
+
+
+def _each_agent(names: Sequence[str], what: str) -> Iterator[str]:
+    """``names``, with a progress bar on stderr that names the agent at hand."""
+    bar = _progress(names, what)
+    for name in bar:
+        bar.set_postfix_str(name)
+        yield name
+
+
+def _where(config: MemoryConfig) -> str:
+    url = config.redis_url_option()
+    if url is None:
+        url = os.environ.get("REDIS_URL")
+    if url == "":
+        return f"starting the embedded engine in {config.data_dir}..."
+    if url is None:
+        return "opening the memory engine (Redis on 127.0.0.1:6379, else the embedded engine)..."
+    return "connecting to Redis..."
+
+
+@contextmanager
+def opened(config: MemoryConfig, **options: Any) -> Iterator[AgentMemoryAPI]:
+    """The engine for ``config``, with a status line on stderr while it starts (a terminal only)."""
+    status = _interactive()
+    if status:
+        sys.stderr.write(f"tiermem: {_where(config)}")
+        sys.stderr.flush()
+    try:
+        memory = AgentMemoryAPI(config, **options)
+    finally:
+        if status:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+    with memory:
+        yield memory
+
+
+def _json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=jsonable))
+
+
+# -- argument types -----------------------------------------------------------------------------
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def steps(text: str) -> tuple[int, int]:
+    """``A:B`` (A to B, both included), ``A:`` (from A on), ``:B`` (up to B) or ``:`` (all)."""
+    lo, colon, hi = text.partition(":")
+    usage = f"expected A:B, A: or :B (steps A to B, both included), got {text!r}"
+    if not colon:
+        raise argparse.ArgumentTypeError(usage)
+    try:
+        start = int(lo) if lo.strip() else 0
+        end = int(hi) if hi.strip() else LAST_STEP
+    except ValueError:
+        raise argparse.ArgumentTypeError(usage) from None
+    if start < 0 or end < 0:
+        raise argparse.ArgumentTypeError(f"steps are 0 or more, got {text!r}")
+    if start > end:
+        raise argparse.ArgumentTypeError(f"the first step comes after the last in {text!r}")
+    return start, end
+
+
+# -- the commands -------------------------------------------------------------------------------
 def _state(rng: random.Random, agent: int, step: int, previous: dict[str, Any] | None) -> dict[str, Any]:
     x, y = previous["position"] if previous else (rng.randint(0, 50), rng.randint(0, 50))
     x, y = max(0, min(50, x + rng.randint(-1, 1))), max(0, min(50, y + rng.randint(-1, 1)))
@@ -53,6 +179,7 @@ def _state(rng: random.Random, agent: int, step: int, previous: dict[str, Any] |
 
 
 def demo(args: argparse.Namespace) -> int:
+    """Simulate agents, run maintenance, query every way, print statistics."""
     stm_limit = max(10, args.steps // 5)
     config = _config(
         args,
@@ -64,12 +191,12 @@ def demo(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     agents = [f"agent-{i}" for i in range(args.agents)]
     states: dict[str, dict[str, Any]] = {}
-    with AgentMemoryAPI(config) as memory:
+    with opened(config) as memory:
         print(f"tiermem demo: {args.agents} agents x {args.steps} steps, Redis mode: {memory.mode}")
         for agent in agents:
             memory.clear_agent_memory(agent)
         started = time.perf_counter()
-        for step in tqdm(range(args.steps), desc="simulating", unit="step", file=sys.stdout):
+        for step in _progress(range(args.steps), "simulating", unit="step", leave=True):
             batch = []
             for i, agent in enumerate(agents):
                 states[agent] = _state(rng, i, step, states.get(agent))
@@ -95,7 +222,8 @@ def demo(args: argparse.Namespace) -> int:
         print(f"{agent}: most important {[(m['step_number'], m['metadata']['importance_score']) for m in top]}")
         now = memory.get_memory_space(agent).retrieve_recent_states(count=1)[0]["contents"]
         alike = memory.retrieve_similar_states(agent, now, k=3)
-        print(f"{agent}: states most like the last one {[(m['step_number'], m['tier'], round(m['similarity_score'], 3)) for m in alike]}")
+        alike_shown = [(m["step_number"], m["tier"], round(m["similarity_score"], 3)) for m in alike]
+        print(f"{agent}: states most like the last one {alike_shown}")
         here = memory.retrieve_by_location(agent, now["position"], radius=2.0)
         print(f"{agent}: {len(here)} memories within 2 of {now['position']}, "
               f"nearest steps {[m['step_number'] for m in here[:5]]}")
@@ -108,75 +236,224 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def stats(args: argparse.Namespace) -> int:
-    with AgentMemoryAPI(_config(args)) as memory:
-        print(json.dumps(memory.get_memory_statistics(args.agent), indent=2, default=str))
+    """Print the engine's statistics, of one agent or all, as tables or as JSON."""
+    with opened(_config(args)) as memory:
+        found = memory.get_memory_statistics(args.agent)
+    if args.json:
+        _json(found)
+    else:
+        print(stats_text(found))
     return 0
 
 
+def agents(args: argparse.Namespace) -> int:
+    """List every agent with its memories per tier."""
+    with opened(_config(args)) as memory:
+        rows = []
+        for agent in _each_agent(sorted(memory.list_agents()), "counting"):
+            tiers = memory.get_memory_statistics(agent)["tiers"]
+            counts = {tier: found["count"] for tier, found in tiers.items()}
+            rows.append({"agent_id": agent, **counts, "total": sum(counts.values())})
+    if args.json:
+        _json(rows)
+    else:
+        print(agents_text(rows))
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    """Print an agent's memories in step order: a table, or JSON."""
+    start, end = args.steps
+    with opened(_config(args)) as memory:
+        found = memory.retrieve_by_time_range(args.agent, start, end, memory_type=args.type, limit=args.limit)
+    if getattr(found, "failed_tiers", ()):
+        print(f"tiermem: warning: answered without {', '.join(found.failed_tiers)} (they did not respond)",
+              file=sys.stderr)
+    memories = [dict(m) if args.vectors else {k: v for k, v in m.items() if k != "embeddings"} for m in found]
+    if args.json:
+        _json(memories)
+        return 0
+    if not memories:
+        kind = f" of type {args.type}" if args.type else ""
+        print(f"tiermem: {args.agent} has no memories{kind} in {_span(start, end)}", file=sys.stderr)
+        return 0
+    print(memories_text(memories, args.vectors, shutil.get_terminal_size((120, 24)).columns))
+    return 0
+
+
+def _span(start: int, end: int) -> str:
+    if end == LAST_STEP:
+        return f"steps {start} on" if start else "any step"
+    return f"steps {start}-{end}"
+
+
 def maintain(args: argparse.Namespace) -> int:
-    with AgentMemoryAPI(_config(args)) as memory:
-        print(json.dumps(memory.force_memory_maintenance(args.agent).as_dict(), indent=2))
+    """Run maintenance now, agent by agent; print what moved as JSON."""
+    with opened(_config(args)) as memory:
+        names = [args.agent] if args.agent else memory.list_agents()
+        report, started = MaintenanceReport(), time.perf_counter()
+        for agent in _each_agent(names, "maintaining"):
+            report.add(memory.force_memory_maintenance(agent))
+        report.seconds = time.perf_counter() - started
+    _json(report.as_dict())
     return 0
 
 
 def reindex(args: argparse.Namespace) -> int:
     """Rebuild the search indices from the tiers and say how much each tier indexed."""
-    with AgentMemoryAPI(_config(args)) as memory:
-        agents = [args.agent] if args.agent else memory.list_agents()
-        report = {agent: memory.rebuild_indices(agent) for agent in agents}
-        print(json.dumps({"agents": len(report), "memories_indexed": sum(report.values()), "by_agent": report}, indent=2))
+    with opened(_config(args)) as memory:
+        names = [args.agent] if args.agent else memory.list_agents()
+        report = {agent: memory.rebuild_indices(agent) for agent in _each_agent(names, "reindexing")}
+    _json({"agents": len(report), "memories_indexed": sum(report.values()), "by_agent": report})
     return 0
 
 
 def deployment(args: argparse.Namespace) -> int:
     """Show the deployment this configuration binds; ``--adopt`` binds the key prefix to this
     LTM when Redis names another deployment whose LTM is lost for good."""
-    with AgentMemoryAPI(_config(args), adopt_deployment=args.adopt) as memory:
-        print(json.dumps(memory.deployment, indent=2))
+    with opened(_config(args), adopt_deployment=args.adopt) as memory:
+        found = memory.deployment
+    _json(found)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tiermem", description="A tiered memory engine for agents.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="a TOML settings file (see configs/)")
-    common.add_argument("--redis-url", help='Redis URL; "" forces the embedded engine (default: auto-detect)')
-    common.add_argument("--data-dir", help="directory for the SQLite LTM and the embedded snapshot")
-    common.add_argument("--prefix", help="Redis key prefix")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("demo", parents=[common], help="simulate agents, maintain, query, show statistics")
-    run.add_argument("--agents", type=int, default=20)
-    run.add_argument("--steps", type=int, default=500)
-    run.add_argument("--seed", type=int, default=7)
-    run.set_defaults(handler=demo)
-    show = commands.add_parser("stats", parents=[common], help="print memory statistics as JSON")
-    show.add_argument("--agent", help="one agent id (default: all agents)")
-    show.set_defaults(handler=stats)
-    upkeep = commands.add_parser("maintain", parents=[common], help="run maintenance now")
-    upkeep.add_argument("--agent", help="one agent id (default: all agents)")
-    upkeep.set_defaults(handler=maintain)
-    rebuild = commands.add_parser("reindex", parents=[common], help="rebuild the search indices from the tiers")
-    rebuild.add_argument("--agent", help="one agent id (default: all agents)")
-    rebuild.set_defaults(handler=reindex)
-    bind = commands.add_parser("deployment", parents=[common],
-                               help="show the deployment the key prefix and the LTM belong to")
-    bind.add_argument("--adopt", action="store_true",
-                      help="bind the key prefix to this LTM although Redis names another deployment "
-                           "(its LTM is lost for good; what it held is gone)")
-    bind.set_defaults(handler=deployment)
+# -- the parser ---------------------------------------------------------------------------------
+EPILOG = """\
+environment:
+  REDIS_URL      the Redis to use when --redis-url and the config name none ("" forces the embedded engine)
+
+exit status:
+  0 done, 1 the engine refused or failed, 2 usage error, 130 interrupted, 141 output closed early
+"""
+
+
+def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """The connection options, on the main parser (``default`` None) and on every command
+    (``default`` SUPPRESS, so a value given before the command's name is kept)."""
+    group = parser.add_argument_group("engine options")
+    group.add_argument("--config", metavar="FILE", default=default, help="a TOML settings file (see configs/)")
+    group.add_argument("--redis-url", metavar="URL", default=default,
+                       help='the Redis to use; "" forces the embedded engine (default: $REDIS_URL, '
+                            "else 127.0.0.1:6379 if it answers, else embedded)")
+    group.add_argument("--data-dir", metavar="DIR", default=default,
+                       help="directory of the SQLite LTM and the embedded engine's snapshot (default: .tiermem)")
+    group.add_argument("--prefix", metavar="PREFIX", default=default,
+                       help="the Redis key prefix, one deployment each (default: tiermem)")
+
+
+def _command(commands: Any, name: str, handler: Any, summary: str, description: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=description, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common_options(parser, argparse.SUPPRESS)
+    parser.set_defaults(handler=handler)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "agents", 1) < 1 or getattr(args, "steps", 1) < 1:
-        print("tiermem: --agents and --steps must be at least 1", file=sys.stderr)
-        return 2
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of a table")
+
+
+def _agent_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", metavar="ID", help="one agent (default: every agent)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiermem", description="A tiered memory engine for agents: look into "
+                                     "one, maintain it, or run a demo on it.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the version and exit")
+    _common_options(parser, None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = _command(commands, "demo", demo, "simulate agents, maintain, query, show statistics",
+                   "Simulate agents that store a state every step (and now and then an action), run\n"
+                   "maintenance, query the memories every way the engine can, and print statistics.\n"
+                   "It clears the memories of the agents it simulates (agent-0, agent-1, ...) first.")
+    run.add_argument("--agents", type=positive, default=20, metavar="N", help="agents to simulate (default: 20)")
+    run.add_argument("--steps", type=positive, default=500, metavar="N", help="steps each agent lives (default: 500)")
+    run.add_argument("--seed", type=int, default=7, help="random seed, for a run you can repeat (default: 7)")
+
+    numbers = _command(commands, "stats", stats, "statistics per tier, type, cache and index",
+                       "Print the engine's statistics, of one agent or of all: memories, bytes and compression\n"
+                       "per tier, memory types, importance, the result cache, the search indices, the deployment.")
+    _agent_option(numbers)
+    _json_option(numbers, "the statistics")
+
+    listing = _command(commands, "agents", agents, "list the agents with their memories per tier",
+                       "List every agent that holds memories under the key prefix, with how many each tier\n"
+                       "(STM, IM, LTM) holds.")
+    _json_option(listing, "the list")
+
+    memories = _command(commands, "show", show, "show an agent's memories",
+                        "Print an agent's memories in step order, from every tier: step, type, tier, importance\n"
+                        "and a one-line preview of the contents (--json: all of each memory).")
+    memories.add_argument("agent", metavar="AGENT", help="the agent whose memories to show")
+    memories.add_argument("--steps", type=steps, default=(0, LAST_STEP), metavar="A:B",
+                          help="steps A to B, both included; A: from A on, :B up to B (default: all)")
+    memories.add_argument("--type", metavar="TYPE", help="only memories of this type: state, action or interaction")
+    memories.add_argument("--limit", type=count, metavar="N", help="at most N memories, the earliest steps first")
+    memories.add_argument("--vectors", action="store_true",
+                          help="include the vectors (a column in the table, the values in JSON)")
+    _json_option(memories, "the memories (their full contents and metadata)")
+
+    upkeep = _command(commands, "maintain", maintain, "run maintenance now",
+                      "Run maintenance now, agent by agent: demote from STM to IM and from IM to LTM by\n"
+                      "capacity and age, promote often-read LTM memories, finish interrupted moves.\n"
+                      "Prints what moved as JSON.")
+    _agent_option(upkeep)
+
+    rebuild = _command(commands, "reindex", reindex, "rebuild the search indices from the tiers",
+                       "Rebuild every agent's search indices from the memories the tiers hold, and print\n"
+                       "how many each agent indexed as JSON.")
+    _agent_option(rebuild)
+
+    bind = _command(commands, "deployment", deployment, "show the deployment the key prefix and the LTM belong to",
+                    "Print the deployment (an id recorded in Redis and in the LTM) that this key prefix and\n"
+                    "this LTM belong to, as JSON. An engine that finds them bound to different deployments\n"
+                    "refuses to start; --adopt rebinds them when the other LTM is lost for good.")
+    bind.add_argument("--adopt", action="store_true",
+                      help="bind the key prefix to this LTM although Redis names another deployment "
+                           "(its LTM is lost for good; what it held is gone)")
+    return parser
+
+
+# -- running ------------------------------------------------------------------------------------
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush finds nowhere to fail
+    (the Python docs' note on SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        return args.handler(args)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (captured)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (see the module docstring)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")  # contents that the terminal's encoding lacks
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, a usage error
+            sys.stdout.flush()
+            return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
+        status = args.handler(args)
+        sys.stdout.flush()
+        return status
     except MemoryAPIException as exc:
-        print(f"tiermem: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split("\n")) or type(exc).__name__
+        print(f"tiermem: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _stdout_gone()
+        return 141
 
 
 if __name__ == "__main__":

@@ -1,14 +1,31 @@
 """The ``tiermem`` command, run as a user runs it: a separate process on the embedded engine
-(``REDIS_URL=""``), whose data directory carries the memories from one command to the next."""
+(``REDIS_URL=""``), whose data directory carries the memories from one command to the next; and
+in this process (``main(argv)``) on both Redis engines, for its tables, JSON, filters, help,
+exit statuses, progress, and the embedded snapshot that read-only commands leave alone."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+import tomllib
+import uuid
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 
 import pytest
+
+from conftest import TEST_REDIS_URL, real_redis
+from memory import AgentMemoryAPI, MemoryConfig
+from memory import cli as cli_module
+from memory.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def tiermem(*args, cwd):
@@ -57,7 +74,7 @@ def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     assert run.returncode == 0, run.stderr
     demo = demo_statistics(run.stdout)
 
-    shown = tiermem("stats", "--data-dir", data_dir, cwd=tmp_path)
+    shown = tiermem("stats", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     stats = json.loads(shown.stdout)
     assert stats["mode"] == "embedded"
@@ -66,7 +83,7 @@ def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     assert stats["memory_type_distribution"] == demo["memory_type_distribution"]
     assert {t: s["count"] for t, s in stats["tiers"].items()} == {t: s["count"] for t, s in demo["tiers"].items()}
 
-    one = tiermem("stats", "--agent", "agent-0", "--data-dir", data_dir, cwd=tmp_path)
+    one = tiermem("stats", "--agent", "agent-0", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     agent_stats = json.loads(one.stdout)
     assert agent_stats["agent_id"] == "agent-0"
@@ -77,7 +94,7 @@ def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     report = json.loads(maintained.stdout)
     assert report["agents"] == 3 and report["busy"] == []
 
-    again = json.loads(tiermem("stats", "--data-dir", data_dir, cwd=tmp_path).stdout)
+    again = json.loads(tiermem("stats", "--json", "--data-dir", data_dir, cwd=tmp_path).stdout)
     assert again["total_memories"] == demo["total_memories"]
 
 
@@ -123,3 +140,310 @@ def test_deployment_shows_the_binding_and_adopt_rebinds_after_a_lost_ltm(demo_ru
     assert adopted.returncode == 0, adopted.stderr
     assert json.loads(adopted.stdout)["id"] != first["id"]
     assert tiermem("stats", "--data-dir", data_dir, cwd=tmp_path).returncode == 0
+
+
+# -- the command as a tool: in-process runs (main(argv)) on both Redis engines ------------------------------
+
+
+def cli(capsys, *argv):
+    """Run ``tiermem *argv`` in this process: (exit status, stdout, stderr)."""
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@dataclass
+class Target:
+    options: list[str]  # the CLI's engine options for it
+    config: MemoryConfig  # the same engine, for the test's own AgentMemoryAPI
+
+    def api(self):
+        return AgentMemoryAPI(self.config)
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def target(request, tmp_path):
+    """An empty engine, embedded or on the test Redis under a prefix of its own (deleted afterwards)."""
+    data_dir = str(tmp_path / "data")
+    if request.param == "embedded":
+        yield Target(["--redis-url", "", "--data-dir", data_dir], MemoryConfig(redis_url="", data_dir=data_dir))
+        return
+    client = real_redis()
+    prefix = f"tcli{uuid.uuid4().hex[:10]}"
+    yield Target(["--redis-url", TEST_REDIS_URL, "--prefix", prefix, "--data-dir", data_dir],
+                 MemoryConfig(redis_url=TEST_REDIS_URL, key_prefix=prefix, data_dir=data_dir))
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def seeded(target, capsys):
+    """The target with the demo's memories: agent-0 and agent-1, 40 steps, in every tier."""
+    status, _, err = cli(capsys, "demo", "--agents", "2", "--steps", "40", *target.options)
+    assert status == 0, err
+    return target
+
+
+def lines_from(out, first_header):
+    """The table that starts with a line whose first word is ``first_header``, as lists of cells."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_header])
+    rows = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+def test_version_comes_from_the_package_metadata(capsys, monkeypatch):
+    status, out, _ = cli(capsys, "--version")
+
+    assert status == 0
+    assert out == f"tiermem {metadata.version('tiermem')}\n"
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli_module.metadata, "version", missing)
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        assert cli_module.package_version() == tomllib.load(handle)["project"]["version"]
+
+
+COMMANDS = ["demo", "stats", "agents", "show", "maintain", "reindex", "deployment"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_and_every_option_has_help(capsys, command):
+    status, out, _ = cli(capsys, *([command] if command else []), "--help")
+
+    assert status == 0
+    assert out.startswith(f"usage: tiermem {command or ''}".rstrip())
+    parser = build_parser()
+    if command is None:
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert set(subcommands.choices) == set(COMMANDS)
+        described = {action.dest: action.help for action in subcommands._choices_actions}
+        assert all(described[name] for name in COMMANDS), described
+    else:
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = subcommands.choices[command]
+        assert parser.description and " ".join(parser.description.split()) in " ".join(out.split())
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            continue
+        assert action.help and action.help != argparse.SUPPRESS, action.option_strings or action.dest
+        assert " ".join(action.help.split()[:4]) in " ".join(out.split()), action.help
+
+
+def test_stats_prints_aligned_tables_and_json_for_programs(seeded, capsys):
+    status, out, err = cli(capsys, "stats", *seeded.options)
+    assert status == 0, err
+    assert err == ""
+    _, raw, _ = cli(capsys, "stats", "--json", *seeded.options)
+    stats = json.loads(raw)
+    with seeded.api() as api:
+        expected = api.get_memory_statistics()
+    assert stats["total_memories"] == expected["total_memories"] > 0
+    assert stats["tiers"] == expected["tiers"]
+    assert stats["deployment"] == expected["deployment"]
+
+    tiers = lines_from(out, "TIER")
+    assert tiers[0] == ["TIER", "MEMORIES", "SIZE", "COMPRESSION"]
+    by_tier = {row[0]: row[1:] for row in tiers[1:]}
+    assert set(by_tier) == {"stm", "im", "ltm", "all"}
+    for name in ("stm", "im", "ltm"):
+        count, number, unit, ratio = by_tier[name]
+        assert count == f"{stats['tiers'][name]['count']:,}"
+        assert re.fullmatch(r"\d+ B|\d+\.\d (KiB|MiB|GiB)", f"{number} {unit}")
+        assert re.fullmatch(r"\d+\.\d\dx", ratio)
+        assert ratio == f"{stats['tiers'][name]['compression_ratio']:.2f}x"
+    assert by_tier["all"][0] == f"{stats['total_memories']:,}"
+    header = next(line for line in out.splitlines() if line.startswith("TIER"))
+    rows = out.splitlines()[out.splitlines().index(header):][:5]
+    assert len({len(line) for line in rows}) == 1 or all(  # right-aligned numbers end in one column
+        line.rfind(cell) + len(cell) == header.rfind("MEMORIES") + len("MEMORIES")
+        for line, cell in zip(rows[1:], [r[1] for r in tiers[1:]]))
+    types = {row[0]: row[1] for row in lines_from(out, "TYPE")[1:]}
+    assert types == {name: f"{n:,}" for name, n in stats["memory_type_distribution"].items()}
+    before_deployment = out.split("\ndeployment\n")[0]
+    assert not re.search(r"\d\.\d{3,}", before_deployment), before_deployment  # 2.53, not 2.5329176334106727
+    assert re.search(r"^cache hit rate +\d+\.\d%$", out, re.M)
+    assert re.search(r"^  mean +\d\.\d\d$", out, re.M)
+    assert stats["deployment"]["id"] in out
+
+    status, out, err = cli(capsys, "stats", "--agent", "agent-1", *seeded.options)
+    assert status == 0, err
+    assert re.search(r"^agent +agent-1$", out, re.M)
+
+
+def test_agents_lists_every_agent_with_its_memories_per_tier(seeded, capsys):
+    status, raw, err = cli(capsys, "agents", "--json", *seeded.options)
+    assert status == 0, err
+    listed = json.loads(raw)
+    with seeded.api() as api:
+        expected = []
+        for agent in ("agent-0", "agent-1"):
+            counts = {tier: s["count"] for tier, s in api.get_memory_statistics(agent)["tiers"].items()}
+            expected.append({"agent_id": agent, **counts, "total": sum(counts.values())})
+    assert listed == expected
+    assert all(row["stm"] and row["im"] and row["ltm"] for row in listed)
+
+    status, out, err = cli(capsys, *seeded.options, "agents")  # engine options before the command, too
+    assert status == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["AGENT", "STM", "IM", "LTM", "TOTAL"]
+    assert rows[1:] == [[row["agent_id"], *(f"{row[t]:,}" for t in ("stm", "im", "ltm", "total"))] for row in listed]
+    assert len({line.rfind(line.split()[-1]) + len(line.split()[-1]) for line in out.splitlines()}) == 1
+
+
+def steps_shown(out):
+    return [int(row[0]) for row in lines_from(out, "STEP")[1:]]
+
+
+@pytest.mark.parametrize("span, lo, hi", [("3:6", 3, 6), ("35:", 35, 39), (":2", 0, 2), (":", 0, 39)])
+def test_show_prints_the_memories_of_a_span_of_steps(seeded, capsys, span, lo, hi):
+    status, out, err = cli(capsys, "show", "agent-0", "--steps", span, *seeded.options)
+    assert status == 0, err
+    with seeded.api() as api:
+        expected = api.retrieve_by_time_range("agent-0", lo, hi)
+    rows = lines_from(out, "STEP")
+    assert rows[0] == ["STEP", "TYPE", "TIER", "IMPORTANCE", "CONTENTS"]
+    assert steps_shown(out) == [m["step_number"] for m in expected]
+    assert [row[1:3] for row in rows[1:]] == [[m["metadata"]["memory_type"], m["tier"]] for m in expected]
+    assert [row[3] for row in rows[1:]] == [f"{m['metadata']['importance_score']:.2f}" for m in expected]
+    for line, memory in zip(out.splitlines()[1:], expected):
+        assert line.split("  ")[-1].startswith(json.dumps(memory["contents"], separators=(",", ":"))[:20])
+    assert "VECTOR" not in out and "_vector" not in out
+
+
+def test_show_filters_by_type_and_limit_and_hides_vectors_unless_asked(seeded, capsys):
+    options = seeded.options
+    status, out, err = cli(capsys, "show", "agent-0", "--type", "action", *options)
+    assert status == 0, err
+    with seeded.api() as api:
+        actions = api.retrieve_by_time_range("agent-0", 0, 39, memory_type="action")
+    assert actions and steps_shown(out) == [m["step_number"] for m in actions]
+    assert {row[1] for row in lines_from(out, "STEP")[1:]} == {"action"}
+
+    _, out, _ = cli(capsys, "show", "agent-0", "--limit", "3", "--steps", "10:", *options)
+    assert len(steps_shown(out)) == 3 and min(steps_shown(out)) == 10
+
+    _, raw, _ = cli(capsys, "show", "agent-0", "--steps", "0:5", "--json", *options)
+    plain = json.loads(raw)
+    assert [m["step_number"] for m in plain] == [m["step_number"] for m in actions if m["step_number"] <= 5] or plain
+    assert plain and all("embeddings" not in m and m["contents"] for m in plain)
+    assert {m["step_number"] for m in plain} <= set(range(6))
+    _, raw, _ = cli(capsys, "show", "agent-0", "--steps", "0:5", "--json", "--vectors", *options)
+    with_vectors = json.loads(raw)
+    assert [m["memory_id"] for m in with_vectors] == [m["memory_id"] for m in plain]
+    assert all(any(m["embeddings"][name] for name in ("full_vector", "compressed_vector", "abstract_vector"))
+               for m in with_vectors)
+    _, out, _ = cli(capsys, "show", "agent-0", "--steps", "30:", "--vectors", *options)
+    assert lines_from(out, "STEP")[0] == ["STEP", "TYPE", "TIER", "IMPORTANCE", "VECTOR", "CONTENTS"]
+    assert re.search(r"(full|compressed|abstract) \d+d \|\d\.\d\d\| \[", out)
+
+    status, out, err = cli(capsys, "show", "nobody", *options)
+    assert (status, out) == (0, "") and "nobody has no memories" in err
+
+
+@pytest.mark.parametrize("bad", ["5", "x:3", "9:3", "1:2:3", "=-1:", "3:y", ""])
+def test_a_bad_steps_span_is_a_usage_error(tmp_path, capsys, bad):
+    argv = ["show", "agent-0", f"--steps{bad}" if bad.startswith("=") else "--steps", *([] if bad.startswith("=") else [bad])]
+    status, out, err = cli(capsys, *argv, "--redis-url", "", "--data-dir", str(tmp_path / "data"))
+
+    assert status == 2
+    assert out == ""
+    assert "usage: tiermem show" in err and "argument --steps" in err
+    assert not (tmp_path / "data").exists()  # refused before any engine started
+
+
+def test_an_engine_error_is_one_line_and_exit_status_1(target, capsys):
+    for argv in (["show", "bad id!"], ["show", "agent-0", "--type", "bogus"], ["stats", "--agent", "no way"]):
+        status, out, err = cli(capsys, *argv, *target.options)
+        assert status == 1, argv
+        assert out == ""
+        assert len(err.splitlines()) == 1 and err.startswith("tiermem: error: "), err
+        assert "Traceback" not in err
+
+
+def test_an_engine_error_in_a_real_process_is_one_line_without_a_traceback(tmp_path):
+    run = tiermem("show", "bad id!", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("tiermem: error: agent_id 'bad id!'"), run.stderr
+
+
+def test_an_interrupt_exits_130_quietly(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "AgentMemoryAPI", interrupted)
+    assert cli(capsys, "stats", "--redis-url", "", "--data-dir", str(tmp_path)) == (130, "", "")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(demo_run, tmp_path):
+    _, data_dir = demo_run
+    command = f"{shlex.quote(sys.executable)} -m memory.cli"
+    where = f"--data-dir {shlex.quote(data_dir)}"
+    for pipeline in (f"{command} stats {where} | head -c 10", f"{command} show agent-0 {where} | head -1",
+                     f"{command} stats {where} | true", f"{command} show agent-0 {where} --json | true"):
+        run = subprocess.run(["bash", "-c", pipeline + '; echo "status=${PIPESTATUS[0]}" >&2'], cwd=tmp_path,
+                             env={**os.environ, "REDIS_URL": ""}, capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, (pipeline, run.stderr)
+        status = run.stderr.strip().splitlines()[-1]
+        assert status == "status=141" if "true" in pipeline else status in ("status=0", "status=141"), run.stderr
+        assert bool(run.stdout) == ("head" in pipeline), pipeline
+
+    reader, writer = os.pipe()
+    os.close(reader)  # every write to stdout fails with EPIPE
+    try:
+        run = subprocess.run([sys.executable, "-m", "memory.cli", "stats", "--data-dir", data_dir], cwd=tmp_path,
+                             env={**os.environ, "REDIS_URL": ""}, stdout=writer, stderr=subprocess.PIPE, text=True,
+                             timeout=120)
+    finally:
+        os.close(writer)
+    assert (run.returncode, run.stderr) == (141, "")
+
+
+def snapshot_of(data_dir):
+    path = Path(data_dir) / "embedded-redis.msgpack.zst"
+    return path, path.read_bytes(), path.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_read_only_commands_leave_the_embedded_snapshot_alone(seeded, capsys):
+    path, content, _ = snapshot_of(seeded.config.data_dir)
+    os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))  # a time no write can give it
+    for argv in (["stats"], ["stats", "--json"], ["stats", "--agent", "agent-0"], ["agents"], ["agents", "--json"],
+                 ["show", "agent-0"], ["show", "agent-1", "--steps", "5:9", "--json", "--vectors"],
+                 ["show", "agent-0", "--type", "action"], ["deployment"]):
+        status, _, err = cli(capsys, *argv, *seeded.options)
+        assert status == 0, (argv, err)
+        assert snapshot_of(seeded.config.data_dir)[1:] == (content, 1_000_000_000_000_000_000), argv
+
+    status, _, err = cli(capsys, "maintain", *seeded.options)  # a command that writes still snapshots
+    assert status == 0, err
+    assert snapshot_of(seeded.config.data_dir)[2] != 1_000_000_000_000_000_000
+    _, raw, _ = cli(capsys, "stats", "--json", *seeded.options)
+    assert json.loads(raw)["memory_type_distribution"]["state"] == 2 * 40
+
+
+def test_progress_and_start_up_status_go_to_a_terminal_on_stderr_only(seeded, capsys, monkeypatch):
+    status, out, err = cli(capsys, "reindex", *seeded.options)
+    assert status == 0 and err == ""  # not a terminal: nothing but the result
+    indexed = json.loads(out)
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    for command, progress in (["reindex", "reindexing"], ["maintain", "maintaining"], ["agents", "counting"]):
+        status, out, err = cli(capsys, command, "--json", *seeded.options) if command == "agents" else \
+            cli(capsys, command, *seeded.options)
+        assert status == 0, err
+        assert progress in err and "agent-1" in err
+        assert ("starting the embedded engine" if seeded.config.redis_url == "" else "connecting to Redis") in err
+        json.loads(out)  # stdout holds the result alone
+    status, out, err = cli(capsys, "reindex", *seeded.options)
+    assert json.loads(out) == indexed

@@ -246,3 +246,102 @@ def test_a_corrupted_embedded_snapshot_is_a_clear_error_and_is_kept(tmp_path):
     snapshot.unlink()
     with AgentMemoryAPI(embedded_config(tmp_path)) as again:
         assert again.mode == "embedded"
+
+
+def snapshot_file(path):
+    snapshot = path / "embedded-redis.msgpack.zst"
+    return snapshot.read_bytes(), snapshot.stat().st_mtime_ns
+
+
+def test_an_embedded_engine_that_only_read_leaves_its_snapshot_as_it_was(tmp_path):
+    with AgentMemoryAPI(embedded_config(tmp_path, stm_config={"memory_limit": 10})) as api:
+        ids = [api.store_agent_state("a", {"s": step}, step) for step in range(30)]
+        api.force_memory_maintenance()
+    written = snapshot_file(tmp_path)
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert [r["memory_id"] for r in api.retrieve_by_time_range("a", 0, 99)] == ids
+        api.get_memory_statistics()
+        api.list_agents()
+        assert api.deployment["id"]
+    assert snapshot_file(tmp_path) == written
+
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert api.get_memory("a", ids[-1])["metadata"]["retrieval_count"] == 1  # a focused read counts: a write
+    assert snapshot_file(tmp_path)[1] != written[1]
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert api.get_memory("a", ids[-1])["metadata"]["retrieval_count"] == 2
+        api.store_agent_state("a", {"s": 30}, 30)
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert [r["contents"]["s"] for r in api.retrieve_by_time_range("a", 0, 99)] == list(range(31))
+
+
+def test_a_write_by_another_engine_on_the_same_embedded_server_is_snapshotted_whoever_closes_last(tmp_path):
+    reader = AgentMemoryAPI(embedded_config(tmp_path))
+    writer = AgentMemoryAPI(embedded_config(tmp_path))
+    writer.store_agent_state("a", {"s": 1}, 1)
+    writer.close()  # snapshots
+    reader.retrieve_by_time_range("a", 0, 9)
+    reader.close()  # read only since the last snapshot: nothing to write
+    again = AgentMemoryAPI(embedded_config(tmp_path))
+    other = AgentMemoryAPI(embedded_config(tmp_path))
+    other.store_agent_state("a", {"s": 2}, 2)
+    again.close()  # the reader closes first: the other engine's write is in this snapshot
+    other.close()
+    with AgentMemoryAPI(embedded_config(tmp_path)) as api:
+        assert [r["contents"]["s"] for r in api.retrieve_by_time_range("a", 0, 9)] == [1, 2]
+
+
+def test_the_embedded_change_counter_sees_every_kind_of_write_and_no_read(tmp_path):
+    from tiers import embedded
+
+    server = embedded.acquire(tmp_path)
+    try:
+        client = server.client()
+        writes = [
+            lambda: client.set("s", "1"), lambda: client.incr("n"), lambda: client.hset("h", "f", "v"),
+            lambda: client.zadd("z", {"m": 1}), lambda: client.sadd("set", "m"), lambda: client.rpush("l", "x"),
+            lambda: client.lpop("l"), lambda: client.hdel("h", "f"), lambda: client.zrem("z", "m"),
+            lambda: client.pexpire("s", 100_000), lambda: client.persist("s"), lambda: client.rename("s", "t"),
+            lambda: client.delete("t"), lambda: client.eval("return redis.call('SET', KEYS[1], 'x')", 1, "e"),
+            lambda: client.pipeline(transaction=True).set("p", 1).hset("q", "f", 1).execute(),
+            lambda: client.xadd("stream", {"f": "v"}), lambda: client.flushdb(),
+        ]
+        reads = [
+            lambda: client.get("s"), lambda: client.hgetall("h"), lambda: client.zrange("z", 0, -1),
+            lambda: client.smembers("set"), lambda: client.lrange("l", 0, -1), lambda: list(client.scan_iter()),
+            lambda: client.pttl("e"), lambda: client.type("e"), lambda: client.eval("return redis.call('GET', KEYS[1])", 1, "e"),
+            lambda: client.pipeline(transaction=True).get("p").hgetall("q").execute(), lambda: client.script_load("return 1"),
+        ]
+        for number, write in enumerate(writes):
+            if number == len(writes) - 1:
+                client.set("before-flush", 1)  # FLUSHDB of a database with keys in it
+            before = server.changes
+            write()
+            assert server.changes > before, number
+            before = server.changes
+            for read in reads:
+                read()
+            assert server.changes == before, number
+    finally:
+        embedded.release(server)
+
+
+def test_an_embedded_snapshot_holding_a_ttl_is_written_again_to_record_its_countdown(tmp_path):
+    from tiers import embedded
+
+    server = embedded.acquire(tmp_path)
+    server.client().set("k", "v", px=600_000)
+    embedded.release(server)
+    first = snapshot_file(tmp_path)
+    server = embedded.acquire(tmp_path)
+    assert server.client().pttl("k") <= 600_000
+    embedded.release(server)  # only read, but the file's TTL would no longer be true
+    assert snapshot_file(tmp_path)[1] != first[1]
+    server = embedded.acquire(tmp_path)
+    server.client().delete("k")
+    embedded.release(server)
+    server = embedded.acquire(tmp_path)
+    assert not server.unchanged() or server.save() is False
+    emptied = snapshot_file(tmp_path)
+    embedded.release(server)
+    assert snapshot_file(tmp_path) == emptied  # no TTL left, nothing changed: left alone

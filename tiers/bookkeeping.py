@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from tiers import embedded
 from tiers.failures import reading, writing
 from tiers.keys import KeySchema
 from tiers.record import MemoryRecord, parse_seen
@@ -114,7 +115,8 @@ class Bookkeeping:
         pipe = self.client.pipeline(transaction=True)
         pipe.hsetnx(meta, LTM_LO, NO_LTM if bounds is None else bounds[0])
         pipe.hsetnx(meta, LTM_HI, NO_LTM if bounds is None else bounds[1])
-        writing("redis", pipe.execute)
+        with embedded.derived():  # derived from SQL again when absent: a read leaves the snapshot as it was
+            writing("redis", pipe.execute)
         return bounds
 
     def widen_ltm_bounds(self, agent_id: str, lo: int, hi: int, current: tuple[int, int] | None) -> None:

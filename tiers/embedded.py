@@ -4,6 +4,15 @@ One fakeredis server per data directory per process (two engines on the same dir
 and one process per data directory (a lock file says so; several processes need a real Redis).
 ``save`` writes every key as msgpack (no pickle, unlike ``DUMP`` in fakeredis) to a temporary file
 and renames it over the snapshot, so a crash while saving leaves the previous snapshot whole.
+
+A save is skipped when the file already holds what a new snapshot would: no key changed since
+the file was read or written (a change counter listens where fakeredis tells the watchers of a
+key that it changed, so it sees every write WATCH sees, scripts' included), and no key carries a
+TTL (a new snapshot would record how far its countdown got). So a process that only reads
+leaves the file as it found it, byte for byte. A reader may record a value it derived from the
+stores (an agent's LTM step bounds, computed from SQL when Redis lacks them); such a write,
+made inside :func:`derived` by the thread that makes it, does not count: a process that loads
+the file without it derives it again.
 """
 
 from __future__ import annotations
@@ -12,8 +21,10 @@ import atexit
 import fcntl
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fakeredis
 import msgpack
@@ -24,6 +35,22 @@ from tiers import embedded_client
 SNAPSHOT = "embedded-redis.msgpack.zst"
 LOCK = "embedded-redis.lock"
 CLEAN = "embedded-redis.clean"  # written after the last snapshot of a clean release
+
+
+_deriving = threading.local()  # depth of derived() blocks in this thread
+
+
+@contextmanager
+def derived() -> Iterator[None]:
+    """Writes this thread makes in the block store only what a reader derives again when it is
+    absent (a cache of what the stores hold), so they leave the snapshot current. Writes of
+    other threads still count. Wrap nothing else in it: what it wraps may be missing after a
+    restart."""
+    _deriving.depth = getattr(_deriving, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _deriving.depth -= 1
 
 
 class DataDirectoryBusy(RuntimeError):
@@ -51,6 +78,9 @@ class EmbeddedServer:
             ) from exc
         self.server = fakeredis.FakeServer()
         self.users = 0
+        self.changes = 0  # writes to the snapshotted database (db 0) since the server started
+        self._saved_changes: int | None = None  # ``changes`` when the file last matched the server
+        self._timed = False  # some key the file holds has a TTL
         self._before_save: list[Callable[[Any], None]] = []
         self._local: dict[Any, Any] = {}
         self._local_guard = threading.RLock()
@@ -65,9 +95,24 @@ class EmbeddedServer:
         except SnapshotUnreadable:
             self.release()
             raise
+        self._count_changes()
 
     def client(self) -> Any:
         return embedded_client.client(self.server)
+
+    def _count_changes(self) -> None:
+        """Count the changes to db 0 from here on; the file (if any) holds what the server holds now.
+        Without the hook (a fakeredis that lacks it) every save writes."""
+        hook = getattr(self.server.dbs[0], "add_change_callback", None)
+        if hook is None:
+            return
+        hook(self._changed)
+        if self.path.exists():
+            self._saved_changes = self.changes
+
+    def _changed(self) -> None:
+        if not getattr(_deriving, "depth", 0):  # fakeredis runs a command in the caller's thread
+            self.changes += 1
 
     def local(self, key: Any, make: Callable[[], Any]) -> Any:
         """State this process keeps beside the server (in-process signals, task queues, staged
@@ -98,6 +143,7 @@ class EmbeddedServer:
             ) from exc
         client = self.client()
         pipe = client.pipeline(transaction=False)
+        self._timed = any(ttl_ms > 0 for *_, ttl_ms in entries)
         for key, kind, value, ttl_ms in entries:
             kind = kind.decode()
             if kind == "string":
@@ -114,14 +160,27 @@ class EmbeddedServer:
                 pipe.pexpire(key, ttl_ms)
         pipe.execute()
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Snapshot the server unless the file already holds what it holds; True if it wrote."""
         with self._saving:
-            self._save()
+            client = self.client()
+            for write in self._before_save:
+                write(client)
+            changes = self.changes  # read before the keys: a write from here on is in the next save
+            if self.unchanged(changes):
+                return False
+            self._save(client)
+            self._saved_changes = changes
+            return True
 
-    def _save(self) -> None:
-        client = self.client()
-        for write in self._before_save:
-            write(client)
+    def unchanged(self, changes: int | None = None) -> bool:
+        """The snapshot file holds what a new snapshot would: nothing was written since the file
+        was read or written, and none of its keys has a TTL."""
+        changes = self.changes if changes is None else changes
+        return (self._saved_changes is not None and changes == self._saved_changes and not self._timed
+                and self.path.exists())
+
+    def _save(self, client: Any) -> None:
         entries = []
         for key in client.scan_iter(count=1000):
             kind = client.type(key).decode()
@@ -139,6 +198,7 @@ class EmbeddedServer:
                 continue  # gone between SCAN and TYPE, or a type tiermem never writes
             ttl = client.pttl(key)
             entries.append([key, kind, value, ttl if ttl > 0 else 0])
+        self._timed = any(ttl > 0 for *_, ttl in entries)
         blob = zstandard.ZstdCompressor(level=3).compress(msgpack.packb(entries, use_bin_type=True))
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as handle:

@@ -90,7 +90,7 @@ class _Runner:
             self.runtime.execute("collectgarbage()")
 
 
-_runners: "weakref.WeakKeyDictionary[Any, _Runner]" = weakref.WeakKeyDictionary()
+_runners: weakref.WeakKeyDictionary[Any, _Runner] = weakref.WeakKeyDictionary()
 
 
 class CompiledScriptSocket(FakeSocket):
@@ -157,8 +157,9 @@ class CompiledScriptConnection(FakeRedisConnection):
         """The command's fields, encoded and split as redis-py's packer does, straight to the socket."""
         if not self._sock:
             self.connect()
-        socket = self._sock
-        if not self._server.connected or socket._killed:
+        socket: Any = self._sock
+        server: Any = self._server
+        if not server.connected or socket._killed:
             raise self._connection_error_class(msgs.CONNECTION_ERROR_MSG)
         name, *rest = args
         fields = name.encode().split() if isinstance(name, str) else bytes(name).split()
@@ -166,10 +167,11 @@ class CompiledScriptConnection(FakeRedisConnection):
         socket._process_command([*fields, *(encode(arg) for arg in rest)])
 
     def _connect(self) -> CompiledScriptSocket:
-        if not self._server.connected:
+        server: Any = self._server  # set by fakeredis before it connects
+        if not server.connected:
             raise self._connection_error_class(msgs.CONNECTION_ERROR_MSG)
         return CompiledScriptSocket(
-            self._server,
+            server,
             client_class=self._client_class,
             db=self.db,
             lua_modules=self._lua_modules,

@@ -46,7 +46,7 @@ def open_tiers(
     *,
     owned_engine: bool = True,
     redis_where: str = "Redis",
-    persist_redis: Callable[[], None] | None = None,
+    persist_redis: Callable[[], object] | None = None,
     adopt: bool = False,
 ) -> TierSet:
     """The tiers of one engine on ``client`` (Redis) and ``engine`` (SQLAlchemy), bound into one
@@ -118,7 +118,7 @@ class TierSet:
     journal: Journal = field(init=False)
     # Makes what Redis holds durable before LTM gives rows up to it (a promotion) or drops them
     # (a clear): the embedded engine's snapshot; a Redis server keeps to its own persistence.
-    persist_redis: Callable[[], None] = lambda: None
+    persist_redis: Callable[[], object] = lambda: None
 
     def __post_init__(self) -> None:
         self.meta = Bookkeeping(self.client, self.keys, self.scripts)
