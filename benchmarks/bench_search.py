@@ -238,7 +238,7 @@ def main() -> None:
                         help="also: the vector index on MiniLM vectors of N real sentences (100,000: ~3 min to encode)")
     args = parser.parse_args()
     client = redis.Redis.from_url(args.redis_url)
-    out = [f"tiermem search benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+    out = [f"tiermem search benchmark, {os.cpu_count()} CPUs, "
            f"load average {os.getloadavg()[0]:.2f}; {DIM}-d clustered unit vectors, {args.queries} queries, "
            "result cache cleared before every call"]
     for size in (int(s) for s in args.sizes.split(",")):
