@@ -4,7 +4,7 @@ the embedded default, plus claim throughput of 8 processes.
     .venv/bin/python benchmarks/bench_team.py                 # ~1 minute
     .venv/bin/python benchmarks/bench_team.py --ops 500 --tasks 20000 --redis-url redis://127.0.0.1:6379/12
 
-A standalone script, not a test (STYLE.md item 14). Latencies are per call, wall clock
+A standalone script, not a test. Latencies are per call, wall clock
 (perf_counter), reported as p50 / p90 / p99 in ms over --ops calls after 50 warm-up calls:
 
   task distribution   AgentCoordinator.add_task of one task
