@@ -6,7 +6,7 @@ Run from the repository root (a Redis must answer at --redis-url):
     .venv/bin/python benchmarks/bench_engine.py                  # 100 agents x 10,000 steps
     .venv/bin/python benchmarks/bench_engine.py --agents 20 --steps 5000 --redis-url redis://127.0.0.1:6379/8
 
-A standalone script, not a test (STYLE.md item 14). The workload is a seeded simulation: every
+A standalone script, not a test. The workload is a seeded simulation: every
 agent does a random walk on a grid and stores one ~15-field state per step (grid ints, floats
 rounded to 2-3 decimals, a small inventory dict, enum-like strings, a short list of visible
 agents, the step). One run, in this order:

@@ -5,7 +5,7 @@ Run from the repository root (a Redis must answer at --redis-url):
     .venv/bin/python benchmarks/bench_search.py --sizes 10000,100000          # a few minutes
     .venv/bin/python benchmarks/bench_search.py                               # adds 1,000,000
 
-A standalone script, not a test (STYLE.md item 14). For each size, one agent stores that many
+A standalone script, not a test. For each size, one agent stores that many
 memories with a clustered 384-d vector of its own (``embedding=``), a position and a type, and
 maintenance spreads them over the tiers (10% STM, 30% IM, 60% LTM). Then, with the result cache
 cleared before every call, and beside an exact numpy brute force over the same unit vectors:
@@ -238,7 +238,7 @@ def main() -> None:
                         help="also: the vector index on MiniLM vectors of N real sentences (100,000: ~3 min to encode)")
     args = parser.parse_args()
     client = redis.Redis.from_url(args.redis_url)
-    out = [f"tiermem search benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+    out = [f"tiermem search benchmark, {os.cpu_count()} CPUs, "
            f"load average {os.getloadavg()[0]:.2f}; {DIM}-d clustered unit vectors, {args.queries} queries, "
            "result cache cleared before every call"]
     for size in (int(s) for s in args.sizes.split(",")):

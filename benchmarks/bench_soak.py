@@ -6,7 +6,7 @@ Run from the repository root (a Redis must answer at --redis-url):
     .venv/bin/python benchmarks/bench_soak.py                  # 10 minutes
     .venv/bin/python benchmarks/bench_soak.py --minutes 3 --agents 40 --redis-url redis://127.0.0.1:6379/8
 
-A standalone script, not a test (STYLE.md item 14), and a bounded one: it stops after --minutes.
+A standalone script, not a test, and a bounded one: it stops after --minutes.
 One engine on a real Redis (its SQLite LTM in a temporary directory, text embedding off so no
 model is loaded) and one team coordinator on the same Redis, driven at a fixed pace:
 

@@ -1,10 +1,10 @@
-"""Coordination-layer benchmark: the guide's "Measuring Success" metrics, on a local Redis and on
+"""Coordination-layer benchmark: task, claim, signal and staging latency on a local Redis and on
 the embedded default, plus claim throughput of 8 processes.
 
     .venv/bin/python benchmarks/bench_team.py                 # ~1 minute
     .venv/bin/python benchmarks/bench_team.py --ops 500 --tasks 20000 --redis-url redis://127.0.0.1:6379/12
 
-A standalone script, not a test (STYLE.md item 14). Latencies are per call, wall clock
+A standalone script, not a test. Latencies are per call, wall clock
 (perf_counter), reported as p50 / p90 / p99 in ms over --ops calls after 50 warm-up calls:
 
   task distribution   AgentCoordinator.add_task of one task
@@ -18,6 +18,11 @@ claim until the queue is empty, started together at a barrier; claims/s = tasks 
 "claim_task" claims one task per call (one round trip each); "claim_tasks(16)" claims up to 16
 tasks per atomic call, for agents that take work in batches. Each task is claimed exactly once
 (checked).
+
+Raw redis-py baselines, on the same Redis in the same run: one EVALSHA of a script that returns
+1 (the floor of any one-call operation), a pipelined ZADD + HSET (what a hand-written queue's add
+writes, without checks, lease or idempotency), and --procs processes popping the same number of
+ids with ZPOPMIN (a hand-written queue's claim: no lease, no heartbeat, no result).
 
 Nothing is flushed: keys live under a unique prefix and are deleted by SCAN at the end.
 """
@@ -33,6 +38,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -78,6 +85,57 @@ def latencies(memory: RedisShortTermMemory, ops: int) -> dict[str, list[float]]:
         total,
     )[WARMUP:]
     return results
+
+
+def raw_latencies(url: str, ops: int) -> dict[str, list[float]]:
+    """The raw redis-py floors beside the Redis figures (see the module docstring)."""
+    client = redis.Redis.from_url(url, protocol=2)
+    root = f"tmbench-raw-{uuid.uuid4().hex[:8]}"
+    sha = client.script_load("return 1")
+    total = ops + WARMUP
+    results = {"EVALSHA 'return 1'": timed(lambda i: client.evalsha(sha, 0), total)[WARMUP:]}
+
+    def add(i: int) -> None:
+        pipe = client.pipeline(transaction=True)
+        pipe.zadd(f"{root}:queue", {f"raw_{i}": 5})
+        pipe.hset(f"{root}:tasks", f"raw_{i}", b"x" * 64)
+        pipe.execute()
+
+    results["ZADD + HSET pipelined"] = timed(add, total)[WARMUP:]
+    client.delete(f"{root}:queue", f"{root}:tasks")
+    client.close()
+    return results
+
+
+def _raw_claimer(url: str, key: str, barrier, queue) -> None:
+    client = redis.Redis.from_url(url, protocol=2)
+    barrier.wait()
+    claimed = 0
+    while client.zpopmin(key):
+        claimed += 1
+    queue.put((claimed, time.perf_counter()))
+    client.close()
+
+
+def raw_throughput(url: str, tasks: int, procs: int) -> tuple[float, int]:
+    client = redis.Redis.from_url(url, protocol=2)
+    key = f"tmbench-raw-{os.getpid()}-{uuid.uuid4().hex[:8]}:queue"
+    for start in range(0, tasks, 1000):
+        client.zadd(key, {f"job-{i}": 5 for i in range(start, min(tasks, start + 1000))})
+    ctx = multiprocessing.get_context("fork")
+    barrier, queue = ctx.Barrier(procs + 1), ctx.Queue()
+    workers = [ctx.Process(target=_raw_claimer, args=(url, key, barrier, queue)) for _ in range(procs)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    finished = [queue.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    client.delete(key)
+    client.close()
+    claimed = sum(count for count, _ in finished)
+    return claimed / (max(at for _, at in finished) - started), claimed
 
 
 def _claimer(url: str, prefix: str, batch: int, barrier, queue) -> None:
@@ -151,6 +209,9 @@ def main() -> None:
                 print(f"{name:<10} {metric:<20} {p50:8.3f} {p90:8.3f} {p99:8.3f}   <= {target} ms {verdict}")
             if name == "redis":
                 cleanup(memory)
+                for metric, samples in raw_latencies(args.redis_url, args.ops).items():
+                    p50, p90, p99 = percentiles(samples)
+                    print(f"{'raw':<10} {metric:<20} {p50:8.3f} {p90:8.3f} {p99:8.3f}   (redis-py baseline)")
             else:
                 memory.close()
     print(f"\nclaim throughput: {args.procs} processes, {args.tasks} tasks, local Redis (target >= 10,000 claims/s)")
@@ -158,6 +219,9 @@ def main() -> None:
         rate, claimed = throughput(args.redis_url, args.tasks, args.procs, batch)
         assert claimed == args.tasks, f"claimed {claimed} of {args.tasks}"
         print(f"  {label:<26} {rate:10,.0f} claims/s   ({claimed} claimed, each once)")
+    rate, claimed = raw_throughput(args.redis_url, args.tasks, args.procs)
+    assert claimed == args.tasks, f"popped {claimed} of {args.tasks}"
+    print(f"  {'raw redis-py ZPOPMIN':<26} {rate:10,.0f} pops/s     (baseline: no lease, no result)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The seeds' walkthrough (examples/team/*.py) runs as a user would run it: a fresh process, a
+"""The team walkthroughs (examples/team/*.py) run as a user would run them: a fresh process, a
 fresh directory, on the real Redis and on the embedded default. Also the public names."""
 
 from __future__ import annotations
@@ -57,6 +57,34 @@ def test_example_runs(example, engine, tmp_path):
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
     if engine == "embedded" and example.name == "file_first.py":
         assert "'redis': False" in done.stdout and "embedded" in done.stdout
+
+
+# Each example names its own teams, sessions and patterns and skips tasks an earlier run added, so
+# they share one deployment (one data directory, or one Redis key prefix) in any order, twice.
+SHARED_RUNS = ["reference_examples.py", "complete_code_review.py", "file_first.py", "file_first.py",
+               "complete_code_review.py", "reference_examples.py"]
+
+
+@pytest.mark.parametrize("engine", REDIS_ENGINES)
+def test_examples_share_a_deployment_in_either_order_and_run_again(engine, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    if engine == "redis":
+        client = real_redis()
+        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
+    else:
+        env["REDIS_URL"] = ""
+    try:
+        for name in SHARED_RUNS:
+            done = subprocess.run([sys.executable, str(REPO / "examples" / "team" / name)], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"{name}: {done.stderr}"
+            for line in EXPECTED[name]:
+                assert line in done.stdout, f"{name}: {line!r} missing from:\n{done.stdout}"
+    finally:
+        if engine == "redis":
+            delete_prefix(client, prefix)
+            client.close()
 
 
 def test_the_team_names_are_exactly_all_and_in_the_facade():

@@ -2,13 +2,15 @@
 Complete multi-agent code review with short-term memory.
 Run this file to see all concepts in action.
 
-The guide's "Complete Working Example"; only the import lines differ (``empathy_os`` ->
-``memory``, ``EmpathyOS`` is tiermem's ``AgentWorkspace``).
+The guide's "Complete Working Example"; the import lines differ (``empathy_os`` ->
+``memory``, ``EmpathyOS`` is tiermem's ``AgentWorkspace``), and so that the examples can share
+one deployment in any order and each runs again: the signal goes to this review's lead only, the
+lead counts this review's staged pattern, and a task an earlier run added is skipped.
 """
 import asyncio
 from memory import (
     AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, TeamSession, StagedPattern
+    AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession, StagedPattern
 )
 
 
@@ -35,12 +37,15 @@ async def run_code_review():
     })
 
     # Add tasks
-    coordinator.add_task(AgentTask(
-        task_id="sec_review",
-        task_type="security_review",
-        description="Check for vulnerabilities",
-        priority=9
-    ))
+    try:
+        coordinator.add_task(AgentTask(
+            task_id="sec_review",
+            task_type="security_review",
+            description="Check for vulnerabilities",
+            priority=9
+        ))
+    except DuplicateTaskError:  # run again: the team keeps the task
+        pass
 
     # Create agents
     security_agent = EmpathyOS(
@@ -63,7 +68,8 @@ async def run_code_review():
 
     security_agent.send_signal(
         "review_complete",
-        {"agent": "security", "passed": True}
+        {"agent": "security", "passed": True},
+        target_agent="lead"
     )
 
     # Stage discovered pattern
@@ -78,7 +84,7 @@ async def run_code_review():
 
     # Lead aggregates
     signals = lead_agent.receive_signals("review_complete")
-    staged = lead_agent.get_staged_patterns()
+    staged = [p for p in lead_agent.get_staged_patterns() if p.pattern_id == "pat_input_validation"]
 
     print(f"\nReview Complete!")
     print(f"Signals received: {len(signals)}")

@@ -2,7 +2,10 @@
 Redis"), its Python examples in order, as written.
 
 Only the import lines differ (``attune`` -> ``memory``; ``EmpathyOS`` and ``UnifiedMemory`` are
-tiermem's ``AgentWorkspace``, which opens the default memory when given none). Without Redis the
+tiermem's ``AgentWorkspace``, which opens the default memory when given none), and the ids: the
+teams, the session and the pattern are named for this example, so the examples can share one
+deployment in any order, and a task an earlier run added is skipped (DuplicateTaskError), so the
+file runs again. Without Redis the
 embedded engine keeps working memory, staged patterns, sessions and collaboration state in the
 data directory (./.tiermem), so they survive a restart. ``get_railway_redis`` points at the
 page's example host: it builds a client that connects on first use, and nothing here uses it.
@@ -92,7 +95,7 @@ from memory import StagedPattern
 
 # Discover and stage a pattern
 pattern = StagedPattern(
-    pattern_id="pat_auth_001",
+    pattern_id="file_first_pat_auth_001",
     agent_id=empathy.user_id,
     pattern_type="security",
     name="JWT Token Refresh",
@@ -139,10 +142,10 @@ empathy.restore_collaboration_state()
 print(empathy.collaboration_state.trust_level)  # 0.8
 
 # AgentCoordinator
-from memory import AgentCoordinator, AgentTask, get_redis_memory
+from memory import AgentCoordinator, AgentTask, DuplicateTaskError, get_redis_memory
 
 memory = get_redis_memory()
-coordinator = AgentCoordinator(memory, team_id="code_review_team")
+coordinator = AgentCoordinator(memory, team_id="file_first_code_review_team")
 
 # Register agents
 coordinator.register_agent("security_agent", ["security_review"])
@@ -155,7 +158,10 @@ task = AgentTask(
     description="Review authentication module",
     priority=8
 )
-coordinator.add_task(task)
+try:
+    coordinator.add_task(task)
+except DuplicateTaskError:  # run again: the team keeps a task until 24 h after it completes
+    pass
 
 # Agents claim and complete tasks
 claimed = coordinator.claim_task("security_agent", "security_review")
@@ -175,7 +181,7 @@ memory = get_redis_memory()
 # Create session
 session = TeamSession(
     memory,
-    session_id="pr_review_42",
+    session_id="file_first_pr_review_42",
     purpose="Review PR #42"
 )
 
@@ -231,13 +237,13 @@ memory = get_redis_memory()
 # Example: Multi-Agent Code Review
 from memory import (
     AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, TeamSession
+    AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession
 )
 
 memory = get_redis_memory()
 
 # 1. Create coordinator
-coordinator = AgentCoordinator(memory, team_id="pr_review")
+coordinator = AgentCoordinator(memory, team_id="file_first_pr_review")
 
 # 2. Create specialized agents
 security = EmpathyOS("security", short_term_memory=memory, access_tier=AccessTier.CONTRIBUTOR)
@@ -249,14 +255,16 @@ coordinator.register_agent("security", ["security_review"])
 coordinator.register_agent("performance", ["performance_review"])
 
 # 4. Add tasks
-coordinator.add_task(AgentTask(
-    task_id="sec_001", task_type="security_review",
-    description="Check for vulnerabilities", priority=9
-))
-coordinator.add_task(AgentTask(
-    task_id="perf_001", task_type="performance_review",
-    description="Profile database queries", priority=7
-))
+for task in (
+    AgentTask(task_id="sec_001", task_type="security_review",
+              description="Check for vulnerabilities", priority=9),
+    AgentTask(task_id="perf_001", task_type="performance_review",
+              description="Profile database queries", priority=7),
+):
+    try:
+        coordinator.add_task(task)
+    except DuplicateTaskError:  # run again: the team keeps a task until 24 h after it completes
+        pass
 
 # 5. Agents work and signal completion
 security.send_signal("review_complete", {"passed": True}, target_agent="lead_reviewer")

@@ -1,7 +1,10 @@
 """The reference page ("Short-Term Memory: Redis-Backed Multi-Agent Coordination"), its Python
 examples in order, as written.
 
-Only the import lines differ (``empathy_os`` -> ``memory``, ``EmpathyOS`` is ``AgentWorkspace``).
+Only the import lines differ (``empathy_os`` -> ``memory``, ``EmpathyOS`` is ``AgentWorkspace``),
+and the ids: the teams, the session and the pattern are named for this example, so the examples
+can share one deployment in any order, and a task an earlier run added is skipped
+(DuplicateTaskError), so the file runs again.
 Left out: the "Wizards with Redis Memory" block, which imports a separate product
 (``empathy_software_plugin``) and uses top-level ``await``. ``get_railway_redis`` points at the
 page's example host: it builds a client that connects on first use, and nothing here uses it.
@@ -74,7 +77,7 @@ from memory import StagedPattern
 
 # Discover and stage a pattern
 pattern = StagedPattern(
-    pattern_id="pat_auth_001",
+    pattern_id="reference_pat_auth_001",
     agent_id=empathy.user_id,
     pattern_type="security",
     name="JWT Token Refresh",
@@ -121,10 +124,10 @@ empathy.restore_collaboration_state()
 print(empathy.collaboration_state.trust_level)  # 0.8
 
 # AgentCoordinator
-from memory import AgentCoordinator, AgentTask, get_redis_memory
+from memory import AgentCoordinator, AgentTask, DuplicateTaskError, get_redis_memory
 
 memory = get_redis_memory()
-coordinator = AgentCoordinator(memory, team_id="code_review_team")
+coordinator = AgentCoordinator(memory, team_id="reference_code_review_team")
 
 # Register agents
 coordinator.register_agent("security_agent", ["security_review"])
@@ -137,7 +140,10 @@ task = AgentTask(
     description="Review authentication module",
     priority=8
 )
-coordinator.add_task(task)
+try:
+    coordinator.add_task(task)
+except DuplicateTaskError:  # run again: the team keeps a task until 24 h after it completes
+    pass
 
 # Agents claim and complete tasks
 claimed = coordinator.claim_task("security_agent", "security_review")
@@ -157,7 +163,7 @@ memory = get_redis_memory()
 # Create session
 session = TeamSession(
     memory,
-    session_id="pr_review_42",
+    session_id="reference_pr_review_42",
     purpose="Review PR #42"
 )
 
@@ -193,13 +199,13 @@ memory = get_redis_memory()
 # Example: Multi-Agent Code Review
 from memory import (
     AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, TeamSession
+    AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession
 )
 
 memory = get_redis_memory()
 
 # 1. Create coordinator
-coordinator = AgentCoordinator(memory, team_id="pr_review")
+coordinator = AgentCoordinator(memory, team_id="reference_pr_review")
 
 # 2. Create specialized agents
 security = EmpathyOS("security", short_term_memory=memory, access_tier=AccessTier.CONTRIBUTOR)
@@ -211,14 +217,16 @@ coordinator.register_agent("security", ["security_review"])
 coordinator.register_agent("performance", ["performance_review"])
 
 # 4. Add tasks
-coordinator.add_task(AgentTask(
-    task_id="sec_001", task_type="security_review",
-    description="Check for vulnerabilities", priority=9
-))
-coordinator.add_task(AgentTask(
-    task_id="perf_001", task_type="performance_review",
-    description="Profile database queries", priority=7
-))
+for task in (
+    AgentTask(task_id="sec_001", task_type="security_review",
+              description="Check for vulnerabilities", priority=9),
+    AgentTask(task_id="perf_001", task_type="performance_review",
+              description="Profile database queries", priority=7),
+):
+    try:
+        coordinator.add_task(task)
+    except DuplicateTaskError:  # run again: the team keeps a task until 24 h after it completes
+        pass
 
 # 5. Agents work and signal completion
 security.send_signal("review_complete", {"passed": True}, target_agent="lead_reviewer")
