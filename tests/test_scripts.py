@@ -16,9 +16,8 @@ import pytest
 import redis
 
 import tiers
-from conftest import real_redis
+from support import DisposableRedis, real_redis
 from fault_support import is_command
-from test_connection import DisposableRedis
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from tiers.bookkeeping import FIELDS

@@ -23,7 +23,7 @@ import pytest
 from memory.config import MemoryConfig
 from memory.engine import AgentMemoryAPI
 from tiers.errors import InvalidInputError, MemoryConfigException
-from tests.conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, real_redis
 
 DIM = 32
 AGENT = "searcher"

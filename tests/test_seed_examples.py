@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import redis
-from conftest import cut_off_redis
+from support import cut_off_redis
 
 import memory.hooks
 from memory.api import (
