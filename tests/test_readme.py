@@ -15,7 +15,13 @@ def test_readme_has_examples():
     assert len(BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+NEEDS_TEXT_MODEL = re.compile(r"TextEncoder\(|search_by_content\(")  # the real MiniLM: the `text` extra
+
+
+@pytest.mark.parametrize("source", [
+    pytest.param(block, id=f"block{i}", marks=[pytest.mark.text] if NEEDS_TEXT_MODEL.search(block) else [])
+    for i, block in enumerate(BLOCKS)
+])
 def test_readme_example_runs(source, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REDIS_URL", "")

@@ -343,6 +343,7 @@ def test_each_claim_and_completion_forgets_a_few_of_the_oldest(make_memory):
     assert team.aggregate_results()["total_completed"] == 101
 
 
+@pytest.mark.slow
 def test_ten_thousand_completed_tasks_past_retention_leave_the_queue_bounded(make_memory, redis_engine):
     """A team completing 10,000 tasks at a steady pace keeps about one retention's worth (600 here)."""
     clock = FakeClock()
