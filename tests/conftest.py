@@ -1,69 +1,63 @@
-"""Shared fixtures: both Redis engines (the real server and the embedded fakeredis), SQLite and
-PostgreSQL for the long-term tier, an engine factory that cleans up after itself, and the fault
-suite's harness (a reply-losing proxy, redis-servers of a test's own, embedded child processes).
+"""Every shared fixture of the suite (a test never imports one): both Redis engines (the real
+server and the embedded fakeredis), SQLite and PostgreSQL for the long-term tier, an engine
+factory that cleans up after itself, the coordination layer's memories, every conversation
+backend, and the fault suite's harness (a reply-losing proxy, redis-servers of a test's own,
+embedded child processes). The plain code they are built on is importable by name from
+tests/support.py, team_support.py, conversation_backends.py and fault_support.py.
 
-With TIERMEM_REQUIRE_SERVICES=1 (set by .ci/run) a missing Redis or PostgreSQL fails the tests
-that need it instead of skipping them.
+With TIERMEM_REQUIRE_SERVICES=1 (set by .ci/run) a missing Redis, PostgreSQL or text extra fails
+the tests that need it instead of skipping them (support.unavailable).
+
+Markers (registered in pyproject.toml): ``slow`` (multi-process, kill and long tests; ``make
+test-fast`` leaves them out) and ``text`` (the real MiniLM model of the `text` extra: skipped
+where the extra is not installed, a failure under TIERMEM_REQUIRE_SERVICES=1).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-import fakeredis
 import pytest
+import pytest_asyncio
 import redis
 import sqlalchemy
-
-from memory.config import MemoryConfig
-from memory import AgentMemoryAPI
-from tiers import embedded_client
-
+from conversation_backends import KINDS, SHARED_STORE_KINDS, Backend
 from fault_support import EmbeddedChild, LossyProxy, RedisProcess
+from support import (
+    REDIS_ENGINES,
+    REQUIRE_SERVICES,
+    TEST_REDIS_URL,
+    FakeClock,
+    make_redis_client,
+    postgres_schema,
+    real_redis,
+    text_extra_missing,
+    unavailable,
+)
+from team_support import delete_prefix
 
-REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
-TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-TEST_POSTGRES_URL = os.environ.get("TIERMEM_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-REDIS_ENGINES = ["redis", "embedded"]
-
-
-def unavailable(what: str, exc: Exception) -> None:
-    message = f"{what} is not reachable: {exc}"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + " (TIERMEM_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
-
-
-def real_redis() -> redis.Redis:
-    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis at {TEST_REDIS_URL}", exc)
-    return client
+from memory import AgentMemoryAPI, RedisShortTermMemory
+from memory.config import MemoryConfig
+from memory.conversation import MemoryManager
 
 
-def cut_off_redis(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
-    """Inject a lost connection into a real client: every command, pipeline, new connection and
-    connection already taken (tiers.scripts keeps the ones it took) fails."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``text`` test needs the `text` extra: skipped without it, failed without it in CI."""
+    if item.get_closest_marker("text") is None:
+        return
+    missing = text_extra_missing()
+    if missing is not None:
+        message = f"the text extra is not installed (no module {missing!r}; pip install -e '.[text]')"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " (TIERMEM_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
 
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise redis.exceptions.ConnectionError("injected: Redis went away")
 
-    monkeypatch.setattr(client, "execute_command", refuse)
-    monkeypatch.setattr(client, "pipeline", refuse)
-    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refuse)
-
-
-def make_redis_client(engine: str) -> Any:
-    if engine == "redis":
-        return real_redis()
-    return embedded_client.client(fakeredis.FakeServer())  # the embedded engine's own client
+# -- engines on both Redis engines ---------------------------------------------------------------------
 
 
 @pytest.fixture(params=REDIS_ENGINES)
@@ -111,27 +105,6 @@ def api(make_api: Callable[..., AgentMemoryAPI]) -> AgentMemoryAPI:
     return make_api()
 
 
-@contextmanager
-def postgres_schema() -> Iterator[sqlalchemy.engine.Engine]:
-    """A PostgreSQL engine whose search_path is a schema of its own, dropped afterwards."""
-    schema = f"tiermem_test_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # noqa: BLE001 - any driver or connection failure means "not here"
-        admin.dispose()
-        unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}", exc)
-    engine = sqlalchemy.create_engine(TEST_POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
     """PostgreSQL in a schema shared by the session's tests (namespaces keep them apart)."""
@@ -147,24 +120,90 @@ def private_postgres_engine() -> Iterator[sqlalchemy.engine.Engine]:
 
 
 @pytest.fixture
-def clock() -> "FakeClock":
+def clock() -> FakeClock:
     return FakeClock()
 
 
-class FakeClock:
-    """An injectable wall clock for TTL tests: advance it instead of sleeping."""
+# -- the coordination layer (tests/test_team_*.py) ----------------------------------------------------
 
-    def __init__(self, start: float = 1_800_000_000.0):
-        self.now = start
 
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def team_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
 
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+
+@pytest.fixture
+def make_memory(redis_engine: str, team_prefix: str, tmp_path: Any) -> Iterator[Callable[..., RedisShortTermMemory]]:
+    """Build RedisShortTermMemory objects on the test's engine (the real Redis at TEST_REDIS_URL, its
+    keys deleted afterwards, or the embedded default with its durable copy in tmp_path); all share
+    the prefix and (embedded) the data directory."""
+    made: list[RedisShortTermMemory] = []
+    client = real_redis() if redis_engine == "redis" else None
+
+    def factory(**options: Any) -> RedisShortTermMemory:
+        options.setdefault("key_prefix", team_prefix)
+        options.setdefault("data_dir", str(tmp_path / "data"))
+        if redis_engine == "redis":
+            memory = RedisShortTermMemory(TEST_REDIS_URL, **options)
+        else:
+            memory = RedisShortTermMemory(use_mock=True, **options)
+        made.append(memory)
+        return memory
+
+    yield factory
+    for memory in made:
+        memory.close()
+    if client is not None:
+        delete_prefix(client, team_prefix)
+        client.close()
+
+
+@pytest.fixture
+def memory(make_memory: Callable[..., RedisShortTermMemory]) -> RedisShortTermMemory:
+    return make_memory()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A unique prefix on the real Redis for multi-process tests (fails or skips without Redis)."""
+    client = real_redis()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield prefix
+    delete_prefix(client, prefix)
+    client.close()
+
+
+# -- conversation memory (tests/test_conversation*.py; the kinds are in conversation_backends.py) ------
+
+
+@pytest_asyncio.fixture(params=KINDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Every conversation memory manager on every store it runs on."""
+    opened = Backend(request.param, request, tmp_path)
+    yield opened
+    await opened.close()
+
+
+@pytest_asyncio.fixture(params=SHARED_STORE_KINDS)
+async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The backends whose second manager sees the first one's writes."""
+    opened = Backend(request.param, request, tmp_path)
+    yield opened
+    await opened.close()
+
+
+@pytest_asyncio.fixture
+async def manager(backend: Backend) -> MemoryManager:
+    return backend.open()
 
 
 # -- the fault suite's harness (tests/fault_support.py) ----------------------------------------------
+
+
+@pytest.fixture(params=["close", "hold"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """How the proxy loses a reply: ``close`` the connection, or ``hold`` it silent."""
+    return request.param
 
 
 @pytest.fixture

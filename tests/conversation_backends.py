@@ -1,9 +1,11 @@
 """Every conversation memory manager on every store it runs on, for the tests/test_conversation*.py files.
 
-``backend`` is parametrized over the kinds below: Redis ones on the real server (its availability
-rule is conftest's: a failure under TIERMEM_REQUIRE_SERVICES=1) and on fakeredis's async client,
-the database one on a SQLite file and on PostgreSQL, the tiered one on the embedded engine and
-on the real Redis (with its head in Redis, so several processes share it).
+A ``Backend`` is one store of a kind below and the managers opened on it; the fixtures that open
+one of each kind (``backend``, ``shared_backend``, ``manager``) are in tests/conftest.py. Redis
+kinds run on the real server (its availability rule is support.unavailable's: a failure under
+TIERMEM_REQUIRE_SERVICES=1) and on fakeredis's async client, the database one on a SQLite file
+and on PostgreSQL, the tiered one on the embedded engine and on the real Redis (with its head in
+Redis, so several processes share it).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 
 import fakeredis
 import pytest
-import pytest_asyncio
+from support import TEST_REDIS_URL, real_redis
 
-from conftest import TEST_REDIS_URL, real_redis
+from memory import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.conversation import (
     DatabaseMemoryManager,
@@ -25,7 +27,6 @@ from memory.conversation import (
     RedisMemoryManager,
     TieredMemoryManager,
 )
-from memory import AgentMemoryAPI
 
 KINDS = ["memory", "redis", "redis-embedded", "sqlite", "postgresql", "tiered", "tiered-redis"]
 SHARED_STORE_KINDS = [kind for kind in KINDS if kind != "memory"]  # a second manager sees the first's writes
@@ -83,21 +84,6 @@ class Backend:
                 self._sync_redis.delete(*keys[start : start + 500])
             self._sync_redis.close()
 
-@pytest_asyncio.fixture(params=KINDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path):
-    opened = Backend(request.param, request, tmp_path)
-    yield opened
-    await opened.close()
-
-@pytest_asyncio.fixture(params=SHARED_STORE_KINDS)
-async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path):
-    opened = Backend(request.param, request, tmp_path)
-    yield opened
-    await opened.close()
-
-@pytest_asyncio.fixture
-async def manager(backend: Backend) -> MemoryManager:
-    return backend.open()
 
 class ScriptedLLM:
     """A deterministic stand-in for a model: appends the new message to the memory as a sentence."""

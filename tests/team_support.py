@@ -1,17 +1,15 @@
-"""Fixtures for the coordination-layer tests: a RedisShortTermMemory on the real Redis (database
-9, a unique key prefix, its keys deleted afterwards) and on the embedded default (fakeredis with
-its durable copy in tmp_path). Imported by the tests/test_team_*.py modules."""
+"""Helpers of the coordination-layer tests (tests/test_team_*.py): what a key prefix holds, memories
+on the real Redis for worker processes, and forked workers. Their fixtures (``make_memory``,
+``memory``, ``team_prefix``, ``redis_prefix``) are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import copy
 import multiprocessing
-import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
-import pytest
-
-from conftest import REDIS_ENGINES, TEST_REDIS_URL, FakeClock, real_redis
+from support import TEST_REDIS_URL
 from memory import RedisShortTermMemory
 
 FORK = multiprocessing.get_context("fork")
@@ -53,55 +51,6 @@ def stored(memory: RedisShortTermMemory) -> dict[Any, Any]:
     return found
 
 
-@pytest.fixture(params=REDIS_ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def team_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def make_memory(engine: str, team_prefix: str, tmp_path: Any) -> Iterator[Callable[..., RedisShortTermMemory]]:
-    """Build memories on the test's engine; all share the prefix and (embedded) the data directory."""
-    made: list[RedisShortTermMemory] = []
-    client = real_redis() if engine == "redis" else None
-
-    def factory(**options: Any) -> RedisShortTermMemory:
-        options.setdefault("key_prefix", team_prefix)
-        options.setdefault("data_dir", str(tmp_path / "data"))
-        if engine == "redis":
-            memory = RedisShortTermMemory(TEST_REDIS_URL, **options)
-        else:
-            memory = RedisShortTermMemory(use_mock=True, **options)
-        made.append(memory)
-        return memory
-
-    yield factory
-    for memory in made:
-        memory.close()
-    if client is not None:
-        delete_prefix(client, team_prefix)
-        client.close()
-
-
-@pytest.fixture
-def memory(make_memory: Callable[..., RedisShortTermMemory]) -> RedisShortTermMemory:
-    return make_memory()
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A unique prefix on the real Redis for multi-process tests (fails or skips without Redis)."""
-    client = real_redis()
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    yield prefix
-    delete_prefix(client, prefix)
-    client.close()
-
-
 def redis_memory(prefix: str, data_dir: str, **options: Any) -> RedisShortTermMemory:
     return RedisShortTermMemory(TEST_REDIS_URL, key_prefix=prefix, data_dir=data_dir, **options)
 
@@ -117,7 +66,3 @@ def run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]], 
         process.join(timeout)
         assert process.exitcode == 0, f"worker exited with {process.exitcode}"
     return results
-
-
-__all__ = ["FakeClock", "FORK", "delete_prefix", "engine", "make_memory", "memory", "redis_memory",
-           "redis_prefix", "run_processes", "stored", "team_prefix"]

@@ -69,6 +69,7 @@ def test_demo_prints_statistics_with_memories_in_every_tier(demo_run):
     assert sum(counts.values()) == stats["total_memories"]
 
 
+@pytest.mark.slow
 def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     run, data_dir = demo_run
     assert run.returncode == 0, run.stderr
@@ -125,6 +126,7 @@ def test_an_unknown_command_exits_non_zero_with_usage(tmp_path):
     assert "usage: tiermem" in run.stderr
 
 
+@pytest.mark.slow
 def test_deployment_shows_the_binding_and_adopt_rebinds_after_a_lost_ltm(demo_run, tmp_path):
     run, data_dir = demo_run
     assert run.returncode == 0, run.stderr

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -16,7 +14,7 @@ import redis
 
 from memory.api import AgentMemoryAPI, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 from memory.config import MemoryConfig
-from tests.conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, DisposableRedis, real_redis
 from tiers.connection import resolve
 
 
@@ -152,38 +150,6 @@ def test_another_process_on_the_same_embedded_data_dir_is_refused(tmp_path):
 
 
 # -- Redis going away mid-run ---------------------------------------------------------------------------
-class DisposableRedis:
-    """A redis-server of our own on a free loopback port, so a test can stop it."""
-
-    def __init__(self):
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server binary not installed")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self):
-        """Start (or, after stop, start again) the server on this port, empty."""
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def vanishing_redis():
     server = DisposableRedis()

@@ -8,8 +8,8 @@ import fakeredis
 import pytest
 
 import memory.conversation as conversation
-from conftest import TEST_REDIS_URL
-from conversation_backends import Backend, ScriptedLLM, backend, manager  # noqa: F401 - fixtures
+from support import TEST_REDIS_URL
+from conversation_backends import Backend, ScriptedLLM
 from memory.api import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.conversation import (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import real_redis
-from conversation_backends import Backend, backend, shared_backend  # noqa: F401 - fixtures
+from support import real_redis
+from conversation_backends import Backend
 from memory.conversation import AgentInput, TieredMemoryManager, WorkingMemoryAgent, WorkingMemoryPolicy
 
 WORKER = Path(__file__).with_name("conversation_worker.py")

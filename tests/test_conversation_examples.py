@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_REDIS_URL, real_redis
-from conversation_backends import Backend, ScriptedLLM, backend  # noqa: F401 - fixtures
+from support import TEST_REDIS_URL, real_redis
+from conversation_backends import Backend, ScriptedLLM
 from memory.conversation import WorkingMemoryAgent
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "conversation" / "memory_patterns.py"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy
 
-from conftest import FakeClock
-from conversation_backends import Backend, backend, manager, shared_backend  # noqa: F401 - fixtures
+from support import FakeClock
+from conversation_backends import Backend
 from memory.conversation import (
     ConversationConflictError,
     ConversationMemory,

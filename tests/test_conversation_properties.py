@@ -24,7 +24,7 @@ from bad_values import (
     ARRAYS, BAD_SECONDS, HASHABLE_NOT_STR, HUGE_INTS, NON_FINITE, NOT_MAPPING, NOT_STR, NOT_STR_OR_NONE, OBJECTS,
     SETTINGS, SURROGATE, UNENCODABLE, bad_counts, containing, one_bad,
 )
-from conversation_backends import Backend, backend  # noqa: F401 - fixtures
+from conversation_backends import Backend
 from memory.conversation import (
     AgentInput,
     ConversationMemory,

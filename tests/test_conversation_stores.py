@@ -13,7 +13,7 @@ import uuid
 import pytest
 import sqlalchemy
 
-from conftest import TEST_POSTGRES_URL, real_redis
+from support import TEST_POSTGRES_URL, real_redis
 from tiers.errors import OutcomeUnknownError, TierUnavailableError
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS, REQUEST_KEPT_MS, RedisConversations, open_client

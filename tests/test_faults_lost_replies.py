@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import real_redis
+from support import real_redis
 from fault_support import all_of, contains, is_command, is_once_script, is_script
 from tiers import errors
 from memory.config import MemoryConfig
@@ -62,11 +62,6 @@ def outcome(call: Callable[[], Any], what: str) -> tuple[str, Any]:
         return "unknown", exc
     except MemoryAPIException as exc:
         pytest.fail(f"{what} raised {type(exc).__name__} after a lost reply: {exc}")
-
-
-@pytest.fixture(params=["close", "hold"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 class Team:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import sqlalchemy
 
-from conftest import TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis, unavailable
+from support import TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis, unavailable
 from fault_support import WHOLE_RANGE, every_query_kind
 from memory.config import MemoryConfig
 from memory import AgentMemoryAPI

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import cut_off_redis
+from support import cut_off_redis
 
 from memory.api import (
     ActionResult,

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, real_redis
 from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
 from tiers.errors import MemoryMaintenanceException, TierUnavailableError

@@ -16,9 +16,8 @@ import pytest
 import redis
 
 import tiers
-from conftest import real_redis
+from support import DisposableRedis, real_redis
 from fault_support import is_command
-from test_connection import DisposableRedis
 from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
 from tiers.bookkeeping import FIELDS
@@ -148,6 +147,7 @@ def test_a_once_script_lost_twice_raises_reply_lost_and_ran_at_most_once(lossy_p
         client.close()
 
 
+@pytest.mark.slow
 def test_nothing_sent_is_not_a_lost_reply():
     """A Redis that refuses the connection never ran the call: NotSent, not an unknown outcome."""
     client = redis.Redis(port=_free_port(), socket_connect_timeout=0.5)

@@ -23,7 +23,7 @@ import pytest
 from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
 from tiers.errors import InvalidInputError, MemoryConfigException
-from tests.conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, real_redis
 
 DIM = 32
 AGENT = "searcher"
@@ -196,6 +196,7 @@ def test_bad_input_gets_a_clear_error(make_api: Callable[..., AgentMemoryAPI]) -
     assert [m["step_number"] for m in api.retrieve_by_location("b", (0, 0), 100)] == [1]
 
 
+@pytest.mark.text
 def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
     client = real_redis()
     prefix = f"t{uuid.uuid4().hex[:12]}"
@@ -229,6 +230,7 @@ def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
             client.delete(*keys)
 
 
+@pytest.mark.text
 def test_content_search_finds_paraphrases_with_the_real_model(make_api: Callable[..., AgentMemoryAPI]) -> None:
     """MiniLM, offline; stores only queue their text, the query embeds what is pending first,
     including memories that maintenance moved to IM and LTM meanwhile."""
@@ -269,6 +271,7 @@ def test_search_with_postgresql_as_the_long_term_tier(make_api: Callable[..., Ag
     assert sorted(m["step_number"] for m in near) == [33, 42, 43, 44, 53]
 
 
+@pytest.mark.text
 def test_background_embedding_empties_the_queue_without_a_query(make_api: Callable[..., AgentMemoryAPI],
                                                                 redis_client: Any) -> None:
     import time
@@ -366,6 +369,7 @@ def test_memories_at_one_place_come_in_creation_order_whatever_the_tier(
     assert [m["memory_id"] for m in api.query("here").near((3, 4), 1).top(3)] == ids[:3]
 
 
+@pytest.mark.slow
 def test_an_index_that_fell_behind_the_trimmed_log_rebuilds(make_api: Callable[..., AgentMemoryAPI]) -> None:
     """More than the log keeps (~20,000 ids) changes between two queries: the second query
     cannot replay them, notices the gap and rebuilds from the tiers."""

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import redis
-from conftest import cut_off_redis
+from support import cut_off_redis
 
 import memory.hooks
 from memory.api import (
@@ -587,6 +587,7 @@ def test_raw_vector_search_in_chosen_tiers(make_api):
     assert len(everywhere) == 3
 
 
+@pytest.mark.text
 def test_content_based_search(make_api):
     memory_api = make_api()
     memory_api.store_agent_interaction(agent_id="agent-123", interaction_data=INTERACTION, step_number=1235)

@@ -18,7 +18,8 @@ from memory import (
     TeamSession,
 )
 from memory import TTLStrategy
-from team_support import FakeClock, engine, make_memory, memory, stored, team_prefix  # noqa: F401
+from team_support import stored
+from support import FakeClock
 
 O, C, V, S = AccessTier.OBSERVER, AccessTier.CONTRIBUTOR, AccessTier.VALIDATOR, AccessTier.STEWARD
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from conftest import real_redis
-from team_support import FakeClock
+from support import real_redis
+from support import FakeClock
 from memory import (
     AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, DuplicateTaskError, RedisShortTermMemory, StagedPattern,
     TaskOwnershipError, TeamSession,

@@ -14,7 +14,7 @@ import pytest
 
 import memory
 import memory.team
-from conftest import REDIS_ENGINES, TEST_REDIS_URL, real_redis
+from support import REDIS_ENGINES, TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 
 REPO = Path(__file__).resolve().parent.parent

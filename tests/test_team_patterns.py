@@ -6,7 +6,7 @@ import pytest
 
 from memory import AccessTier, AgentWorkspace, StagedPattern
 from tiers.errors import InvalidInputError
-from team_support import FORK, engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
+from team_support import FORK, redis_memory, run_processes
 
 
 def pattern(pattern_id="pat_1", agent_id="finder", **extra):

@@ -26,11 +26,11 @@ from memory import (
     RedisShortTermMemory, StagedPattern, TeamSession, check_redis_connection, get_railway_redis, get_redis_memory,
 )
 from tiers.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
-from memory.team import values
 from memory import validation
 from memory.team.ttl import MAX_SECONDS
 from memory.team.values import MAX_TEXT, MAX_VALUE_BYTES
-from team_support import FakeClock, engine, make_memory, stored, team_prefix  # noqa: F401
+from team_support import stored
+from support import FakeClock
 
 PROPERTY = settings(
     max_examples=12, deadline=None, database=None, derandomize=True,

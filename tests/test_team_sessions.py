@@ -7,7 +7,7 @@ import pytest
 from memory import AccessTier, AgentWorkspace, ConflictContext, TeamSession, TTLStrategy
 from tiers.errors import InvalidInputError
 from memory.team.errors import NotFoundError
-from team_support import FORK, engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
+from team_support import FORK, redis_memory, run_processes
 
 
 # -- team sessions ----------------------------------------------------------------------------

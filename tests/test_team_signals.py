@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeClock
+from support import FakeClock
 from memory import AccessTier, AgentWorkspace, RedisShortTermMemory, TTLStrategy
 from tiers.errors import InvalidInputError
-from team_support import engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
+from team_support import redis_memory, run_processes
 from tiers.coordination.local_signals import SWEEP_EVERY_S
 
 

@@ -9,7 +9,8 @@ import pytest
 from memory import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, DuplicateTaskError, TaskOwnershipError
 from tiers.errors import InvalidInputError
 from memory.team.errors import NotFoundError
-from team_support import FakeClock, engine, make_memory, memory, redis_memory, redis_prefix, run_processes, team_prefix  # noqa: F401
+from team_support import redis_memory, run_processes
+from support import FakeClock
 
 
 def task(task_id: str, priority: int = 5, task_type: str = "review", **extra) -> AgentTask:
@@ -342,7 +343,8 @@ def test_each_claim_and_completion_forgets_a_few_of_the_oldest(make_memory):
     assert team.aggregate_results()["total_completed"] == 101
 
 
-def test_ten_thousand_completed_tasks_past_retention_leave_the_queue_bounded(make_memory, engine):
+@pytest.mark.slow
+def test_ten_thousand_completed_tasks_past_retention_leave_the_queue_bounded(make_memory, redis_engine):
     """A team completing 10,000 tasks at a steady pace keeps about one retention's worth (600 here)."""
     clock = FakeClock()
     memory = make_memory(clock=clock)
@@ -351,13 +353,13 @@ def test_ten_thousand_completed_tasks_past_retention_leave_the_queue_bounded(mak
     for batch in range(100):
         run_through(team, [f"job-{batch}-{n}" for n in range(100)])
         clock.advance(10)
-        if engine == "redis" and batch in (9, 99):
+        if redis_engine == "redis" and batch in (9, 99):
             used.append(sum(memory.client.memory_usage(key) or 0 for key in memory.client.scan_iter(match=f"{team.keys.root}*")))
 
     counts = kept(team)
     assert all(600 <= n <= 600 + 100 for n in counts.values()), counts
     assert team.aggregate_results()["total_completed"] == 10_000
-    if engine == "redis":
+    if redis_engine == "redis":
         assert used[1] < 1.5 * used[0] and used[1] < 1 << 20, used  # after 10,000 as after 1,000
     else:  # what the embedded engine snapshots is as bounded
         memory.close()

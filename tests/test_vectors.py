@@ -118,6 +118,8 @@ def test_the_index_kind_is_chosen_by_the_data() -> None:
         assert vectors.index_kind == expected
 
 
+@pytest.mark.slow
+@pytest.mark.text
 def test_recall_on_real_minilm_vectors_of_sentences() -> None:
     """The graph path on what users store (MiniLM vectors of English text, not synthetic clusters),
     with held-out sentences as queries: an IVF index probing 1/32 of its lists found 0.89 on such
