@@ -12,7 +12,7 @@ exactly; IVF lists are trained and probed ever more widely until recall@10 on th
 reaches CALIBRATION_RECALL. If a few lists suffice (well-clustered vectors), IVF stays: on the
 clustered benchmark vectors it probed 8 of 2,048 lists. If not, an HNSW graph is built and its
 walk length calibrated the same way. On MiniLM vectors of 120,000 English sentences, IVF probing
-1/32 of its lists (the former fixed choice) found recall@10 0.89 and needed 12% of them, 2.5 ms,
+1/32 of its lists (a fixed choice) found recall@10 0.89 and needed 12% of them, 2.5 ms,
 for 0.95; the graph found 0.99 in 0.64 ms. Held-out rows join the index afterwards: a walk
 toward a row that is already a node of a graph is easy, and would promise too much.
 

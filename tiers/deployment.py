@@ -14,7 +14,7 @@ An engine binds the two before it reads or writes anything (:func:`bind`):
 - both hold the same id: this is that deployment;
 - they differ, or Redis holds one and the LTM none: this engine points at another deployment's
   Redis prefix or LTM (another data directory, another database), or the LTM was lost. It is
-  refused with MemoryConfigException naming both. `tiermem deployment adopt` binds the prefix to
+  refused with MemoryConfigException naming both. `tiermem deployment --adopt` binds the prefix to
   this LTM when the old one is gone for good;
 - the LTM holds one and Redis none: Redis lost its data (or this is another Redis server). It is
   bound again, with a new incarnation, and the loss is reported: what STM and IM held is gone,

@@ -89,7 +89,7 @@ class DictionaryStore:
         if current is not None:
             data = self.load(int(current))
             return None if data is None else (int(current), data)
-        # an LTM from before content ids: its newest dictionary, named by its content from now on
+        # an LTM whose dictionaries are numbered (an older schema): its newest one, named by its content from here on
         newest = guarded(lambda: self._scalar(select(numbered_dictionaries.c.data)
                                               .order_by(numbered_dictionaries.c.dict_id.desc()).limit(1)))
         if newest is None:

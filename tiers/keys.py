@@ -1,7 +1,7 @@
 """The Redis key schema: the only module that builds key names.
 
 Every key of one agent carries the hash tag ``{agent_id}``, so one agent lives in one Redis
-Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal (DESIGN invariant 3).
+Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal.
 
     <prefix>:{<agent>}:meta                  hash   the agent's bookkeeping: version (cache token),
                                                     incarnation, newest step, LTM step bounds,

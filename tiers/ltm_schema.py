@@ -3,7 +3,7 @@
     tiermem_ltm                 one row per memory (namespace = the engine's key prefix)
     tiermem_ltm_gone            deleted rows with the change stamp of their deletion
     tiermem_zstd_dictionaries   zstd dictionaries by content id (tiers/dictionaries.py)
-    tiermem_dictionaries        dictionaries as LTMs numbered them before content ids
+    tiermem_dictionaries        numbered dictionaries (schemas older than content ids), read-only
     tiermem_deployments         which deployment each namespace belongs to (tiers/deployment.py)
     tiermem_schema              the schema version (MIGRATIONS)
 

@@ -1,7 +1,7 @@
 """The coordination layer's Redis key schema: the only module that builds its key names.
 
 Every key lives under ``<prefix>:team:`` and carries a hash tag, so each multi-key script or
-MULTI block touches one Redis Cluster slot (DESIGN invariant 3). Names inside keys are validated
+MULTI block touches one Redis Cluster slot. Names inside keys are validated
 (letters, digits, ``_ . : @ / + = -``; signal types without ``:``), so no two names share a key.
 
     per agent                      {a:<agent>}
