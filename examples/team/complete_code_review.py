@@ -6,10 +6,9 @@ The guide's "Complete Working Example"; only the import lines differ (``empathy_
 ``memory``, ``EmpathyOS`` is tiermem's ``AgentWorkspace``).
 """
 import asyncio
-from memory import (
-    AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, TeamSession, StagedPattern
-)
+
+from memory import AccessTier, AgentCoordinator, AgentTask, StagedPattern, TeamSession, get_redis_memory
+from memory import AgentWorkspace as EmpathyOS
 
 
 async def run_code_review():
@@ -80,7 +79,7 @@ async def run_code_review():
     signals = lead_agent.receive_signals("review_complete")
     staged = lead_agent.get_staged_patterns()
 
-    print(f"\nReview Complete!")
+    print("\nReview Complete!")
     print(f"Signals received: {len(signals)}")
     print(f"Patterns staged: {len(staged)}")
     print(f"Final keys in Redis: {memory.get_stats()['keys']}")
@@ -88,7 +87,7 @@ async def run_code_review():
     # Persist state
     lead_agent.collaboration_state.successful_interventions += 1
     lead_agent.persist_collaboration_state()
-    print(f"State persisted")
+    print("State persisted")
 
 
 if __name__ == "__main__":
