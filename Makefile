@@ -3,7 +3,8 @@
 # Each builds .venv first, with only what it needs, and a stamp file per level so neither redoes
 # the other's work:
 #   .venv/.stamp-base  `pip install -e .`: the package alone, what the demo and the CLI need
-#                      (no torch, no test tools: a fresh clone's `make demo` prints in seconds)
+#                      (no torch, no test tools, no bytecode compiled ahead: a fresh clone's
+#                      `make demo` prints within ~25 s, most of it pip)
 #   .venv/.stamp-full  torch, then `.[test,text]`: everything the tests and benchmarks need
 #                      (it refreshes the base stamp too: `make test` then `make demo` installs nothing)
 # torch is installed first and pinned: its CPU wheel is on this machine's pip path (find-links),
@@ -20,7 +21,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-compile -e .
 	touch $@
 	$(HOW_TO_RUN)
 
