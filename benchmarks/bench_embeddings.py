@@ -24,7 +24,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import SimAgent  # noqa: E402
 from bench_resolution import sentences  # noqa: E402
-
 from embeddings.state import StateEncoder  # noqa: E402
 
 STATES = 2_000

@@ -46,9 +46,10 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -56,8 +57,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memory.config import MemoryConfig  # noqa: E402
 from memory import AgentMemoryAPI  # noqa: E402
+from memory.config import MemoryConfig  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 from tiers.scripts import evalsha  # noqa: E402
 
@@ -214,9 +215,7 @@ def machine_info(client: redis.Redis) -> list[str]:
         f"python  : {platform.python_implementation()} {platform.python_version()}; redis-py {redis.__version__}, "
         f"msgpack {'.'.join(map(str, msgpack.version))}",
         f"redis   : {server['redis_version']} ({server.get('arch_bits', '?')}-bit, {server.get('multiplexing_api', '?')})",
-        "load    : 1-minute load average {:.2f} at the start (other processes share the CPUs and Redis)".format(
-            os.getloadavg()[0]
-        ),
+        f"load    : 1-minute load average {os.getloadavg()[0]:.2f} at the start (other processes share the CPUs and Redis)",
     ]
 
 
@@ -460,7 +459,8 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
 
     main_prefix, main_dir = f"{root}.main", f"{tmp}/main"
     keys = KeySchema(main_prefix)
-    engine = AgentMemoryAPI(make_config(args, main_prefix, main_dir, cleanup_interval=2**53))  # never: maintenance runs when the benchmark says
+    # cleanup_interval 2**53: never; maintenance runs when the benchmark says
+    engine = AgentMemoryAPI(make_config(args, main_prefix, main_dir, cleanup_interval=2**53))
     try:
         progress(f"2/6 batched store: {args.agents:,} agents x {args.steps:,} steps, batches of ~{args.batch:,}")
         load = load_workload(args, engine, client, f"{root}.raw")
@@ -503,10 +503,10 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
         tier_range = measure_time_range(engine, windows(rng, cross, args.steps, args.queries))
         report.add_latency("retrieve_by_time_range, all tiers (miss)", percentiles_ms(tier_range.samples_ns),
                            "range_tiers_p50_ms")
-        for label in sorted(tier_range.by_tiers, key=lambda l: (l.count("+"), l)):
+        for label in sorted(tier_range.by_tiers, key=lambda name: (name.count("+"), name)):
             report.add_latency(f"  windows answered by {label}", percentiles_ms(tier_range.by_tiers[label]))
         edge = measure_time_range(engine, boundary_windows(client, keys, cross, args.steps))
-        for label in sorted(edge.by_tiers, key=lambda l: (l.count("+"), l)):
+        for label in sorted(edge.by_tiers, key=lambda name: (name.count("+"), name)):
             report.add_latency(f"  boundary windows answered by {label}", percentiles_ms(edge.by_tiers[label]))
         tiers_attr, tiers_attr_rows = measure_attributes(engine, cross, args.attr_queries)
         report.add_latency(f"retrieve_by_attributes {ATTRIBUTE_QUERY}, all tiers", tiers_attr)

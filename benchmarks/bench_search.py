@@ -35,16 +35,17 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memory.config import MemoryConfig  # noqa: E402
 from memory import AgentMemoryAPI  # noqa: E402
+from memory.config import MemoryConfig  # noqa: E402
 
 DIM = 384
 AGENT = "bench-agent"

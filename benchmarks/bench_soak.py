@@ -50,9 +50,10 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import redis
 
@@ -60,8 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import SimAgent, delete_prefix, machine_info, progress  # noqa: E402
-from memory.config import MemoryConfig  # noqa: E402
 from memory import AgentMemoryAPI  # noqa: E402
+from memory.config import MemoryConfig  # noqa: E402
 from memory.team import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, RedisShortTermMemory  # noqa: E402
 from tiers.coordination.keys import TeamKeys  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
@@ -361,8 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     capacity = args.agents * (args.stm_limit + args.im_limit)
     print(f"workload: {args.agents} agents, {args.rate:g} steps/s for {args.minutes:g} min; STM limit "
           f"{args.stm_limit}, IM limit {args.im_limit} per agent (capacity {capacity:,} "
-          f"memories in Redis), indices within {args.index_mb} MiB (FAISS above {args.exact_limit:,} rows), change logs of {args.change_log:,} ids, "
-          f"{args.cache_size:,} cached answers, completed tasks kept {args.task_retention:g} s; per step one store_many, a time-range, a similar-states and a location query, "
+          f"memories in Redis), indices within {args.index_mb} MiB (FAISS above {args.exact_limit:,} rows), "
+          f"change logs of {args.change_log:,} ids, {args.cache_size:,} cached answers, completed tasks kept "
+          f"{args.task_retention:g} s; per step one store_many, a time-range, a similar-states and a location query, "
           f"2 tasks added/claimed/completed, 1 signal sent and read; an attribute query every 10 steps")
     print()
     try:

@@ -197,7 +197,8 @@ def main() -> None:
     print(f"{'backend':<10} {'metric':<20} {'p50':>8} {'p90':>8} {'p99':>8}   target p50")
     with tempfile.TemporaryDirectory() as data_dir:
         backends = [
-            ("redis", lambda: RedisShortTermMemory(args.redis_url, key_prefix=f"tmbench-{uuid.uuid4().hex[:8]}", data_dir=data_dir)),
+            ("redis", lambda: RedisShortTermMemory(args.redis_url, key_prefix=f"tmbench-{uuid.uuid4().hex[:8]}",
+                                                   data_dir=data_dir)),
             ("embedded", lambda: RedisShortTermMemory(use_mock=True, key_prefix="tmbench", data_dir=data_dir)),
         ]
         for name, build in backends:

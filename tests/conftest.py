@@ -25,8 +25,12 @@ import pytest
 import pytest_asyncio
 import redis
 import sqlalchemy
+
 from conversation_backends import KINDS, SHARED_STORE_KINDS, Backend
 from fault_support import EmbeddedChild, LossyProxy, RedisProcess
+from memory import AgentMemoryAPI, RedisShortTermMemory
+from memory.config import MemoryConfig
+from memory.conversation import MemoryManager
 from support import (
     REDIS_ENGINES,
     REQUIRE_SERVICES,
@@ -39,10 +43,6 @@ from support import (
     unavailable,
 )
 from team_support import delete_prefix
-
-from memory import AgentMemoryAPI, RedisShortTermMemory
-from memory.config import MemoryConfig
-from memory.conversation import MemoryManager
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import fakeredis
 import pytest
-from support import TEST_REDIS_URL, real_redis
 
 from memory import AgentMemoryAPI
 from memory.config import MemoryConfig
@@ -27,6 +26,7 @@ from memory.conversation import (
     RedisMemoryManager,
     TieredMemoryManager,
 )
+from support import TEST_REDIS_URL, real_redis
 
 KINDS = ["memory", "redis", "redis-embedded", "sqlite", "postgresql", "tiered", "tiered-redis"]
 SHARED_STORE_KINDS = [kind for kind in KINDS if kind != "memory"]  # a second manager sees the first's writes
@@ -61,9 +61,11 @@ class Backend:
         elif kind == "redis":
             manager = RedisMemoryManager(TEST_REDIS_URL, key_prefix=self.prefix, **options)
         elif kind == "redis-embedded":
-            manager = RedisMemoryManager(client=fakeredis.FakeAsyncRedis(server=self._fake_server), key_prefix=self.prefix, **options)
+            client = fakeredis.FakeAsyncRedis(server=self._fake_server)
+            manager = RedisMemoryManager(client=client, key_prefix=self.prefix, **options)
         elif kind == "sqlite":
-            manager = DatabaseMemoryManager(f"sqlite:///{self.tmp_path / 'conversations.sqlite'}", namespace=self.prefix, **options)
+            url = f"sqlite:///{self.tmp_path / 'conversations.sqlite'}"
+            manager = DatabaseMemoryManager(url, namespace=self.prefix, **options)
         elif kind == "postgresql":
             engine = self._request.getfixturevalue("postgres_engine")
             manager = DatabaseMemoryManager(engine, namespace=self.prefix, **options)

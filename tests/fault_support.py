@@ -36,9 +36,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import hiredis
 import redis
@@ -153,7 +154,7 @@ class ConnectionCounts:
 class _Link:
     """One client connection and its upstream connection, with a pump thread each way."""
 
-    def __init__(self, proxy: "LossyProxy", client: socket.socket, upstream: socket.socket, number: int):
+    def __init__(self, proxy: LossyProxy, client: socket.socket, upstream: socket.socket, number: int):
         self.proxy, self.client, self.upstream = proxy, client, upstream
         self.counts = ConnectionCounts(number)
         self.pending: collections.deque[Drop | None] = collections.deque()  # one entry per command in flight
@@ -287,7 +288,7 @@ class LossyProxy:
             for thread in link.threads:
                 thread.join(5)
 
-    def __enter__(self) -> "LossyProxy":
+    def __enter__(self) -> LossyProxy:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -370,7 +371,7 @@ class RedisProcess:
             argv += ["--appendonly", "no"]
         return argv
 
-    def start(self, timeout: float = 10.0) -> "RedisProcess":
+    def start(self, timeout: float = 10.0) -> RedisProcess:
         """Start on the kept port, or (first start) on a free one; wait until it answers PING."""
         self.directory.mkdir(parents=True, exist_ok=True)
         candidates = [self.port] if self.port is not None else random.sample(list(PORTS), len(PORTS))
@@ -431,7 +432,7 @@ class RedisProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def restart(self, keep_data: bool) -> "RedisProcess":
+    def restart(self, keep_data: bool) -> RedisProcess:
         """Kill and start again on the same port; ``keep_data=False`` wipes the directory first."""
         self.kill()
         if not keep_data:

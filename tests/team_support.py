@@ -9,8 +9,8 @@ import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
-from support import TEST_REDIS_URL
 from memory import RedisShortTermMemory
+from support import TEST_REDIS_URL
 
 FORK = multiprocessing.get_context("fork")
 

@@ -19,8 +19,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from tiers.record import unpack_contents
 from tiers.codec import _to_plain, pack_contents
+from tiers.record import unpack_contents
 
 
 class Colour(enum.Enum):
@@ -31,7 +31,7 @@ class Level(enum.IntEnum):
     HIGH = 2
 
 
-class Mode(str, enum.Enum):
+class Mode(str, enum.Enum):  # noqa: UP042 - the (str, Enum) mixin users write, not StrEnum
     FAST = "fast"
 
 

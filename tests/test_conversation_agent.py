@@ -8,7 +8,6 @@ import fakeredis
 import pytest
 
 import memory.conversation as conversation
-from support import TEST_REDIS_URL
 from conversation_backends import Backend, ScriptedLLM
 from memory.api import AgentMemoryAPI
 from memory.config import MemoryConfig
@@ -27,6 +26,7 @@ from memory.conversation import (
     create_memory_agent,
 )
 from memory.conversation.working_memory import fold_turn, next_turn_number
+from support import TEST_REDIS_URL
 from tiers.errors import MemoryConfigException
 
 
@@ -62,7 +62,8 @@ async def test_memory_agent_with_context():
     # ... and, beyond the seed: the model saw the retrieved memory, and its answer was stored
     prompt = mock_llm.chat.call_args.args[0][-1]["content"]
     assert "User likes technical details" in prompt and "Tell me about APIs" in prompt
-    mock_memory.store.assert_called_once_with({"conversation_id": "test_123", "working_memory": "Memory updated with user context"})
+    mock_memory.store.assert_called_once_with({"conversation_id": "test_123",
+                                               "working_memory": "Memory updated with user context"})
 
 
 async def test_a_seed_style_manager_is_read_before_and_written_after_every_model_call():

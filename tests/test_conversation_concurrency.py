@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from support import real_redis
 from conversation_backends import Backend
 from memory.conversation import AgentInput, TieredMemoryManager, WorkingMemoryAgent, WorkingMemoryPolicy
+from support import real_redis
 
 WORKER = Path(__file__).with_name("conversation_worker.py")
 UNBOUNDED = WorkingMemoryPolicy(max_chars=1_000_000, keep_turns=100_000)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from support import TEST_REDIS_URL, real_redis
 from conversation_backends import Backend, ScriptedLLM
 from memory.conversation import WorkingMemoryAgent
+from support import TEST_REDIS_URL, real_redis
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "conversation" / "memory_patterns.py"
 _spec = importlib.util.spec_from_file_location("memory_patterns", EXAMPLE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import sqlalchemy
 
-from support import FakeClock
 from conversation_backends import Backend
 from memory.conversation import (
     ConversationConflictError,
@@ -15,6 +14,7 @@ from memory.conversation import (
     InvalidConversationError,
     RedisMemoryManager,
 )
+from support import FakeClock
 from tiers.errors import MemoryAPIException, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 
 BAD_IDS = ["", "has space", "x" * 121, 42, None, "brace{tag}", "semi;colon", "ümlaut", "new\nline"]
@@ -236,7 +236,8 @@ async def test_database_refuses_what_it_cannot_use(tmp_path):
 async def test_database_namespaces_share_a_table_without_seeing_each_other(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
     clock = FakeClock()
-    first, second = DatabaseMemoryManager(url, namespace="app1", clock=clock), DatabaseMemoryManager(url, namespace="app2", clock=clock)
+    first = DatabaseMemoryManager(url, namespace="app1", clock=clock)
+    second = DatabaseMemoryManager(url, namespace="app2", clock=clock)
     try:
         await first.store({"conversation_id": "c", "working_memory": "one"})
         assert await second.get("c") is None

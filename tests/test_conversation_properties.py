@@ -21,8 +21,21 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bad_values import (
-    ARRAYS, BAD_SECONDS, HASHABLE_NOT_STR, HUGE_INTS, NON_FINITE, NOT_MAPPING, NOT_STR, NOT_STR_OR_NONE, OBJECTS,
-    SETTINGS, SURROGATE, UNENCODABLE, bad_counts, containing, one_bad,
+    ARRAYS,
+    BAD_SECONDS,
+    HASHABLE_NOT_STR,
+    HUGE_INTS,
+    NON_FINITE,
+    NOT_MAPPING,
+    NOT_STR,
+    NOT_STR_OR_NONE,
+    OBJECTS,
+    SETTINGS,
+    SURROGATE,
+    UNENCODABLE,
+    bad_counts,
+    containing,
+    one_bad,
 )
 from conversation_backends import Backend
 from memory.conversation import (
@@ -40,9 +53,9 @@ from memory.conversation import (
     create_memory_agent,
 )
 from memory.conversation.state import MAX_WORKING_MEMORY_CHARS
-from tiers.keys import NAME_ALPHABET
-from tiers.errors import InvalidInputError, MemoryConfigException
 from memory.validation import MAX_STEP
+from tiers.errors import InvalidInputError, MemoryConfigException
+from tiers.keys import NAME_ALPHABET
 
 KEPT = ("kept-1", "kept-2")
 BAD_INPUT = InvalidConversationError

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy
 
 from support import TEST_POSTGRES_URL, real_redis
-from tiers.errors import OutcomeUnknownError, TierUnavailableError
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS, REQUEST_KEPT_MS, RedisConversations, open_client
 from tiers.conversation_sql import SQLConversations
 from tiers.conversations import StoredConversation
+from tiers.errors import OutcomeUnknownError, TierUnavailableError
 
 VALUE = StoredConversation("notes", 1, '[[1,"hello",1.0]]', 1.0)
 

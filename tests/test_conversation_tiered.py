@@ -7,7 +7,6 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from support import FakeClock
 from memory.api import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.conversation import (
@@ -17,6 +16,7 @@ from memory.conversation import (
     TieredMemoryManager,
     WorkingMemoryAgent,
 )
+from support import FakeClock
 
 
 @pytest.fixture

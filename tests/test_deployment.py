@@ -5,19 +5,20 @@ Redis and the embedded engine's client, with SQLite files of the test's own."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import zstandard
 from sqlalchemy import insert
 
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
-from tiers.errors import MemoryConfigException, PayloadUnreadableError
+from memory.config import MemoryConfig
 from tiers.codec import PayloadCodec, pack_contents
 from tiers.deployment import Binding
 from tiers.dictionaries import CONTENT_IDS, DictionaryStore, dictionary_id
+from tiers.errors import MemoryConfigException, PayloadUnreadableError
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.ltm_schema import make_engine, numbered_dictionaries

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from collections.abc import Iterator
 from importlib.metadata import version
-from typing import Any, Iterator
+from typing import Any
 
 import fakeredis
 import pytest

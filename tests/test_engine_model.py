@@ -11,8 +11,9 @@ sees every write that finished before it). A failure names the seed and the oper
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pytest
 

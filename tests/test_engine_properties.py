@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Callable
 from hashlib import blake2b
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,16 +23,29 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bad_values import (
-    ARRAYS, BAD_SECONDS, HASHABLE_NOT_STR, HUGE_INTS, NON_FINITE, NOT_MAPPING, NOT_STR, NOT_STR_OR_NONE, OBJECTS,
-    SETTINGS, SURROGATE, UNENCODABLE, bad_counts, containing, one_bad,
+    ARRAYS,
+    BAD_SECONDS,
+    HASHABLE_NOT_STR,
+    HUGE_INTS,
+    NON_FINITE,
+    NOT_MAPPING,
+    NOT_STR,
+    NOT_STR_OR_NONE,
+    OBJECTS,
+    SETTINGS,
+    SURROGATE,
+    UNENCODABLE,
+    bad_counts,
+    containing,
+    one_bad,
 )
+from memory import AgentMemoryAPI
 from memory.cache import cacheable
 from memory.config import MemoryConfig
-from memory import AgentMemoryAPI
-from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
-from tiers.record import MEMORY_TYPES, TIERS
 from memory.validation import MAX_COUNT, MAX_STEP
+from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
 from tiers.keys import AGENT_ID_PATTERN, PREFIX_PATTERN
+from tiers.record import MEMORY_TYPES, TIERS
 
 AGENT = "seeded"
 DIM = 8
@@ -116,8 +130,8 @@ BAD_POSITIONS = st.one_of(
     st.tuples(FINITE, BAD_COORDINATES), st.tuples(BAD_COORDINATES, FINITE, FINITE),
     st.none(), st.integers(), st.text(max_size=3), st.dictionaries(st.text(max_size=1), FINITE, max_size=3), OBJECTS, ARRAYS,
 )
-BAD_RADII = st.one_of(st.floats(max_value=-1e-300), NON_FINITE, st.integers(max_value=-1), HUGE_INTS.filter(lambda x: x > 2**1024),
-                      st.booleans(), st.text(max_size=3), st.none(), OBJECTS)
+BAD_RADII = st.one_of(st.floats(max_value=-1e-300), NON_FINITE, st.integers(max_value=-1),
+                      HUGE_INTS.filter(lambda x: x > 2**1024), st.booleans(), st.text(max_size=3), st.none(), OBJECTS)
 BAD_VECTORS = st.one_of(
     st.lists(st.floats(-1e3, 1e3), max_size=20).filter(lambda v: len(v) != DIM),
     st.lists(st.floats(), min_size=DIM, max_size=DIM).filter(lambda v: not all(map(math.isfinite, v))),
@@ -361,9 +375,10 @@ SECTIONS = {
                    "promote_threshold": bad_counts(1), "batch_size": bad_counts(1),
                    "dictionary_size": bad_counts(1, 1 << 24), "dictionary_samples": bad_counts(1, 100_000)},
     "search_config": {"vector_dim": st.one_of(bad_counts(8, 65536)), "state_vectors": NOT_BOOL,
-                      "text_embedding": st.one_of(st.text(max_size=8).filter(lambda t: t not in ("off", "on_query", "background")),
-                                                  NOT_STR_OR_NONE),
-                      "text_model": st.one_of(st.integers(), st.floats(), st.lists(st.integers(), max_size=2), st.binary(max_size=2)),
+                      "text_embedding": st.one_of(
+                          st.text(max_size=8).filter(lambda t: t not in ("off", "on_query", "background")), NOT_STR_OR_NONE),
+                      "text_model": st.one_of(st.integers(), st.floats(), st.lists(st.integers(), max_size=2),
+                                              st.binary(max_size=2)),
                       "position_key": st.one_of(NOT_STR, st.just("")), "cell_size": BAD_NUMBERS | st.floats(max_value=0.0),
                       "exact_limit": bad_counts(1), "index_agents": bad_counts(1)},
 }
@@ -505,7 +520,8 @@ _agents = itertools.count()
 
 
 @SETTINGS
-@given(contents=st.lists(CONTENTS, min_size=1, max_size=10), kinds=st.lists(st.sampled_from(MEMORY_TYPES), min_size=10, max_size=10))
+@given(contents=st.lists(CONTENTS, min_size=1, max_size=10),
+       kinds=st.lists(st.sampled_from(MEMORY_TYPES), min_size=10, max_size=10))
 def test_stored_contents_come_back_equal_from_every_tier(seeded, contents, kinds):
     api = seeded[0]
     agent = f"round-trip-{next(_agents)}"

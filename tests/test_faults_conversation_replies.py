@@ -19,12 +19,12 @@ import pytest
 import pytest_asyncio
 import redis.asyncio
 
-from support import TEST_REDIS_URL, real_redis
 from fault_support import is_script
 from memory.conversation import ConversationMemory, RedisMemoryManager
-from tiers.errors import MemoryStoreException, OutcomeUnknownError
+from support import TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS
+from tiers.errors import MemoryStoreException, OutcomeUnknownError
 
 pytestmark = pytest.mark.slow
 

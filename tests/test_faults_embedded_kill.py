@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from fault_support import every_query_kind
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
+from memory.config import MemoryConfig
 
 pytestmark = pytest.mark.slow
 

@@ -13,25 +13,32 @@ under test.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from support import real_redis
 from fault_support import all_of, contains, is_command, is_once_script, is_script
-from tiers import errors
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
-from tiers.errors import MemoryAPIException, MemoryStoreException
+from memory.config import MemoryConfig
 from memory.team import (
-    AccessTier, AgentCoordinator, AgentCredentials, AgentTask, ConflictContext, RedisShortTermMemory, StagedPattern,
+    AccessTier,
+    AgentCoordinator,
+    AgentCredentials,
+    AgentTask,
+    ConflictContext,
+    RedisShortTermMemory,
+    StagedPattern,
     TeamSession,
 )
+from support import real_redis
 from team_support import delete_prefix
-from tiers.coordination import patterns as pattern_store
+from tiers import errors
 from tiers.coordination import collaboration, conflicts, sessions, signals
+from tiers.coordination import patterns as pattern_store
 from tiers.coordination import tasks as task_queue
 from tiers.coordination.keys import TeamKeys
+from tiers.errors import MemoryAPIException, MemoryStoreException
 from tiers.keys import KeySchema
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from fault_support import WHOLE_RANGE, answer_problems, every_query_kind
-from tiers import errors
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
+from memory.config import MemoryConfig
+from tiers import errors
 from tiers.errors import MemoryStoreException
 from tiers.keys import KeySchema
 
@@ -99,7 +99,7 @@ def test_a_kill_during_store_many_reports_which_agents_landed(make_redis_process
         records = batch(round_no)
         with engine_on(server, tmp_path, prefix) as api:
             seconds = store_many_seconds(api)
-            answer, error = kill_during(server, rng.uniform(0.1, 0.8) * seconds, lambda: api.store_many(records))
+            answer, error = kill_during(server, rng.uniform(0.1, 0.8) * seconds, lambda records=records: api.store_many(records))
             server.restart(keep_data=True)
             verdicts = landed_per_agent(api, records)
         tally = Counter(v if v in ("all", "none") else "partial" for v in verdicts.values())
@@ -141,7 +141,7 @@ def test_store_many_retried_with_its_idempotency_key_after_a_kill_stores_each_re
         with engine_on(server, tmp_path, prefix) as api:
             seconds = store_many_seconds(api)
             answer, error = kill_during(server, rng.uniform(0.1, 0.8) * seconds,
-                                        lambda: api.store_many(records, idempotency_key=key))
+                                        lambda records=records, key=key: api.store_many(records, idempotency_key=key))
             server.restart(keep_data=True)
             first_ids = answer if error is None else list(error.memory_ids)
             interrupted += error is not None

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy
 
-from support import TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis, unavailable
 from fault_support import WHOLE_RANGE, every_query_kind
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
+from memory.config import MemoryConfig
+from support import TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis, unavailable
 from tiers.errors import MemoryAPIException, MemoryConfigException
 
 pytestmark = pytest.mark.slow
@@ -108,7 +109,8 @@ def what_follows(first: AgentMemoryAPI, second: AgentMemoryAPI, stored: dict[str
 
     theirs = attempt("the second engine fills its own agent", lambda: fill(second, "beta", 2)) or {}
     for who, api, agent, expected in (("second", second, "alpha", stored), ("first", first, "beta", theirs)):
-        answer = attempt(f"the {who} engine reads {agent}", lambda: api.retrieve_by_time_range(agent, *WHOLE_RANGE))
+        answer = attempt(f"the {who} engine reads {agent}",
+                         lambda api=api, agent=agent: api.retrieve_by_time_range(agent, *WHOLE_RANGE))
         for memory in answer or []:
             if memory["contents"] != expected.get(memory["memory_id"]):
                 seen.append(f"the {who} engine read {memory['memory_id']} ({memory['tier']}) with other contents")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from support import cut_off_redis
 
 from memory.api import (
     ActionResult,
@@ -16,6 +15,7 @@ from memory.api import (
     install_memory_hooks,
     with_memory,
 )
+from support import cut_off_redis
 
 
 class AgentError(Exception):

@@ -59,9 +59,9 @@ def test_a_version_2_postgresql_database_takes_content_ids(private_postgres_engi
 
     import zstandard
 
-    from tiers.record import MemoryRecord
     from tiers.codec import PayloadCodec, pack_contents
     from tiers.dictionaries import CONTENT_IDS, dictionary_id
+    from tiers.record import MemoryRecord
 
     pg = private_postgres_engine
     SQLTier(pg, "old").close()

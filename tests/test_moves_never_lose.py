@@ -21,18 +21,19 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from support import TEST_REDIS_URL, real_redis
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
-from tiers.errors import MemoryMaintenanceException, TierUnavailableError
 from memory._engine.maintenance import MaintenanceReport
+from memory.config import MemoryConfig
+from support import TEST_REDIS_URL, real_redis
+from tiers.errors import MemoryMaintenanceException, TierUnavailableError
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 

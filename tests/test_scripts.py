@@ -16,10 +16,10 @@ import pytest
 import redis
 
 import tiers
-from support import DisposableRedis, real_redis
 from fault_support import is_command
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
+from memory.config import MemoryConfig
+from support import DisposableRedis, real_redis
 from tiers.bookkeeping import FIELDS
 from tiers.scripts import SLOTS, SPECS, Script, evalsha, send_packed
 from tiers.transport import NotSent, ReplyLost
@@ -46,7 +46,8 @@ def test_threads_get_their_own_replies_and_share_a_few_connections():
     def echo(thread: int) -> None:
         for call in range(300):
             sent = f"{thread}:{call}".encode()
-            connection, *replies = send_packed(client, lambda: [("CLIENT", "ID"), ("ECHO", sent), ("ECHO", sent + b"!")])
+            connection, *replies = send_packed(client,
+                                               lambda sent=sent: [("CLIENT", "ID"), ("ECHO", sent), ("ECHO", sent + b"!")])
             connections.add(connection)
             if replies != [sent, sent + b"!"]:
                 errors.append(f"sent {sent!r}, got {replies!r}")

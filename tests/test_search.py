@@ -7,23 +7,23 @@ exact numpy search over every memory; ties are tolerated by comparing scores, no
 
 from __future__ import annotations
 
-import zlib
-
 import math
 import subprocess
 import sys
 import textwrap
 import uuid
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from memory.config import MemoryConfig
 from memory import AgentMemoryAPI
-from tiers.errors import InvalidInputError, MemoryConfigException
+from memory.config import MemoryConfig
 from support import TEST_REDIS_URL, real_redis
+from tiers.errors import InvalidInputError, MemoryConfigException
 
 DIM = 32
 AGENT = "searcher"

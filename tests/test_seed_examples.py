@@ -13,7 +13,6 @@ import uuid
 
 import pytest
 import redis
-from support import cut_off_redis
 
 import memory.hooks
 from memory.api import (
@@ -30,6 +29,7 @@ from memory.api import (
     with_memory,
 )
 from memory.config import MemoryConfig, RedisSTMConfig
+from support import cut_off_redis
 
 STATE = {"position": [10, 20], "health": 0.85, "inventory": {"wood": 5, "stone": 2}}
 INTERACTION = {

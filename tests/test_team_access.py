@@ -16,12 +16,12 @@ from memory import (
     ConflictContext,
     StagedPattern,
     TeamSession,
+    TTLStrategy,
 )
-from memory import TTLStrategy
-from team_support import stored
 from support import FakeClock
+from team_support import stored
 
-O, C, V, S = AccessTier.OBSERVER, AccessTier.CONTRIBUTOR, AccessTier.VALIDATOR, AccessTier.STEWARD
+O, C, V, S = AccessTier.OBSERVER, AccessTier.CONTRIBUTOR, AccessTier.VALIDATOR, AccessTier.STEWARD  # noqa: E741 - the tables' one-letter tiers
 
 
 def seeded(memory):
@@ -69,7 +69,8 @@ OPERATIONS = {
     "promote_pattern": (V, lambda m, t: me(m, t).promote_pattern("p1")),
     "reject_pattern": (V, lambda m, t: me(m, t).reject_pattern("p2", "no")),
     "find_patterns": (O, lambda m, t: me(m, t).find_patterns()),
-    "record_conflict": (C, lambda m, t: me(m, t).record_conflict(ConflictContext("c2", {"a": {"position": 1}, "b": {"position": 2}}))),
+    "record_conflict": (C, lambda m, t: me(m, t).record_conflict(
+        ConflictContext("c2", {"a": {"position": 1}, "b": {"position": 2}}))),
     "get_conflict": (O, lambda m, t: me(m, t).get_conflict("c1")),
     "resolve_conflict": (V, lambda m, t: me(m, t).resolve_conflict("c1")),
     "persist_collaboration_state": (C, lambda m, t: me(m, t).persist_collaboration_state()),

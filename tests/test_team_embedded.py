@@ -15,15 +15,21 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from support import real_redis
-from support import FakeClock
 from memory import (
-    AccessTier, AgentCoordinator, AgentTask, AgentWorkspace, DuplicateTaskError, RedisShortTermMemory, StagedPattern,
-    TaskOwnershipError, TeamSession,
+    AccessTier,
+    AgentCoordinator,
+    AgentTask,
+    AgentWorkspace,
+    DuplicateTaskError,
+    RedisShortTermMemory,
+    StagedPattern,
+    TaskOwnershipError,
+    TeamSession,
 )
-from tiers.errors import MemoryConfigException
+from support import FakeClock, real_redis
 from tiers import embedded_client
 from tiers.coordination.durable import reading_back
+from tiers.errors import MemoryConfigException
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -204,8 +210,8 @@ def test_of_threads_promoting_one_embedded_pattern_exactly_one_wins(tmp_path):
 
         def promote(validator: str) -> None:
             me = AgentWorkspace(validator, short_term_memory=memory, access_tier=AccessTier.VALIDATOR)
-            barrier.wait()
-            outcomes[validator] = me.promote_pattern(pid)
+            barrier.wait()  # noqa: B023 - the threads are joined before the next round
+            outcomes[validator] = me.promote_pattern(pid)  # noqa: B023
 
         threads = [threading.Thread(target=promote, args=(f"v{i}",)) for i in range(6)]
         for thread in threads:
@@ -344,7 +350,8 @@ except MemoryConfigException as exc:
 def test_a_second_process_on_the_same_data_directory_is_refused_clearly(tmp_path):
     memory = open_memory(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", BUSY.format(data=str(tmp_path))], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", BUSY.format(data=str(tmp_path))], env=env, capture_output=True, text=True,
+                          timeout=60)
     assert "refused:" in done.stdout and "REDIS_URL" in done.stdout, done.stdout + done.stderr
     memory.close()
 

@@ -90,7 +90,8 @@ def test_examples_share_a_deployment_in_either_order_and_run_again(engine, tmp_p
 def test_the_team_names_are_exactly_all_and_in_the_facade():
     for name in memory.team.__all__:
         assert getattr(memory, name) is getattr(memory.team, name) and name in memory.__all__
-    exported = {name for name, value in vars(memory.team).items() if not name.startswith("_") and not isinstance(value, ModuleType)}
+    exported = {name for name, value in vars(memory.team).items()
+                if not name.startswith("_") and not isinstance(value, ModuleType)}
     assert exported == set(memory.team.__all__)  # nothing public slips in unnoticed
     with pytest.raises(AttributeError):
         memory.NotAName  # noqa: B018
@@ -98,5 +99,6 @@ def test_the_team_names_are_exactly_all_and_in_the_facade():
 
 def test_the_record_and_errors_load_nothing_of_memory():
     code = "import sys, tiers.record, tiers.errors; print(sorted(m for m in sys.modules if m.startswith('memory')))"
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from memory import AccessTier, AgentWorkspace, StagedPattern
-from tiers.errors import InvalidInputError
 from team_support import FORK, redis_memory, run_processes
+from tiers.errors import InvalidInputError
 
 
 def pattern(pattern_id="pat_1", agent_id="finder", **extra):
@@ -118,7 +118,7 @@ def _promote(prefix, data_dir, validator, barrier, queue):
 @pytest.mark.slow
 def test_of_concurrent_promoters_exactly_one_wins(redis_prefix, tmp_path):
     memory = redis_memory(redis_prefix, str(tmp_path))
-    for round_ in range(3):
+    for _ in range(3):
         memory.client.delete(memory.keys.promoted("contested"))
         with memory.pattern_library.engine.begin() as conn:
             from tiers.coordination.library import patterns_table

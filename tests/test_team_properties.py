@@ -13,24 +13,36 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory import (
-    AccessTier, AgentCoordinator, AgentCredentials, AgentTask, AgentWorkspace, ConflictContext, PatternLibrary,
-    RedisShortTermMemory, StagedPattern, TeamSession, check_redis_connection, get_railway_redis, get_redis_memory,
+    AccessTier,
+    AgentCoordinator,
+    AgentCredentials,
+    AgentTask,
+    AgentWorkspace,
+    ConflictContext,
+    PatternLibrary,
+    RedisShortTermMemory,
+    StagedPattern,
+    TeamSession,
+    check_redis_connection,
+    get_railway_redis,
+    get_redis_memory,
+    validation,
 )
-from tiers.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
-from memory import validation
 from memory.team.ttl import MAX_SECONDS
 from memory.team.values import MAX_TEXT, MAX_VALUE_BYTES
-from team_support import stored
 from support import FakeClock
+from team_support import stored
+from tiers.errors import InvalidInputError, MemoryAPIException, MemoryConfigException
 
 PROPERTY = settings(
     max_examples=12, deadline=None, database=None, derandomize=True,
@@ -83,7 +95,7 @@ not_a_mapping = st.one_of(st.integers(), st.text(max_size=3), st.lists(st.intege
 
 
 # -- what every case acts on --------------------------------------------------------------------
-S, O = AccessTier.STEWARD, AccessTier.OBSERVER
+S, O = AccessTier.STEWARD, AccessTier.OBSERVER  # noqa: E741 - one-letter tiers, as in test_team_access.py
 
 
 def seed(memory: RedisShortTermMemory, data_dir: str) -> SimpleNamespace:
@@ -99,7 +111,7 @@ def seed(memory: RedisShortTermMemory, data_dir: str) -> SimpleNamespace:
     team.register_agent("worker", ["review"])
     for task_id in ("t1", "t2", "t3"):
         team.add_task(AgentTask(task_id, "review", f"do {task_id}", priority=5, context={"n": task_id}))
-    for task_id in ("t1", "t2"):
+    for _task_id in ("t1", "t2"):  # claimed in priority order
         team.claim_task("worker", "review")
     team.complete_task("t1", {"found": 1}, agent_id="worker")
     room = TeamSession(memory, "room", "Review PR #7")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from memory import AccessTier, AgentWorkspace, ConflictContext, TeamSession, TTLStrategy
-from tiers.errors import InvalidInputError
 from memory.team.errors import NotFoundError
 from team_support import FORK, redis_memory, run_processes
+from tiers.errors import InvalidInputError
 
 
 # -- team sessions ----------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from support import FakeClock
 from memory import AccessTier, AgentWorkspace, RedisShortTermMemory, TTLStrategy
-from tiers.errors import InvalidInputError
+from support import FakeClock
 from team_support import redis_memory, run_processes
 from tiers.coordination.local_signals import SWEEP_EVERY_S
+from tiers.errors import InvalidInputError
 
 
 def agent(memory, name, tier=AccessTier.CONTRIBUTOR):

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from memory import AccessTier, AgentCoordinator, AgentCredentials, AgentTask, DuplicateTaskError, TaskOwnershipError
-from tiers.errors import InvalidInputError
 from memory.team.errors import NotFoundError
-from team_support import redis_memory, run_processes
 from support import FakeClock
+from team_support import redis_memory, run_processes
+from tiers.errors import InvalidInputError
 
 
 def task(task_id: str, priority: int = 5, task_type: str = "review", **extra) -> AgentTask:
@@ -289,7 +289,8 @@ def kept(team: AgentCoordinator) -> dict[str, int]:
     queue = team._queue
     if hasattr(queue, "_team"):  # the embedded engine keeps them in the process
         state = queue._team
-        return {"done": len(state.done), "tasks": len(state.bodies), "attempts": len(state.attempts), "results": len(state.results)}
+        return {"done": len(state.done), "tasks": len(state.bodies), "attempts": len(state.attempts),
+                "results": len(state.results)}
     client, keys = team.memory.client, team.keys
     return {"done": client.zcard(keys.done), "tasks": client.hlen(keys.tasks), "attempts": client.hlen(keys.attempts),
             "results": client.hlen(keys.results)}

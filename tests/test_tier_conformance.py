@@ -15,8 +15,9 @@ from __future__ import annotations
 import functools
 import random
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,13 +25,13 @@ import sqlalchemy
 import zstandard
 
 from embeddings.resolution import reduce
-from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
-from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
 from tiers.base import FastTier, LongTermTier, Tier
+from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
 from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.ltm_schema import make_engine, memories
+from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.redis_tier import RedisTier
 from tiers.scripts import Scripts
 

@@ -126,8 +126,9 @@ async def returning_customer(agent: WorkingMemoryAgent, later_agent: WorkingMemo
     statuses = [await ConversationSimulator(agent).add_interaction(conversation_id, line) for line in first_visit]
     found = await later_agent.memory_manager.retrieve({"conversation_id": conversation_id})
     context = found[0].working_memory if found else ""
-    print(f"  context found when Carol returns:\n    " + context.replace("\n", "\n    "))
-    statuses.append(await ConversationSimulator(later_agent).add_interaction(conversation_id, "Carol is back: E42 again after reboot"))
+    print("  context found when Carol returns:\n    " + context.replace("\n", "\n    "))
+    later = ConversationSimulator(later_agent)
+    statuses.append(await later.add_interaction(conversation_id, "Carol is back: E42 again after reboot"))
     memory = await show_memory(later_agent.memory_manager, conversation_id)
     return {"statuses": statuses, "context_on_return": context, "memory": memory, "first_visit": first_visit}
 

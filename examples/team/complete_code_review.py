@@ -8,10 +8,9 @@ one deployment in any order and each runs again: the signal goes to this review'
 lead counts this review's staged pattern, and a task an earlier run added is skipped.
 """
 import asyncio
-from memory import (
-    AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession, StagedPattern
-)
+
+from memory import AccessTier, AgentCoordinator, AgentTask, DuplicateTaskError, StagedPattern, TeamSession, get_redis_memory
+from memory import AgentWorkspace as EmpathyOS
 
 
 async def run_code_review():
@@ -86,7 +85,7 @@ async def run_code_review():
     signals = lead_agent.receive_signals("review_complete")
     staged = [p for p in lead_agent.get_staged_patterns() if p.pattern_id == "pat_input_validation"]
 
-    print(f"\nReview Complete!")
+    print("\nReview Complete!")
     print(f"Signals received: {len(signals)}")
     print(f"Patterns staged: {len(staged)}")
     print(f"Final keys in Redis: {memory.get_stats()['keys']}")
@@ -94,7 +93,7 @@ async def run_code_review():
     # Persist state
     lead_agent.collaboration_state.successful_interventions += 1
     lead_agent.persist_collaboration_state()
-    print(f"State persisted")
+    print("State persisted")
 
 
 if __name__ == "__main__":

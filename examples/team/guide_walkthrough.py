@@ -7,7 +7,7 @@ the embedded engine in ./.tiermem.
 
 # Part 1: Basic Setup ------------------------------------------------------------------------
 # Step 1: Get Redis Memory
-from memory import get_redis_memory, check_redis_connection
+from memory import check_redis_connection, get_redis_memory
 
 # Automatic detection:
 # 1. Checks REDIS_URL environment variable
@@ -24,7 +24,8 @@ else:
     print("Using mock mode (no Redis)")
 
 # Step 2: Create an Agent with Memory
-from memory import AgentWorkspace as EmpathyOS, AccessTier
+from memory import AccessTier
+from memory import AgentWorkspace as EmpathyOS
 
 # Create agent with short-term memory
 agent = EmpathyOS(
@@ -235,10 +236,10 @@ for p in staged:
 
     # Validator decision (in real system, would involve review)
     if p.confidence > 0.85:
-        print(f"APPROVED: Promoting to pattern library")
+        print("APPROVED: Promoting to pattern library")
         # promote_to_library(p)  # Your promotion logic
     else:
-        print(f"NEEDS WORK: Confidence below threshold")
+        print("NEEDS WORK: Confidence below threshold")
 
 # Part 5: State Persistence ------------------------------------------------------------------
 # Step 12: Persist and Restore State
@@ -292,7 +293,7 @@ def measure_coordination_performance(memory, coordinator, num_tasks=10):
     # 2. Signal round-trip time
     start = time.time()
     coordinator.broadcast("ping", {"timestamp": time.time()})
-    signals = memory.receive_signals(coordinator._credentials, signal_type="ping")
+    signals = memory.receive_signals(coordinator._credentials, signal_type="ping")  # noqa: F841 - as the guide writes it
     signal_rtt = (time.time() - start) * 1000
 
     # 3. Memory stats

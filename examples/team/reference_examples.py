@@ -11,7 +11,8 @@ page's example host: it builds a client that connects on first use, and nothing 
 """
 
 # Quick Start
-from memory import AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier
+from memory import AccessTier, get_redis_memory
+from memory import AgentWorkspace as EmpathyOS
 
 # Get Redis memory (auto-detects Railway, fallback to localhost/mock)
 memory = get_redis_memory()
@@ -31,7 +32,7 @@ results = empathy.retrieve("analysis_results")
 print(results)  # {'files': 10, 'issues': 3}
 
 # Programmatic Configuration
-from memory import get_redis_memory, get_railway_redis, check_redis_connection
+from memory import check_redis_connection, get_railway_redis, get_redis_memory
 
 # Auto-detect (checks REDIS_URL, falls back to localhost, then mock)
 memory = get_redis_memory()
@@ -197,10 +198,8 @@ memory = get_redis_memory()
 # Connects to centerbeam.proxy.rlwy.net:PORT
 
 # Example: Multi-Agent Code Review
-from memory import (
-    AgentWorkspace as EmpathyOS, get_redis_memory, AccessTier,
-    AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession
-)
+from memory import AccessTier, AgentCoordinator, AgentTask, DuplicateTaskError, TeamSession, get_redis_memory
+from memory import AgentWorkspace as EmpathyOS
 
 memory = get_redis_memory()
 
