@@ -1,5 +1,5 @@
 # Entry points: `make demo`, `make test` (everything), `make test-fast` (-m "not slow"),
-# `make test-text` (-m text), `make lint` (ruff) and `make bench`; PYTEST_ARGS is passed on to pytest.
+# `make test-text` (-m text), `make lint` (ruff, mypy) and `make bench`; PYTEST_ARGS is passed on to pytest.
 # Each builds .venv first, with only what it needs, and a stamp file per level so neither redoes
 # the other's work:
 #   .venv/.stamp-base  `pip install -e .`: the package alone, what the demo and the CLI need
@@ -51,9 +51,10 @@ test-fast: $(FULL)
 test-text: $(FULL)
 	$(PYTEST) -m text $(PYTEST_ARGS)
 
-# The library (memory/, tiers/, indices/, embeddings/) is not held to it yet.
+# ruff over everything, mypy over the library (its settings: pyproject.toml).
 lint: $(FULL)
-	$(BIN)/ruff check tests benchmarks examples
+	$(BIN)/ruff check memory tiers indices embeddings tests benchmarks examples
+	$(BIN)/mypy
 
 bench: $(FULL)
 	$(BIN)/python benchmarks/bench_engine.py
