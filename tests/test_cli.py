@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_REDIS_URL, real_redis
 from memory import AgentMemoryAPI, MemoryConfig
 from memory import cli as cli_module
 from memory.cli import build_parser, main
+from support import TEST_REDIS_URL, real_redis
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_REDIS_URL, real_redis
+from support import TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 
 REPO = Path(__file__).resolve().parent.parent
