@@ -146,9 +146,7 @@ def run_size(args: argparse.Namespace, client: redis.Redis, n: int, out: list[st
                             .near(tuple(c), 50.0).similar_to_embedding(q).top(10)
                             for q, c in zip(queries, centers_xy)], api)
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start:start + 500])
+        delete_prefix(client, prefix)
 
     share = "/".join(f"{tiers[t]['count']:,}" for t in ("stm", "im", "ltm"))
     knn_target = TARGETS["knn_1m"] if n >= 1_000_000 else TARGETS["knn_100k"] if n >= 100_000 else None
@@ -165,7 +163,14 @@ def run_size(args: argparse.Namespace, client: redis.Redis, n: int, out: list[st
     out.append(f"{'combined query top 10':34}{p(c_t, 50):9.3f}{p(c_t, 99):9.3f}")
 
 
-def text_figures(args: argparse.Namespace, out: list[str]) -> None:
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    """Every key a run made under its own prefix (this script's keys only)."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+
+
+def text_figures(args: argparse.Namespace, client: redis.Redis, out: list[str]) -> None:
     from embeddings.text import TextEncoder
 
     rng = np.random.default_rng(args.seed)
@@ -182,16 +187,19 @@ def text_figures(args: argparse.Namespace, out: list[str]) -> None:
         started = time.perf_counter()
         encoder.encode([sentence])
         singles.append(time.perf_counter() - started)
-    with AgentMemoryAPI(MemoryConfig(redis_url=args.redis_url, key_prefix=f"tmtext-{os.getpid()}",
-                                     data_dir=tempfile.mkdtemp(), cleanup_interval=10**9)) as api:
-        api.store_many({"agent_id": "talker", "data": {"content": s}, "step_number": i, "memory_type": "interaction"}
-                       for i, s in enumerate(sentences))
-        started = time.perf_counter()
-        api.search_by_content("talker", "trade wood at the market", k=5)
-        catch_up = time.perf_counter() - started
-        queries = [" ".join(rng.choice(words, 4)) for _ in range(50)]
-        content_t, _ = timed([lambda q=q: api.search_by_content("talker", q, k=5) for q in queries], api)
-        api.clear_agent_memory("talker")
+    prefix = f"tmtext-{os.getpid()}"
+    try:
+        with AgentMemoryAPI(MemoryConfig(redis_url=args.redis_url, key_prefix=prefix,
+                                         data_dir=tempfile.mkdtemp(), cleanup_interval=10**9)) as api:
+            api.store_many({"agent_id": "talker", "data": {"content": s}, "step_number": i, "memory_type": "interaction"}
+                           for i, s in enumerate(sentences))
+            started = time.perf_counter()
+            api.search_by_content("talker", "trade wood at the market", k=5)
+            catch_up = time.perf_counter() - started
+            queries = [" ".join(rng.choice(words, 4)) for _ in range(50)]
+            content_t, _ = timed([lambda q=q: api.search_by_content("talker", q, k=5) for q in queries], api)
+    finally:
+        delete_prefix(client, prefix)
     out.append("\n## text (all-MiniLM-L6-v2, CPU)")
     out.append(f"encode batched: {batched:,.0f} sentences/s; one at a time: p50 {p(singles, 50):.1f} ms")
     out.append(f"first search_by_content over 1,000 queued memories (embeds them): {catch_up:.1f} s")
@@ -246,7 +254,7 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {size:,} memories", file=sys.stderr, flush=True)
         run_size(args, client, size, out)
     if not args.no_text:
-        text_figures(args, out)
+        text_figures(args, client, out)
     if args.real_text:
         real_text_figures(args, out)
     out.append(f"\nload average at the end {os.getloadavg()[0]:.2f}")
