@@ -30,7 +30,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -125,24 +125,19 @@ def _json(value: Any) -> None:
 
 
 # -- argument types -----------------------------------------------------------------------------
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: an int of at least ``least``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
 
-def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return parse
 
 
 def steps(text: str) -> tuple[int, int]:
@@ -370,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "Simulate agents that store a state every step (and now and then an action), run\n"
                    "maintenance, query the memories every way the engine can, and print statistics.\n"
                    "It clears the memories of the agents it simulates (agent-0, agent-1, ...) first.")
-    run.add_argument("--agents", type=positive, default=20, metavar="N", help="agents to simulate (default: 20)")
-    run.add_argument("--steps", type=positive, default=500, metavar="N", help="steps each agent lives (default: 500)")
+    run.add_argument("--agents", type=whole_number(1), default=20, metavar="N", help="agents to simulate (default: 20)")
+    run.add_argument("--steps", type=whole_number(1), default=500, metavar="N", help="steps each agent lives (default: 500)")
     run.add_argument("--seed", type=int, default=7, help="random seed, for a run you can repeat (default: 7)")
 
     numbers = _command(commands, "stats", stats, "statistics per tier, type, cache and index",
@@ -392,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     memories.add_argument("--steps", type=steps, default=(0, LAST_STEP), metavar="A:B",
                           help="steps A to B, both included; A: from A on, :B up to B (default: all)")
     memories.add_argument("--type", metavar="TYPE", help="only memories of this type: state, action or interaction")
-    memories.add_argument("--limit", type=count, metavar="N", help="at most N memories, the earliest steps first")
+    memories.add_argument("--limit", type=whole_number(0), metavar="N", help="at most N memories, the earliest steps first")
     memories.add_argument("--vectors", action="store_true",
                           help="include the vectors (a column in the table, the values in JSON)")
     _json_option(memories, "the memories (their full contents and metadata)")
