@@ -87,6 +87,35 @@ def test_examples_share_a_deployment_in_either_order_and_run_again(engine, tmp_p
             client.close()
 
 
+# The guide's walkthrough owns its team, session and pattern; run again, it finds its tasks queued
+# (done or not) and its pattern staged, so nothing new is claimed and the totals stay.
+AGAIN = ["Has memory: True", "Already queued: sec_001", "Already queued: style_001", "Total completed: 1",
+         "By agent: {'security_agent': 1}", "Patterns awaiting validation: 1", "Trust level restored: 0.85"]
+
+
+@pytest.mark.parametrize("engine", REDIS_ENGINES)
+def test_the_guide_walkthrough_runs_again_in_its_deployment(engine, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    if engine == "redis":
+        client = real_redis()
+        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
+    else:
+        env["REDIS_URL"] = ""
+    try:
+        runs = [subprocess.run([sys.executable, str(REPO / "examples" / "team" / "guide_walkthrough.py")], cwd=tmp_path,
+                               env=env, capture_output=True, text=True, timeout=120) for _ in range(2)]
+    finally:
+        if engine == "redis":
+            delete_prefix(client, prefix)
+            client.close()
+    first, again = runs
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert "Security agent claimed: sec_001" in first.stdout and "Already queued" not in first.stdout
+    for line in AGAIN:
+        assert line in again.stdout, f"{line!r} missing from:\n{again.stdout}"
+
+
 def test_the_team_names_are_exactly_all_and_in_the_facade():
     for name in memory.team.__all__:
         assert getattr(memory, name) is getattr(memory.team, name) and name in memory.__all__
