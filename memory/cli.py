@@ -29,6 +29,7 @@ import os
 import random
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +39,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from memory import AgentMemoryAPI, MaintenanceReport, MemoryAPIException, MemoryConfig
-from memory.cli_text import agents_text, jsonable, memories_text, stats_text
+from memory import AgentMemoryAPI, MemoryAPIException, MemoryConfig
+from memory.cli_text import agents_text, indexed_text, jsonable, memories_text, stats_text, summary_text
 
 GOALS = ("gather", "trade", "explore", "rest")
 MOODS = ("calm", "curious", "tired", "alert")
@@ -283,23 +284,35 @@ def _span(start: int, end: int) -> str:
 
 
 def maintain(args: argparse.Namespace) -> int:
-    """Run maintenance now, agent by agent; print what moved as JSON."""
+    """Run maintenance now, as the engine does (all agents: those with work, by its maintenance
+    workers); print what moved."""
     with opened(_config(args)) as memory:
-        names = [args.agent] if args.agent else memory.list_agents()
-        report, started = MaintenanceReport(), time.perf_counter()
-        for agent in _each_agent(names, "maintaining"):
-            report.add(memory.force_memory_maintenance(agent))
-        report.seconds = time.perf_counter() - started
-    _json(report.as_dict())
+        total = 1 if args.agent else len(memory.list_agents())
+        with _progress(range(total), "maintaining") as bar:
+            lock = threading.Lock()
+
+            def done(agent: str) -> None:
+                with lock:
+                    bar.set_postfix_str(agent)
+                    bar.update()
+
+            report = memory.force_memory_maintenance(args.agent, progress=done)
+    if args.json:
+        _json(report.as_dict())
+    else:
+        print(summary_text(report.as_dict()))
     return 0
 
 
 def reindex(args: argparse.Namespace) -> int:
-    """Rebuild the search indices from the tiers and say how much each tier indexed."""
+    """Rebuild the search indices from the tiers and say how much each agent indexed."""
     with opened(_config(args)) as memory:
         names = [args.agent] if args.agent else memory.list_agents()
         report = {agent: memory.rebuild_indices(agent) for agent in _each_agent(names, "reindexing")}
-    _json({"agents": len(report), "memories_indexed": sum(report.values()), "by_agent": report})
+    if args.json:
+        _json({"agents": len(report), "memories_indexed": sum(report.values()), "by_agent": report})
+    else:
+        print(indexed_text(report))
     return 0
 
 
@@ -308,7 +321,10 @@ def deployment(args: argparse.Namespace) -> int:
     LTM when Redis names another deployment whose LTM is lost for good."""
     with opened(_config(args), adopt_deployment=args.adopt) as memory:
         found = memory.deployment
-    _json(found)
+    if args.json:
+        _json(found)
+    else:
+        print(summary_text(found))
     return 0
 
 
@@ -393,23 +409,26 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(memories, "the memories (their full contents and metadata)")
 
     upkeep = _command(commands, "maintain", maintain, "run maintenance now",
-                      "Run maintenance now, agent by agent: demote from STM to IM and from IM to LTM by\n"
-                      "capacity and age, promote often-read LTM memories, finish interrupted moves.\n"
-                      "Prints what moved as JSON.")
+                      "Run maintenance now: demote from STM to IM and from IM to LTM by capacity and age,\n"
+                      "promote often-read LTM memories, finish interrupted moves. Without --agent, every\n"
+                      "agent with work, by the engine's maintenance workers. Prints what moved.")
     _agent_option(upkeep)
+    _json_option(upkeep, "what moved")
 
     rebuild = _command(commands, "reindex", reindex, "rebuild the search indices from the tiers",
                        "Rebuild every agent's search indices from the memories the tiers hold, and print\n"
-                       "how many each agent indexed as JSON.")
+                       "how many each agent indexed.")
     _agent_option(rebuild)
+    _json_option(rebuild, "what was indexed")
 
     bind = _command(commands, "deployment", deployment, "show the deployment the key prefix and the LTM belong to",
                     "Print the deployment (an id recorded in Redis and in the LTM) that this key prefix and\n"
-                    "this LTM belong to, as JSON. An engine that finds them bound to different deployments\n"
+                    "this LTM belong to. An engine that finds them bound to different deployments\n"
                     "refuses to start; --adopt rebinds them when the other LTM is lost for good.")
     bind.add_argument("--adopt", action="store_true",
                       help="bind the key prefix to this LTM although Redis names another deployment "
                            "(its LTM is lost for good; what it held is gone)")
+    _json_option(bind, "the deployment")
     return parser
 
 

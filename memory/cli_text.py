@@ -76,7 +76,8 @@ def pairs(items: Sequence[tuple[str, str]], indent: str = "") -> list[str]:
 
 LABELS = {"agent_id": "agent", "total_memories": "memories", "memory_type_distribution": "types",
           "cache_hit_rate": "cache hit rate", "count": "memories", "bytes": "size",
-          "compression_ratio": "compression"}
+          "compression_ratio": "compression", "stm_to_im": "STM -> IM", "im_to_ltm": "IM -> LTM",
+          "ltm_to_im": "LTM -> IM", "busy": "busy elsewhere", "ltm": "LTM"}
 
 
 def _label(key: str) -> str:
@@ -87,6 +88,19 @@ def _label(key: str) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_text(found: Mapping[str, Any]) -> str:
+    """A flat mapping (a maintenance report, a deployment) as aligned ``name  value`` lines."""
+    return "\n".join(pairs([(_label(key), formatted(key, value)) for key, value in found.items()]))
+
+
+def indexed_text(by_agent: Mapping[str, int]) -> str:
+    """What a reindex indexed: one line per agent, then all of them."""
+    rows = [[agent, formatted("count", n)] for agent, n in by_agent.items()]
+    if len(rows) != 1:
+        rows.append([f"all {len(rows):,}", formatted("count", sum(by_agent.values()))])
+    return "\n".join(table(["AGENT", "INDEXED"], rows, [False, True]))
 
 
 def stats_text(stats: Mapping[str, Any]) -> str:

@@ -90,7 +90,7 @@ def test_stats_and_maintain_see_the_demo_memories(demo_run, tmp_path):
     assert agent_stats["agent_id"] == "agent-0"
     assert agent_stats["memory_type_distribution"]["state"] == 60
 
-    maintained = tiermem("maintain", "--data-dir", data_dir, cwd=tmp_path)
+    maintained = tiermem("maintain", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert maintained.returncode == 0, maintained.stderr
     report = json.loads(maintained.stdout)
     assert report["agents"] == 3 and report["busy"] == []
@@ -103,7 +103,7 @@ def test_reindex_indexes_every_demo_memory_and_the_demo_searches(demo_run, tmp_p
     run, data_dir = demo_run
     assert run.returncode == 0, run.stderr
     assert "states most like the last one" in run.stdout and "memories within 2 of" in run.stdout
-    rebuilt = tiermem("reindex", "--data-dir", data_dir, cwd=tmp_path)
+    rebuilt = tiermem("reindex", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr
     report = json.loads(rebuilt.stdout)
     assert report["agents"] == 3
@@ -130,7 +130,7 @@ def test_an_unknown_command_exits_non_zero_with_usage(tmp_path):
 def test_deployment_shows_the_binding_and_adopt_rebinds_after_a_lost_ltm(demo_run, tmp_path):
     run, data_dir = demo_run
     assert run.returncode == 0, run.stderr
-    shown = tiermem("deployment", "--data-dir", data_dir, cwd=tmp_path)
+    shown = tiermem("deployment", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     first = json.loads(shown.stdout)
     assert first["id"] and first["key_prefix"] == "tiermem" and first["ltm"].endswith("ltm.sqlite")
@@ -138,7 +138,7 @@ def test_deployment_shows_the_binding_and_adopt_rebinds_after_a_lost_ltm(demo_ru
         leftover.unlink()
     refused = tiermem("stats", "--data-dir", data_dir, cwd=tmp_path)
     assert refused.returncode == 1 and "holds no deployment" in refused.stderr and "Traceback" not in refused.stderr
-    adopted = tiermem("deployment", "--adopt", "--data-dir", data_dir, cwd=tmp_path)
+    adopted = tiermem("deployment", "--adopt", "--json", "--data-dir", data_dir, cwd=tmp_path)
     assert adopted.returncode == 0, adopted.stderr
     assert json.loads(adopted.stdout)["id"] != first["id"]
     assert tiermem("stats", "--data-dir", data_dir, cwd=tmp_path).returncode == 0
@@ -301,6 +301,42 @@ def test_agents_lists_every_agent_with_its_memories_per_tier(seeded, capsys):
     assert len({line.rfind(line.split()[-1]) + len(line.split()[-1]) for line in out.splitlines()}) == 1
 
 
+def test_maintain_reindex_and_deployment_print_aligned_text_and_json(seeded, capsys):
+    with seeded.api() as api:
+        api.store_many([{"agent_id": "agent-0", "data": {"step": step}, "step_number": 100 + step} for step in range(30)])
+    options = [*seeded.options, "--config", str(write_config(seeded, stm_limit=10))]
+    status, out, err = cli(capsys, "maintain", *options)
+    assert status == 0, err
+    shown = dict(re.findall(r"^(\S.*?)  +(\S.*)$", out, re.M))
+    assert shown["agents"] == "2" and shown["busy elsewhere"] == "-"
+    assert int(shown["STM -> IM"]) >= 30 and re.fullmatch(r"\d+\.\d\d s", shown["seconds"])
+    assert int(shown["moved"]) == sum(int(shown[name]) for name in ("STM -> IM", "IM -> LTM", "LTM -> IM"))
+    status, raw, err = cli(capsys, "maintain", "--json", *options)
+    assert status == 0, err
+    assert json.loads(raw)["stm_to_im"] == 0  # the text run moved them
+
+    status, out, err = cli(capsys, "reindex", *seeded.options)
+    assert status == 0, err
+    _, raw, _ = cli(capsys, "reindex", "--json", *seeded.options)
+    indexed = json.loads(raw)
+    rows = [line.split() for line in out.splitlines()]
+    assert rows == [["AGENT", "INDEXED"], *([agent, f"{n:,}"] for agent, n in indexed["by_agent"].items()),
+                    ["all", "2", f"{indexed['memories_indexed']:,}"]]
+
+    status, out, err = cli(capsys, "deployment", *seeded.options)
+    assert status == 0, err
+    _, raw, _ = cli(capsys, "deployment", "--json", *seeded.options)
+    bound = json.loads(raw)
+    assert re.search(rf"^id +{bound['id']}$", out, re.M) and re.search(rf"^key prefix +{bound['key_prefix']}$", out, re.M)
+
+
+def write_config(target, stm_limit):
+    """A settings file beside the target's data: a small STM, so maintenance has work."""
+    path = Path(target.config.data_dir) / "small-stm.toml"
+    path.write_text(f"[stm]\nmemory_limit = {stm_limit}\n")
+    return path
+
+
 def steps_shown(out):
     return [int(row[0]) for row in lines_from(out, "STEP")[1:]]
 
@@ -427,7 +463,8 @@ def test_read_only_commands_leave_the_embedded_snapshot_alone(seeded, capsys):
         assert status == 0, (argv, err)
         assert snapshot_of(seeded.config.data_dir)[1:] == (content, 1_000_000_000_000_000_000), argv
 
-    status, _, err = cli(capsys, "maintain", *seeded.options)  # a command that writes still snapshots
+    small_stm = ["--config", str(write_config(seeded, stm_limit=5))]  # so maintenance has work
+    status, _, err = cli(capsys, "maintain", *seeded.options, *small_stm)  # a command that writes still snapshots
     assert status == 0, err
     assert snapshot_of(seeded.config.data_dir)[2] != 1_000_000_000_000_000_000
     _, raw, _ = cli(capsys, "stats", "--json", *seeded.options)
@@ -435,17 +472,16 @@ def test_read_only_commands_leave_the_embedded_snapshot_alone(seeded, capsys):
 
 
 def test_progress_and_start_up_status_go_to_a_terminal_on_stderr_only(seeded, capsys, monkeypatch):
-    status, out, err = cli(capsys, "reindex", *seeded.options)
+    status, out, err = cli(capsys, "reindex", "--json", *seeded.options)
     assert status == 0 and err == ""  # not a terminal: nothing but the result
     indexed = json.loads(out)
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     for command, progress in (["reindex", "reindexing"], ["maintain", "maintaining"], ["agents", "counting"]):
-        status, out, err = cli(capsys, command, "--json", *seeded.options) if command == "agents" else \
-            cli(capsys, command, *seeded.options)
+        status, out, err = cli(capsys, command, "--json", *seeded.options)
         assert status == 0, err
         assert progress in err and "agent-1" in err
         assert ("starting the embedded engine" if seeded.config.redis_url == "" else "connecting to Redis") in err
         json.loads(out)  # stdout holds the result alone
-    status, out, err = cli(capsys, "reindex", *seeded.options)
+    status, out, err = cli(capsys, "reindex", "--json", *seeded.options)
     assert json.loads(out) == indexed

@@ -379,16 +379,19 @@ class AgentMemoryAPI:
         return self._searches.rebuild(agents)
 
     # -- maintenance and statistics -----------------------------------------------------------------
-    def force_memory_maintenance(self, agent_id: str | None = None) -> MaintenanceReport:
-        """Run maintenance now for one agent or all; returns what moved where."""
+    def force_memory_maintenance(self, agent_id: str | None = None, *,
+                                 progress: Callable[[str], None] | None = None) -> MaintenanceReport:
+        """Run maintenance now for one agent or all (those with work, by ``maintenance_workers``
+        threads); returns what moved where. ``progress`` is called with each agent's id once it
+        is done, from a maintenance thread when there are several."""
         self._check_open()
         self._check_incarnation()
         if agent_id is not None:
             agents = [validation.agent_id(agent_id)]
-            report = self._maintainer.run(agents)
+            report = self._maintainer.run(agents, progress=progress)
         else:
             agents = self.list_agents()
-            report = self._maintainer.run(agents, only_if_needed=True)
+            report = self._maintainer.run(agents, only_if_needed=True, progress=progress)
         for agent in agents:
             self._writes.forget(agent)
         return report

@@ -93,8 +93,11 @@ class Maintainer:
         self.clock = clock
         self.workers = workers
 
-    def run(self, agent_ids: Iterable[str], only_if_needed: bool = False) -> MaintenanceReport:
-        """Maintain each agent; ``only_if_needed`` first asks (one round trip) whether there is work.
+    def run(self, agent_ids: Iterable[str], only_if_needed: bool = False,
+            progress: Callable[[str], None] | None = None) -> MaintenanceReport:
+        """Maintain each agent; ``only_if_needed`` first asks (one round trip) whether there is work;
+        ``progress`` is called with each agent's id once it is done (from a worker thread when
+        there are several workers).
 
         After a failure no further agent is started; the exception carries what was done.
         """
@@ -104,7 +107,7 @@ class Maintainer:
         failures: list[MemoryAPIException] = []
         if self.workers > 1 and len(agents) > 1:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="tiermem-maintenance") as pool:
-                futures = [pool.submit(self._one, agent_id, parts[agent_id], only_if_needed) for agent_id in agents]
+                futures = [pool.submit(self._one, agent_id, parts[agent_id], only_if_needed, progress) for agent_id in agents]
                 for future in futures:
                     try:
                         future.result()
@@ -117,7 +120,7 @@ class Maintainer:
         else:
             for agent_id in agents:
                 try:
-                    self._one(agent_id, parts[agent_id], only_if_needed)
+                    self._one(agent_id, parts[agent_id], only_if_needed, progress)
                 except MemoryAPIException as exc:
                     failures.append(exc)
                     break
@@ -129,7 +132,13 @@ class Maintainer:
             raise MemoryMaintenanceException(f"maintenance stopped: {failures[0]}", report) from failures[0]
         return report
 
-    def _one(self, agent_id: str, report: MaintenanceReport, only_if_needed: bool) -> None:
+    def _one(self, agent_id: str, report: MaintenanceReport, only_if_needed: bool,
+             progress: Callable[[str], None] | None) -> None:
+        self._maintain_if_free(agent_id, report, only_if_needed)
+        if progress is not None:
+            progress(agent_id)
+
+    def _maintain_if_free(self, agent_id: str, report: MaintenanceReport, only_if_needed: bool) -> None:
         report.agents += 1
         if only_if_needed and not self._has_work(agent_id):
             return
