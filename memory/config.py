@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from memory import validation
+from tiers.cluster import parse_nodes
 from tiers.errors import MemoryConfigException
 from tiers.keys import CHANGE_LOG_IDS, validate_prefix
 
@@ -244,7 +245,9 @@ class MemoryConfig(_Options):
     memory_priority_decay: float = 0.95  # importance factor per `decay_steps` steps of age
     decay_steps: int = 100  # steps over which importance decays by one factor
     key_prefix: str = "tiermem"  # first part of every Redis key
-    redis_url: str | None = None  # explicit Redis; "" forces the embedded engine
+    redis_url: str | None = None  # explicit Redis; "" forces the embedded engine; redis+cluster://h:p,h:p a cluster
+    cluster_nodes: list[str] | None = None  # seed nodes "host:port" of a Redis Cluster (instead of redis_url)
+    wait_replicas: int = 0  # replicas that must hold a write before it is acknowledged (Redis WAIT); 0: do not wait
     redis_timeout: float = 10.0  # seconds to wait for a reply from a Redis the engine connects to itself;
     #                              a reply that never comes counts as lost (the call is sent again, once)
     data_dir: str = ".tiermem"  # SQLite LTM file and the embedded engine's snapshot
@@ -277,6 +280,16 @@ class MemoryConfig(_Options):
         except ValueError as exc:
             raise MemoryConfigException(str(exc)) from exc
         _optional_text(self, "redis_url")
+        if self.cluster_nodes is not None:
+            if isinstance(self.cluster_nodes, str) or not isinstance(self.cluster_nodes, (list, tuple)):
+                raise MemoryConfigException(f"cluster_nodes must be a list of 'host:port', got "
+                                            f"{validation.shown(self.cluster_nodes)}")
+            for node in self.cluster_nodes:
+                validation.text(node, "cluster_nodes entry", _MAX_TEXT, error=MemoryConfigException, empty=False)
+            parse_nodes(self.cluster_nodes)
+            if self.redis_url is not None or self.stm_config.explicit_connection:
+                raise MemoryConfigException("give the Redis server either as cluster_nodes or as a URL, not both")
+        validation.count(self.wait_replicas, "wait_replicas", minimum=0, maximum=64, error=MemoryConfigException)
         _path(self, "data_dir")
         _flag(self, "degrade_reads")
         if self.redis_url is not None and self.stm_config.explicit_connection:
@@ -284,6 +297,8 @@ class MemoryConfig(_Options):
 
     def redis_url_option(self) -> str | None:
         """The explicit Redis URL of this config ("" = embedded), or None to auto-detect."""
+        if self.cluster_nodes is not None:
+            return "redis+cluster://" + ",".join(self.cluster_nodes)
         return self.redis_url if self.redis_url is not None else self.stm_config.connection_url()
 
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
-from tiers import embedded
+from tiers import cluster, embedded
 from tiers.errors import MemoryConfigException
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
@@ -34,6 +34,8 @@ class Connection:
         host and port of a client the caller passed in."""
         if self.where != "explicit client":
             return self.where if self.mode == "redis" else f"embedded ({self.where})"
+        if cluster.is_cluster(self.client):
+            return "redis+cluster://" + ",".join(node.name for node in self.client.get_primaries())
         kwargs = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {})
         if "host" in kwargs:
             return f"redis://{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
@@ -51,15 +53,22 @@ class Connection:
 
 
 def _check_client(client: Any) -> None:
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if cluster.is_cluster(client):
+        kwargs = client.get_connection_kwargs()
+    else:
+        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
     if kwargs.get("decode_responses"):
         raise MemoryConfigException("the Redis client must be created with decode_responses=False")
 
 
 def _connect(url: str, explicit: bool, socket_timeout: float | None) -> Connection | None:
+    connect_timeout = 2 if explicit else 0.25
+    if cluster.is_cluster_url(url):
+        return Connection(cluster.connect_url(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout),
+                          "redis", url)
     try:
         # RESP2: redis-py's RESP3 path re-parses every sorted-set score through text
-        client = redis.Redis.from_url(url, socket_connect_timeout=2 if explicit else 0.25, protocol=2,
+        client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout, protocol=2,
                                       socket_timeout=socket_timeout)
         client.ping()
     except (RedisError, ValueError) as exc:
@@ -67,7 +76,15 @@ def _connect(url: str, explicit: bool, socket_timeout: float | None) -> Connecti
             raise MemoryConfigException(f"cannot reach Redis at {url}: {exc}") from exc
         return None
     _check_client(client)
+    if cluster.serves_a_cluster(client):  # a node of a cluster: use the whole cluster, never the one node
+        if client.connection_pool.connection_kwargs.get("db", 0):
+            client.close()
+            raise MemoryConfigException(f"{url} is a Redis Cluster node, and a cluster has database 0 only")
+        nodes = cluster.from_node(client, socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+        client.close()
+        return Connection(nodes, "redis", url)
     return Connection(client, "redis", url)
+
 
 
 def _embedded(data_dir: str) -> Connection:

@@ -224,7 +224,7 @@ class RedisTier:
         """Count, stored bytes, importance summary, type counts, and the payload compression
         ratio measured on a random sample of records."""
         tk = self.tier_keys(agent_id)
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.scripts.batch()
         self.scripts.queue(pipe, "tier_stats", [tk.data, tk.importance], [])
         pipe.hrandfield(tk.data, sample, withvalues=True)
         summary, sampled = reading(self.name, lambda: self.scripts.execute(pipe))
@@ -270,7 +270,7 @@ class RedisTier:
         return writing(self.name, lambda: self.scripts.call(name, keys, args))
 
     def _run(self, queue: Callable[[Any], Decoder]) -> list[MemoryRecord]:
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.scripts.batch()
         decoder = queue(pipe)
         (raw,) = reading(self.name, lambda: self.scripts.execute(pipe))
         return decoder(raw)

@@ -163,24 +163,27 @@ class Scripts:
             (reply,) = exchange(self.client, (command,))
         return reply
 
-    def queue(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
-        """Add a read to a pipeline; the caller runs it through :meth:`execute`."""
+    def batch(self) -> Batch:
+        """A pipeline of reads to fill (script reads through :meth:`queue`, other commands as on a
+        redis-py pipeline) and run through :meth:`execute`."""
+        return Batch(self.client)
+
+    def queue(self, batch: Batch, name: str, keys: list[str], args: list[Any]) -> None:
+        """Add a script read to a batch."""
         if SPECS[name].once:
             raise ValueError(f"script {name!r} takes effect once: call it, do not pipeline it")
-        pipe.evalsha(self.shas[name], len(keys), *keys, *args)
+        batch.execute_command("EVALSHA", self.shas[name], len(keys), *keys, *args)
 
-    def execute(self, pipe: Any) -> list[Any]:
-        """Run a pipeline of reads, loading the scripts first if Redis lost them (re-running a
-        read is harmless, so a pipeline may be sent again)."""
+    def execute(self, batch: Batch) -> list[Any]:
+        """Run a batch of reads, loading the scripts first if Redis lost them (re-running a read
+        is harmless, so a batch may be sent again)."""
         if not self._loaded:
             self.load()
-        commands = list(pipe.command_stack)
         try:
-            return pipe.execute()
+            return batch.run()
         except NoScriptError:
             self._reload()
-            pipe.command_stack = commands
-            return pipe.execute()
+            return batch.run()
 
     def stream(self, calls: Callable[[], Iterable[tuple[str, list[str], list[Any]]]]) -> list[Any]:
         """Run many script calls on one connection, sending each chunk as soon as it is encoded.
@@ -238,6 +241,30 @@ class Scripts:
             rerun = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing)))
             replies = [next(rerun) if i in missing else reply for i, reply in enumerate(replies)]
         return replies
+
+
+class Batch:
+    """The commands of one pipeline, recorded as redis-py pipeline calls, so that the pipeline can
+    be sent again (after NOSCRIPT) and made on any client: one server, a cluster (whose pipeline
+    groups the commands per primary and refuses the ``evalsha`` method, not the command) or
+    the embedded engine."""
+
+    def __init__(self, client: Any):
+        self._client = client
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Batch]:
+        def record(*args: Any, **kwargs: Any) -> Batch:
+            self._calls.append((name, args, kwargs))
+            return self
+
+        return record
+
+    def run(self) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for name, args, kwargs in self._calls:
+            getattr(pipe, name)(*args, **kwargs)
+        return pipe.execute()
 
 
 def _retry_form(spec: Spec, args: list[Any]) -> list[Any]:

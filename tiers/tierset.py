@@ -184,7 +184,7 @@ class TierSet:
         add_reads: Any = None
         ltm_reads: Any = None
         if redis_tiers or ltm_ids or changes_since is not None:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.batch()
             if changes_since is not None:
                 self._queue_changes(pipe, agent_id, changes_since, changes_per_read)
             decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
@@ -299,7 +299,7 @@ class TierSet:
         held = self.stm.count(agent_id) + self.im.count(agent_id)
         held += self.ltm.clear(agent_id)
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(*self.keys.all_agent_keys(agent_id))
+        pipe.execute_command("DEL", *self.keys.all_agent_keys(agent_id))  # one slot: a cluster pipeline takes it
         self.meta.fresh_start(pipe, agent_id, now_ns)
         writing("redis", pipe.execute)
         self.persist_redis()  # the embedded engine: a restart must not bring the cleared memories back

@@ -16,9 +16,12 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import redis
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tiers.cluster import SlotMap, is_cluster, slot_map
 
 SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
 BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -48,7 +51,10 @@ class ReplyLost(RedisConnectionError):
 def exchange(client: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
     """Send ``commands`` on one kept connection and read every reply (a failed command's reply is
     its ResponseError). Raises NotSent when no connection could be made, ReplyLost when it broke
-    after the first command went out."""
+    after the first command went out. On a Redis Cluster, on one connection per primary
+    (:func:`_routed`)."""
+    if is_cluster(client):
+        return _routed(client, list(commands))
     connections = _reused(client)
     try:
         connection = connections.take()
@@ -99,6 +105,160 @@ def _send_on(connection: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
         raise ReplyLost(f"Redis connection broke with {in_doubt} command(s) unanswered: {exc}",
                         replies, in_doubt) from exc
     return replies
+
+
+# -- a Redis Cluster: the same exchange, one connection per primary ------------------------------
+REDIRECTS = 3  # rounds of MOVED / ASK / TRYAGAIN / unreachable-primary re-sends within one exchange
+UNSENT, ANSWERED, IN_DOUBT = 0, 1, 2
+_NOT_RUN = (AskError, TryAgainError, ClusterDownError)  # replies of commands the cluster did not run (MOVED is an ASK)
+
+
+def _key_of(command: tuple[Any, ...]) -> Any:
+    """The key that picks a command's slot: a script's first key, another command's first argument."""
+    if str(command[0]).upper() in ("EVALSHA", "EVAL"):
+        return command[3] if int(command[2]) else None
+    return command[1] if len(command) > 1 else None
+
+
+class _NodeBatch:
+    """The commands of one exchange bound for one primary: packed, sent in chunks as they are
+    encoded (as on a single server), then their replies read; a broken connection is recorded,
+    not raised, so the other primaries' replies are still read."""
+
+    def __init__(self, node: Any, asking: bool):
+        self.connections = _reused(node)
+        self.connection: Any = None
+        self.asking = asking  # each command goes after ASKING (a slot being migrated here)
+        self.positions: list[int] = []
+        self.buffered: list[bytes] = []
+        self.size = self.sent = 0
+        self.error: BaseException | None = None
+
+    def add(self, position: int, packed: bytes) -> None:
+        self.positions.append(position)
+        if self.asking:
+            self.buffered.append(_pack(("ASKING",)))
+        self.buffered.append(packed)
+        self.size += len(packed)
+        if self.size >= SEND_CHUNK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.error is not None or not self.buffered:
+            return
+        chunk, self.buffered, self.size = self.buffered, [], 0
+        try:
+            if self.connection is None:
+                self.connection = self.connections.take()
+            if self.connection._sock is None:
+                self.connection.connect()
+        except BROKEN as exc:
+            self.error = exc  # nothing of this chunk left
+            return
+        try:
+            self.connection.send_packed_command(chunk, check_health=False)
+        except BROKEN as exc:
+            self.error = exc  # a chunk that failed part-way may have delivered commands: they are in doubt
+        self.sent += len(chunk)
+
+    def read(self, replies: list[Any], status: list[int]) -> None:
+        per_command = 2 if self.asking else 1
+        commands_sent = self.sent // per_command
+        try:
+            for index in range(commands_sent):
+                if self.asking:
+                    self._reply()
+                position = self.positions[index]
+                replies[position], status[position] = self._reply(), ANSWERED
+        except BROKEN as exc:
+            self.error = exc
+        if self.error is not None:
+            for position in self.positions[:commands_sent]:
+                if status[position] != ANSWERED:
+                    status[position] = IN_DOUBT
+            if self.connection is not None:
+                self.connection.disconnect()
+        if self.connection is not None:
+            self.connections.give(self.connection)
+
+    def _reply(self) -> Any:
+        try:
+            return self.connection.read_response()
+        except ResponseError as error:
+            return error
+
+
+def _pack(command: tuple[Any, ...]) -> bytes:
+    if _pack_command is not None:
+        return _pack_command(command)
+    return b"".join(redis.connection.Connection().pack_command(*command))
+
+
+def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: list[int], replies: list[Any],
+                 status: list[int], ask: dict[int, Any]) -> None:
+    """Send the commands at ``positions`` to the primaries serving them (or, for a position in
+    ``ask``, to the node an ASK named), reading every reply into ``replies`` / ``status``."""
+    batches: dict[tuple[str, bool], _NodeBatch] = {}
+    try:
+        for position in positions:
+            command = commands[position]
+            if position in ask:
+                host, port = ask[position]
+                name, node, asking = f"{host}:{port}", slots.node_named(f"{host}:{port}"), True
+            else:
+                key = _key_of(command)
+                try:
+                    name, node = slots.node_client(key if key is not None else b"")
+                except RedisClusterException:  # no primary serves the slot now (a failover): not sent
+                    slots.stale = True
+                    continue
+                asking = False
+            batch = batches.get((name, asking))
+            if batch is None:
+                batch = batches[(name, asking)] = _NodeBatch(node, asking)
+            batch.add(position, _pack(command))
+        for batch in batches.values():
+            batch.flush()
+    finally:
+        for batch in batches.values():
+            batch.read(replies, status)
+    if any(batch.error is not None for batch in batches.values()):
+        slots.stale = True  # a primary failed: ask for the slot map before the next command
+
+
+def _routed(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """:func:`exchange` on a cluster. Commands that certainly did not run (never sent, or answered
+    MOVED, ASK, TRYAGAIN or CLUSTERDOWN) are sent again, up to REDIRECTS rounds, the slot map
+    refreshed first after MOVED or a failed primary. What is left is reported as on one server:
+    NotSent when nothing ran, else ReplyLost with the longest answered prefix; everything after
+    it counts as maybe run (the caller re-sends it in its retry form)."""
+    slots = slot_map(client)
+    replies: list[Any] = [None] * len(commands)
+    status = [UNSENT] * len(commands)
+    pending = list(range(len(commands)))
+    ask: dict[int, Any] = {}
+    for round_ in range(REDIRECTS + 1):
+        _send_routed(slots, commands, pending, replies, status, ask)
+        ask = {p: replies[p].node_addr for p in pending
+               if type(replies[p]) is AskError and status[p] == ANSWERED}
+        moved = any(isinstance(replies[p], (MovedError, ClusterDownError)) for p in pending if status[p] == ANSWERED)
+        again = [p for p in pending if status[p] == UNSENT or (status[p] == ANSWERED and isinstance(replies[p], _NOT_RUN))]
+        if not again or round_ == REDIRECTS or any(status[p] == IN_DOUBT for p in pending):
+            break
+        if moved:
+            slots.refresh()
+        for p in again:
+            status[p] = UNSENT
+        pending = again
+    if all(state == ANSWERED for state in status):
+        return replies
+    slots.stale = True
+    answered = next((i for i, state in enumerate(status) if state != ANSWERED), len(status))
+    if answered == 0 and all(state == UNSENT for state in status):
+        raise NotSent("cannot reach the Redis Cluster primaries serving these keys")
+    last_ran = max(i for i, state in enumerate(status) if state != UNSENT)
+    raise ReplyLost(f"a Redis Cluster primary broke with {len(status) - answered} command(s) unanswered",
+                    replies[:answered], last_ran + 1 - answered)
 
 
 class _ReusedConnections:
