@@ -1,4 +1,5 @@
-# Entry points: `make demo`, `make test` (everything), `make test-fast` (-m "not slow"),
+# Entry points: `make demo`, `make test` (everything), `make test-cluster` (everything, on a local
+# Redis Cluster), `make test-fast` (-m "not slow"),
 # `make test-text` (-m text), `make lint` (ruff, mypy) and `make bench`; PYTEST_ARGS is passed on to pytest.
 # Each builds .venv first, with only what it needs, and a stamp file per level so neither redoes
 # the other's work:
@@ -32,7 +33,7 @@ $(FULL): pyproject.toml | $(BIN)/python
 	touch $@ $(BASE)
 	$(HOW_TO_RUN)
 
-.PHONY: install install-base demo test test-fast test-text lint bench
+.PHONY: install install-base demo test test-fast test-text test-cluster lint bench
 install: $(FULL)
 install-base: $(BASE)
 
@@ -44,6 +45,12 @@ PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test: $(FULL)
 	$(PYTEST) $(PYTEST_ARGS)
+
+# The suite against a Redis Cluster of its own (3 primaries + 3 replicas on loopback ports
+# CLUSTER_PORT..CLUSTER_PORT+5), started before and stopped after.
+CLUSTER_PORT ?= 7301
+test-cluster: $(FULL)
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/cluster_support.py $(CLUSTER_PORT) -- $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(FULL)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)

