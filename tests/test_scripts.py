@@ -19,7 +19,7 @@ import tiers
 from fault_support import is_command
 from memory import AgentMemoryAPI
 from memory.config import MemoryConfig
-from support import DisposableRedis, real_redis
+from support import DisposableRedis, single_redis
 from tiers.bookkeeping import FIELDS
 from tiers.scripts import SLOTS, SPECS, Script, evalsha, send_packed
 from tiers.transport import NotSent, ReplyLost
@@ -31,7 +31,7 @@ def client_id(client) -> int:
 
 
 def test_calls_reuse_one_connection():
-    client = real_redis()
+    client = single_redis()
     try:
         assert len({client_id(client) for _ in range(20)}) == 1
     finally:
@@ -39,7 +39,7 @@ def test_calls_reuse_one_connection():
 
 
 def test_threads_get_their_own_replies_and_share_a_few_connections():
-    client = real_redis()
+    client = single_redis()
     errors: list[str] = []
     connections: set[int] = set()
 
@@ -65,7 +65,7 @@ def test_threads_get_their_own_replies_and_share_a_few_connections():
 def test_a_client_that_is_gone_leaves_its_pool_free():
     pools = []
     for _ in range(5):
-        client = real_redis()
+        client = single_redis()
         client_id(client)
         pools.append(weakref.ref(client.connection_pool))
         client.close()
@@ -76,7 +76,7 @@ def test_a_client_that_is_gone_leaves_its_pool_free():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_does_not_use_its_parents_connection():
-    client = real_redis()
+    client = single_redis()
     parent = client_id(client)
     read, write = os.pipe()
     pid = os.fork()
@@ -128,9 +128,9 @@ def test_a_once_script_whose_reply_was_lost_runs_once_and_answers_as_it_first_di
         reply = script(keys=[key], args=["a|b:3;"])
         assert drop.fired.is_set()
         assert reply[:3] == [1, b"a|b:3;", None] and str(reply[3][0]) == "no" and reply[3][1] == b"x:y"
-        assert real_redis().get(key) == b"1"
+        assert single_redis().get(key) == b"1"
     finally:
-        real_redis().delete(key, *real_redis().scan_iter(match=f"{key[:15]}*"))
+        single_redis().delete(key, *single_redis().scan_iter(match=f"{key[:15]}*"))
         client.close()
 
 
@@ -142,9 +142,9 @@ def test_a_once_script_lost_twice_raises_reply_lost_and_ran_at_most_once(lossy_p
             lossy_proxy.drop_reply(is_command("EVALSHA", script.sha))
         with pytest.raises(ReplyLost):
             script(keys=[key], args=["x"])
-        assert real_redis().get(key) == b"1"
+        assert single_redis().get(key) == b"1"
     finally:
-        real_redis().delete(key, *real_redis().scan_iter(match=f"{key[:15]}*"))
+        single_redis().delete(key, *single_redis().scan_iter(match=f"{key[:15]}*"))
         client.close()
 
 

@@ -202,13 +202,11 @@ def test_a_query_sees_what_another_process_stored(tmp_path: Any) -> None:
     prefix = f"t{uuid.uuid4().hex[:12]}"
     config = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"), search_config={"vector_dim": 8})
     script = textwrap.dedent(f"""
-        import redis
         from memory import AgentMemoryAPI
         from memory.config import MemoryConfig
-        client = redis.Redis.from_url({TEST_REDIS_URL!r})
-        config = MemoryConfig(key_prefix={prefix!r}, data_dir={str(tmp_path / 'data')!r},
+        config = MemoryConfig(redis_url={TEST_REDIS_URL!r}, key_prefix={prefix!r}, data_dir={str(tmp_path / 'data')!r},
                               search_config={{"vector_dim": 8}})
-        with AgentMemoryAPI(config, redis_client=client) as other:
+        with AgentMemoryAPI(config) as other:
             other.store_agent_state("shared", {{"position": [0, 1]}}, 2, embedding=[0.0, 1.0] + [0.0] * 6)
             other.store_agent_interaction("shared", {{"content": "the bridge over the river collapsed"}}, 3)
     """)

@@ -60,10 +60,9 @@ class DictionaryStore:
                              .values(dictionary=dict_id))
 
         guarded(in_sql)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.dictionary(dict_id), data, nx=True)
-        pipe.hset(self.keys.deployment(), DICTIONARY_FIELD, dict_id)
-        writing("redis", pipe.execute)
+        # the bytes first, then the pointer to them: two keys in two slots on a cluster, so two calls
+        writing("redis", lambda: self.client.set(self.keys.dictionary(dict_id), data, nx=True))
+        writing("redis", lambda: self.client.hset(self.keys.deployment(), DICTIONARY_FIELD, dict_id))
         return dict_id
 
     def load(self, dict_id: int) -> bytes | None:
