@@ -35,6 +35,10 @@ and once per prefix, beside the agents (read when an engine starts, never on a h
 
     <prefix>:deployment                      hash   the deployment the prefix belongs to (tiers/deployment.py)
     <prefix>:dict:<id>                       string a zstd dictionary by content id (tiers/dictionaries.py)
+    <prefix>:agents:{<shard>}                set    agent ids registered before their first store, by CRC32
+                                                    of the id over 16 shards (tiers/registry.py)
+    <prefix>:agents:built                    string set once the registry holds every agent (else it is
+                                                    rebuilt by SCAN)
 
 Records in ``data`` never expire by Redis TTL: a memory leaves a tier only through maintenance,
 which writes the destination before deleting the source (invariant 1).
@@ -93,6 +97,12 @@ class KeySchema:
 
     def dictionary(self, dict_id: int) -> str:
         return f"{self.prefix}:dict:{dict_id}"
+
+    def registry(self, shard: int) -> str:
+        return f"{self.prefix}:agents:{{{shard}}}"
+
+    def registry_built(self) -> str:
+        return f"{self.prefix}:agents:built"
 
     def agent_root(self, agent_id: str) -> str:
         return f"{self.prefix}:{{{agent_id}}}"

@@ -25,6 +25,7 @@ from tiers.ltm import SQLTier
 from tiers.moves import Journal, Leases
 from tiers.record import MemoryRecord
 from tiers.redis_tier import RedisTier, since_seconds
+from tiers.registry import AgentRegistry
 from tiers.scripts import Scripts
 
 
@@ -114,6 +115,7 @@ class TierSet:
     binding: Binding | None = None  # the deployment's two records (None: tiers built alone, in tests)
     deployment: Deployment | None = None
     meta: Bookkeeping = field(init=False)
+    registry: AgentRegistry = field(init=False)
     leases: Leases = field(init=False)
     journal: Journal = field(init=False)
     # Makes what Redis holds durable before LTM gives rows up to it (a promotion) or drops them
@@ -122,6 +124,7 @@ class TierSet:
 
     def __post_init__(self) -> None:
         self.meta = Bookkeeping(self.client, self.keys, self.scripts)
+        self.registry = AgentRegistry(self.client, self.keys)
         self.leases = Leases(self.client, self.keys, self.scripts)
         self.journal = Journal(self.client, self.keys)
 
@@ -135,6 +138,8 @@ class TierSet:
             return False
         current = self.binding.current(self.deployment)
         moved, self.deployment = current is not self.deployment, current
+        if moved:
+            self.registry.forget_known()
         return moved
 
     # -- reads that span the Redis tiers -----------------------------------------------------------
@@ -251,6 +256,11 @@ class TierSet:
         if not batches:
             return
         agents = [agent_id for agent_id, _ in batches]
+        try:
+            writing("stm", lambda: self.registry.register(agents))
+        except TierUnavailableError as exc:
+            raise StoreIncompleteError(f"stored none of the records of {len(agents)} agents: could not register "
+                                       f"them: {exc}", frozenset(), frozenset(agents), frozenset(), []) from exc
 
         def calls() -> Any:
             return (("put", *self.stm.put_call(agent_id, make(), now, embed_text=embed_text, skip_stored=skip_stored))
@@ -327,9 +337,9 @@ class TierSet:
 
     # -- agents ----------------------------------------------------------------------------------------
     def agents(self) -> list[str]:
-        """Every agent holding memories under this key prefix, in Redis or in LTM (an admin
-        path: it SCANs Redis for the agents' meta keys, never KEYS)."""
-        in_redis = reading("redis", lambda: self.keys.scan_agents(self.client))
+        """Every agent holding memories under this key prefix, in Redis or in LTM: the registered
+        ones (tiers/registry.py) that hold any, and LTM's."""
+        in_redis = reading("redis", self.registry.agents)
         counts: list[int] = []
         if in_redis:
             pipe = self.client.pipeline(transaction=False)
