@@ -5,6 +5,7 @@ redis-server child process of this one (stopped by pid, never by name).
     .url                         redis+cluster://127.0.0.1:<first_port>
     .kill_primary_of(key)        SIGKILL the primary serving a key's slot; returns its port
     .wait_until_promoted(port)   until a replica took over the killed primary's slots
+    .restart(port)               start a killed node again (it rejoins as a replica)
     .stop()                      stop every node and remove its files
 
 Run as a script, it starts a cluster, runs the command after ``--`` with TIERMEM_TEST_REDIS_URL
@@ -83,7 +84,10 @@ class LocalCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.1)
-        time.sleep(0.5)  # the replicas' first sync
+        while not all(self.client(port).replicas_online() >= REPLICAS_PER_PRIMARY for port in self.primary_ports()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local Redis Cluster's replicas did not finish their first sync")
+            time.sleep(0.1)
 
     def client(self, port: int) -> _Node:
         return _Node(port)
@@ -99,6 +103,11 @@ class LocalCluster:
                 self.processes.pop(port).send_signal(signal.SIGKILL)
                 return port
         raise RuntimeError(f"no primary serves slot {slot}")
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again from its cluster state: it rejoins as a replica of the
+        primary that took its slots (as a supervisor restarting a crashed node would)."""
+        self._start_node(port)
 
     def wait_until_promoted(self, dead_port: int, timeout: float = 30) -> float:
         """Seconds until every live node reports the cluster whole again without ``dead_port``."""
@@ -144,6 +153,14 @@ class _Node:
         except redis.RedisError:
             return False
         return b"cluster_state:ok" in (info if isinstance(info, bytes) else str(info).encode())
+
+    def replicas_online(self) -> int:
+        try:
+            info = self._ask("INFO", "replication")  # parsed: slave0 -> {"state": "online", ...}
+        except redis.RedisError:
+            return 0
+        return sum(1 for name, value in info.items()  # type: ignore[union-attr]
+                   if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
 
     def role(self) -> str:
         try:

@@ -26,12 +26,14 @@ import pytest_asyncio
 import redis
 import sqlalchemy
 
+from cluster_support import LocalCluster
 from conversation_backends import KINDS, SHARED_STORE_KINDS, Backend
 from fault_support import EmbeddedChild, LossyProxy, RedisProcess
 from memory import AgentMemoryAPI, RedisShortTermMemory
 from memory.config import MemoryConfig
 from memory.conversation import MemoryManager
 from support import (
+    ON_CLUSTER,
     REDIS_ENGINES,
     REQUIRE_SERVICES,
     SINGLE_REDIS_URL,
@@ -216,6 +218,21 @@ def lossy_proxy() -> Iterator[LossyProxy]:
     proxy = LossyProxy(where.get("host", "127.0.0.1"), where.get("port", 6379))
     yield proxy
     proxy.close()
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[str]:
+    """The URL of a Redis Cluster: the test Redis when it is one (make test-cluster), else a
+    3+3 cluster of this session's own on ports 7611-7616, stopped at the end."""
+    if ON_CLUSTER:
+        yield TEST_REDIS_URL
+        return
+    try:
+        started = LocalCluster(7611)
+    except RuntimeError as exc:
+        unavailable("a local Redis Cluster (redis-server, redis-cli, ports 7611-7616)", exc)
+    yield started.url
+    started.stop()
 
 
 @pytest.fixture

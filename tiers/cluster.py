@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tiers.errors import MemoryConfigException
 
@@ -79,7 +79,7 @@ def connect(nodes: Sequence[tuple[str, int]], *, ssl: bool = False, username: st
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes], protocol=2,
                             ssl=ssl, username=username, password=password, socket_timeout=socket_timeout,
                             socket_connect_timeout=connect_timeout)
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         shown = ",".join(f"{host}:{port}" for host, port in nodes)
         raise MemoryConfigException(f"cannot reach the Redis Cluster at {shown}: {exc}") from exc
 
@@ -139,7 +139,7 @@ class SlotMap:
             try:
                 self.client.nodes_manager.initialize()
                 self.stale = False
-            except (RedisError, OSError):
+            except (RedisError, RedisClusterException, OSError):
                 self.stale = True  # no node answered: try again on the next call
 
 

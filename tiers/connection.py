@@ -72,6 +72,8 @@ def _connect(url: str, explicit: bool, socket_timeout: float | None) -> Connecti
                                       socket_timeout=socket_timeout)
         client.ping()
     except (RedisError, ValueError) as exc:
+        if "cluster mode" in str(exc):  # SELECT of a database other than 0 on a cluster node
+            raise MemoryConfigException(f"{url} is a Redis Cluster node, and a cluster has database 0 only") from exc
         if explicit:
             raise MemoryConfigException(f"cannot reach Redis at {url}: {exc}") from exc
         return None

@@ -18,16 +18,22 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from tiers import cluster
 from tiers.keys import KeySchema
+from tiers.transport import NotSent, ReplyLost, exchange
 
 REGISTRY_SHARDS = 16
 
 
 class AgentRegistry:
-    def __init__(self, client: Any, keys: KeySchema):
+    def __init__(self, client: Any, keys: KeySchema, wait: int | None = None):
+        """``wait``: a Redis server's client, whose registrations go through tiers/transport.py
+        and wait for that many replicas, as the stores after them do (None: the embedded engine)."""
         self.client = client
         self.keys = keys
+        self.wait = wait
         self._known: set[str] = set()  # registered by this process since Redis last lost its data
         self._lock = threading.Lock()
 
@@ -64,10 +70,20 @@ class AgentRegistry:
         by_shard: dict[str, list[str]] = {}
         for agent_id in agent_ids:
             by_shard.setdefault(self.shard(agent_id), []).append(agent_id)
-        pipe = self.client.pipeline(transaction=False)
-        for key, members in by_shard.items():
-            pipe.sadd(key, *members)
-        pipe.execute()
+        if self.wait is None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, members in by_shard.items():
+                pipe.sadd(key, *members)
+            pipe.execute()
+        else:  # SADD is harmless to send again
+            commands = [("SADD", key, *members) for key, members in by_shard.items()]
+            try:
+                replies = exchange(self.client, commands, self.wait)
+            except (NotSent, ReplyLost):
+                replies = exchange(self.client, commands, self.wait)
+            failed = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+            if failed is not None:
+                raise failed
         with self._lock:
             self._known.update(agent_ids)
 

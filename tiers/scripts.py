@@ -46,15 +46,16 @@ class Spec:
 
     once: bool = False  # keeps its reply under a request id
     retry_flag: int | None = None  # ARGV position (0-based) set to "1" when the call is sent again
+    read: bool = False  # reads memories (and at most counts reads): never waits for replicas
 
 
 # The engine's scripts (tiers/lua/<name>.lua, each after lib.lua).
 SPECS = {
-    "put": Spec(retry_flag=4), "delete": Spec(), "move": Spec(), "range": Spec(), "get": Spec(),
-    "focus": Spec(once=True), "touch": Spec(once=True), "set_importance": Spec(), "release": Spec(),
-    "renew": Spec(), "tier_stats": Spec(), "snapshot": Spec(), "set_vectors": Spec(), "note": Spec(),
-    "changes": Spec(), "range_redis": Spec(), "promotion": Spec(), "ltm_stamp": Spec(),
-    "drain_reads": Spec(once=True), "bind": Spec(),
+    "put": Spec(retry_flag=4), "delete": Spec(), "move": Spec(), "range": Spec(read=True), "get": Spec(read=True),
+    "focus": Spec(once=True, read=True), "touch": Spec(once=True), "set_importance": Spec(), "release": Spec(),
+    "renew": Spec(), "tier_stats": Spec(read=True), "snapshot": Spec(read=True), "set_vectors": Spec(),
+    "note": Spec(), "changes": Spec(read=True), "range_redis": Spec(read=True), "promotion": Spec(),
+    "ltm_stamp": Spec(), "drain_reads": Spec(once=True), "bind": Spec(),
 }
 
 
@@ -102,10 +103,13 @@ SLOTS = RequestSlots()
 
 
 class Scripts:
-    def __init__(self, client: Any, settings: dict[str, Any] | None = None):
-        """``settings`` fill the ``{{NAME}}`` placeholders of lib.lua (limits fixed per engine)."""
+    def __init__(self, client: Any, settings: dict[str, Any] | None = None, wait_replicas: int = 0):
+        """``settings`` fill the ``{{NAME}}`` placeholders of lib.lua (limits fixed per engine);
+        with ``wait_replicas``, a write (a call not marked ``read``, or a stream) is answered once that many replicas hold it
+        (transport.exchange's ``wait``; not on the embedded engine, which has no replicas)."""
         self.client = client
         self.guarded = guards_replies(client)
+        self.wait = wait_replicas if self.guarded else 0
         library = lua_source("lib")
         for name, value in {**LIB_SETTINGS, **(settings or {})}.items():
             library = library.replace("{{" + name + "}}", str(int(value)))
@@ -148,19 +152,20 @@ class Scripts:
         broken connection, in its retry form when it may have run; again after NOSCRIPT."""
         sha = self.shas[name]
         command = ("EVALSHA", sha, len(keys), *keys, *args)
+        wait = 0 if SPECS[name].read else self.wait
         try:
-            (reply,) = exchange(self.client, (command,))
+            (reply,) = exchange(self.client, (command,), wait)
         except NotSent:
-            (reply,) = exchange(self.client, (command,))  # a restarted Redis takes the next connection
+            (reply,) = exchange(self.client, (command,), wait)  # a restarted Redis takes the next connection
         except ReplyLost:
             command = ("EVALSHA", sha, len(keys), *keys, *_retry_form(SPECS[name], args))
             try:
-                (reply,) = exchange(self.client, (command,))
+                (reply,) = exchange(self.client, (command,), wait)
             except (NotSent, ReplyLost) as again:
                 raise ReplyLost(str(again), [], 1) from again  # the first may have run
         if type(reply) is NoScriptError:  # it did not run
             self._reload()
-            (reply,) = exchange(self.client, (command,))
+            (reply,) = exchange(self.client, (command,), wait)
         return reply
 
     def batch(self) -> Batch:
@@ -222,14 +227,14 @@ class Scripts:
         try:
             # the first attempt, the common case: no positions to skip, no retry forms
             replies = exchange(self.client, (("EVALSHA", shas[name], len(keys), *keys, *args)
-                                             for name, keys, args in calls()))
+                                             for name, keys, args in calls()), self.wait)
         except NotSent:
-            replies = exchange(self.client, commands(False))  # a restarted Redis takes the next connection
+            replies = exchange(self.client, commands(False), self.wait)  # a restarted Redis takes the next connection
         except ReplyLost as lost:
             done = list(lost.replies)
             in_doubt_until = len(done) + lost.maybe_ran  # calls before this may have run
             try:
-                done += exchange(self.client, commands(True, len(done)))
+                done += exchange(self.client, commands(True, len(done)), self.wait)
             except (NotSent, ReplyLost) as again:
                 answered = done + list(getattr(again, "replies", []))
                 doubt = max(getattr(again, "maybe_ran", 0), in_doubt_until - len(answered))
@@ -238,7 +243,7 @@ class Scripts:
         missing = {i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)}
         if missing:  # those did not run
             self._reload()
-            rerun = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing)))
+            rerun = iter(exchange(self.client, (c for i, c in enumerate(commands(False)) if i in missing), self.wait))
             replies = [next(rerun) if i in missing else reply for i, reply in enumerate(replies)]
         return replies
 

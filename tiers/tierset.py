@@ -38,6 +38,7 @@ class TierSettings:
     compression_level: int = 3
     dictionary_size: int = 32768
     dictionary_samples: int = 500
+    wait_replicas: int = 0
 
 
 def open_tiers(
@@ -55,7 +56,7 @@ def open_tiers(
     when Redis or the LTM refuses, or they belong to other deployments. ``adopt`` binds the
     prefix to this LTM whatever Redis names (Binding.adopt)."""
     keys = KeySchema(settings.key_prefix)
-    scripts = Scripts(client, {"CHANGE_LOG_IDS": settings.change_log_limit})
+    scripts = Scripts(client, {"CHANGE_LOG_IDS": settings.change_log_limit}, settings.wait_replicas)
     try:
         reading("redis", scripts.load)
         ltm = SQLTier(engine, namespace=settings.key_prefix, owned=owned_engine)
@@ -124,7 +125,7 @@ class TierSet:
 
     def __post_init__(self) -> None:
         self.meta = Bookkeeping(self.client, self.keys, self.scripts)
-        self.registry = AgentRegistry(self.client, self.keys)
+        self.registry = AgentRegistry(self.client, self.keys, self.scripts.wait if self.scripts.guarded else None)
         self.leases = Leases(self.client, self.keys, self.scripts)
         self.journal = Journal(self.client, self.keys)
 

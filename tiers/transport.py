@@ -10,6 +10,7 @@ script.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
@@ -48,13 +49,25 @@ class ReplyLost(RedisConnectionError):
         self.maybe_ran = maybe_ran
 
 
-def exchange(client: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+WAIT_MS = 1000  # how long a write waits for its replicas (``wait``) before it counts as not acknowledged
+
+
+def exchange(client: Any, commands: Iterable[tuple[Any, ...]], wait: int = 0) -> list[Any]:
     """Send ``commands`` on one kept connection and read every reply (a failed command's reply is
     its ResponseError). Raises NotSent when no connection could be made, ReplyLost when it broke
     after the first command went out. On a Redis Cluster, on one connection per primary
-    (:func:`_routed`)."""
+    (:func:`_routed`). With ``wait``, WAIT follows the commands on each connection: fewer than
+    ``wait`` replicas holding them within WAIT_MS is a ReplyLost (they ran on the primary, and
+    a failover could still lose them)."""
     if is_cluster(client):
-        return _routed(client, list(commands))
+        return _routed(client, list(commands), wait)
+    if wait:
+        replies = exchange(client, itertools.chain(commands, [("WAIT", wait, WAIT_MS)]))
+        acknowledged = replies.pop()
+        if isinstance(acknowledged, ResponseError) or int(acknowledged) < wait:
+            raise ReplyLost(f"{acknowledged} of {wait} replica(s) acknowledged the write within {WAIT_MS} ms",
+                            [], len(replies))
+        return replies
     connections = _reused(client)
     try:
         connection = connections.take()
@@ -125,7 +138,9 @@ class _NodeBatch:
     encoded (as on a single server), then their replies read; a broken connection is recorded,
     not raised, so the other primaries' replies are still read."""
 
-    def __init__(self, node: Any, asking: bool):
+    def __init__(self, node: Any, asking: bool, wait: int):
+        self.wait = wait
+        self.acknowledged: Any = None  # WAIT's reply, with ``wait``
         self.connections = _reused(node)
         self.connection: Any = None
         self.asking = asking  # each command goes after ASKING (a slot being migrated here)
@@ -161,15 +176,28 @@ class _NodeBatch:
             self.error = exc  # a chunk that failed part-way may have delivered commands: they are in doubt
         self.sent += len(chunk)
 
+    def finish(self) -> None:
+        """Send what is buffered, and WAIT after it when the writes must reach replicas."""
+        if self.wait and self.buffered:
+            self.buffered.append(_pack(("WAIT", self.wait, WAIT_MS)))
+        self.flush()
+
     def read(self, replies: list[Any], status: list[int]) -> None:
         per_command = 2 if self.asking else 1
-        commands_sent = self.sent // per_command
+        commands_sent = min(self.sent // per_command, len(self.positions))
         try:
             for index in range(commands_sent):
                 if self.asking:
                     self._reply()
                 position = self.positions[index]
                 replies[position], status[position] = self._reply(), ANSWERED
+            if self.wait and self.sent > commands_sent * per_command:
+                self.acknowledged = self._reply()
+                if isinstance(self.acknowledged, ResponseError) or int(self.acknowledged) < self.wait:
+                    self.error = ReplyLost(f"{self.acknowledged} of {self.wait} replica(s) acknowledged the write "
+                                           f"within {WAIT_MS} ms", [], 0)
+                    for position in self.positions[:commands_sent]:
+                        status[position] = IN_DOUBT  # ran on the primary, not known to be on a replica
         except BROKEN as exc:
             self.error = exc
         if self.error is not None:
@@ -195,7 +223,7 @@ def _pack(command: tuple[Any, ...]) -> bytes:
 
 
 def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: list[int], replies: list[Any],
-                 status: list[int], ask: dict[int, Any]) -> None:
+                 status: list[int], ask: dict[int, Any], wait: int) -> None:
     """Send the commands at ``positions`` to the primaries serving them (or, for a position in
     ``ask``, to the node an ASK named), reading every reply into ``replies`` / ``status``."""
     batches: dict[tuple[str, bool], _NodeBatch] = {}
@@ -215,10 +243,10 @@ def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: lis
                 asking = False
             batch = batches.get((name, asking))
             if batch is None:
-                batch = batches[(name, asking)] = _NodeBatch(node, asking)
+                batch = batches[(name, asking)] = _NodeBatch(node, asking, wait)
             batch.add(position, _pack(command))
         for batch in batches.values():
-            batch.flush()
+            batch.finish()
     finally:
         for batch in batches.values():
             batch.read(replies, status)
@@ -226,7 +254,7 @@ def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: lis
         slots.stale = True  # a primary failed: ask for the slot map before the next command
 
 
-def _routed(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+def _routed(client: Any, commands: list[tuple[Any, ...]], wait: int = 0) -> list[Any]:
     """:func:`exchange` on a cluster. Commands that certainly did not run (never sent, or answered
     MOVED, ASK, TRYAGAIN or CLUSTERDOWN) are sent again, up to REDIRECTS rounds, the slot map
     refreshed first after MOVED or a failed primary. What is left is reported as on one server:
@@ -238,7 +266,7 @@ def _routed(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     pending = list(range(len(commands)))
     ask: dict[int, Any] = {}
     for round_ in range(REDIRECTS + 1):
-        _send_routed(slots, commands, pending, replies, status, ask)
+        _send_routed(slots, commands, pending, replies, status, ask, wait)
         ask = {p: replies[p].node_addr for p in pending
                if type(replies[p]) is AskError and status[p] == ANSWERED}
         moved = any(isinstance(replies[p], (MovedError, ClusterDownError)) for p in pending if status[p] == ANSWERED)
