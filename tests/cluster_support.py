@@ -1,7 +1,8 @@
 """A Redis Cluster of the tests' own: 3 primaries and 3 replicas on loopback ports, each a
 redis-server child process of this one (stopped by pid, never by name).
 
-    LocalCluster(first_port)     start it (ports first_port .. first_port + 5), wait until it serves
+    LocalCluster(first_port)     start it (ports first_port .. first_port + 5), wait until it serves;
+                                 LocalCluster(first_port, replicas=0): 3 primaries alone
     .url                         redis+cluster://127.0.0.1:<first_port>
     .kill_primary_of(key)        SIGKILL the primary serving a key's slot; returns its port
     .wait_until_promoted(port)   until a replica took over the killed primary's slots
@@ -25,8 +26,7 @@ import time
 
 import redis
 
-NODES = 6
-REPLICAS_PER_PRIMARY = 1
+PRIMARIES = 3
 NODE_TIMEOUT_MS = 2000  # how long a silent primary goes before its replica is promoted
 
 
@@ -43,10 +43,11 @@ def port_free(port: int) -> bool:
 
 
 class LocalCluster:
-    def __init__(self, first_port: int):
+    def __init__(self, first_port: int, replicas: int = 1):
         if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
             raise RuntimeError("redis-server and redis-cli must be on PATH for a local Redis Cluster")
-        self.ports = list(range(first_port, first_port + NODES))
+        self.replicas = replicas
+        self.ports = list(range(first_port, first_port + PRIMARIES * (1 + replicas)))
         taken = [port for port in self.ports if not (port_free(port) and port_free(port + 10000))]  # + the bus port
         if taken:
             raise RuntimeError(f"ports {taken} are taken: a local cluster needs {self.ports[0]}-{self.ports[-1]}")
@@ -77,14 +78,14 @@ class LocalCluster:
 
     def _create(self) -> None:
         subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-                        "--cluster-replicas", str(REPLICAS_PER_PRIMARY), "--cluster-yes"],
+                        "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
         deadline = time.monotonic() + 30
         while not all(self.client(port).cluster_ok() for port in self.ports):
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.1)
-        while not all(self.client(port).replicas_online() >= REPLICAS_PER_PRIMARY for port in self.primary_ports()):
+        while not all(self.client(port).replicas_online() >= self.replicas for port in self.primary_ports()):
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Redis Cluster's replicas did not finish their first sync")
             time.sleep(0.1)
@@ -114,7 +115,7 @@ class LocalCluster:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             live = [port for port in self.ports if port in self.processes]
-            if all(self.client(port).cluster_ok() for port in live) and len(self.primary_ports()) == 3:
+            if all(self.client(port).cluster_ok() for port in live) and len(self.primary_ports()) == PRIMARIES:
                 return time.monotonic() - started
             time.sleep(0.05)
         raise RuntimeError(f"no replica took over from the primary on port {dead_port} within {timeout} s")

@@ -141,5 +141,5 @@ class Binding:
         return MemoryConfigException(
             f"Redis at {self.redis_where} under key prefix {self.keys.prefix!r} belongs to {theirs}, but {ours}. "
             "Point this engine at that LTM (the same data_dir, ltm_config.url or db_path), or use another "
-            "key_prefix; if that LTM is lost for good, `tiermem deployment adopt` binds the prefix to this one.")
+            "key_prefix; if that LTM is lost for good, `tiermem deployment --adopt` binds the prefix to this one.")
 

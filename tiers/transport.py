@@ -14,7 +14,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -60,7 +60,7 @@ def exchange(client: Any, commands: Iterable[tuple[Any, ...]], wait: int = 0) ->
     ``wait`` replicas holding them within WAIT_MS is a ReplyLost (they ran on the primary, and
     a failover could still lose them)."""
     if is_cluster(client):
-        return _routed(client, list(commands), wait)
+        return _routed(client, commands, wait)
     if wait:
         replies = exchange(client, itertools.chain(commands, [("WAIT", wait, WAIT_MS)]))
         acknowledged = replies.pop()
@@ -222,14 +222,14 @@ def _pack(command: tuple[Any, ...]) -> bytes:
     return b"".join(redis.connection.Connection().pack_command(*command))
 
 
-def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: list[int], replies: list[Any],
+def _send_routed(slots: SlotMap, items: Iterable[tuple[int, tuple[Any, ...]]], replies: list[Any],
                  status: list[int], ask: dict[int, Any], wait: int) -> None:
-    """Send the commands at ``positions`` to the primaries serving them (or, for a position in
-    ``ask``, to the node an ASK named), reading every reply into ``replies`` / ``status``."""
+    """Send the (position, command) items to the primaries serving them (or, for a position in
+    ``ask``, to the node an ASK named) as they come, reading every reply into ``replies`` /
+    ``status`` once all are sent."""
     batches: dict[tuple[str, bool], _NodeBatch] = {}
     try:
-        for position in positions:
-            command = commands[position]
+        for position, command in items:
             if position in ask:
                 host, port = ask[position]
                 name, node, asking = f"{host}:{port}", slots.node_named(f"{host}:{port}"), True
@@ -254,19 +254,29 @@ def _send_routed(slots: SlotMap, commands: list[tuple[Any, ...]], positions: lis
         slots.stale = True  # a primary failed: ask for the slot map before the next command
 
 
-def _routed(client: Any, commands: list[tuple[Any, ...]], wait: int = 0) -> list[Any]:
-    """:func:`exchange` on a cluster. Commands that certainly did not run (never sent, or answered
-    MOVED, ASK, TRYAGAIN or CLUSTERDOWN) are sent again, up to REDIRECTS rounds, the slot map
-    refreshed first after MOVED or a failed primary. What is left is reported as on one server:
-    NotSent when nothing ran, else ReplyLost with the longest answered prefix; everything after
-    it counts as maybe run (the caller re-sends it in its retry form)."""
+def _routed(client: Any, lazy: Iterable[tuple[Any, ...]], wait: int = 0) -> list[Any]:
+    """:func:`exchange` on a cluster: each command is sent as soon as it is made (the first
+    round), so the primaries work while later commands are encoded. Commands that certainly did
+    not run (never sent, or answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN) are sent again, up to
+    REDIRECTS rounds, the slot map refreshed first after MOVED or a failed primary. What is left
+    is reported as on one server: NotSent when nothing ran, else ReplyLost with the longest
+    answered prefix; everything after it counts as maybe run (the caller re-sends it in its
+    retry form)."""
     slots = slot_map(client)
-    replies: list[Any] = [None] * len(commands)
-    status = [UNSENT] * len(commands)
+    commands: list[tuple[Any, ...]] = []
+    replies: list[Any] = []
+    status: list[int] = []
+
+    def first_round() -> Iterator[tuple[int, tuple[Any, ...]]]:
+        for position, command in enumerate(lazy):
+            commands.append(command)
+            replies.append(None)
+            status.append(UNSENT)
+            yield position, command
+
+    _send_routed(slots, first_round(), replies, status, {}, wait)
     pending = list(range(len(commands)))
-    ask: dict[int, Any] = {}
     for round_ in range(REDIRECTS + 1):
-        _send_routed(slots, commands, pending, replies, status, ask, wait)
         ask = {p: replies[p].node_addr for p in pending
                if type(replies[p]) is AskError and status[p] == ANSWERED}
         moved = any(isinstance(replies[p], (MovedError, ClusterDownError)) for p in pending if status[p] == ANSWERED)
@@ -278,6 +288,7 @@ def _routed(client: Any, commands: list[tuple[Any, ...]], wait: int = 0) -> list
         for p in again:
             status[p] = UNSENT
         pending = again
+        _send_routed(slots, ((p, commands[p]) for p in again), replies, status, ask, wait)
     if all(state == ANSWERED for state in status):
         return replies
     slots.stale = True
