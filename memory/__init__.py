@@ -35,6 +35,7 @@ from memory.conversation import (
 from memory.hooks import BaseAgent, install_memory_hooks, with_memory
 from memory.models import ActionData, ActionResult, AgentState
 from memory.query import QueryBuilder
+from memory.routing import agents_for_process, process_for_agent
 from memory.space import MemorySpace
 from memory.team import (
     AccessDeniedError,
@@ -88,6 +89,8 @@ __all__ = [
     "install_memory_hooks",
     "with_memory",
     "cacheable",
+    "process_for_agent",
+    "agents_for_process",
     "MemoryConfig",
     "RedisSTMConfig",
     "RedisIMConfig",

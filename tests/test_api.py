@@ -30,6 +30,7 @@ PUBLIC_NAMES = {
     # the engine (memory.api holds these under the Agent Memory API's import path)
     "AgentMemoryAPI", "MemorySpace", "QueryBuilder", "QueryResult", "MaintenanceReport", "AgentState",
     "ActionResult", "ActionData", "BaseAgent", "install_memory_hooks", "with_memory", "cacheable",
+    "process_for_agent", "agents_for_process",
     "MemoryConfig", "RedisSTMConfig", "RedisIMConfig", "LTMConfig", "SearchConfig",
     "MemoryAPIException", "MemoryStoreException", "InvalidInputError", "OutcomeUnknownError",
     "StoreIncompleteError", "MemoryRetrievalException", "MemoryNotFoundError", "PayloadUnreadableError",
