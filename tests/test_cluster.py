@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
 from typing import Any
 
@@ -140,3 +141,61 @@ def test_one_server_is_not_taken_for_a_cluster(tmp_path):
     with AgentMemoryAPI(MemoryConfig(redis_url=SINGLE_REDIS_URL, key_prefix=f"t{uuid.uuid4().hex[:8]}",
                                      data_dir=str(tmp_path))) as api:
         assert isinstance(api._connection.client, redis.Redis)
+
+
+def node_ids(client: RedisCluster) -> dict[str, str]:
+    """node name -> cluster node id, of the primaries."""
+    return {node.name: client.get_redis_connection(node).execute_command("CLUSTER", "MYID").decode()
+            for node in client.get_primaries()}
+
+
+def move_slot(client: RedisCluster, slot: int, keys_first: bool) -> None:
+    """Migrate ``slot`` to another primary as redis-cli --cluster reshard does: IMPORTING and
+    MIGRATING, keys moved with MIGRATE, then the new owner announced. With ``keys_first`` the
+    caller's next call comes between the key move and the announcement (an ASK)."""
+    source = client.nodes_manager.get_node_from_slot(slot)
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+    ids = node_ids(client)
+    source_client, target_client = client.get_redis_connection(source), client.get_redis_connection(target)
+    target_client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.name])
+    source_client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.name])
+    while keys := source_client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+        source_client.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+    if keys_first:
+        return
+    finish_move(client, slot, target.name)
+
+
+def finish_move(client: RedisCluster, slot: int, target_name: str) -> None:
+    target_id = node_ids(client)[target_name]
+    for node in client.get_primaries():
+        client.get_redis_connection(node).execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+@pytest.mark.parametrize("when", ["moved", "asked"])
+def test_an_agent_whose_slot_moves_is_served_on_without_an_error(local_cluster, tmp_path, when):
+    """A slot migrating between primaries (a reshard): the engine follows MOVED once the move is
+    announced, and ASK (then TRYAGAIN, which Redis answers a multi-key call while a slot's keys
+    are split) while the keys are on the new primary but the move is not announced yet."""
+    client = cluster.connect_url(local_cluster, socket_timeout=10, connect_timeout=2)
+    prefix = f"tmv{uuid.uuid4().hex[:10]}"
+    agent = f"mover-{when}"
+    slot = client.keyslot(f"{prefix}:{{{agent}}}:meta")
+    config = MemoryConfig(redis_url=local_cluster, key_prefix=prefix, data_dir=str(tmp_path / "data"))
+    try:
+        with AgentMemoryAPI(config) as api:
+            api.store_many([{"agent_id": agent, "data": {"n": n}, "step_number": n} for n in range(20)])
+            target = next(node.name for node in client.get_primaries()
+                          if node.name != client.nodes_manager.get_node_from_slot(slot).name)
+            move_slot(client, slot, keys_first=when == "asked")
+            if when == "asked":  # multi-key calls get TRYAGAIN until the move is announced, 0.1 s later
+                threading.Timer(0.1, finish_move, (client, slot, target)).start()
+            api.store_many([{"agent_id": agent, "data": {"n": n}, "step_number": n} for n in range(20, 30)])
+            api.store_agent_state(agent, {"n": 30}, 30)
+            api._cache.clear()
+            assert [m["contents"]["n"] for m in api.retrieve_by_time_range(agent, 0, 100)] == list(range(31))
+            assert api.list_agents() == [agent]
+            api.clear_agent_memory(agent)
+    finally:
+        client.delete(*client.scan_iter(match=f"{prefix}*"))
+        client.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -121,7 +122,8 @@ def _send_on(connection: Any, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
 
 
 # -- a Redis Cluster: the same exchange, one connection per primary ------------------------------
-REDIRECTS = 3  # rounds of MOVED / ASK / TRYAGAIN / unreachable-primary re-sends within one exchange
+REDIRECTS = 4  # rounds of MOVED / ASK / TRYAGAIN / unreachable-primary re-sends within one exchange
+RETRY_PAUSE = 0.05  # seconds before the first re-send after TRYAGAIN or CLUSTERDOWN, doubled each round
 UNSENT, ANSWERED, IN_DOUBT = 0, 1, 2
 _NOT_RUN = (AskError, TryAgainError, ClusterDownError)  # replies of commands the cluster did not run (MOVED is an ASK)
 
@@ -274,17 +276,24 @@ def _routed(client: Any, lazy: Iterable[tuple[Any, ...]], wait: int = 0) -> list
             status.append(UNSENT)
             yield position, command
 
-    _send_routed(slots, first_round(), replies, status, {}, wait)
+    ask: dict[int, Any] = {}  # position -> the node an ASK sent it to (kept through TRYAGAIN, dropped by MOVED)
+    _send_routed(slots, first_round(), replies, status, ask, wait)
     pending = list(range(len(commands)))
     for round_ in range(REDIRECTS + 1):
-        ask = {p: replies[p].node_addr for p in pending
-               if type(replies[p]) is AskError and status[p] == ANSWERED}
+        for p in pending:
+            if status[p] == ANSWERED and isinstance(replies[p], AskError):
+                if type(replies[p]) is AskError:
+                    ask[p] = replies[p].node_addr
+                else:
+                    ask.pop(p, None)
         moved = any(isinstance(replies[p], (MovedError, ClusterDownError)) for p in pending if status[p] == ANSWERED)
         again = [p for p in pending if status[p] == UNSENT or (status[p] == ANSWERED and isinstance(replies[p], _NOT_RUN))]
         if not again or round_ == REDIRECTS or any(status[p] == IN_DOUBT for p in pending):
             break
         if moved:
             slots.refresh()
+        if any(isinstance(replies[p], (TryAgainError, ClusterDownError)) for p in again if status[p] == ANSWERED):
+            time.sleep(RETRY_PAUSE * 2**round_)  # a slot mid-migration, or a cluster mid-failover: give it a moment
         for p in again:
             status[p] = UNSENT
         pending = again
