@@ -11,10 +11,12 @@ import uuid
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from memory.api import AgentMemoryAPI, MemoryConfigException, MemoryRetrievalException, MemoryStoreException
 from memory.config import MemoryConfig
-from support import TEST_REDIS_URL, DisposableRedis, real_redis
+from support import ON_CLUSTER, TEST_REDIS_URL, DisposableRedis, real_redis
+from tiers import cluster
 from tiers.connection import resolve
 
 
@@ -58,7 +60,11 @@ def test_explicit_unreachable_redis_is_a_config_error(tmp_path):
 
 def test_a_client_that_decodes_responses_is_refused(tmp_path):
     real_redis()
-    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    if ON_CLUSTER:
+        host, port = cluster.parse_nodes(TEST_REDIS_URL.split("://", 1)[1])[0]
+        client = RedisCluster(host=host, port=port, decode_responses=True)
+    else:
+        client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
     with pytest.raises(MemoryConfigException, match="decode_responses"):
         AgentMemoryAPI(MemoryConfig(data_dir=str(tmp_path)), redis_client=client)
 

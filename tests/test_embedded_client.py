@@ -14,7 +14,7 @@ import fakeredis
 import pytest
 import redis
 
-from support import real_redis
+from support import single_redis
 from tiers import embedded_client
 
 # (script, number of keys, arguments); keys are named k1, k2... under the test's prefix
@@ -53,8 +53,9 @@ SCRIPTS = [
 
 @pytest.fixture
 def engines() -> Iterator[tuple[Any, Any, str]]:
-    """The real Redis and the embedded engine's client, and a key prefix (deleted afterwards)."""
-    real = real_redis()
+    """A real Redis server (the embedded engine stands in for one server, so one server is what
+    it is held to) and the embedded engine's client, and a key prefix (deleted afterwards)."""
+    real = single_redis()
     embedded = embedded_client.client(fakeredis.FakeServer())
     prefix = f"t{uuid.uuid4().hex[:12]}"
     yield real, embedded, prefix

@@ -117,6 +117,7 @@ class SlotMap:
     def __init__(self, client: RedisCluster):
         self.client = client
         self.stale = False
+        self.last_error: BaseException | None = None  # why a primary last failed, for messages
         self._lock = threading.Lock()
 
     def node_client(self, key: Any) -> tuple[str, redis.Redis]:

@@ -239,8 +239,8 @@ def _send_routed(slots: SlotMap, items: Iterable[tuple[int, tuple[Any, ...]]], r
                 key = _key_of(command)
                 try:
                     name, node = slots.node_client(key if key is not None else b"")
-                except RedisClusterException:  # no primary serves the slot now (a failover): not sent
-                    slots.stale = True
+                except RedisClusterException as exc:  # no primary serves the slot now (a failover): not sent
+                    slots.stale, slots.last_error = True, exc
                     continue
                 asking = False
             batch = batches.get((name, asking))
@@ -252,8 +252,10 @@ def _send_routed(slots: SlotMap, items: Iterable[tuple[int, tuple[Any, ...]]], r
     finally:
         for batch in batches.values():
             batch.read(replies, status)
-    if any(batch.error is not None for batch in batches.values()):
+    errors = [batch.error for batch in batches.values() if batch.error is not None]
+    if errors:
         slots.stale = True  # a primary failed: ask for the slot map before the next command
+        slots.last_error = errors[0]
 
 
 def _routed(client: Any, lazy: Iterable[tuple[Any, ...]], wait: int = 0) -> list[Any]:
@@ -303,9 +305,10 @@ def _routed(client: Any, lazy: Iterable[tuple[Any, ...]], wait: int = 0) -> list
     slots.stale = True
     answered = next((i for i, state in enumerate(status) if state != ANSWERED), len(status))
     if answered == 0 and all(state == UNSENT for state in status):
-        raise NotSent("cannot reach the Redis Cluster primaries serving these keys")
+        raise NotSent(f"cannot reach the Redis Cluster primaries serving these keys: {slots.last_error}")
     last_ran = max(i for i, state in enumerate(status) if state != UNSENT)
-    raise ReplyLost(f"a Redis Cluster primary broke with {len(status) - answered} command(s) unanswered",
+    raise ReplyLost(f"a Redis Cluster primary broke with {len(status) - answered} command(s) unanswered: "
+                    f"{slots.last_error}",
                     replies[:answered], last_ran + 1 - answered)
 
 
