@@ -49,6 +49,35 @@ from support import (
 from team_support import delete_prefix
 
 
+# Modules that never use the test Redis (pure Python, SQL alone, the embedded engine, or one
+# server of their own / SINGLE_REDIS_URL): on a cluster run (make test-cluster) they would only
+# repeat the single-server run, so they are left out, as are tests parametrized "embedded".
+WITHOUT_THE_TEST_REDIS = {
+    "test_codec", "test_validation", "test_embeddings_resolution", "test_embeddings_state", "test_embeddings_text",
+    "test_vectors", "test_tier_index", "test_layout", "test_suite_layout", "test_routing", "test_ltm_schema",
+    "test_faults_embedded_kill", "test_fault_support", "test_faults_lost_replies", "test_faults_conversation_replies",
+    "test_scripts", "test_embedded_client", "test_faults_cluster",
+}
+
+
+def _needs_the_test_redis(item: pytest.Item) -> bool:
+    if item.module is not None and item.module.__name__ in WITHOUT_THE_TEST_REDIS:
+        return False
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return not any(value == "embedded" or (isinstance(value, str) and value.endswith("-embedded"))
+                   for value in params.values())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a cluster run, only the tests that use the test Redis."""
+    if not ON_CLUSTER:
+        return
+    kept = [item for item in items if _needs_the_test_redis(item)]
+    chosen = {id(item) for item in kept}
+    config.hook.pytest_deselected(items=[item for item in items if id(item) not in chosen])
+    items[:] = kept
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A ``text`` test needs the `text` extra: skipped without it, failed without it in CI."""
     if item.get_closest_marker("text") is None:
