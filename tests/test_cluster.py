@@ -115,6 +115,15 @@ def test_every_way_of_naming_a_cluster_reaches_all_of_it(local_cluster, tmp_path
         client.close()
 
 
+def test_redis_url_in_the_environment_names_a_cluster_too(local_cluster, tmp_path, monkeypatch):
+    host, port = cluster.parse_nodes(local_cluster.split("://", 1)[1])[0]
+    for url in (local_cluster, f"redis://{host}:{port}"):
+        monkeypatch.setenv("REDIS_URL", url)
+        with AgentMemoryAPI(MemoryConfig(key_prefix=f"tenv{uuid.uuid4().hex[:8]}", data_dir=str(tmp_path))) as api:
+            assert isinstance(api._connection.client, RedisCluster) and api.mode == "redis", url
+            assert api.get_memory_statistics()["agents"] == 0
+
+
 @pytest.mark.parametrize("options, message", [
     ({"redis_url": "redis+cluster://127.0.0.1:1"}, "cannot reach the Redis Cluster"),
     ({"redis_url": "redis+cluster://127.0.0.1:notaport"}, "host:port"),
