@@ -48,7 +48,6 @@ from support import (
 )
 from team_support import delete_prefix
 
-
 # Modules that never use the test Redis (pure Python, SQL alone, the embedded engine, or one
 # server of their own / SINGLE_REDIS_URL): on a cluster run (make test-cluster) they would only
 # repeat the single-server run, so they are left out, as are tests parametrized "embedded".
