@@ -287,9 +287,12 @@ class Script:
     each call carries a request id and is sent again after a lost reply (see the module
     docstring); without it the script must be idempotent, and is sent again as it is."""
 
-    def __init__(self, client: Any, source: str, once: bool = False):
+    def __init__(self, client: Any, source: str, once: bool = False, wait: int = 0):
+        """``wait``: replicas that must hold a call's writes before it is answered (see
+        transport.exchange; the embedded engine has none, so it never waits)."""
         self.client = client
         self.once = once and guards_replies(client)
+        self.wait = wait if guards_replies(client) else 0
         self.source = once_source(source) if self.once else source
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._registered: Any = None
@@ -304,13 +307,13 @@ class Script:
         if self.once:
             keys, args = SLOTS.form(keys, args)
         try:
-            return evalsha(self.client, self.sha, keys, args)
+            return evalsha(self.client, self.sha, keys, args, self.wait)
         except NoScriptError:
             self.client.script_load(self.source)
-            return evalsha(self.client, self.sha, keys, args)
+            return evalsha(self.client, self.sha, keys, args, self.wait)
 
 
-def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any], wait: int = 0) -> Any:
     """One EVALSHA; ResponseError (NoScriptError included) raised. On a redis-py client it is
     packed by hiredis and sent on a kept connection (tiers/transport.py), skipping ~20 us of
     per-command wrapping, and sent once more after a broken connection (the caller's script is
@@ -320,9 +323,9 @@ def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> 
         return client.evalsha(sha, len(keys), *keys, *args)
     command = ("EVALSHA", sha, len(keys), *keys, *args)
     try:
-        (reply,) = exchange(client, [command])
+        (reply,) = exchange(client, [command], wait)
     except (NotSent, ReplyLost):
-        (reply,) = exchange(client, [command])
+        (reply,) = exchange(client, [command], wait)
     if isinstance(reply, ResponseError):
         raise reply
     return reply
