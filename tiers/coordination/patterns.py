@@ -20,6 +20,7 @@ each into its bucket before deleting it from the earlier keys, one process at a 
 from __future__ import annotations
 
 import secrets
+import time
 
 from tiers.coordination.context import Context, team_source
 from tiers.coordination.keys import PATTERN_BUCKETS
@@ -30,7 +31,8 @@ TAKE_DECISION = team_source("take_decision")
 FINISH_DECISION = team_source("finish_decision")
 RELEASE_DECISION = team_source("release_decision")
 CARRY_OVER = team_source("carry_over")
-CARRY_OVER_LOCK_MS = 60_000  # how long one process may take to carry the earlier staged patterns over
+CARRY_OVER_LOCK_MS = 10_000  # how long one process may take to carry the earlier staged patterns over
+CARRY_OVER_POLL_S = 0.05  # how often a store waiting for another process's move looks again
 
 
 class RedisPatternStore:
@@ -102,14 +104,17 @@ class RedisPatternStore:
         """Move the staged patterns of the earlier layout (one index under one tag) into their
         buckets: each written into its bucket (unless the bucket has it) before it leaves the
         earlier keys, so a crash in between leaves it findable, and the next store finishes the
-        move. One process at a time (a lock beside the earlier index). Returns how many moved."""
+        move. One process at a time (a lock beside the earlier index); the others wait until the
+        earlier index is empty, so no listing misses a pattern being moved. Returns how many moved."""
         earlier = self.keys.earlier
-        members = reading("redis", lambda: self.client.zrange(earlier.staged_index(), 0, -1, withscores=True))
-        if not members:
-            return 0
-        token = secrets.token_hex(8)
-        if not writing("redis", lambda: self.client.set(earlier.moving(), token, nx=True, px=CARRY_OVER_LOCK_MS)):
-            return 0  # another process is moving them
+        while True:
+            members = reading("redis", lambda: self.client.zrange(earlier.staged_index(), 0, -1, withscores=True))
+            if not members:
+                return 0
+            token = secrets.token_hex(8)
+            if writing("redis", lambda: self.client.set(earlier.moving(), token, nx=True, px=CARRY_OVER_LOCK_MS)):
+                break
+            time.sleep(CARRY_OVER_POLL_S)  # another process is moving them
         moved = 0
         try:
             for member, score in members:
