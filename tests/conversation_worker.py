@@ -29,6 +29,7 @@ from memory.conversation import (  # noqa: E402
     WorkingMemoryAgent,
     WorkingMemoryPolicy,
 )
+from tiers import cluster  # noqa: E402
 
 REDIS_URL = os.environ.get("TIERMEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -55,7 +56,8 @@ async def main(kind: str, prefix: str, conversation_id: str, worker: int, turns:
         api = AgentMemoryAPI(config)
         manager = TieredMemoryManager(api, head=head)
     agent = WorkingMemoryAgent(SlowModel(), manager, policy=WorkingMemoryPolicy(max_chars=1_000_000, keep_turns=100_000))
-    sync = redis.Redis.from_url(REDIS_URL)
+    sync = cluster.connect_url(REDIS_URL, socket_timeout=70, connect_timeout=2) if cluster.is_cluster_url(REDIS_URL) \
+        else redis.Redis.from_url(REDIS_URL)
     sync.incr(f"{prefix}:ready")
     if sync.blpop([f"{prefix}:go"], timeout=60) is None:
         raise SystemExit("no go from the test within 60 s")

@@ -1,16 +1,52 @@
 """Helpers of the coordination-layer tests (tests/test_team_*.py): what a key prefix holds, memories
-on the real Redis for worker processes, and forked workers. Their fixtures (``make_memory``,
-``memory``, ``team_prefix``, ``redis_prefix``) are in tests/conftest.py."""
+on the real Redis for worker processes, forked workers, and a Redis Cluster to compare with one
+server. Their shared fixtures (``make_memory``, ``memory``, ``team_prefix``, ``redis_prefix``) are
+in tests/conftest.py."""
 
 from __future__ import annotations
 
 import copy
 import multiprocessing
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from cluster_support import LocalCluster
 from memory import RedisShortTermMemory
-from support import TEST_REDIS_URL
+from support import ON_CLUSTER, TEST_REDIS_URL, unavailable
+from tiers import cluster
+
+OWN_CLUSTER_PORT = 7511  # a test's own cluster (beside one server): ports 7511-7516
+
+
+@contextmanager
+def a_redis_cluster() -> Iterator[str]:
+    """A Redis Cluster URL: the test Redis when it is one (``make test-cluster``), else a local
+    cluster of the test's own on OWN_CLUSTER_PORT.. (3 primaries, 3 replicas), stopped afterwards."""
+    if ON_CLUSTER:
+        yield TEST_REDIS_URL
+        return
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        unavailable("a local Redis Cluster", FileNotFoundError("redis-server and redis-cli must be on PATH"))
+    try:
+        own = LocalCluster(OWN_CLUSTER_PORT)
+    except RuntimeError as exc:
+        unavailable("a local Redis Cluster", exc)
+    try:
+        yield own.url
+    finally:
+        own.stop()
+
+
+def cluster_client(url: str) -> Any:
+    return cluster.connect_url(url, socket_timeout=10, connect_timeout=2)
+
+
+def keys_per_primary(client: Any, match: str) -> dict[str, list[bytes]]:
+    """The keys matching ``match`` on each primary of a cluster client (node name -> keys)."""
+    return {node.name: list(client.get_redis_connection(node).scan_iter(match=match, count=1000))
+            for node in client.get_primaries()}
 
 FORK = multiprocessing.get_context("fork")
 

@@ -50,7 +50,7 @@ def test_the_cas_script_sent_again_answers_with_the_version_its_first_call_wrote
     assert call(mine, 0, "mine") == 1  # sent again: its version, not a conflict
     assert call(theirs, 1, "theirs") == 2
     assert call(mine, 0, "mine") == 1  # still, with another write on top of it
-    assert call("other", 0, "late") == 0  # a real conflict stays one
+    assert call(f"{key}:request:other", 0, "late") == 0  # a real conflict stays one
     assert client.hget(key, "working_memory") == b"theirs" and client.hget(key, "version") == b"2"
     assert 0 < client.pttl(mine) <= REQUEST_KEPT_MS
 

@@ -265,7 +265,7 @@ def test_a_pattern_staged_under_a_lost_reply_is_staged_once_and_told_so(team, lo
     if kind == "answered":
         assert staged is True
     assert [p.pattern_id for p in team.memory.get_staged_patterns(VALIDATOR)] == ["pat-1"]
-    assert team.direct.zcard(team.keys.staged_index()) == 1
+    assert team.direct.zcard(team.keys.staged_index("pat-1")) == 1
 
 
 # -- sessions, collaboration state, conflicts -----------------------------------------------------------

@@ -374,7 +374,7 @@ def test_a_durable_script_runs_unchanged_and_reads_back_what_it_touched(engine, 
     ARGV (counts included), returns as it would alone, and the keys it touched are read in the same call."""
     client = real_redis() if engine == "redis" else embedded_client.client(fakeredis.FakeServer())
     prefix = f"t{uuid.uuid4().hex[:12]}"
-    h, z, s, gone = (f"{prefix}:{name}" for name in ("h", "z", "s", "gone"))
+    h, z, s, gone = (f"{prefix}:{{durable}}:{name}" for name in ("h", "z", "s", "gone"))  # one slot
     write = """
 if #KEYS ~= 3 or #ARGV ~= 2 then return redis.error_reply('saw ' .. #KEYS .. ' keys, ' .. #ARGV .. ' args') end
 redis.call('HSET', KEYS[1], 'f', ARGV[1])

@@ -1,16 +1,24 @@
-"""Conflicts in Redis: one string per conflict with its TTL, durable on the embedded engine.
+"""Conflicts in Redis: one string per conflict, under the conflict's own hash tag, with its TTL;
+durable on the embedded engine.
 
 Recording is a SET with PX (sent again, the same value). Resolving is a compare-and-set
 (resolve.lua): sent again after it ran it finds its own resolution and writes nothing, and the
 caller, reading the conflict again, finds it resolved.
+
+A conflict recorded in the earlier key layout (every conflict under one tag) is read there when
+its own key does not exist, and resolved in place, keeping its TTL; recording a conflict writes
+its own key only, so the earlier copy stays hidden until it expires (7 days at most).
 """
 
 from __future__ import annotations
+
+import functools
 
 from tiers.coordination.context import Context, team_source
 from tiers.failures import reading, writing
 
 RESOLVE = team_source("resolve")
+MISSING = -1  # resolve.lua's answer when the key does not exist
 
 
 class Conflicts:
@@ -25,9 +33,15 @@ class Conflicts:
         writing("redis", lambda: self.context.durably([(key, "string")], lambda: self.client.set(key, blob, px=ttl_ms)))
 
     def get(self, conflict_id: str) -> bytes | None:
-        return reading("redis", lambda: self.client.get(self.keys.conflict(conflict_id)))
+        found = reading("redis", lambda: self.client.get(self.keys.conflict(conflict_id)))
+        if found is None:
+            found = reading("redis", lambda: self.client.get(self.keys.earlier.conflict(conflict_id)))
+        return found
 
     def replace(self, conflict_id: str, read: bytes, resolved: bytes) -> bool:
         """Write ``resolved`` only if the conflict still holds ``read``, keeping its TTL."""
-        key = self.keys.conflict(conflict_id)
-        return bool(writing("redis", lambda: self._resolve([key], [read, resolved], [(key, "string")])))
+        for key in (self.keys.conflict(conflict_id), self.keys.earlier.conflict(conflict_id)):
+            written = int(writing("redis", functools.partial(self._resolve, [key], [read, resolved], [(key, "string")])))
+            if written != MISSING:
+                return written == 1
+        return False

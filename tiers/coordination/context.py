@@ -32,6 +32,14 @@ class TeamScript(Script):
         return super().__call__(keys, args, client)
 
 
+def hash_reply(reply: Any) -> dict[Any, Any]:
+    """An HGETALL reply as a dict: redis-py parses it, except inside a Redis Cluster MULTI (a
+    ClusterPipeline transaction applies no response callbacks), which leaves the flat list."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
+
+
 def team_source(*names: str) -> str:
     """The text of tiers/lua/team/<name>.lua for each name, joined (helpers first)."""
     return "\n".join(lua_source(f"team/{name}") for name in names)

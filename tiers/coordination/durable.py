@@ -9,7 +9,8 @@ never paths: no id can name a file, inside the data directory or outside it. Exp
 absolute time, so a restart does not extend a TTL.
 
 On the first open of a data directory in a process the file is authoritative for those families:
-their keys from the older snapshot are dropped and the rows loaded. A lock serialises "write to
+their keys from the older snapshot are dropped and the rows loaded (rows written under the
+earlier key layout renamed first, tiers/coordination/keys.py). A lock serialises "write to
 Redis, then copy to SQLite" per data directory, so concurrent threads never store a stale copy;
 a write that is one script reads back what it touched in the same script call. Staged patterns
 live in the process instead (tiers/coordination/local_patterns.py) and hand their rows to ``store``.
@@ -154,11 +155,16 @@ class DurableMirror:
                     upserts,
                 )
 
-    def restore(self, prefix_root: str, scan_patterns: Sequence[str]) -> int:
-        """Once per process and prefix: make Redis hold exactly what the file holds. Returns rows loaded."""
+    def restore(self, prefix_root: str, scan_patterns: Sequence[str],
+                carried: tuple[Sequence[str], Callable[[str], str | None]] | None = None) -> int:
+        """Once per process and prefix: make Redis hold exactly what the file holds. Returns rows
+        loaded. ``carried``: (the earlier layout's key prefixes, the key each of its rows moves to
+        or None to drop it), applied to the file's rows first."""
         with self.lock:
             if prefix_root in self._restored:
                 return 0
+            if carried is not None:
+                _sql(lambda: self._carry_over(*carried))
             stale = [key for pattern in scan_patterns for key in self.client.scan_iter(match=pattern, count=1000)]
             now = int(time.time() * 1000)
             rows = _sql(lambda: self._db.execute(
@@ -189,6 +195,24 @@ class DurableMirror:
             _sql(lambda: self._forget_expired(now))
             self._restored.add(prefix_root)
             return loaded
+
+    def _carry_over(self, earlier: Sequence[str], moved_to: Callable[[str], str | None]) -> None:
+        """Rename the rows of the earlier key layout to this layout's keys (a row already under
+        its new key wins), or drop them, in one transaction."""
+        found = [key for start in earlier for (key,) in self._db.execute(
+            "SELECT key FROM team_keys WHERE key >= ? AND key < ?", (start, start + "\U0010ffff")).fetchall()]
+        if not found:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for key in found:
+                target = moved_to(key)
+                if target is not None and target != key:
+                    self._db.execute(
+                        "INSERT INTO team_keys (key, kind, value, expires_at) SELECT ?, kind, value, expires_at "
+                        "FROM team_keys WHERE key = ? ON CONFLICT(key) DO NOTHING", (target, key))
+                if target != key:
+                    self._db.execute("DELETE FROM team_keys WHERE key = ?", (key,))
 
     def _forget_expired(self, now: int) -> None:
         with self._db:

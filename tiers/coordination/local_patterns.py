@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from tiers.coordination.context import Context
+from tiers.coordination.keys import PATTERN_BUCKETS, TeamKeys
 from tiers.failures import writing
 
 _NEVER = -1  # PTTL of a key without expiry
@@ -44,11 +45,12 @@ class _Patterns:
         found = self.decisions.get(pattern_id)
         return found[0] if found is not None and found[1] > now_ms else None
 
-    def load(self, client: Any, keys: Any) -> None:
-        index = keys.staged_index()
-        promoted = list(client.scan_iter(match=keys.promoted("*"), count=1000))
-        self.promoted = {key.decode().removeprefix(keys.promoted("")) for key in promoted}
-        members = [(member.decode(), int(score)) for member, score in client.zrange(index, 0, -1, withscores=True)]
+    def load(self, client: Any, keys: TeamKeys) -> None:
+        indices = [keys.bucket_index(bucket) for bucket in range(PATTERN_BUCKETS)]
+        promoted = list(client.scan_iter(match=f"{keys.root}{{p:*}}:promoted:*", count=1000))
+        self.promoted = {key.decode().rpartition(":promoted:")[2] for key in promoted}
+        members = [(member.decode(), int(score))
+                   for index in indices for member, score in client.zrange(index, 0, -1, withscores=True)]
         pipe = client.pipeline(transaction=False)
         for pattern_id, _ in members:
             pipe.get(keys.staged(pattern_id))
@@ -59,7 +61,7 @@ class _Patterns:
             if body is not None:
                 self.staged[pattern_id] = (body, now + pttl if pttl > 0 else 2**62)
                 self.order[pattern_id] = staged_ms
-        client.delete(index, *promoted, *(keys.staged(pattern_id) for pattern_id, _ in members))
+        client.delete(*indices, *promoted, *(keys.staged(pattern_id) for pattern_id, _ in members))
 
 
 class LocalPatternStore:
@@ -87,7 +89,7 @@ class LocalPatternStore:
             if patterns.decider(pattern_id, now) is not None:
                 return -1
             self._mirror.store(
-                [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(), f"zmember:{pattern_id}")],
+                [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(pattern_id), f"zmember:{pattern_id}")],
                 [body, ttl_ms, staged_ms, _NEVER],
             )
             patterns.staged[pattern_id] = (body, now + ttl_ms)
@@ -101,7 +103,7 @@ class LocalPatternStore:
             gone = [pattern_id for pattern_id in ordered if patterns.body(pattern_id, now) is None]
             if gone and forget_expired:  # expired: drop them, and their index rows, whose copies have no expiry
                 self._mirror.store(
-                    [(self.keys.staged_index(), f"zmember:{pattern_id}") for pattern_id in gone], [None, -2] * len(gone)
+                    [(self.keys.staged_index(pattern_id), f"zmember:{pattern_id}") for pattern_id in gone], [None, -2] * len(gone)
                 )
                 for pattern_id in gone:
                     del patterns.order[pattern_id]
@@ -122,7 +124,7 @@ class LocalPatternStore:
         with self._mirror.lock:
             if patterns.decider(pattern_id, _now_ms()) != token:
                 return
-            items = [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(), f"zmember:{pattern_id}")]
+            items = [(self.keys.staged(pattern_id), "string"), (self.keys.staged_index(pattern_id), f"zmember:{pattern_id}")]
             replies: list[Any] = [None, -2, None, -2]
             if promoted:
                 items.append((self.keys.promoted(pattern_id), "string"))

@@ -1,6 +1,7 @@
 """A team session in Redis: three hashes under the session's hash tag (info, participants, shared
-context) that every member's call renews together, in the same MULTI; durable on the embedded
-engine.
+context) that every member's call renews together, in the same MULTI (one slot, so a Redis
+Cluster runs it too; its replies come back unparsed there, hence hash_reply); durable on the
+embedded engine.
 
 The MULTI blocks hold only commands that are idempotent and whose answers go unused (HSETNX,
 HSET, PEXPIRE, reads), so redis-py sending one again after a broken connection leaves the session
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiers.coordination.context import Context, team_source
+from tiers.coordination.context import Context, hash_reply, team_source
 from tiers.failures import reading, writing
 
 JOIN = team_source("join")
@@ -70,4 +71,4 @@ class SessionStore:
         pipe.hgetall(self.participants_key)
         pipe.hkeys(self.shared_key)
         info, participants, shared_keys = reading("redis", lambda: self._run(pipe, ttl_ms))[:3]
-        return info, participants, shared_keys
+        return hash_reply(info), hash_reply(participants), shared_keys

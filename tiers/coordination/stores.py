@@ -40,7 +40,9 @@ class Stores:
         if server is not None:
             mirror = DurableMirror(server.data_dir, server, client)
             try:
-                writing("redis", lambda: mirror.restore(keys.root, keys.durable_patterns()))
+                earlier = keys.earlier
+                carried = ([earlier.signals, earlier.patterns, earlier.conflicts], keys.carried_over)
+                writing("redis", lambda: mirror.restore(keys.root, keys.durable_patterns(), carried))
             except BaseException:
                 mirror.close()
                 raise

@@ -1,7 +1,7 @@
 -- stage.lua: stage a pattern unless the library has it or a validator is deciding it
 -- (tiers/coordination/patterns.py). Takes effect once (once.lua): its answer depends on the
 -- decision state, which a validator may change between a call and its re-sending.
--- KEYS: staged:<id>, staged index, promoted:<id>, decision:<id>
+-- KEYS: staged:<id>, its bucket's staged index, promoted:<id>, decision:<id> (one bucket's tag)
 -- ARGV: msgpack pattern, ttl ms, pattern id, staged at (unix ms)
 -- Returns 1 staged, 0 already in the library, -1 a validator is deciding it right now.
 if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then  -- rarely: which of the two
