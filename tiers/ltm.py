@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.errors import TierUnavailableError
-from tiers.ltm_schema import create_schema, gone, guarded, memories
+from tiers.ltm_schema import DEFAULT_PARTITIONS, create_schema, gone, guarded, ltm_partitions, memories
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
@@ -68,13 +68,15 @@ def _padded(values: list[Any]) -> list[Any]:
 class SQLTier:
     name = "ltm"
 
-    def __init__(self, engine: Engine, namespace: str, owned: bool = True):
+    def __init__(self, engine: Engine, namespace: str, owned: bool = True, partitions: int = DEFAULT_PARTITIONS):
+        """``partitions``: PostgreSQL's hash partitions when this creates the table (tiers/ltm_schema.py)."""
         self.engine = engine
         self.namespace = namespace
         self.owned = owned  # False for an engine the caller passed in: the caller disposes it
         self.codec: PayloadCodec | None = None  # attached by the engine after construction
         self._dialect = engine.dialect.name
-        guarded(lambda: create_schema(engine))
+        guarded(lambda: create_schema(engine, partitions))
+        self.partitions = guarded(self._layout)  # what the table has, whatever was asked
         self._upsert = self._build_upsert()
         self._keyed_statements: dict[int, tuple[str, Any]] = {}
         if self._upsert is not None:
@@ -460,6 +462,10 @@ class SQLTier:
             self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------------------------
+    def _layout(self) -> int:
+        with self.engine.connect() as conn:
+            return ltm_partitions(conn)
+
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
 

@@ -22,6 +22,7 @@ from tiers.errors import MemoryConfigException, StoreIncompleteError, TierUnavai
 from tiers.failures import reading, streamed, writing
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
+from tiers.ltm_schema import DEFAULT_PARTITIONS
 from tiers.moves import Journal, Leases
 from tiers.record import MemoryRecord
 from tiers.redis_tier import RedisTier, since_seconds
@@ -37,6 +38,7 @@ class TierSettings:
     compression_level: int = 3
     dictionary_size: int = 32768
     dictionary_samples: int = 500
+    ltm_partitions: int = DEFAULT_PARTITIONS
 
 
 def open_tiers(
@@ -57,7 +59,7 @@ def open_tiers(
     scripts = Scripts(client, {"CHANGE_LOG_IDS": settings.change_log_limit})
     try:
         reading("redis", scripts.load)
-        ltm = SQLTier(engine, namespace=settings.key_prefix, owned=owned_engine)
+        ltm = SQLTier(engine, namespace=settings.key_prefix, owned=owned_engine, partitions=settings.ltm_partitions)
     except TierUnavailableError as exc:
         raise MemoryConfigException(f"cannot open the tiers: {exc}") from exc
     binding = Binding(client, keys, scripts, engine, settings.key_prefix, redis_where)

@@ -140,7 +140,7 @@ class AgentMemoryAPI:
             self._connection.client, engine, TierSettings(
                 key_prefix=config.key_prefix, change_log_limit=config.change_log_limit,
                 compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
-                dictionary_samples=ltm_cfg.dictionary_samples),
+                dictionary_samples=ltm_cfg.dictionary_samples, ltm_partitions=ltm_cfg.partitions),
             owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
             persist_redis=server.save if server is not None else None, adopt=adopt)
 
