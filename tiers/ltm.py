@@ -5,6 +5,9 @@ LTM can always be read on its own: tiers/dictionaries.py). Every field a query f
 column: agent, step, type and importance are indexed, attributes are matched on the decoded
 payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted move is harmless
 (invariant 1).
+
+On PostgreSQL a batch of new rows goes in as one COPY (a batch holding a row that is already
+there is upserted instead).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import msgpack
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
@@ -25,6 +28,7 @@ from tiers.ltm_schema import DEFAULT_PARTITIONS, create_schema, gone, guarded, l
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
+COPY_SQL = f"COPY {memories.name} ({', '.join(ROW_COLUMNS)}) FROM STDIN"  # PostgreSQL, rows in ROW_COLUMNS order
 
 RECORD_COLUMNS = tuple(
     memories.c[name]
@@ -129,6 +133,13 @@ class SQLTier:
         rows = [self._row(record, changed, record.memory_id in text_pending) for record in records]
 
         def run() -> None:
+            if self._dialect == "postgresql":
+                try:
+                    with self.engine.begin() as conn:
+                        self._copy(conn, rows)
+                    return
+                except IntegrityError:
+                    pass  # a row is there already (a move being redone): upsert them all
             with self.engine.begin() as conn:
                 if self._upsert is not None:
                     positional = self._upsert_order is not None
@@ -140,6 +151,19 @@ class SQLTier:
                     conn.execute(insert(memories), [dict(zip(ROW_COLUMNS, row)) for row in rows])
 
         self._guard(run)
+
+    @staticmethod
+    def _copy(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        """New rows through psycopg's COPY: one statement for the batch, where an upsert runs one
+        per row. A row that exists fails it with a unique violation (IntegrityError). The driver's
+        errors become SQLAlchemy's, as they do for statements SQLAlchemy runs."""
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, COPY_SQL, None, exc) from exc
 
     def delete_many(
         self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False, changed: int | None = None
@@ -529,6 +553,15 @@ class SQLTier:
 
     def _guard(self, run: Any) -> Any:
         return guarded(run)
+
+
+def _translated(conn: Any, sql: str, params: Any, exc: Exception) -> StatementError:
+    """A driver error raised outside SQLAlchemy's execute, as SQLAlchemy would raise it; the
+    connection is invalidated if the error means it was lost."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost)
 
 
 T = TypeVar("T")
