@@ -1,14 +1,16 @@
 """The long-term tier on PostgreSQL, beyond the tier suite (test_tier_conformance.py runs that on
 both layouts): what its driver-level paths (a batch of new rows as one COPY) do when PostgreSQL
-refuses."""
+refuses, and the sessions of the engine made for an LTM URL."""
 
 from __future__ import annotations
 
 import sqlalchemy
 
+from support import TEST_POSTGRES_URL, unavailable
 from tiers.codec import PayloadCodec, pack_contents
 from tiers.errors import TierUnavailableError
 from tiers.ltm import SQLTier
+from tiers.ltm_schema import make_engine
 from tiers.record import MemoryRecord
 
 
@@ -35,3 +37,22 @@ def test_a_batch_postgresql_refuses_is_a_tier_error_and_nothing_of_it_is_kept(pr
             assert conn.execute(sqlalchemy.text("SELECT count(*) FROM tiermem_ltm")).scalar() == 3
     finally:
         ltm.close()
+
+
+def test_the_ltm_engine_keeps_generic_plans_and_other_engines_do_not():
+    """The engine tiermem makes for an LTM URL sets plan_cache_mode on each session (a prepared
+    range is not planned again at every call, tiers/ltm_schema.py); an engine made for another
+    store keeps the server's setting."""
+    for generic in (True, False):
+        engine = make_engine(TEST_POSTGRES_URL, None, generic_plans=generic)
+        try:
+            for _ in range(2):  # a new session, then a pooled one
+                try:
+                    with engine.connect() as conn:
+                        now, server = conn.execute(sqlalchemy.text(
+                            "SELECT setting, reset_val FROM pg_settings WHERE name = 'plan_cache_mode'")).one()
+                except sqlalchemy.exc.OperationalError as exc:
+                    unavailable(f"PostgreSQL at {TEST_POSTGRES_URL}", exc)
+                assert now == ("force_generic_plan" if generic else server)
+        finally:
+            engine.dispose()

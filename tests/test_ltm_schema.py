@@ -1,7 +1,7 @@
 """The LTM schema: several processes opening one new SQLite file or PostgreSQL schema at once all
 succeed (each sees no table, one CREATE fails, the others try again), and an older database is
-migrated. On PostgreSQL a new LTM is hash-partitioned by agent, and a table made unpartitioned is
-kept as it is."""
+migrated. On PostgreSQL a new LTM is hash-partitioned by agent, a range reads one partition by
+its primary key (EXPLAIN), and a table made unpartitioned is kept as it is."""
 
 from __future__ import annotations
 
@@ -117,6 +117,14 @@ def _records(agent: str, steps: range) -> list[MemoryRecord]:
                          pack_contents({"agent": agent, "step": step, "note": "the quick brown fox"})) for step in steps]
 
 
+def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """(node type, relation) of every node of an EXPLAIN (FORMAT JSON) plan that reads a relation."""
+    found = [(plan["Node Type"], plan["Relation Name"])] if "Relation Name" in plan else []
+    for child in plan.get("Plans", []):
+        found += _scans(child)
+    return found
+
+
 def test_a_new_postgresql_ltm_is_hash_partitioned_by_agent(private_postgres_engine: sqlalchemy.engine.Engine) -> None:
     pg = private_postgres_engine
     ltm = _tier(pg, partitions=4)
@@ -137,6 +145,48 @@ def test_a_new_postgresql_ltm_is_hash_partitioned_by_agent(private_postgres_engi
     assert len({tables[0] for _, tables in homes}) > 1  # the agents spread over the partitions
     assert [r.step_number for r in ltm.range("agent-3", lo=5, hi=9)] == [5, 6, 7, 8, 9]
     ltm.close()
+
+
+def test_a_range_reads_one_partition_by_its_primary_key(private_postgres_engine: sqlalchemy.engine.Engine) -> None:
+    """The tier's own range statement, as PostgreSQL plans it once it has statistics: for the
+    values of one call (a custom plan) and as the generic plan of a prepared statement (what an
+    engine's sessions keep: tiers/ltm_schema.py), an index scan of the agent's partition by its
+    primary key, never a sequential scan and never another partition."""
+    pg = private_postgres_engine
+    ltm = _tier(pg, partitions=4)
+    for agent in (f"agent-{i}" for i in range(40)):
+        ltm.put_many(agent, _records(agent, range(500)))
+    _, sql = ltm._range_statement("step", False, True, True, False, False, True)
+    params = {"ns": "lay", "ag": "agent-7", "lo": 100, "hi": 199, "lim": 100}
+    with pg.connect() as conn:
+        conn.execute(sqlalchemy.text("ANALYZE tiermem_ltm"))
+        home = conn.execute(sqlalchemy.text(
+            "SELECT DISTINCT tableoid::regclass::text FROM tiermem_ltm WHERE agent_id = 'agent-7'")).scalar_one()
+        driver = conn.connection.driver_connection
+        custom = driver.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        driver.execute("PREPARE ranged AS " + sql.replace("%(ns)s", "$1").replace("%(ag)s", "$2")
+                       .replace("%(lo)s", "$3").replace("%(hi)s", "$4").replace("%(lim)s", "$5"))
+        generic = driver.execute("EXPLAIN (FORMAT JSON) EXECUTE ranged('lay', 'agent-7', 100, 199, 100)").fetchone()[0][0]
+        conn.rollback()
+    for plan in (custom, generic["Plan"]):
+        assert _scans(plan) == [("Index Scan", home)], plan
+        assert _index_names(plan) == [f"{home}_pkey"], plan
+    assert _removed(generic["Plan"]) == 3, generic  # pruned as it starts: one partition of 4
+    assert [r.step_number for r in ltm.range("agent-7", lo=100, hi=199, limit=100)] == list(range(100, 200))
+    ltm.close()
+
+
+def _removed(plan: dict[str, Any]) -> int:
+    """Partitions a plan's nodes leave out when the statement starts (run-time pruning)."""
+    return plan.get("Subplans Removed", 0) + sum(_removed(child) for child in plan.get("Plans", []))
+
+
+def _index_names(plan: dict[str, Any]) -> list[str]:
+    names = [plan["Index Name"]] if "Index Name" in plan else []
+    for child in plan.get("Plans", []):
+        names += _index_names(child)
+    return names
 
 
 def test_an_ltm_table_made_unpartitioned_keeps_its_layout(private_postgres_engine: sqlalchemy.engine.Engine) -> None:

@@ -152,8 +152,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
-    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither works."""
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Prepared statements (psycopg prepares a statement run five times) keep one generic plan.
+    PostgreSQL would otherwise plan a query of a partitioned tiermem_ltm again at every run: it
+    prices the generic plan as if it read every partition, where it reads the agent's one
+    (pruned when it starts). The tier's queries name their agent and filter on indexed columns
+    (constants where a partial index needs one), so their generic plans are the custom ones."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()
+
+
+def make_engine(url: str | None, db_path: str | Path | None, *, generic_plans: bool = False) -> Engine:
+    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither
+    works. ``generic_plans``: PostgreSQL sessions that keep generic plans (the long-term tier's
+    engine: see _postgres_session)."""
     try:
         if url is None:
             path = Path(db_path)  # type: ignore[arg-type]
@@ -164,6 +177,8 @@ def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
         raise TierUnavailableError("ltm", f"cannot use {url or db_path!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql" and generic_plans:
+        event.listen(engine, "connect", _postgres_session)
     return engine
 
 

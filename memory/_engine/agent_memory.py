@@ -132,7 +132,7 @@ class AgentMemoryAPI:
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
-            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
+            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path, generic_plans=True)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
         server = self._connection.embedded_server
