@@ -19,6 +19,7 @@ from memory import validation
 from tiers.cluster import parse_nodes
 from tiers.errors import MemoryConfigException
 from tiers.keys import CHANGE_LOG_IDS, validate_prefix
+from tiers.ltm_schema import DEFAULT_PARTITIONS, MAX_PARTITIONS
 
 MAX_VECTOR_DIM = 65536  # every memory carries a vector of this many floats
 MAX_DICTIONARY_BYTES = 1 << 24  # a trained zstd dictionary: training allocates its size up front
@@ -173,10 +174,14 @@ class LTMConfig(_Options):
     batch_size: int = 2000  # memories per move batch
     dictionary_size: int = 32768  # bytes of the trained zstd dictionary (32 KiB: ~3% smaller payloads than 16)
     dictionary_samples: int = 500  # payloads needed before a dictionary is trained
+    # PostgreSQL: hash partitions by agent of a new LTM table (1: one plain table); a table that
+    # exists keeps the layout it was made with. SQLite ignores it (docs/scale.md#postgresql)
+    partitions: int = DEFAULT_PARTITIONS
 
     def _validate(self) -> None:
         _positive_int(self, "promote_threshold")
         _positive_int(self, "batch_size")
+        _positive_int(self, "partitions", maximum=MAX_PARTITIONS)
         _positive_int(self, "dictionary_size", maximum=MAX_DICTIONARY_BYTES)
         _positive_int(self, "dictionary_samples", maximum=MAX_DICTIONARY_SAMPLES)
         _optional_text(self, "url")

@@ -373,7 +373,8 @@ SECTIONS = {
                   "compression_level": bad_counts(1, 22)},
     "ltm_config": {"url": BAD_PATHS_OR_URLS, "db_path": st.one_of(BAD_PATHS_OR_URLS, st.just("")),
                    "promote_threshold": bad_counts(1), "batch_size": bad_counts(1),
-                   "dictionary_size": bad_counts(1, 1 << 24), "dictionary_samples": bad_counts(1, 100_000)},
+                   "dictionary_size": bad_counts(1, 1 << 24), "dictionary_samples": bad_counts(1, 100_000),
+                   "partitions": bad_counts(1, 1024)},
     "search_config": {"vector_dim": st.one_of(bad_counts(8, 65536)), "state_vectors": NOT_BOOL,
                       "text_embedding": st.one_of(
                           st.text(max_size=8).filter(lambda t: t not in ("off", "on_query", "background")), NOT_STR_OR_NONE),

@@ -30,7 +30,7 @@ from tiers.codec import NO_DICTIONARY, PayloadCodec, pack_contents
 from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
-from tiers.ltm_schema import make_engine, memories
+from tiers.ltm_schema import DEFAULT_PARTITIONS, make_engine, memories
 from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.redis_tier import RedisTier
 from tiers.scripts import Scripts
@@ -46,7 +46,9 @@ OTHER_AGENT = "agent_b.2"
 @dataclass(frozen=True)
 class TierCase:
     tier: str  # "stm" | "im" | "ltm"
-    backend: str  # "redis" | "embedded" (the Redis engines) | "sqlite" | "postgres"
+    # "redis" | "embedded" (the Redis engines) | "sqlite" | "postgres" (hash-partitioned, the layout a
+    # new LTM gets) | "postgres-single" (one plain table: partitions=1, or a table made unpartitioned)
+    backend: str
 
     def __str__(self) -> str:
         return f"{self.tier}-{self.backend}"
@@ -59,6 +61,7 @@ TIER_CASES = [
     TierCase("im", "embedded"),
     TierCase("ltm", "sqlite"),
     TierCase("ltm", "postgres"),
+    TierCase("ltm", "postgres-single"),
 ]
 
 
@@ -145,8 +148,11 @@ def _redis_tiers(case: TierCase, request: pytest.FixtureRequest) -> Iterator[Cal
 def _sql_tiers(case: TierCase, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., SQLTier]]:
     if case.backend == "sqlite":
         engine = make_engine(None, tmp_path / "ltm.sqlite")
-    else:
+    elif case.backend == "postgres":
         engine = request.getfixturevalue("postgres_engine")  # session-wide; namespaces keep tests apart
+    else:
+        engine = request.getfixturevalue("private_postgres_engine")  # its table is made unpartitioned
+    partitions = 1 if case.backend == "postgres-single" else DEFAULT_PARTITIONS
     base = f"t{uuid.uuid4().hex[:12]}"
     used: set[str] = set()
     store = DictionaryStore()
@@ -154,7 +160,8 @@ def _sql_tiers(case: TierCase, request: pytest.FixtureRequest, tmp_path: Any) ->
 
     def build(suffix: str = "") -> SQLTier:
         used.add(base + suffix)
-        ltm = SQLTier(engine, namespace=base + suffix)
+        ltm = SQLTier(engine, namespace=base + suffix, partitions=partitions)
+        assert ltm.partitions == (partitions if case.backend != "sqlite" else 1)
         ltm.codec = PayloadCodec(load_dictionary=store.load, save_dictionary=store.save, latest_dictionary=store.latest)
         return ltm
 

@@ -5,6 +5,12 @@ LTM can always be read on its own: tiers/dictionaries.py). Every field a query f
 column: agent, step, type and importance are indexed, attributes are matched on the decoded
 payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted move is harmless
 (invariant 1).
+
+On PostgreSQL a batch of new rows goes in as one COPY (a batch holding a row that is already
+there is upserted instead), and reads run without a transaction of their own (autocommit: one
+round trip each, not BEGIN, the query and ROLLBACK). A range is built once per shape of query
+and read in psycopg's binary format; the engine's sessions keep generic plans
+(tiers/ltm_schema.py), so a prepared range is not planned again at every call.
 """
 
 from __future__ import annotations
@@ -13,18 +19,19 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import msgpack
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Float, and_, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.errors import TierUnavailableError
-from tiers.ltm_schema import create_schema, gone, guarded, memories
+from tiers.ltm_schema import DEFAULT_PARTITIONS, create_schema, gone, guarded, ltm_partitions, memories
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
+COPY_SQL = f"COPY {memories.name} ({', '.join(ROW_COLUMNS)}) FROM STDIN"  # PostgreSQL, rows in ROW_COLUMNS order
 
 RECORD_COLUMNS = tuple(
     memories.c[name]
@@ -33,6 +40,11 @@ RECORD_COLUMNS = tuple(
         "last_access_time", "last_access_step", "dict_id", "payload", "vectors",
     )
 )
+
+# the rows of the partial index tiermem_ltm_text_pending, spelled as its predicate is: a constant, not
+# a bound parameter, so a generic plan (PostgreSQL, tiers/ltm_schema.py) still proves it uses the index
+WAITING = memories.c.text_pending == literal_column("1")
+RANGE_COLUMNS = {"step": memories.c.step, "importance": memories.c.importance}  # the orders range answers in
 
 # What the in-process indices read (indices/catalog.py), never the payload.
 DERIVED_COLUMNS = (memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
@@ -68,15 +80,21 @@ def _padded(values: list[Any]) -> list[Any]:
 class SQLTier:
     name = "ltm"
 
-    def __init__(self, engine: Engine, namespace: str, owned: bool = True):
+    def __init__(self, engine: Engine, namespace: str, owned: bool = True, partitions: int = DEFAULT_PARTITIONS):
+        """``partitions``: PostgreSQL's hash partitions when this creates the table (tiers/ltm_schema.py)."""
         self.engine = engine
         self.namespace = namespace
         self.owned = owned  # False for an engine the caller passed in: the caller disposes it
         self.codec: PayloadCodec | None = None  # attached by the engine after construction
         self._dialect = engine.dialect.name
-        guarded(lambda: create_schema(engine))
+        guarded(lambda: create_schema(engine, partitions))
+        self.partitions = guarded(self._layout)  # what the table has, whatever was asked
+        # reads: PostgreSQL without BEGIN and ROLLBACK around each (one statement per snapshot
+        # either way, at its default READ COMMITTED); SQLite as it is
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if self._dialect == "postgresql" else engine
         self._upsert = self._build_upsert()
         self._keyed_statements: dict[int, tuple[str, Any]] = {}
+        self._range_statements: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         if self._upsert is not None:
             # compiled once and run through the driver: SQLAlchemy's per-row parameter handling
             # costs more than the insert itself on the maintenance path
@@ -127,6 +145,13 @@ class SQLTier:
         rows = [self._row(record, changed, record.memory_id in text_pending) for record in records]
 
         def run() -> None:
+            if self._dialect == "postgresql":
+                try:
+                    with self.engine.begin() as conn:
+                        self._copy(conn, rows)
+                    return
+                except IntegrityError:
+                    pass  # a row is there already (a move being redone): upsert them all
             with self.engine.begin() as conn:
                 if self._upsert is not None:
                     positional = self._upsert_order is not None
@@ -138,6 +163,19 @@ class SQLTier:
                     conn.execute(insert(memories), [dict(zip(ROW_COLUMNS, row)) for row in rows])
 
         self._guard(run)
+
+    @staticmethod
+    def _copy(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        """New rows through psycopg's COPY: one statement for the batch, where an upsert runs one
+        per row. A row that exists fails it with a unique violation (IntegrityError). The driver's
+        errors become SQLAlchemy's, as they do for statements SQLAlchemy runs."""
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, COPY_SQL, None, exc) from exc
 
     def delete_many(
         self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False, changed: int | None = None
@@ -202,8 +240,8 @@ class SQLTier:
         """What changed after change stamp ``stamp``: the derived fields of rows written since
         (as :meth:`derived`) and the ids deleted since."""
         def run() -> tuple[list[Any], list[str]]:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(*DERIVED_COLUMNS).where(self._mine(agent_id), memories.c.changed > stamp))
+            with self._reads.connect() as conn:
+                rows = conn.execute(select(*DERIVED_COLUMNS).where(self._mine(agent_id), memories.c.changed > stamp)).all()
                 deleted = conn.execute(select(gone.c.memory_id).where(
                     gone.c.namespace == self.namespace, gone.c.agent_id == agent_id, gone.c.changed > stamp)).all()
                 return _derived_rows(rows), [r[0] for r in deleted]
@@ -269,13 +307,13 @@ class SQLTier:
 
         def run() -> list[MemoryRecord]:
             out: list[MemoryRecord] = []
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 if steps is not None:
                     for id_chunk, step_chunk in zip(_chunks(list(memory_ids), 500), _chunks(list(steps), 500)):
                         out += [self._decode(row) for row in self._select_by_key(conn, agent_id, step_chunk, id_chunk)]
                     return out
                 for where, _ in self._keyed(conn, agent_id, memory_ids):
-                    out += [self._decode(row) for row in conn.execute(select(*RECORD_COLUMNS).where(where))]
+                    out += [self._decode(row) for row in conn.execute(select(*RECORD_COLUMNS).where(where)).all()]
             return out
 
         return self._guard(run)
@@ -293,29 +331,41 @@ class SQLTier:
         limit: int | None = None,
     ) -> list[MemoryRecord]:
         """Rows in (index, memory_id) order, the same order the Redis tiers answer in."""
-        columns = {"step": memories.c.step, "importance": memories.c.importance}
-        if by not in columns:
+        if by not in RANGE_COLUMNS:
             raise ValueError(f"unknown index {by!r}")
-        column = columns[by]
-        conditions = [self._mine(agent_id)]
-        if memory_type is not None:
-            conditions.append(memories.c.memory_type == memory_type)
-        if lo is not None:
-            conditions.append(column >= lo)
-        if hi is not None:
-            conditions.append(column <= hi)
-        order = (column.desc(), memories.c.memory_id.desc()) if reverse else (column, memories.c.memory_id)
-        stmt = select(*RECORD_COLUMNS).where(and_(*conditions)).order_by(*order)
-        if offset:
-            stmt = stmt.offset(offset)
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        shape = (by, memory_type is not None, lo is not None, hi is not None, reverse, offset != 0, limit is not None)
+        stmt, sql = self._range_statements.get(shape) or self._range_statement(*shape)
+        params = {"ns": self.namespace, "ag": agent_id, "t": memory_type, "lo": lo, "hi": hi, "off": offset, "lim": limit}
 
         def run() -> list[MemoryRecord]:
-            with self.engine.connect() as conn:
-                return [self._decode(row) for row in conn.execute(stmt)]
+            with self._reads.connect() as conn:
+                rows = self._driver_rows(conn, sql, params) if sql is not None else conn.execute(stmt, params).all()
+            return [self._decode(row) for row in rows]
 
         return self._guard(run)
+
+    def _range_statement(self, by: str, typed: bool, low: bool, high: bool, reverse: bool, skip: bool,
+                         limited: bool) -> tuple[Any, str | None]:
+        """The range query of one shape, built once with bind parameters: the statement, and on
+        PostgreSQL its SQL for the driver. The bounds are compared as floats (a step bound may be
+        fractional, and no cast to the column's type may round it)."""
+        column = RANGE_COLUMNS[by]
+        conditions = [memories.c.namespace == bindparam("ns"), memories.c.agent_id == bindparam("ag")]
+        if typed:
+            conditions.append(memories.c.memory_type == bindparam("t"))
+        if low:
+            conditions.append(column >= bindparam("lo", type_=Float()))
+        if high:
+            conditions.append(column <= bindparam("hi", type_=Float()))
+        order = (column.desc(), memories.c.memory_id.desc()) if reverse else (column, memories.c.memory_id)
+        stmt = select(*RECORD_COLUMNS).where(*conditions).order_by(*order)
+        if skip:
+            stmt = stmt.offset(bindparam("off"))
+        if limited:
+            stmt = stmt.limit(bindparam("lim"))
+        sql = stmt.compile(dialect=self.engine.dialect).string if self._dialect == "postgresql" else None
+        self._range_statements[(by, typed, low, high, reverse, skip, limited)] = (stmt, sql)
+        return stmt, sql
 
     def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
         """All of an agent's memories in step order, a batch at a time (attribute scans)."""
@@ -336,8 +386,9 @@ class SQLTier:
             )
 
             def run(stmt: Any = stmt) -> list[MemoryRecord]:
-                with self.engine.connect() as conn:
-                    return [self._decode(row) for row in conn.execute(stmt)]
+                with self._reads.connect() as conn:
+                    rows = conn.execute(stmt).all()
+                return [self._decode(row) for row in rows]
 
             chunk = self._guard(run)
             if not chunk:
@@ -349,12 +400,12 @@ class SQLTier:
         """Memories of the agent that wait for their text vector: the first ``most`` by step, or
         those ``among`` the ids given."""
         def run() -> list[str]:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 if among is not None:
                     return [m for where, _ in self._keyed(conn, agent_id, among) for m in conn.execute(
-                        select(memories.c.memory_id).where(where, memories.c.text_pending == 1)).scalars()]
+                        select(memories.c.memory_id).where(where, WAITING)).scalars()]
                 # SQLite's planner, without statistics, would walk the agent's rows by primary key
-                stmt = (select(memories.c.memory_id).where(self._mine(agent_id), memories.c.text_pending == 1)
+                stmt = (select(memories.c.memory_id).where(self._mine(agent_id), WAITING)
                         .order_by(memories.c.step).limit(most)
                         .with_hint(memories, "INDEXED BY tiermem_ltm_text_pending", dialect_name="sqlite"))
                 return list(conn.execute(stmt).scalars())
@@ -365,7 +416,7 @@ class SQLTier:
         """The ids among ``memory_ids`` this tier holds."""
 
         def run() -> set[str]:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 return {memory_id for _, located in self._keyed(conn, agent_id, memory_ids) for _, memory_id in located}
 
         return self._guard(run)
@@ -375,7 +426,7 @@ class SQLTier:
 
         def run() -> dict[str, int]:
             out: dict[str, int] = {}
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 for where, _ in self._keyed(conn, agent_id, memory_ids):
                     rows = conn.execute(select(memories.c.memory_id, memories.c.reads_in_ltm).where(where))
                     out.update({memory_id: int(n) for memory_id, n in rows})
@@ -385,7 +436,7 @@ class SQLTier:
 
     def count(self, agent_id: str) -> int:
         def run() -> int:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 return int(conn.execute(select(func.count()).where(self._mine(agent_id))).scalar() or 0)
 
         return self._guard(run)
@@ -397,7 +448,7 @@ class SQLTier:
             where.append(memories.c.agent_id == agent_id)
 
         def run() -> dict[str, Any]:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 count, stored, raw, lo, hi, total = conn.execute(
                     select(
                         func.count(),
@@ -428,7 +479,7 @@ class SQLTier:
     def latest_stamp(self, agent_id: str) -> int:
         """The highest change stamp the agent's rows and deletions carry (0: none)."""
         def run() -> int:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 written = conn.execute(select(func.max(memories.c.changed)).where(self._mine(agent_id))).scalar()
                 deleted = conn.execute(select(func.max(gone.c.changed)).where(
                     gone.c.namespace == self.namespace, gone.c.agent_id == agent_id)).scalar()
@@ -438,7 +489,7 @@ class SQLTier:
 
     def step_bounds(self, agent_id: str) -> tuple[int, int] | None:
         def run() -> tuple[int, int] | None:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 lo, hi = conn.execute(
                     select(func.min(memories.c.step), func.max(memories.c.step)).where(self._mine(agent_id))
                 ).one()
@@ -448,7 +499,7 @@ class SQLTier:
 
     def agents(self) -> list[str]:
         def run() -> list[str]:
-            with self.engine.connect() as conn:
+            with self._reads.connect() as conn:
                 return [row[0] for row in conn.execute(
                     select(memories.c.agent_id).where(memories.c.namespace == self.namespace).distinct()
                 )]
@@ -460,6 +511,22 @@ class SQLTier:
             self.engine.dispose()
 
     # -- plumbing -----------------------------------------------------------------------------
+    def _layout(self) -> int:
+        with self.engine.connect() as conn:
+            return ltm_partitions(conn)
+
+    @staticmethod
+    def _driver_rows(conn: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        """PostgreSQL rows through psycopg, in its binary format: neither the server nor the client
+        turns floats and bytes into text and back, and SQLAlchemy's per-statement work is skipped.
+        The driver's errors become SQLAlchemy's (a lost connection is invalidated first)."""
+        try:
+            with conn.connection.driver_connection.cursor(binary=True) as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _translated(conn, sql, params, exc) from exc
+
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
 
@@ -473,7 +540,7 @@ class SQLTier:
         sql, order = self._keyed_sql(len(steps))
         params = {"ns": self.namespace, "ag": agent_id, **{f"s{i}": v for i, v in enumerate(steps)}}
         rows = conn.exec_driver_sql(sql, tuple(params[name] for name in order) if order else params)
-        return [row for row in rows if row[0] in wanted]
+        return [row for row in rows.all() if row[0] in wanted]
 
     def _keyed_sql(self, n_steps: int) -> tuple[str, Any]:
         cached = self._keyed_statements.get(n_steps)
@@ -523,6 +590,15 @@ class SQLTier:
 
     def _guard(self, run: Any) -> Any:
         return guarded(run)
+
+
+def _translated(conn: Any, sql: str, params: Any, exc: Exception) -> StatementError:
+    """A driver error raised outside SQLAlchemy's execute, as SQLAlchemy would raise it; the
+    connection is invalidated if the error means it was lost."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost)
 
 
 T = TypeVar("T")

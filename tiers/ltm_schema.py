@@ -1,11 +1,19 @@
 """The long-term tier's tables, their migrations and the SQL engine: the schema in one place.
 
-    tiermem_ltm                 one row per memory (namespace = the engine's key prefix)
+    tiermem_ltm                 one row per memory (namespace = the engine's key prefix); on
+                                PostgreSQL hash-partitioned by agent_id (tiermem_ltm_p0 ...)
     tiermem_ltm_gone            deleted rows with the change stamp of their deletion
     tiermem_zstd_dictionaries   zstd dictionaries by content id (tiers/dictionaries.py)
     tiermem_dictionaries        numbered dictionaries (schemas older than content ids), read-only
     tiermem_deployments         which deployment each namespace belongs to (tiers/deployment.py)
     tiermem_schema              the schema version (MIGRATIONS)
+
+On PostgreSQL a new ``tiermem_ltm`` is ``PARTITION BY HASH (agent_id)`` into ``partitions``
+tables (LTMConfig.partitions; 1: one plain table). Every query of the tier names one agent, so it
+reads one partition, by that partition's indices: its cost grows with the log of the partition,
+not with the table. The indices are declared once, on the parent. A table that exists keeps its
+layout, partitioned or not (:func:`ltm_partitions` reads it): both answer the same SQL. SQLite
+has no partitions: its table is clustered by the primary key (WITHOUT ROWID) instead.
 
 SQLAlchemy's errors become tiermem's here (:func:`guarded`), for every module that runs SQL.
 """
@@ -31,11 +39,12 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from tiers.errors import TierUnavailableError
@@ -131,6 +140,8 @@ MIGRATIONS: list[list[str | tuple[tuple[str, ...], str]]] = [
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 SCHEMA_ATTEMPTS = 4  # concurrent first-time creation by several processes
+DEFAULT_PARTITIONS = 16  # PostgreSQL: hash partitions of a new tiermem_ltm (docs/scale.md#postgresql)
+MAX_PARTITIONS = 1024
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -141,8 +152,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
-    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither works."""
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Prepared statements (psycopg prepares a statement run five times) keep one generic plan.
+    PostgreSQL would otherwise plan a query of a partitioned tiermem_ltm again at every run: it
+    prices the generic plan as if it read every partition, where it reads the agent's one
+    (pruned when it starts). The tier's queries name their agent and filter on indexed columns
+    (constants where a partial index needs one), so their generic plans are the custom ones."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()
+
+
+def make_engine(url: str | None, db_path: str | Path | None, *, generic_plans: bool = False) -> Engine:
+    """An engine for ``url``, or for a SQLite file at ``db_path``; TierUnavailableError if neither
+    works. ``generic_plans``: PostgreSQL sessions that keep generic plans (the long-term tier's
+    engine: see _postgres_session)."""
     try:
         if url is None:
             path = Path(db_path)  # type: ignore[arg-type]
@@ -153,6 +177,8 @@ def make_engine(url: str | None, db_path: str | Path | None) -> Engine:
         raise TierUnavailableError("ltm", f"cannot use {url or db_path!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql" and generic_plans:
+        event.listen(engine, "connect", _postgres_session)
     return engine
 
 
@@ -169,12 +195,17 @@ def create_racing(create: Callable[[], None]) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-def create_schema(engine: Engine) -> None:
-    """Create or upgrade the tables (safe while other processes do the same)."""
-    create_racing(lambda: _create_schema_once(engine))
+def create_schema(engine: Engine, partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create or upgrade the tables (safe while other processes do the same). On PostgreSQL a
+    missing ``tiermem_ltm`` is made with ``partitions`` hash partitions (1: a plain table)."""
+    create_racing(lambda: _create_schema_once(engine, partitions))
 
 
-def _create_schema_once(engine: Engine) -> None:
+def _create_schema_once(engine: Engine, partitions: int) -> None:
+    if engine.dialect.name == "postgresql" and partitions > 1:
+        with engine.begin() as conn:  # one transaction: a racing process sees all of it or none
+            if not inspect(conn).has_table(memories.name):
+                _create_partitioned(conn, partitions)
     metadata.create_all(engine)
     with engine.begin() as conn:
         version = conn.execute(select(func.max(schema_version.c.version))).scalar()
@@ -188,6 +219,27 @@ def _create_schema_once(engine: Engine) -> None:
                     conn.execute(text(sql))
         if version < SCHEMA_VERSION:
             conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
+
+
+def _create_partitioned(conn: Connection, partitions: int) -> None:
+    """tiermem_ltm as ``partitions`` hash partitions of agent_id, with its indices on the parent
+    (PostgreSQL creates them on every partition). A partition's name is tiermem_ltm_p<remainder>."""
+    parent = memories.to_metadata(MetaData())
+    parent.dialect_options["postgresql"]["partition_by"] = "HASH (agent_id)"
+    parent.create(conn)
+    for remainder in range(partitions):
+        conn.execute(text(f"CREATE TABLE {memories.name}_p{remainder} PARTITION OF {memories.name} "
+                          f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {remainder})"))
+
+
+def ltm_partitions(conn: Connection) -> int:
+    """How many partitions tiermem_ltm has: 1 for a plain table (SQLite's, or a PostgreSQL table
+    made unpartitioned), else its hash partitions."""
+    if conn.dialect.name != "postgresql":
+        return 1
+    return int(conn.execute(text(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(:table)"), {"table": memories.name}).scalar()
+        or 1)
 
 
 def guarded(run: Callable[[], T]) -> T:

@@ -22,6 +22,7 @@ from tiers.errors import MemoryConfigException, StoreIncompleteError, TierUnavai
 from tiers.failures import reading, streamed, writing
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
+from tiers.ltm_schema import DEFAULT_PARTITIONS
 from tiers.moves import Journal, Leases
 from tiers.record import MemoryRecord
 from tiers.redis_tier import RedisTier, since_seconds
@@ -39,6 +40,7 @@ class TierSettings:
     dictionary_size: int = 32768
     dictionary_samples: int = 500
     wait_replicas: int = 0
+    ltm_partitions: int = DEFAULT_PARTITIONS
 
 
 def open_tiers(
@@ -59,7 +61,7 @@ def open_tiers(
     scripts = Scripts(client, {"CHANGE_LOG_IDS": settings.change_log_limit}, settings.wait_replicas)
     try:
         reading("redis", scripts.load)
-        ltm = SQLTier(engine, namespace=settings.key_prefix, owned=owned_engine)
+        ltm = SQLTier(engine, namespace=settings.key_prefix, owned=owned_engine, partitions=settings.ltm_partitions)
     except TierUnavailableError as exc:
         raise MemoryConfigException(f"cannot open the tiers: {exc}") from exc
     binding = Binding(client, keys, scripts, engine, settings.key_prefix, redis_where)

@@ -132,7 +132,7 @@ class AgentMemoryAPI:
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
-            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path)
+            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path, generic_plans=True)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
         server = self._connection.embedded_server
@@ -140,7 +140,8 @@ class AgentMemoryAPI:
             self._connection.client, engine, TierSettings(
                 key_prefix=config.key_prefix, change_log_limit=config.change_log_limit,
                 compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
-                dictionary_samples=ltm_cfg.dictionary_samples, wait_replicas=config.wait_replicas),
+                dictionary_samples=ltm_cfg.dictionary_samples, ltm_partitions=ltm_cfg.partitions,
+                wait_replicas=config.wait_replicas),
             owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
             persist_redis=server.save if server is not None else None, adopt=adopt)
 
