@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from redis.cluster import key_slot
+from redis.cluster import RedisCluster, key_slot
 
 from memory import (
     AccessTier,
@@ -26,10 +26,15 @@ from memory import (
     RedisShortTermMemory,
     StagedPattern,
     TeamSession,
+    check_redis_connection,
+    connect_redis_server,
+    get_railway_redis,
+    get_redis_memory,
 )
 from memory.team.collaboration import KEEP
 from support import ON_CLUSTER, SINGLE_REDIS_URL, single_redis
 from team_support import a_redis_cluster, cluster_client, delete_prefix, keys_per_primary
+from tiers import cluster
 from tiers.coordination.keys import PATTERN_BUCKETS, TeamKeys
 
 VALIDATOR = AgentCredentials("architect", AccessTier.VALIDATOR)
@@ -282,3 +287,37 @@ def test_racing_threads_on_a_cluster_never_get_one_task_twice(on_cluster):
         for team_id, task_id, agent in claimed:
             if team_id == team.team_id:
                 assert team.get_result(task_id)["agent_id"] == agent
+
+
+# -- the connection calls, given a cluster -------------------------------------------------------------
+
+
+@slow_without_a_cluster
+def test_every_way_to_connect_takes_a_cluster(cluster_url, tmp_path):
+    host, port = cluster.parse_nodes(cluster_url.split("://", 1)[1])[0]
+    node_url = f"redis://{host}:{port}/0"
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    assert check_redis_connection(cluster_url) and check_redis_connection(node_url)
+    assert check_redis_connection(environ={"REDIS_URL": cluster_url})
+    assert not check_redis_connection("redis+cluster://127.0.0.1:1")
+    made = [get_redis_memory(environ={"REDIS_URL": cluster_url}, key_prefix=prefix, data_dir=str(tmp_path)),
+            get_redis_memory(node_url, key_prefix=prefix, data_dir=str(tmp_path)),
+            connect_redis_server(host, port, key_prefix=prefix, data_dir=str(tmp_path)),
+            get_railway_redis(host, port, key_prefix=prefix, data_dir=str(tmp_path))]
+    client = cluster_client(cluster_url)
+    try:
+        for n, memory in enumerate(made):
+            assert isinstance(memory.client, RedisCluster) and memory.ping()
+            for agent in range(20):
+                AgentWorkspace(f"agent-{n}-{agent}", short_term_memory=memory).stash("note", n)
+        for n in range(len(made)):  # each reads what another wrote
+            assert AgentWorkspace(f"agent-{n}-3", short_term_memory=made[-1 - n]).retrieve("note") == n
+        total = sum(node.dbsize() for node in cluster.primaries(client))
+        assert made[0].get_stats()["keys"] == total  # every primary's keys, not one node's
+        assert sum(map(len, keys_per_primary(client, f"{prefix}:*").values())) == 80
+        assert made[0].get_capabilities()["multi_process"]
+    finally:
+        for memory in made:
+            memory.close()
+        delete_prefix(client, prefix)
+        client.close()

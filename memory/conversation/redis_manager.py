@@ -1,7 +1,7 @@
 """RedisMemoryManager: one Redis hash per conversation, written by compare-and-set.
 
-The hash, its key and the compare-and-set script are tiers/conversation_redis.py's: writers in
-any number of processes never overwrite each other's turns, and a write whose reply was lost is
+The hash, its key and the compare-and-set script are tiers/conversation_redis.py's (on one server
+or a Redis Cluster): writers in any number of processes never overwrite each other's turns, and a write whose reply was lost is
 sent once more and applied once. The TTL (24 h by default) restarts at every write, so a
 conversation is forgotten a day after its last turn.
 """
@@ -26,9 +26,11 @@ DEFAULT_TTL = 24 * 3600.0
 class RedisMemoryManager(StoredMemoryManager):
     """Conversations in Redis (``redis.asyncio``), shared by every process using the same server.
 
-    Give ``redis_url`` (the manager opens and closes its client) or ``client`` (an async Redis
-    client you own: ``redis.asyncio.Redis``, or ``fakeredis.FakeAsyncRedis()`` in tests). ``ttl``
-    is in seconds; None keeps conversations until deleted.
+    Give ``redis_url`` (the manager opens and closes its client; ``redis+cluster://host:port,...``
+    or a node's plain URL for a Redis Cluster) or ``client`` (an async Redis client you own:
+    ``redis.asyncio.Redis``, ``redis.asyncio.cluster.RedisCluster``, or
+    ``fakeredis.FakeAsyncRedis()`` in tests). ``ttl`` is in seconds; None keeps conversations
+    until deleted.
     """
 
     _store: RedisConversations

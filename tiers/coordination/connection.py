@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 import redis.cluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.engine import Engine
 
 from tiers import cluster
@@ -44,7 +44,7 @@ def answers(url: str) -> bool:
     if cluster.is_cluster_url(url):
         try:
             nodes = cluster.connect_url(url, socket_timeout=1, connect_timeout=1)
-        except MemoryConfigException:
+        except (MemoryConfigException, RedisClusterException):  # no node answered (or a bad node list)
             return False
         try:
             return pings(nodes)

@@ -62,7 +62,7 @@ no two names share a key.
     conflicts                      {c:<conflict>}
     <p>:team:{c:<conflict>}:conflict           string  msgpack ConflictContext; PX = CONFLICT_CONTEXT TTL
 
-    request slots, beside the keys of the first key's tag ({a:..}, {t:..}, {broadcast}, {p:..})
+    request slots, under the tag of a once-script call's first key ({a:..}, {t:..}, {s:..}, {p:..}, {broadcast})
     <p>:team:{<tag>}:once:<proc>:<thread>      string  the last reply of a call that takes effect once, per
                                                        calling thread (tiers/scripts.py); PX 60 s; Redis only
 

@@ -9,7 +9,8 @@ raised above the newest id the sending process has seen and the stream's last en
 from several streams (and primaries) come back in sending order: one process's in the order it
 sent them, different processes' by when they were sent.
 
-Receiving: the broadcast streams (another slot) are read past the reader's cursors first, then
+Receiving: the broadcast streams (another slot) are read past the reader's cursors first (as this
+object last saw them, else read from Redis), then
 one Lua call in the reader's slot reads its own streams past their cursors and moves every
 cursor, the broadcasts' only if no other reader acting as the same agent moved them meanwhile
 (else nothing is delivered and the read starts again). So two readers acting as one agent never
@@ -101,6 +102,9 @@ class RedisSignals:
         self._send = context.script(SEND, once=True)
         self._receive = context.script(RECEIVE, once=True)
         self._listen = context.script(LISTEN)
+        # (agent, broadcast stream) -> its cursor as this object last saw it: a read of one type
+        # skips reading the cursor first; a stale one is caught by the receive script (and replaced)
+        self._cursors: dict[tuple[str, str], bytes] = {}
 
     # -- sending -------------------------------------------------------------------------------
     def send(self, sender: str, kind: str, blob: bytes, recipients: list[str] | None, sent_at: float) -> str:
@@ -163,6 +167,9 @@ class RedisSignals:
         last id is read first, then the wait is noted (with it the broadcast types are read), so a
         broadcast sent after the types were read rings a bell rung after that id."""
         keys = self.keys
+        if kind is not None and wait is None and (me, keys.broadcast(kind)) in self._cursors:
+            stream = keys.broadcast(kind)
+            return _Plan([keys.inbox(me, kind)], {stream: self._cursors[me, stream]}, None, None)
         pipe = self.client.pipeline(transaction=False)
         if wait is not None:
             pipe.xrevrange(keys.bell(me), count=1)
@@ -204,7 +211,9 @@ class RedisSignals:
             reply = writing("redis", functools.partial(self._receive, keys=keys, args=args))
             if int(reply[0]) == 0:  # another reader as this agent moved the broadcast cursors: read again
                 cursors = dict(zip(cursors, (current if current is not None else b"0-0" for current in reply[1])))
+                self._cursors.update(((me, stream), cursor) for stream, cursor in cursors.items())
                 continue
+            self._cursors.update(((me, stream), _encoded(args[3 * i + 5])) for i, stream in enumerate(cursors))
             _, own, after, oldest = reply
             return self._decode(me, own, read, int(oldest)), list(after)
 
@@ -238,4 +247,8 @@ class RedisSignals:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _encoded(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
