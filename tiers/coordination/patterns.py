@@ -19,6 +19,7 @@ each into its bucket before deleting it from the earlier keys, one process at a 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 
@@ -112,7 +113,8 @@ class RedisPatternStore:
             if not members:
                 return 0
             token = secrets.token_hex(8)
-            if writing("redis", lambda: self.client.set(earlier.moving(), token, nx=True, px=CARRY_OVER_LOCK_MS)):
+            if writing("redis", functools.partial(self.client.set, earlier.moving(), token, nx=True,
+                                                  px=CARRY_OVER_LOCK_MS)):
                 break
             time.sleep(CARRY_OVER_POLL_S)  # another process is moving them
         moved = 0
