@@ -1,7 +1,8 @@
 """The long-term tier on PostgreSQL, beyond the tier suite (test_tier_conformance.py runs that on
-both layouts): what its driver-level paths (a batch of new rows as one COPY) do when PostgreSQL
-refuses, the sessions of the engine made for an LTM URL, and several processes storing and
-maintaining through one fresh PostgreSQL schema (invariants 1 and 5: nothing lost, nothing twice)."""
+both layouts): what its driver-level paths (a batch of new rows as one COPY, a range read as
+binary rows) do when PostgreSQL refuses a batch or ends the session, the sessions of the engine
+made for an LTM URL, and several processes storing and maintaining through one fresh PostgreSQL
+schema (invariants 1 and 5: nothing lost, nothing twice)."""
 
 from __future__ import annotations
 
@@ -169,3 +170,41 @@ def test_processes_storing_and_maintaining_through_one_fresh_schema_lose_and_dou
     finally:
         engine.dispose()
     assert rows == distinct and partitions == 4
+
+
+def _kill_sessions(engine: sqlalchemy.engine.Engine) -> None:
+    """End, from another session, the session the engine's pool holds (its only one)."""
+    with engine.connect() as conn:
+        pid = conn.execute(sqlalchemy.text("SELECT pg_backend_pid()")).scalar()
+    admin = sqlalchemy.create_engine(TEST_POSTGRES_URL)
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    finally:
+        admin.dispose()
+
+
+def test_a_session_lost_under_the_driver_level_paths_is_a_tier_error_and_the_next_call_reconnects(
+    private_postgres_engine,
+):
+    """The COPY of new rows and the binary range read run below SQLAlchemy's execute: a session
+    PostgreSQL ended under them raises TierUnavailableError and is dropped from the pool, so the
+    next call works on a new one."""
+    engine = private_postgres_engine
+    ltm = SQLTier(engine, "lost")
+    ltm.codec = PayloadCodec()
+    try:
+        ltm.put_many("a", [_record("m1", 1)])
+        for call in (lambda: ltm.put_many("a", [_record("m2", 2)]), lambda: ltm.range("a", lo=0, hi=9)):
+            _kill_sessions(engine)
+            try:
+                call()
+            except TierUnavailableError:
+                pass
+            else:
+                raise AssertionError("a call on a session PostgreSQL ended did not fail")
+            assert [r.memory_id for r in ltm.range("a", lo=0, hi=9)] == ["m1"]  # a new session
+        ltm.put_many("a", [_record("m2", 2)])
+        assert [r.memory_id for r in ltm.range("a")] == ["m1", "m2"]
+    finally:
+        ltm.close()
