@@ -209,7 +209,7 @@ def test_an_ltm_table_made_unpartitioned_keeps_its_layout(private_postgres_engin
     assert [r.contents["step"] for r in ltm.range("b")] == [0, 1, 2]
     with pg.connect() as conn:
         kind = conn.execute(sqlalchemy.text("SELECT relkind FROM pg_class WHERE oid = 'tiermem_ltm'::regclass")).scalar()
-        parts = conn.execute(sqlalchemy.text(  # this table's partitions, not other schemas' tables
+        parts = conn.execute(sqlalchemy.text(
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tiermem_ltm'::regclass")).scalar()
     assert (kind, parts) == ("r", 0)
     ltm.close()

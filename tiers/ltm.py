@@ -9,8 +9,9 @@ payload. Writes are upserts keyed by ``memory_id``, so redoing an interrupted mo
 On PostgreSQL a batch of new rows goes in as one COPY (a batch holding a row that is already
 there is upserted instead), and reads run without a transaction of their own (autocommit: one
 round trip each, not BEGIN, the query and ROLLBACK). A range is built once per shape of query
-and read in psycopg's binary format; the engine's sessions keep generic plans
-(tiers/ltm_schema.py), so a prepared range is not planned again at every call.
+and read in psycopg's binary format (both below SQLAlchemy: tiers/ltm_postgres.py); the engine's
+sessions keep generic plans (tiers/ltm_schema.py), so a prepared range is not planned again at
+every call.
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ import msgpack
 from sqlalchemy import Float, and_, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.errors import TierUnavailableError
-from tiers.ltm_schema import DEFAULT_PARTITIONS, create_schema, gone, guarded, ltm_partitions, memories
+from tiers.ltm_postgres import binary_rows, copy_rows
+from tiers.ltm_schema import DEFAULT_PARTITIONS, ROW_COLUMNS, create_schema, gone, guarded, ltm_partitions, memories
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
-
-ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, as _row builds it
-COPY_SQL = f"COPY {memories.name} ({', '.join(ROW_COLUMNS)}) FROM STDIN"  # PostgreSQL, rows in ROW_COLUMNS order
 
 RECORD_COLUMNS = tuple(
     memories.c[name]
@@ -148,7 +147,7 @@ class SQLTier:
             if self._dialect == "postgresql":
                 try:
                     with self.engine.begin() as conn:
-                        self._copy(conn, rows)
+                        copy_rows(conn, rows)
                     return
                 except IntegrityError:
                     pass  # a row is there already (a move being redone): upsert them all
@@ -163,19 +162,6 @@ class SQLTier:
                     conn.execute(insert(memories), [dict(zip(ROW_COLUMNS, row)) for row in rows])
 
         self._guard(run)
-
-    @staticmethod
-    def _copy(conn: Any, rows: list[tuple[Any, ...]]) -> None:
-        """New rows through psycopg's COPY: one statement for the batch, where an upsert runs one
-        per row. A row that exists fails it with a unique violation (IntegrityError). The driver's
-        errors become SQLAlchemy's, as they do for statements SQLAlchemy runs."""
-        driver = conn.connection.driver_connection
-        try:
-            with driver.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _translated(conn, COPY_SQL, None, exc) from exc
 
     def delete_many(
         self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False, changed: int | None = None
@@ -339,7 +325,7 @@ class SQLTier:
 
         def run() -> list[MemoryRecord]:
             with self._reads.connect() as conn:
-                rows = self._driver_rows(conn, sql, params) if sql is not None else conn.execute(stmt, params).all()
+                rows = binary_rows(conn, sql, params) if sql is not None else conn.execute(stmt, params).all()
             return [self._decode(row) for row in rows]
 
         return self._guard(run)
@@ -515,18 +501,6 @@ class SQLTier:
         with self.engine.connect() as conn:
             return ltm_partitions(conn)
 
-    @staticmethod
-    def _driver_rows(conn: Any, sql: str, params: Any) -> list[tuple[Any, ...]]:
-        """PostgreSQL rows through psycopg, in its binary format: neither the server nor the client
-        turns floats and bytes into text and back, and SQLAlchemy's per-statement work is skipped.
-        The driver's errors become SQLAlchemy's (a lost connection is invalidated first)."""
-        try:
-            with conn.connection.driver_connection.cursor(binary=True) as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchall()
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _translated(conn, sql, params, exc) from exc
-
     def _mine(self, agent_id: str) -> Any:
         return and_(memories.c.namespace == self.namespace, memories.c.agent_id == agent_id)
 
@@ -590,15 +564,6 @@ class SQLTier:
 
     def _guard(self, run: Any) -> Any:
         return guarded(run)
-
-
-def _translated(conn: Any, sql: str, params: Any, exc: Exception) -> StatementError:
-    """A driver error raised outside SQLAlchemy's execute, as SQLAlchemy would raise it; the
-    connection is invalidated if the error means it was lost."""
-    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
-    if lost:
-        conn.invalidate(exc)
-    return DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost)
 
 
 T = TypeVar("T")

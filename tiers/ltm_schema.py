@@ -89,6 +89,8 @@ memories = Table(
     sqlite_with_rowid=False,
 )
 
+ROW_COLUMNS = tuple(column.name for column in memories.columns)  # a full row, in the table's order
+
 gone = Table(  # rows deleted from LTM, with the change stamp of their deletion (indices catch up)
     "tiermem_ltm_gone",
     metadata,
