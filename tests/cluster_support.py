@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,10 @@ import time
 
 import redis
 
+from fault_support import port_free
+
 PRIMARIES = 3
 NODE_TIMEOUT_MS = 2000  # how long a silent primary goes before its replica is promoted
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could listen on ``port`` (as redis-server does, with SO_REUSEADDR, so
-    connections of an earlier cluster in TIME_WAIT do not count)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class LocalCluster:

@@ -337,7 +337,9 @@ class LossyProxy:
 # -- a Redis of the test's own ----------------------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` (with SO_REUSEADDR, as redis-server does, so
+    connections of an earlier server in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -376,7 +378,7 @@ class RedisProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
         candidates = [self.port] if self.port is not None else random.sample(list(PORTS), len(PORTS))
         for port in candidates:
-            if self.port is None and not _port_free(port):
+            if self.port is None and not port_free(port):
                 continue
             self.port = port
             self.process = subprocess.Popen(self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -32,6 +34,28 @@ EXPECTED = {
 }
 
 
+@contextmanager
+def deployment(engine: str) -> Iterator[dict[str, str]]:
+    """The environment of example runs that share one deployment: the test Redis under a key
+    prefix of their own (deleted afterwards), or the embedded engine in the run's directory."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if engine != "redis":
+        yield {**env, "REDIS_URL": ""}
+        return
+    client = real_redis()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        yield {**env, "REDIS_URL": TEST_REDIS_URL, "TIERMEM_KEY_PREFIX": prefix}
+    finally:
+        delete_prefix(client, prefix)
+        client.close()
+
+
+def run_example(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "examples" / "team" / name)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_every_example_has_expectations():
     assert sorted(path.name for path in EXAMPLES) == sorted(EXPECTED)
 
@@ -39,19 +63,8 @@ def test_every_example_has_expectations():
 @pytest.mark.parametrize("engine", REDIS_ENGINES)
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
 def test_example_runs(example, engine, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    if engine == "redis":
-        client = real_redis()
-        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
-    else:
-        env["REDIS_URL"] = ""
-    try:
-        done = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        if engine == "redis":
-            delete_prefix(client, prefix)
-            client.close()
+    with deployment(engine) as env:
+        done = run_example(example.name, env, tmp_path)
     assert done.returncode == 0, done.stderr
     for line in EXPECTED[example.name]:
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
@@ -67,24 +80,12 @@ SHARED_RUNS = ["reference_examples.py", "complete_code_review.py", "file_first.p
 
 @pytest.mark.parametrize("engine", REDIS_ENGINES)
 def test_examples_share_a_deployment_in_either_order_and_run_again(engine, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    if engine == "redis":
-        client = real_redis()
-        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
-    else:
-        env["REDIS_URL"] = ""
-    try:
+    with deployment(engine) as env:
         for name in SHARED_RUNS:
-            done = subprocess.run([sys.executable, str(REPO / "examples" / "team" / name)], cwd=tmp_path, env=env,
-                                  capture_output=True, text=True, timeout=120)
+            done = run_example(name, env, tmp_path)
             assert done.returncode == 0, f"{name}: {done.stderr}"
             for line in EXPECTED[name]:
                 assert line in done.stdout, f"{name}: {line!r} missing from:\n{done.stdout}"
-    finally:
-        if engine == "redis":
-            delete_prefix(client, prefix)
-            client.close()
 
 
 # The guide's walkthrough owns its team, session and pattern; run again, it finds its tasks queued
@@ -95,21 +96,8 @@ AGAIN = ["Has memory: True", "Already queued: sec_001", "Already queued: style_0
 
 @pytest.mark.parametrize("engine", REDIS_ENGINES)
 def test_the_guide_walkthrough_runs_again_in_its_deployment(engine, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    if engine == "redis":
-        client = real_redis()
-        env.update(REDIS_URL=TEST_REDIS_URL, TIERMEM_KEY_PREFIX=prefix)
-    else:
-        env["REDIS_URL"] = ""
-    try:
-        runs = [subprocess.run([sys.executable, str(REPO / "examples" / "team" / "guide_walkthrough.py")], cwd=tmp_path,
-                               env=env, capture_output=True, text=True, timeout=120) for _ in range(2)]
-    finally:
-        if engine == "redis":
-            delete_prefix(client, prefix)
-            client.close()
-    first, again = runs
+    with deployment(engine) as env:
+        first, again = (run_example("guide_walkthrough.py", env, tmp_path) for _ in range(2))
     assert first.returncode == 0 and again.returncode == 0, again.stderr
     assert "Security agent claimed: sec_001" in first.stdout and "Already queued" not in first.stdout
     for line in AGAIN:

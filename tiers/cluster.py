@@ -96,8 +96,8 @@ def from_node(client: redis.Redis, *, socket_timeout: float | None, connect_time
     """The cluster a single-server client's node belongs to, with the same credentials."""
     kwargs = client.connection_pool.connection_kwargs
     return connect([(kwargs["host"], int(kwargs.get("port", DEFAULT_PORT)))],
-                   ssl="ssl_keyfile" in kwargs or kwargs.get("ssl", False) or client.connection_pool.connection_class
-                   is redis.SSLConnection, username=kwargs.get("username"), password=kwargs.get("password"),
+                   ssl=issubclass(client.connection_pool.connection_class, redis.SSLConnection),
+                   username=kwargs.get("username"), password=kwargs.get("password"),
                    socket_timeout=socket_timeout, connect_timeout=connect_timeout)
 
 
