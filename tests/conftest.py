@@ -28,7 +28,7 @@ import sqlalchemy
 
 from cluster_support import LocalCluster
 from conversation_backends import KINDS, SHARED_STORE_KINDS, Backend
-from fault_support import EmbeddedChild, LossyProxy, RedisProcess
+from fault_support import EmbeddedChild, LossyProxy, RedisProcess, worker_port
 from memory import AgentMemoryAPI, RedisShortTermMemory
 from memory.config import MemoryConfig
 from memory.conversation import MemoryManager
@@ -251,14 +251,14 @@ def lossy_proxy() -> Iterator[LossyProxy]:
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[str]:
     """The URL of a Redis Cluster: the test Redis when it is one (make test-cluster), else a
-    3+3 cluster of this session's own on ports 7611-7616, stopped at the end."""
+    3+3 cluster of this session's own on ports 7611-7616 (a further xdist worker's: 1000 up), stopped at the end."""
     if ON_CLUSTER:
         yield TEST_REDIS_URL
         return
     try:
-        started = LocalCluster(7611)
+        started = LocalCluster(port := worker_port(7611))
     except RuntimeError as exc:
-        unavailable("a local Redis Cluster (redis-server, redis-cli, ports 7611-7616)", exc)
+        unavailable(f"a local Redis Cluster (redis-server, redis-cli, ports {port}-{port + 5})", exc)
     yield started.url
     started.stop()
 

@@ -47,7 +47,16 @@ import redis
 from tiers.scripts import once_source
 
 REPO = str(Path(__file__).resolve().parents[1])
-PORTS = range(7300, 7400)  # where this suite may start redis-servers (loopback only)
+
+
+def worker_port(port: int) -> int:
+    """``port`` for the first (or only) pytest process, 1000 more for each further pytest-xdist
+    worker: servers that parallel workers start never share a port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return port + 1000 * int(worker.removeprefix("gw") or 0)
+
+
+PORTS = range(worker_port(7300), worker_port(7400))  # where this suite may start redis-servers (loopback only)
 Command = tuple[bytes, ...]
 Predicate = Callable[[Command], bool]
 

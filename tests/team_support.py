@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from cluster_support import LocalCluster
+from fault_support import worker_port
 from memory import RedisShortTermMemory
 from support import ON_CLUSTER, TEST_REDIS_URL, unavailable
 from tiers import cluster
 
-OWN_CLUSTER_PORT = 7511  # a test's own cluster (beside one server): ports 7511-7516
+# a test's own cluster (beside one server): ports 7511-7516, a further xdist worker's 1000 up
+OWN_CLUSTER_PORT = worker_port(7511)
 
 
 @contextmanager

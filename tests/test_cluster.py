@@ -14,9 +14,19 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from memory import AgentMemoryAPI, MemoryConfig, MemoryConfigException
-from support import SINGLE_REDIS_URL
-from tiers import cluster
+from memory import (
+    AgentCoordinator,
+    AgentMemoryAPI,
+    AgentTask,
+    AgentWorkspace,
+    MemoryAPIException,
+    MemoryConfig,
+    MemoryConfigException,
+    RedisShortTermMemory,
+)
+from support import SINGLE_REDIS_URL, single_redis
+from team_support import delete_prefix
+from tiers import cluster, transport
 
 AGENTS = [f"sim-{i}" for i in range(40)]
 STEPS = 120
@@ -150,6 +160,34 @@ def test_one_server_is_not_taken_for_a_cluster(tmp_path):
     with AgentMemoryAPI(MemoryConfig(redis_url=SINGLE_REDIS_URL, key_prefix=f"t{uuid.uuid4().hex[:8]}",
                                      data_dir=str(tmp_path))) as api:
         assert isinstance(api._connection.client, redis.Redis)
+
+
+def test_writes_that_wait_for_a_replica_a_server_lacks_fail_typed_and_reads_still_answer(tmp_path, monkeypatch):
+    """wait_replicas=1 on a server without replicas: no write is acknowledged, by the engine or
+    the team layer, and each says so with a typed error; reads never wait."""
+    monkeypatch.setattr(transport, "WAIT_MS", 50)
+    prefix = f"tw{uuid.uuid4().hex[:8]}"
+    with AgentMemoryAPI(MemoryConfig(redis_url=SINGLE_REDIS_URL, key_prefix=prefix, data_dir=str(tmp_path))) as api:
+        api.store_agent_state("a", {"step": 1}, 1)
+    memory = RedisShortTermMemory(SINGLE_REDIS_URL, key_prefix=prefix, data_dir=str(tmp_path), wait_replicas=1)
+    try:
+        with AgentMemoryAPI(MemoryConfig(redis_url=SINGLE_REDIS_URL, key_prefix=prefix, data_dir=str(tmp_path),
+                                         wait_replicas=1)) as api:
+            with pytest.raises(MemoryAPIException, match="replica"):
+                api.store_agent_state("a", {"step": 2}, 2)
+            assert [m["contents"]["step"] for m in api.retrieve_by_time_range("a", 0, 1)] == [1]
+        team, worker = AgentCoordinator(memory, "crew"), AgentWorkspace("worker", short_term_memory=memory)
+        for write in (lambda: team.add_task(AgentTask("job", "build", "do it")), lambda: team.claim_task("w", "build"),
+                      lambda: team.register_agent("w", ["build"]), lambda: worker.stash("note", 1),
+                      lambda: worker.send_signal("ping", {}, target_agent="lead")):
+            with pytest.raises(MemoryAPIException, match="replica"):
+                write()
+        assert worker.retrieve("note") == 1  # it ran on the primary: not acknowledged is not undone
+    finally:
+        memory.close()
+        delete_prefix(single_redis(), prefix)
+    with pytest.raises(MemoryConfigException, match="wait_replicas"):
+        RedisShortTermMemory(SINGLE_REDIS_URL, wait_replicas=65)
 
 
 def node_ids(client: RedisCluster) -> dict[str, str]:

@@ -331,6 +331,22 @@ def evalsha(client: Any, sha: str, keys: Sequence[Any], args: Sequence[Any], wai
     return reply
 
 
+def send_writes(client: Any, commands: Sequence[tuple[Any, ...]], wait: int = 0) -> list[Any]:
+    """Plain write commands that are harmless to repeat, in order on a kept connection (sent once
+    more after a broken connection); with ``wait``, answered once that many replicas hold them.
+    A failed command's ResponseError is raised."""
+    if not guards_replies(client):
+        return [client.execute_command(*command) for command in commands]
+    try:
+        replies = exchange(client, commands, wait)
+    except (NotSent, ReplyLost):
+        replies = exchange(client, commands, wait)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
 def send_packed(client: Any, commands: Callable[[], Iterable[tuple[Any, ...]]]) -> list[Any]:
     """Send plain commands that are harmless to repeat (reads) on a kept connection, once more
     after a broken connection."""

@@ -85,7 +85,9 @@ class RedisShortTermMemory:
     ``embedded=True`` (or its other name ``use_mock=True``) runs on the embedded engine: fakeredis
     in-process, made durable in ``data_dir``. ``credentials`` are used by calls that pass none (default: agent
     ``"default"`` as CONTRIBUTOR). The clock (unix seconds) drives leases, heartbeats and signal
-    ages; Redis itself expires keys by the TTL strategies.
+    ages; Redis itself expires keys by the TTL strategies. ``wait_replicas`` is the engine's
+    setting of that name: every write (a claim, a completion, a stash, a signal, a heartbeat) is
+    answered once that many replicas hold it.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class RedisShortTermMemory:
         ltm_engine: Any = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        wait_replicas: int = 0,
     ):
         self._closed = False
         self._library: Any = None
@@ -115,6 +118,7 @@ class RedisShortTermMemory:
         if not callable(clock):
             raise MemoryConfigException(f"clock must be a callable returning unix seconds, got {type(clock).__name__}")
         credentials = None if credentials is None else checked(credentials)
+        validation.count(wait_replicas, "wait_replicas", minimum=0, maximum=64, error=MemoryConfigException)
         environ = _environment(environ)
         if key_prefix is None:
             key_prefix = environ.get("TIERMEM_KEY_PREFIX") or DEFAULT_PREFIX
@@ -134,7 +138,7 @@ class RedisShortTermMemory:
         try:
             try:
                 self.stores = Stores(self.client, self.keys, self._connection.embedded_server, clock=clock,
-                                     signal_ttl_ms=int(TTLStrategy.COORDINATION) * 1000)
+                                     signal_ttl_ms=int(TTLStrategy.COORDINATION) * 1000, wait_replicas=wait_replicas)
             except TierUnavailableError as exc:
                 raise MemoryConfigException(f"cannot open the coordination stores: {exc}") from exc
             self.signals = signals.SignalBus(self.stores.signals, clock)

@@ -30,7 +30,8 @@ class Conflicts:
 
     def put(self, conflict_id: str, blob: bytes, ttl_ms: int) -> None:
         key = self.keys.conflict(conflict_id)
-        writing("redis", lambda: self.context.durably([(key, "string")], lambda: self.client.set(key, blob, px=ttl_ms)))
+        write = functools.partial(self.context.write, ("SET", key, blob, "PX", ttl_ms))
+        writing("redis", lambda: self.context.durably([(key, "string")], write))
 
     def get(self, conflict_id: str) -> bytes | None:
         found = reading("redis", lambda: self.client.get(self.keys.conflict(conflict_id)))

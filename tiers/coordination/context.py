@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from tiers.coordination.durable import DurableMirror, Item
 from tiers.coordination.keys import TeamKeys
-from tiers.scripts import Script, lua_source
+from tiers.scripts import Script, lua_source, send_writes
 
 T = TypeVar("T")
 
@@ -46,19 +46,30 @@ def team_source(*names: str) -> str:
 
 
 class Context:
-    def __init__(self, client: Any, keys: TeamKeys, mirror: DurableMirror | None = None):
+    """``wait_replicas``: replicas that must hold a write before it is answered (Redis WAIT, as
+    the engine's ``wait_replicas``); reads never wait."""
+
+    def __init__(self, client: Any, keys: TeamKeys, mirror: DurableMirror | None = None, wait_replicas: int = 0):
         self.client = client
         self.keys = keys
         self.mirror = mirror
-        self._scripts: dict[tuple[str, bool], TeamScript] = {}
+        self.wait_replicas = wait_replicas
+        self._scripts: dict[tuple[str, bool, bool], TeamScript] = {}
 
-    def script(self, source: str, once: bool = False) -> TeamScript:
+    def script(self, source: str, once: bool = False, read: bool = False) -> TeamScript:
         """A registered Lua script (called by SHA, reloaded if Redis lost it), built once per source.
-        ``once``: it takes effect once however often it is sent (tiers/scripts.py)."""
-        script = self._scripts.get((source, once))
+        ``once``: it takes effect once however often it is sent (tiers/scripts.py); ``read``: it
+        writes nothing, so it never waits for replicas."""
+        script = self._scripts.get((source, once, read))
         if script is None:
-            script = self._scripts[source, once] = TeamScript(self.client, source, once=once)
+            wait = 0 if read else self.wait_replicas
+            script = self._scripts[source, once, read] = TeamScript(self.client, source, once=once, wait=wait)
         return script
+
+    def write(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Plain write commands that are harmless to repeat, sent in order and answered once
+        ``wait_replicas`` replicas hold them."""
+        return send_writes(self.client, commands, self.wait_replicas)
 
     def durably(self, items: Sequence[Item], write: Callable[[], T]) -> T:
         """Run a Redis write; on the embedded engine, then copy ``items`` (the keys it touched)

@@ -101,7 +101,7 @@ class RedisSignals:
         self.ttl_ms = ttl_ms
         self._send = context.script(SEND, once=True)
         self._receive = context.script(RECEIVE, once=True)
-        self._listen = context.script(LISTEN)
+        self._listen = context.script(LISTEN, read=True)
         # (agent, broadcast stream) -> its cursor as this object last saw it: a read of one type
         # skips reading the cursor first; a stale one is caught by the receive script (and replaced)
         self._cursors: dict[tuple[str, str], bytes] = {}

@@ -32,9 +32,11 @@ from tiers.failures import writing
 
 class Stores:
     """``server``: the embedded engine's server, None on a Redis server; ``clock`` (unix seconds)
-    ages the embedded engine's signals; ``signal_ttl_ms``: how long a signal is kept."""
+    ages the embedded engine's signals; ``signal_ttl_ms``: how long a signal is kept;
+    ``wait_replicas``: replicas a write waits for (Redis WAIT; the embedded engine has none)."""
 
-    def __init__(self, client: Any, keys: TeamKeys, server: Any, *, clock: Callable[[], float], signal_ttl_ms: int):
+    def __init__(self, client: Any, keys: TeamKeys, server: Any, *, clock: Callable[[], float], signal_ttl_ms: int,
+                 wait_replicas: int = 0):
         self._server = server
         mirror = None
         if server is not None:
@@ -46,7 +48,7 @@ class Stores:
             except BaseException:
                 mirror.close()
                 raise
-        self.context = Context(client, keys, mirror)
+        self.context = Context(client, keys, mirror, wait_replicas)
         self.working = WorkingMemory(self.context)
         self.conflicts = Conflicts(self.context)
         self.collaboration = Collaboration(self.context)
