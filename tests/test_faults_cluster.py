@@ -5,6 +5,7 @@ task handed to two agents."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -38,25 +39,25 @@ def own_cluster():
     started.stop()
 
 
-class StoreLoad:
-    """A thread storing a state for every agent per step, recording what was acknowledged."""
+class Load:
+    """Threads repeating one call until stopped, logging when each was acknowledged or failed
+    typed; an untyped error stops its thread (and fails the test)."""
 
-    def __init__(self, api: AgentMemoryAPI):
-        self.api = api
-        self.acknowledged: dict[int, list[str]] = {}
+    def __init__(self, workers: list[str]):
         self.log: list[tuple[float, bool]] = []  # (when, acknowledged)
         self.untyped: list[BaseException] = []
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, args=(worker,)) for worker in workers]
+        for thread in self.threads:
+            thread.start()
 
-    def _run(self) -> None:
-        step = 0
+    def once(self, worker: str) -> None:
+        raise NotImplementedError
+
+    def _run(self, worker: str) -> None:
         while not self.stop.is_set():
-            step += 1
             try:
-                ids = self.api.store_many([{"agent_id": agent, "data": {"step": step}, "step_number": step}
-                                           for agent in AGENTS])
+                self.once(worker)
             except MemoryAPIException:
                 self.log.append((time.monotonic(), False))
                 time.sleep(0.05)
@@ -64,19 +65,34 @@ class StoreLoad:
             except BaseException as exc:  # noqa: BLE001 - the test fails on any untyped error
                 self.untyped.append(exc)
                 return
-            self.acknowledged[step] = ids
             self.log.append((time.monotonic(), True))
 
     def finish(self) -> None:
         self.stop.set()
-        self.thread.join(timeout=60)
+        for thread in self.threads:
+            thread.join(timeout=60)
 
     def first_acknowledged_after(self, moment: float) -> float | None:
         return next((when - moment for when, ok in self.log if when > moment and ok), None)
 
 
-class ClaimLoad:
-    """Worker threads claiming and completing tasks of every team in turn, recording what was
+class StoreLoad(Load):
+    """A thread storing a state for every agent per step, recording what was acknowledged."""
+
+    def __init__(self, api: AgentMemoryAPI):
+        self.api = api
+        self.acknowledged: dict[int, list[str]] = {}
+        self.steps = itertools.count(1)
+        super().__init__(["store"])
+
+    def once(self, worker: str) -> None:
+        step = next(self.steps)
+        ids = self.api.store_many([{"agent_id": agent, "data": {"step": step}, "step_number": step} for agent in AGENTS])
+        self.acknowledged[step] = ids
+
+
+class ClaimLoad(Load):
+    """Worker threads claiming and completing a task of each team in turn, recording what was
     acknowledged: each claim's task and claimer, each completion."""
 
     def __init__(self, memory: RedisShortTermMemory, queued_by: RedisShortTermMemory):
@@ -87,39 +103,18 @@ class ClaimLoad:
             for number in range(TASKS_PER_TEAM):
                 queue.add_task(AgentTask(f"job-{number}", "job", f"do {number}"))
         self.teams = [AgentCoordinator(memory, team, lease_seconds=3600) for team in TEAMS]
+        self.turns = itertools.cycle(self.teams)
         self.claimed: list[tuple[str, str, str]] = []  # (team, task, worker), acknowledged
         self.completed: list[tuple[str, str, str]] = []
-        self.log: list[tuple[float, bool]] = []
-        self.untyped: list[BaseException] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(worker,)) for worker in WORKERS]
-        for thread in self.threads:
-            thread.start()
+        super().__init__(WORKERS)
 
-    def _run(self, worker: str) -> None:
-        while not self.stop.is_set():
-            for team in self.teams:
-                try:
-                    task = team.claim_task(worker, "job")
-                    assert task is not None, f"{team.team_id} ran out of tasks"
-                    self.claimed.append((team.team_id, task.task_id, worker))
-                    assert team.complete_task(task.task_id, {"by": worker}, agent_id=worker)
-                    self.completed.append((team.team_id, task.task_id, worker))
-                except MemoryAPIException:
-                    self.log.append((time.monotonic(), False))
-                    time.sleep(0.05)
-                    continue
-                except BaseException as exc:  # noqa: BLE001 - the test fails on any untyped error
-                    self.untyped.append(exc)
-                    return
-                self.log.append((time.monotonic(), True))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-    first_acknowledged_after = StoreLoad.first_acknowledged_after
+    def once(self, worker: str) -> None:
+        team = next(self.turns)
+        task = team.claim_task(worker, "job")
+        assert task is not None, f"{team.team_id} ran out of tasks"
+        self.claimed.append((team.team_id, task.task_id, worker))
+        assert team.complete_task(task.task_id, {"by": worker}, agent_id=worker)
+        self.completed.append((team.team_id, task.task_id, worker))
 
 
 def engine(started: LocalCluster, tmp_path: Any, wait_replicas: int) -> AgentMemoryAPI:
