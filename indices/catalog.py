@@ -34,6 +34,7 @@ class IndexSettings:
     memory_budget: int = 512 << 20  # bytes the indices may hold in all (least recently used leave)
     snapshot_dir: str | None = None  # where LTM indices are persisted (None: never)
     snapshot_min: int = 1000  # LTM memories from which an agent's LTM index is worth a file
+    attribute_paths: tuple[str, ...] | None = None  # contents paths the attribute index keeps (None: all)
 
 
 @dataclass
@@ -206,7 +207,7 @@ class IndexCatalog:
 
     def _empty(self) -> dict[str, TierIndex]:
         s = self.settings
-        return {tier: TierIndex(tier, s.state_dim, s.cell_size, s.exact_limit) for tier in TIERS}
+        return {tier: TierIndex(tier, s.state_dim, s.cell_size, s.exact_limit, s.attribute_paths) for tier in TIERS}
 
 
 def _missed(position: int, seq: int, entries: list[Any]) -> bool:

@@ -26,7 +26,7 @@ from indices.tier_index import TierIndex
 log = logging.getLogger(__name__)
 
 STAMP_MARGIN = 16
-FORMAT = 1
+FORMAT = 2  # 2: with the attribute index
 
 
 class SnapshotStore:

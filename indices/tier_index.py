@@ -1,7 +1,8 @@
 """Everything the search paths filter and rank on, for one agent's memories in one tier.
 
-Columns (step, type, importance) make filters numpy masks; a VectorSet per vector kind (state,
-text) ranks by similarity; a SpatialGrid answers by place. Rows are appended; a removed
+Columns (step, type, importance) make filters numpy masks; an AttributeIndex finds the rows
+whose contents satisfy attribute conditions; a VectorSet per vector kind (state, text) ranks by
+similarity; a SpatialGrid answers by place. Rows are appended; a removed
 memory's row becomes a tombstone, reused by nothing (rows are stable ids for FAISS). Once the
 tombstones outnumber the live rows (and COMPACT_AT), the index is built again from its live rows:
 STM's and IM's memories come and go, and their indices would otherwise keep a row for every
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings.resolution import dimension, restore_one
+from indices.attributes import AttributeIndex
+from indices.conditions import Condition
 from indices.spatial import SpatialGrid
 from indices.vectors import VectorSet
 from tiers.record import Embeddings
@@ -37,7 +40,8 @@ class Filter:
 
 
 class TierIndex:
-    def __init__(self, tier: str, state_dim: int, cell_size: float, exact_limit: int):
+    def __init__(self, tier: str, state_dim: int, cell_size: float, exact_limit: int,
+                 attribute_paths: tuple[str, ...] | None = None):
         self.tier = tier
         self.ids: list[str | None] = []
         self.rows: dict[str, int] = {}
@@ -48,6 +52,7 @@ class TierIndex:
         self.state = VectorSet(state_dim, exact_limit)
         self.text: VectorSet | None = None  # created with the first text vector (its size decides)
         self.space = SpatialGrid(cell_size)
+        self.attributes = AttributeIndex(attribute_paths)
         self._exact_limit = exact_limit
         self._dead = 0  # tombstones
 
@@ -60,16 +65,18 @@ class TierIndex:
         came within 5% of what tracemalloc counted)."""
         columns = self._step.nbytes + self._kind.nbytes + self._importance.nbytes + self._alive.nbytes
         vectors = self.state.nbytes() + (self.text.nbytes() if self.text is not None else 0)
-        return columns + vectors + self.space.nbytes() + 170 * len(self.ids)
+        return columns + vectors + self.space.nbytes() + self.attributes.nbytes() + 170 * len(self.ids)
 
     def upsert(self, memory_id: str, step: int, memory_type: str, importance: float,
-               embeddings: Embeddings, position: tuple[float, ...] | None) -> None:
+               embeddings: Embeddings, position: tuple[float, ...] | None, contents: bytes | None = None) -> None:
+        """Add or refresh a memory's row. Contents never change, so only a new row's are indexed."""
         row = self.rows.get(memory_id)
         if row is None:
             row = len(self.ids)
             self.ids.append(memory_id)
             self.rows[memory_id] = row
             self._grow(row + 1)
+            self.attributes.add(row, contents)
         self._step[row] = step
         self._kind[row] = TYPE_CODES.get(memory_type, -1)
         self._importance[row] = importance
@@ -101,7 +108,11 @@ class TierIndex:
     def _compact(self) -> None:
         """Build the index again from its live rows, renumbered (no row number outlives a query)."""
         fresh = TierIndex(self.tier, self.state.dim, self.space.cell_size, self._exact_limit)
-        for row in self.alive_rows().tolist():
+        live = self.alive_rows()
+        new_of_old = np.full(len(self.ids), -1, dtype=np.int64)
+        new_of_old[live] = np.arange(len(live))
+        fresh.attributes = self.attributes.renumbered(new_of_old)
+        for row in live.tolist():
             new = len(fresh.ids)
             memory_id = self.ids[row]
             fresh.ids.append(memory_id)
@@ -133,6 +144,14 @@ class TierIndex:
     def alive_rows(self) -> np.ndarray:
         return np.flatnonzero(self._alive[: len(self.ids)])
 
+    def matching(self, conditions: tuple[Condition, ...]) -> np.ndarray | None:
+        """Alive rows that may satisfy the attribute conditions (the exact test on the records
+        decides), in row order; None when the index cannot narrow by any of them."""
+        rows = self.attributes.candidates(conditions, self.alive_rows)
+        if rows is None:
+            return None
+        return rows[self._alive[rows]]
+
     def _passing(self, where: Filter, keep: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
         if where.lo_step is not None:
             keep &= self._step[rows] >= where.lo_step
@@ -153,7 +172,7 @@ class TierIndex:
         out = {
             "ids": np.array([m or "" for m in self.ids], dtype=str), "step": self._step[:n], "kind": self._kind[:n],
             "importance": self._importance[:n], "alive": self._alive[:n], "points": points, "placed": placed,
-            **self.state.to_arrays("state"),
+            **self.state.to_arrays("state"), **self.attributes.to_arrays(),
         }
         if self.text is not None:
             out.update(self.text.to_arrays("text"), text_dim=np.array(self.text.dim))
@@ -173,6 +192,7 @@ class TierIndex:
             self.text = VectorSet(int(arrays["text_dim"]), self._exact_limit)
             self.text.from_arrays("text", arrays)
         self.space.from_arrays(arrays["points"], arrays["placed"])
+        self.attributes.from_arrays(arrays)
 
     def steps(self, rows: np.ndarray) -> np.ndarray:
         return self._step[rows]

@@ -207,6 +207,9 @@ class SearchConfig(_Options):
     exact_limit: int = 5000  # rows searched exactly; above, a FAISS HNSW graph with exact re-ranking
     index_agents: int = 1024  # agents whose indices one process keeps in memory
     index_memory_mb: int = 512  # MiB those indices may hold in all; least recently used agents leave
+    attribute_paths: Any = None  # contents paths the attribute index keeps, with what lies under
+    #                              them (None: every leaf; []: none, attribute filters then read the
+    #                              memories the other conditions leave)
 
     def _validate(self) -> None:
         for name in ("exact_limit", "index_agents", "index_memory_mb"):
@@ -225,6 +228,14 @@ class SearchConfig(_Options):
                 "SearchConfig.text_model must be None, a model name or path, a SentenceTransformer or a callable "
                 f"list[str] -> array (n, d); got {validation.shown(model)}")
         _flag(self, "state_vectors")
+        paths = self.attribute_paths
+        if paths is not None:
+            if isinstance(paths, str) or not isinstance(paths, (list, tuple)) or not all(
+                    isinstance(p, str) and p and all(p.split(".")) for p in paths):
+                raise MemoryConfigException(
+                    "SearchConfig.attribute_paths must be None or a list of dot paths like 'inventory.wood', "
+                    f"got {validation.shown(paths)}")
+            self.attribute_paths = tuple(paths)
         if not isinstance(self.position_key, str) or not self.position_key:
             raise MemoryConfigException("SearchConfig.position_key must be a non-empty str")
 

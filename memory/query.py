@@ -52,10 +52,10 @@ class QueryBuilder:
         return self._where(min_importance=validation.number(score, "min_importance"))
 
     def where(self, attributes: Mapping[str, Any]) -> QueryBuilder:
-        """Contents matching every ``dot.path: value`` exactly (as retrieve_by_attributes)."""
+        """Contents satisfying every condition, ``dot.path: value`` or ``dot.path: {"$gte": 5}``
+        (as retrieve_by_attributes); chained wheres all apply."""
         wanted = validation.attributes(attributes, self._searches.config.max_payload_bytes)
-        merged = {**(self._query.attributes or {}), **wanted}
-        return self._with(attributes=merged)
+        return self._with(conditions=self._query.conditions + wanted)
 
     def near(self, center: Any, radius: float) -> QueryBuilder:
         return self._with(center=query_position(center), radius=radius_value(radius))

@@ -17,6 +17,10 @@ import sys
 from collections.abc import Iterable, Mapping  # abc isinstance checks are ~3x faster than typing's
 from typing import Any, TypeGuard
 
+import ormsgpack
+
+from indices.conditions import Condition
+from indices.conditions import parse as parse_conditions
 from tiers import keys
 from tiers.codec import pack_contents
 from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
@@ -241,9 +245,10 @@ def batch_record(position: int, item: Any) -> Mapping[str, Any]:
     return item
 
 
-def attributes(value: Any, max_bytes: int) -> dict[str, Any]:
-    """Attribute matches: dot paths to values a stored memory could hold. Dicts among the values
-    have str keys (a dot path reaches only those)."""
+def attributes(value: Any, max_bytes: int) -> tuple[Condition, ...]:
+    """Attribute conditions (indices/conditions.py): dot paths to a value a stored memory could
+    hold, or to operators ({"$gte": 5}). Dicts among the values have str keys (a dot path
+    reaches only those). Values are read back as a stored memory's would be (tuples as lists)."""
     if not isinstance(value, Mapping) or not value:
         raise InvalidInputError("attributes must be a non-empty dict of dot paths to values")
     wanted = dict(value)
@@ -259,7 +264,7 @@ def attributes(value: Any, max_bytes: int) -> dict[str, Any]:
         raise InvalidInputError(f"attributes are {len(blob)} bytes serialized; the limit is {max_bytes}")
     for path, expected in wanted.items():
         _str_keys(expected, path)
-    return wanted
+    return parse_conditions(ormsgpack.unpackb(blob))
 
 
 def _str_keys(value: Any, path: str) -> None:

@@ -70,7 +70,7 @@ class Model:
     def attributes(self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None,
                    limit: int | None) -> list[str]:
         ids = [mid for mid in self.of(agent_id, memory_type)
-               if all(equal(at_path(self.memories[mid].contents, path), value) for path, value in wanted.items())]
+               if all(holds(at_path(self.memories[mid].contents, path), value) for path, value in wanted.items())]
         return self.by_step(ids)[:limit]
 
     def get(self, agent_id: str, memory_id: str) -> Memo | None:
@@ -96,8 +96,27 @@ def at_path(contents: Any, path: str) -> Any:
     return node
 
 
+def holds(stored: Any, wanted: Any) -> bool:
+    """Equality, or every operator of an operator dict (documented in indices/conditions.py)."""
+    if isinstance(wanted, dict) and wanted and all(key.startswith("$") for key in wanted):
+        return all(operator_holds(stored, op, value) for op, value in wanted.items())
+    return equal(stored, wanted)
+
+
+def operator_holds(stored: Any, op: str, value: Any) -> bool:
+    if op == "$eq":
+        return equal(stored, value)
+    if op == "$ne":
+        return not equal(stored, value)  # a missing path is not equal
+    if op == "$in":
+        return any(equal(stored, one) for one in value)
+    if isinstance(stored, bool) or not isinstance(stored, (int, float)):
+        return False
+    return {"$gt": stored > value, "$gte": stored >= value, "$lt": stored < value, "$lte": stored <= value}[op]
+
+
 def equal(stored: Any, wanted: Any) -> bool:
-    """Exact match; a bool is never equal to a number (documented in memory/_engine/attributes.py)."""
+    """Exact match; a bool is never equal to a number (documented in indices/conditions.py)."""
     if stored is MISSING:
         return False
     if isinstance(stored, bool) or isinstance(wanted, bool):
@@ -123,6 +142,7 @@ class Run:
 
     def __init__(self, engines: list[AgentMemoryAPI], clock: Any, seed: int):
         self.engines, self.clock, self.rng = engines, clock, random.Random(seed)
+        self.operator_rng = random.Random(-seed)  # attribute operators (see attributes)
         self.api = engines[0]  # the engine the current operation goes to
         self.last_query: Callable[[], None] | None = None
         self.model = Model()
@@ -283,6 +303,16 @@ class Run:
             {"tags.0": rng.choice("abc")},
             {"no.such.path": 1},
         ])
+        ops = self.operator_rng  # its own stream: the operations drawn from self.rng stay as they were
+        if ops.random() < 0.5:
+            wanted = ops.choice([
+                {"inventory.wood": {"$gte": ops.randint(0, 4)}},
+                {"inventory.stone": {"$lt": ops.choice((1, 1.5, 2))}},
+                {"pos.0": {"$gt": ops.randint(0, 2), "$lte": 3}, "status": {"$ne": ops.choice(("idle", "moving"))}},
+                {"status": {"$in": ops.sample(["idle", "moving", "trading", "gone"], 2)}},
+                {"flag": {"$ne": ops.choice((True, 1))}},
+                {"no.such.path": {"$ne": 1}, "inventory.wood": ops.randint(0, 4)},
+            ])
         agent, memory_type, limit = self.agent(), self.maybe_type(), self.maybe_limit()
 
         def question() -> None:

@@ -31,7 +31,7 @@ from tiers.dictionaries import dictionary_id
 from tiers.keys import KeySchema
 from tiers.ltm import SQLTier
 from tiers.ltm_schema import DEFAULT_PARTITIONS, make_engine, memories
-from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord
+from tiers.record import MEMORY_TYPES, NO_EMBEDDINGS, Embeddings, MemoryRecord, unpack_contents
 from tiers.redis_tier import RedisTier
 from tiers.scripts import Scripts
 
@@ -598,7 +598,9 @@ def test_held_and_count_name_what_the_tier_holds(tier: Any) -> None:
     assert tier.count(AGENT) == 5
 
 
-def test_derived_rows_are_what_the_indices_need_without_the_payload(tier: Any) -> None:
+def test_derived_rows_are_what_the_indices_need(tier: Any) -> None:
+    """Derived fields and the contents as msgpack bytes (the attribute index reads them;
+    compressed tiers give them back decompressed)."""
     rng = np.random.default_rng(9)
     unit = rng.standard_normal((1, 32)).astype(np.float32)
     unit /= np.linalg.norm(unit)
@@ -613,8 +615,9 @@ def test_derived_rows_are_what_the_indices_need_without_the_payload(tier: Any) -
 
     every = rows()
     assert set(every) == {"d0", "d1", "d2"}
-    step, memory_type, importance, embeddings, position = every["d0"]
+    step, memory_type, importance, embeddings, position, contents = every["d0"]
     assert (step, memory_type, importance, position) == (3, "action", 0.25, (1.0, 2.0))
+    assert unpack_contents(contents) == records[0].contents
     assert embeddings.state is not None and every["d1"][3].state is None and every["d2"][1:3] == ("interaction", 0.75)
     assert set(rows(["d2", "gone"])) == {"d2"}
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 from tiers.record import Embeddings, MemoryRecord
 
 # What an in-process index keeps of a memory (indices/tier_index.py):
-# (memory_id, step, memory_type, importance, embeddings, position)
-DerivedRow = tuple[str, int, str, float, Embeddings, "tuple[float, ...] | None"]
+# (memory_id, step, memory_type, importance, embeddings, position, contents as msgpack bytes)
+DerivedRow = tuple[str, int, str, float, Embeddings, "tuple[float, ...] | None", bytes]
 
 
 @runtime_checkable
@@ -119,9 +119,6 @@ class LongTermTier(Tier, Protocol):
 
     def delete_many(self, agent_id: str, memory_ids: Sequence[str], drop_access: bool = False,
                     changed: int | None = None) -> int: ...
-
-    def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
-        ...
 
     def set_importance(self, agent_id: str, memory_id: str, importance: float, changed: int | None = None) -> bool: ...
 

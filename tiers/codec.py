@@ -246,12 +246,17 @@ def decode_records(
     return records
 
 
-def decode_derived(blob: bytes) -> tuple[int, str, float, Embeddings, tuple[float, ...] | None]:
-    """What the in-process indices need from a Redis record, without touching its payload:
-    (step, memory_type, importance, embeddings, position)."""
-    step, memory_type, _, importance, _, _, vectors, position = msgpack.unpackb(blob)
+def decode_derived(blob: bytes, codec: PayloadCodec | None) -> tuple[int, str, float, Embeddings,
+                                                                     tuple[float, ...] | None, bytes]:
+    """What the in-process indices need from a Redis record: (step, memory_type, importance,
+    embeddings, position, contents as msgpack bytes; the attribute index reads them)."""
+    step, memory_type, _, importance, dict_id, payload, vectors, position = ormsgpack.unpackb(blob)
+    if dict_id != RAW:
+        if codec is None:
+            raise ValueError("compressed record in a tier without a codec")
+        payload = codec.decompress(dict_id, payload)
     return (step, memory_type, importance, NO_EMBEDDINGS if vectors is None else Embeddings.unpack(vectors),
-            None if position is None else tuple(position))
+            None if position is None else tuple(position), payload)
 
 
 def with_embeddings(blob: bytes, embeddings: Embeddings) -> bytes:

@@ -45,13 +45,9 @@ RECORD_COLUMNS = tuple(
 WAITING = memories.c.text_pending == literal_column("1")
 RANGE_COLUMNS = {"step": memories.c.step, "importance": memories.c.importance}  # the orders range answers in
 
-# What the in-process indices read (indices/catalog.py), never the payload.
+# What the in-process indices read (indices/catalog.py): the payload for the attribute index.
 DERIVED_COLUMNS = (memories.c.memory_id, memories.c.step, memories.c.memory_type, memories.c.importance,
-                   memories.c.vectors)
-
-
-def _derived_rows(rows: Any) -> list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]]:
-    return [(row[0], row[1], row[2], row[3], *_unpack_derived(row[4])) for row in rows]
+                   memories.c.vectors, memories.c.dict_id, memories.c.payload)
 
 
 def _pack_derived(embeddings: Embeddings, position: tuple[float, ...] | None) -> bytes | None:
@@ -205,24 +201,25 @@ class SQLTier:
     def derived(
         self, agent_id: str, memory_ids: Sequence[str] | None = None, batch: int = 5000
     ) -> Iterator[list[DerivedRow]]:
-        """What the in-process indices need, without decompressing payloads: chunks of
-        (memory_id, step, memory_type, importance, embeddings, position), for some ids or all."""
+        """What the in-process indices need (DerivedRow): chunks, for some ids or all."""
         try:
             with self.engine.connect() as conn:
                 if memory_ids is not None:
                     for where, _ in list(self._keyed(conn, agent_id, memory_ids)):
-                        yield _derived_rows(conn.execute(select(*DERIVED_COLUMNS).where(where)).all())
+                        yield self._derived_rows(conn.execute(select(*DERIVED_COLUMNS).where(where)).all())
                     return
                 result = conn.execution_options(yield_per=batch).execute(
                     select(*DERIVED_COLUMNS).where(self._mine(agent_id)))
                 for rows in result.partitions(batch):
-                    yield _derived_rows(rows)
+                    yield self._derived_rows(rows)
         except SQLAlchemyError as exc:
             raise TierUnavailableError(self.name, str(exc)) from exc
 
-    def changed_since(
-        self, agent_id: str, stamp: int
-    ) -> tuple[list[tuple[str, int, str, float, Embeddings, tuple[float, ...] | None]], list[str]]:
+    def _derived_rows(self, rows: Any) -> list[DerivedRow]:
+        decompress = self.codec.decompress  # type: ignore[union-attr]
+        return [(row[0], row[1], row[2], row[3], *_unpack_derived(row[4]), decompress(row[5], row[6])) for row in rows]
+
+    def changed_since(self, agent_id: str, stamp: int) -> tuple[list[DerivedRow], list[str]]:
         """What changed after change stamp ``stamp``: the derived fields of rows written since
         (as :meth:`derived`) and the ids deleted since."""
         def run() -> tuple[list[Any], list[str]]:
@@ -230,7 +227,7 @@ class SQLTier:
                 rows = conn.execute(select(*DERIVED_COLUMNS).where(self._mine(agent_id), memories.c.changed > stamp)).all()
                 deleted = conn.execute(select(gone.c.memory_id).where(
                     gone.c.namespace == self.namespace, gone.c.agent_id == agent_id, gone.c.changed > stamp)).all()
-                return _derived_rows(rows), [r[0] for r in deleted]
+                return self._derived_rows(rows), [r[0] for r in deleted]
 
         return self._guard(run)
 
@@ -352,35 +349,6 @@ class SQLTier:
         sql = stmt.compile(dialect=self.engine.dialect).string if self._dialect == "postgresql" else None
         self._range_statements[(by, typed, low, high, reverse, skip, limited)] = (stmt, sql)
         return stmt, sql
-
-    def iter_agent(self, agent_id: str, memory_type: str | None = None, batch: int = 2000) -> Iterator[list[MemoryRecord]]:
-        """All of an agent's memories in step order, a batch at a time (attribute scans)."""
-        last: tuple[int, str] | None = None
-        while True:
-            conditions = [self._mine(agent_id)]
-            if memory_type is not None:
-                conditions.append(memories.c.memory_type == memory_type)
-            if last is not None:
-                conditions.append(
-                    (memories.c.step > last[0]) | and_(memories.c.step == last[0], memories.c.memory_id > last[1])
-                )
-            stmt = (
-                select(*RECORD_COLUMNS)
-                .where(and_(*conditions))
-                .order_by(memories.c.step, memories.c.memory_id)
-                .limit(batch)
-            )
-
-            def run(stmt: Any = stmt) -> list[MemoryRecord]:
-                with self._reads.connect() as conn:
-                    rows = conn.execute(stmt).all()
-                return [self._decode(row) for row in rows]
-
-            chunk = self._guard(run)
-            if not chunk:
-                return
-            yield chunk
-            last = (chunk[-1].step_number, chunk[-1].memory_id)
 
     def text_pending(self, agent_id: str, most: int | None = None, among: Sequence[str] | None = None) -> list[str]:
         """Memories of the agent that wait for their text vector: the first ``most`` by step, or

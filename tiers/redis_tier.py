@@ -178,7 +178,7 @@ class RedisTier:
         return self.decode(agent_id, raw)
 
     def derived(self, agent_id: str, memory_ids: Sequence[str] | None = None) -> Iterator[list[DerivedRow]]:
-        """What the in-process indices need, without decoding payloads (Tier.derived): one chunk."""
+        """What the in-process indices need (Tier.derived): one chunk."""
         data = self.tier_keys(agent_id).data
 
         def run() -> list[DerivedRow]:
@@ -186,7 +186,7 @@ class RedisTier:
                 pairs: Any = self.client.hscan_iter(data, count=1000)
             else:
                 pairs = zip(memory_ids, self.client.hmget(data, memory_ids)) if memory_ids else ()
-            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob))
+            return [(m if isinstance(m, str) else m.decode(), *decode_derived(blob, self.codec))
                     for m, blob in pairs if blob is not None]
 
         yield reading(self.name, run)

@@ -83,7 +83,8 @@ class AgentMemoryAPI:
         self._catalog = IndexCatalog(self._tiers, IndexSettings(
             state_dim=search.vector_dim, cell_size=search.cell_size, exact_limit=search.exact_limit,
             max_agents=search.index_agents, memory_budget=search.index_memory_mb << 20,
-            snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix)))
+            snapshot_dir=os.path.join(config.data_dir, "indices", config.key_prefix),
+            attribute_paths=search.attribute_paths))
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._reads = Reads(self._tiers, self._cache, config, self._check_open)
         self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintainer)
@@ -298,17 +299,13 @@ class AgentMemoryAPI:
         memory_type: str | None = None,
         limit: int | None = None,
     ) -> QueryResult:
-        """Memories whose contents match every ``dot.path: value`` exactly, in step order."""
+        """Memories whose contents satisfy every condition, in step order: ``{"outcome":
+        "success"}`` (equality on a dot path), ``{"reward": {"$gte": 5}}`` ($eq $ne $gt $gte $lt
+        $lte $in), answered from each tier's attribute index."""
         agent_id = validation.agent_id(agent_id)
-        wanted = validation.attributes(attributes, self.config.max_payload_bytes)
-        memory_type = validation.optional_memory_type(memory_type)
-        limit = validation.limit(limit)
-        compute = lambda: self._reads.attribute_scan(agent_id, wanted, memory_type, limit)  # noqa: E731
-        try:
-            params = tuple(sorted((path, _freeze(value)) for path, value in wanted.items()))
-        except TypeError:  # unhashable expected values: answer uncached
-            return self._reads.uncached(compute)
-        return self._reads.cached(agent_id, ("attributes", params, memory_type, limit), compute)
+        conditions = validation.attributes(attributes, self.config.max_payload_bytes)
+        query = Query(where=_types(memory_type), conditions=conditions, limit=validation.limit(limit))
+        return self._searches.run(agent_id, "attributes", query)
 
     # -- search: similar states, vectors, text, place, combined -------------------------------------
     def retrieve_similar_states(
@@ -448,12 +445,3 @@ def _types(memory_type: str | None) -> Filter:
     memory_type = validation.optional_memory_type(memory_type)
     return Filter(memory_types=None if memory_type is None else (memory_type,))
 
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for an expected attribute value (cache keys)."""
-    if isinstance(value, list):
-        return ("list", tuple(_freeze(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _freeze(v)) for k, v in value.items())))
-    hash(value)
-    return (type(value).__name__, value)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memory._engine.attributes import matcher
 from memory._engine.merge import by_importance, by_step, merge_tiers
 from memory.cache import MISS, ResultCache
 from memory.config import MemoryConfig
@@ -123,25 +122,6 @@ class Reads:
         key = by_step if query["by"] == "step" else by_importance
         merged = merge_tiers(answers, key, reverse=query["reverse"], limit=query["limit"])
         return Answer(merged, failed, redis.stamp, settled)
-
-    def attribute_scan(
-        self, agent_id: str, wanted: Mapping[str, Any], memory_type: str | None, limit: int | None
-    ) -> Answer:
-        failed: list[str] = []
-        matches = matcher(wanted)
-        query = {"by": "step", "lo": None, "hi": None, "memory_type": memory_type, "reverse": False, "limit": None}
-        redis = self._redis_answers(agent_id, query, failed)
-        answers, settled = [[r for r in answer if matches(r.contents)] for answer in redis.answers], True
-        if redis.bounds is not None:
-            try:
-                found = []
-                for chunk in self._tiers.ltm.iter_agent(agent_id, memory_type):
-                    found += [r for r in chunk if matches(r.contents)]
-                found, settled = self._ltm_settled(agent_id, found, redis)
-                answers.append(found)
-            except TierUnavailableError as exc:
-                self._tier_failure("ltm", exc, failed)
-        return Answer(merge_tiers(answers, by_step, limit=limit), failed, redis.stamp, settled)
 
     def _tier_failure(self, tier: str, exc: Exception, failed: list[str]) -> None:
         if not self._degrade:

@@ -1,11 +1,13 @@
 """Similarity, place and combined queries over the in-process indices of all three tiers.
 
-A query narrows each tier's rows with its filters (step range, types, importance, place) as
-masks, ranks what passes (by similarity, by distance, or by step), merges the tiers (a memory
-held by two tiers after an interrupted move counts once, at the finer resolution), reads the
-winners' records, and applies attribute matches, which need the contents, last: it asks for
-more candidates until ``limit`` memories pass or none are left, so a filtered query never comes
-back short while enough memories match.
+A query narrows each tier's rows with its filters: attribute conditions and places pick rows
+from their indices, step range, types and importance are masks; it ranks what passes (by
+similarity, by distance, or by step), merges the tiers (a memory held by two tiers after an
+interrupted move counts once, at the finer resolution), reads the winners' records and tests
+the attribute conditions on their contents exactly (the attribute index answers a superset).
+A condition the index cannot narrow by is tested the same way on more and more candidates
+until ``limit`` memories pass or none are left, so a filtered query never comes back short
+while enough memories match.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from indices.catalog import AgentIndex, IndexCatalog
+from indices.conditions import Condition, matcher
 from indices.tier_index import Filter, TierIndex
-from memory._engine.attributes import matcher
 from tiers.bookkeeping import Stamp
 from tiers.record import TIER_RANK, TIERS, MemoryRecord
 
@@ -29,7 +31,7 @@ class Query:
     """Everything a search can combine. ``similar`` is (vector kind, unit vector)."""
 
     where: Filter = Filter()
-    attributes: Mapping[str, Any] | None = field(default=None, compare=False)
+    conditions: tuple[Condition, ...] = field(default=(), compare=False)  # on contents (indices/conditions.py)
     box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None  # (low, high) corners
     center: tuple[float, float, float] | None = None
     radius: float | None = None  # with center: only memories this close; without: k nearest
@@ -39,7 +41,7 @@ class Query:
     limit: int | None = None
 
     def key(self) -> tuple:
-        return (self.where, attribute_key(self.attributes), self.box, self.center, self.radius, self.similar and self.similar[0],
+        return (self.where, condition_key(self.conditions), self.box, self.center, self.radius, self.similar and self.similar[0],
                 self.similar_key, self.tiers, self.limit)
 
 
@@ -81,10 +83,10 @@ class Searcher:
 
     def _answer(self, index: AgentIndex, agent_id: str, query: Query) -> tuple[list[MemoryRecord], list[Any], bool]:
         wanted = query.limit
-        if not query.attributes:
+        if not query.conditions:
             found, fresh = self._records(agent_id, self._ranked(index, query, wanted), index)
             return [r for r, _ in found], [e for _, e in found], fresh
-        matches = matcher(query.attributes)
+        matches = matcher(query.conditions)
         budget = max(4 * (wanted or 0), 64)
         while True:
             hits = self._ranked(index, query, None if wanted is None else budget)
@@ -104,7 +106,8 @@ class Searcher:
         per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
         merged: list[Hit] = []
         seen: dict[str, Hit] = {}
-        for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, TIER_RANK[h.tier], h.memory_id)):
+        # equal ranks by id, then the finer copy of one memory first: an order tier placement never changes
+        for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier])):
             kept = seen.get(hit.memory_id)
             if kept is not None:
                 if TIER_RANK[hit.tier] < TIER_RANK[kept.tier]:  # the finer copy wins
@@ -126,9 +129,10 @@ class Searcher:
     @staticmethod
     def _ranked_rows(tier: TierIndex, query: Query, limit: int | None) -> tuple[np.ndarray, list[float], list[dict]]:
         """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
-        rank being better (negated similarity, distance, or step). A place (box or radius)
-        picks a few rows from the grid and the other filters test only those; otherwise the
-        filters make a mask over the tier (none at all when there is no filter)."""
+        rank being better (negated similarity, distance, or step). Attribute conditions and a
+        place (box or radius) pick rows from their indices and the other filters test only
+        those; otherwise the filters make a mask over the tier (none at all when there is no
+        filter)."""
         distances: dict[int, float] = {}
         rows: np.ndarray | None = None
         if query.box is not None:
@@ -139,6 +143,10 @@ class Searcher:
                 inside = np.isin(near, rows)
                 near, found = near[inside], found[inside]
             rows, distances = near, dict(zip(near.tolist(), found.tolist()))
+        if query.conditions:
+            matching = tier.matching(query.conditions)
+            if matching is not None:
+                rows = matching if rows is None else rows[np.isin(rows, matching, assume_unique=True)]
         mask = None
         if rows is not None:
             rows = tier.passing(query.where, rows)
@@ -217,17 +225,16 @@ def _nearest_first(tier: TierIndex, rows: np.ndarray, distances: np.ndarray, lim
     return rows[:limit], distances[:limit]
 
 
-def attribute_key(attributes: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
-    """Attribute matches as a hashable, ordered tuple (part of the cache key)."""
-    if not attributes:
-        return ()
-    return tuple(sorted((key, _frozen(value)) for key, value in attributes.items()))
+def condition_key(conditions: tuple[Condition, ...]) -> tuple[tuple[str, str, Any], ...]:
+    """Attribute conditions as a hashable, ordered tuple (part of the cache key)."""
+    return tuple(sorted(((c.path, c.op, _frozen(c.value)) for c in conditions), key=repr))
 
 
 def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a condition's value, its type kept (True and 1 hash alike)."""
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_frozen(v) for v in value))
     if isinstance(value, Mapping):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
+        return ("dict", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
 
