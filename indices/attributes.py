@@ -151,18 +151,17 @@ class _Column:
     def nbytes(self) -> int:
         return self.keys.nbytes + self.rows.nbytes + 36 * len(self.new_keys)
 
-    def between(self, low: Any, high: Any) -> np.ndarray:
-        """Rows whose key is in [low, high]."""
+    def span(self, low: Any, high: Any) -> tuple[int, int, np.ndarray]:
+        """Where keys in [low, high] lie: (start, stop) among the sorted, and the rows among
+        those learnt since (in row order)."""
         self._settle_if_long()
-        start = np.searchsorted(self.keys, low, side="left")
-        stop = np.searchsorted(self.keys, high, side="right")
-        found = self.rows[start:stop].astype(np.int64)
+        start = int(np.searchsorted(self.keys, low, side="left"))
+        stop = int(np.searchsorted(self.keys, high, side="right"))
+        fresh = _NO_ROWS
         if self.new_keys:
             keys = np.asarray(self.new_keys, dtype=self.dtype)
             fresh = np.asarray(self.new_rows, dtype=np.int64)[(keys >= low) & (keys <= high)]
-            if len(fresh):
-                found = np.concatenate([found, fresh])
-        return found
+        return start, stop, fresh
 
     def _settle_if_long(self) -> None:
         if len(self.new_keys) > max(PENDING_MIN, PENDING_SHARE * len(self.keys)):
@@ -195,6 +194,7 @@ class AttributeIndex:
         self._numbers: dict[str, _Column] = {}
         self._tokens: dict[str, _Column] = {}
         self._unclear: list[int] = []  # rows the index may misjudge (see leaves): offered to every query
+        self._left = MAX_LEAVES  # leaves the row being added may still add
 
     def covers(self, path: str) -> bool:
         return self.paths is None or any(path == p or path.startswith(p + ".") for p in self.paths)
@@ -204,98 +204,142 @@ class AttributeIndex:
         if contents is None:
             return
         try:
-            found, unclear = leaves(unpack_contents(contents))
+            data = unpack_contents(contents)
         except (ValueError, TypeError):
-            found, unclear = {}, True  # unreadable contents: left to the exact test
-        if unclear:
+            self._unclear.append(row)  # unreadable contents: left to the exact test
+            return
+        self._left = MAX_LEAVES
+        if self._walk(data, "", 0, row):
             self._unclear.append(row)
+
+    def _walk(self, node: Any, prefix: str, depth: int, row: int) -> bool:
+        """Add the leaves under ``node`` (what leaves() finds, straight into the columns: every
+        store's memory passes here once per process); True when the index may misjudge the row."""
+        kind = type(node)
+        if kind is dict:
+            items: Iterable[tuple[Any, Any]] = node.items()
+        elif kind is list:
+            items = enumerate(node[:MAX_ITEMS])
+        else:
+            return False  # contents that are one value: no dot path reaches it
+        if not node:
+            return self._leaf(prefix, _EMPTY_DICT if kind is dict else _EMPTY_LIST, row) if prefix else False
+        if depth >= MAX_DEPTH:
+            return True
+        unclear = False
         numbers, tokens, paths = self._numbers, self._tokens, self.paths
-        for path, value in found.items():
-            if paths is not None and not self.covers(path):
-                continue
-            if is_number(value):
-                column = numbers.get(path)
-                if column is None:
-                    column = numbers[path] = _Column(np.float64)
-                key = number(value)
-                if key == key:  # NaN equals nothing and compares with nothing
-                    column.add(key, row)
-            else:
+        for key, value in items:
+            if type(key) is str:
+                if "." in key:
+                    unclear = True
+            elif kind is dict:
+                continue  # a dot path never reaches a key that is not a str
+            path = f"{prefix}.{key}" if prefix else str(key)
+            leaf = type(value)
+            if leaf is str or leaf is bool or value is None:
+                if paths is not None and not self.covers(path):
+                    continue
+                self._left -= 1
+                if self._left < 0:
+                    return True
                 column = tokens.get(path)
                 if column is None:
                     column = tokens[path] = _Column(np.int64)
-                column.add(token(value), row)
+                column.new_keys.append(token(value))
+                column.new_rows.append(row)
+            elif leaf is int or leaf is float:
+                if paths is not None and not self.covers(path):
+                    continue
+                self._left -= 1
+                if self._left < 0:
+                    return True
+                if leaf is int:
+                    if not -EXACT_INT <= value <= EXACT_INT:
+                        unclear = True
+                    value = number(value)
+                elif value != value:
+                    continue  # NaN equals nothing and compares with nothing
+                column = numbers.get(path)
+                if column is None:
+                    column = numbers[path] = _Column(np.float64)
+                column.new_keys.append(value)
+                column.new_rows.append(row)
+            elif leaf is dict or leaf is list:
+                unclear = self._walk(value, path, depth + 1, row) or unclear
+                if self._left < 0:
+                    return True
+        return unclear
+
+    def _leaf(self, path: str, value: Any, row: int) -> bool:
+        """One leaf met on its own (an empty container, or a scalar at the top of a list walk)."""
+        if self.paths is not None and not self.covers(path):
+            return False
+        self._left -= 1
+        if self._left < 0:
+            return True
+        if is_number(value):
+            key = number(value)
+            if key == key:
+                self._numbers.setdefault(path, _Column(np.float64)).add(key, row)
+            return type(value) is int and not -EXACT_INT <= value <= EXACT_INT
+        found = token(value)
+        if found is not None:
+            self._tokens.setdefault(path, _Column(np.int64)).add(found, row)
+        return False
 
     def candidates(self, conditions: Iterable[Condition], every_row: Any) -> np.ndarray | None:
         """Sorted rows that may satisfy every condition the index can narrow by (a superset:
         the exact test decides), or None when it can narrow by none of them. ``every_row()``
-        gives all rows, for a $ne."""
-        answer: np.ndarray | None = None
-        for condition in conditions:
-            if not indexable(condition) or not self.covers(condition.path):
-                continue
-            rows = self._rows(condition, every_row)
-            if rows is None:
-                continue
-            answer = rows if answer is None else np.intersect1d(answer, rows, assume_unique=True)
+        gives all rows, for a $ne. The smallest condition's rows are the start; an equality
+        then keeps those of them in its sorted run (a binary search per row), a range or a
+        $ne only when its rows are few enough to be worth listing."""
+        usable = [c for c in conditions if indexable(c) and self.covers(c.path)]
+        bounds: dict[str, list[float]] = {}  # the ranges on one path, as one interval
+        for condition in usable:
+            if condition.op in RANGE_OPS:
+                low, high = bounds.setdefault(condition.path, [-math.inf, math.inf])
+                key = number(condition.value)
+                bounds[condition.path] = [max(low, key), high] if condition.op in ("$gt", "$gte") else [low, min(high, key)]
+        found = [self._found(c, every_row) for c in usable if c.op not in RANGE_OPS]
+        # bounds included: the exact test is strict
+        found += [_Run(self._numbers.get(path), low, high) for path, (low, high) in bounds.items()]
+        answer = _all([f for f in found if f is not None])
         if answer is None:
             return None
         if self._unclear:
             answer = np.union1d(answer, np.asarray(self._unclear, dtype=np.int64))
         return answer
 
-    def _rows(self, condition: Condition, every_row: Any) -> np.ndarray | None:
+    def _found(self, condition: Condition, every_row: Any) -> _Found | None:
         op, value, path = condition.op, condition.value, condition.path
         if op == "$eq":
-            return _unique(self._equal(path, value))
+            return self._equal(path, value)
         if op == "$in":
             found = [self._equal(path, v) for v in value]
-            parts = [rows for rows in found if rows is not None]
-            if len(parts) < len(found):
+            if any(f is None for f in found):
                 return None
-            return _unique(np.concatenate(parts)) if parts else _NO_ROWS
+            return _AnyOf(found)  # type: ignore[arg-type]
         if op == "$ne":  # the complement of an exact equality only
             exact = token(value) is not None or (
                 is_number(value) and (type(value) is float or -EXACT_INT <= value <= EXACT_INT))
             equal = self._equal(path, value) if exact else None
-            if equal is None:
-                return None
-            return np.setdiff1d(every_row(), equal)
-        if op in RANGE_OPS:
-            column = self._numbers.get(path)
-            if column is None:
-                return _NO_ROWS
-            key = number(value)
-            low, high = (key, math.inf) if op in ("$gt", "$gte") else (-math.inf, key)
-            return _unique(column.between(low, high))  # bounds included: the exact test is strict
+            return None if equal is None else _Not(equal, every_row)
         return None
 
-    def _equal(self, path: str, value: Any) -> np.ndarray | None:
+    def _equal(self, path: str, value: Any) -> _Found | None:
         """Rows whose leaf at ``path`` may equal ``value``; None when the index cannot tell
-        (a value with no leaves)."""
+        (a container with no leaves)."""
         if is_number(value):
-            column = self._numbers.get(path)
-            if column is None:
-                return _NO_ROWS
             key = number(value)
-            return column.between(key, key) if key == key else _NO_ROWS
+            return _Run(self._numbers.get(path), key, key) if key == key else _Run(None, 0, 0)
         wanted = token(value)
         if wanted is not None:
-            column = self._tokens.get(path)
-            return _NO_ROWS if column is None else column.between(wanted, wanted)
+            return _Run(self._tokens.get(path), wanted, wanted)
         if isinstance(value, (dict, list, tuple)):  # a container: every one of its leaves
             inner, _ = leaves(list(value) if isinstance(value, tuple) else value)
-            answer: np.ndarray | None = None
-            for sub, leaf in inner.items():
-                full = f"{path}.{sub}"
-                if full.count(".") >= MAX_DEPTH or not self.covers(full):
-                    continue
-                rows = self._equal(full, leaf)
-                if rows is None:
-                    continue
-                rows = np.unique(rows)
-                answer = rows if answer is None else np.intersect1d(answer, rows, assume_unique=True)
-            return answer
+            parts = [self._equal(f"{path}.{sub}", leaf) for sub, leaf in inner.items()
+                     if f"{path}.{sub}".count(".") < MAX_DEPTH and self.covers(f"{path}.{sub}")]
+            return _AllOf([p for p in parts if p is not None]) if any(p is not None for p in parts) else None
         return None
 
     def renumbered(self, new_of_old: np.ndarray) -> AttributeIndex:
@@ -337,5 +381,124 @@ class AttributeIndex:
                 start += size
 
 
-def _unique(rows: np.ndarray | None) -> np.ndarray | None:
-    return None if rows is None else np.unique(rows)
+# -- the rows of one condition, listed only when that is worth it ---------------------------------
+LIST_RATIO = 8  # a range lists its rows while they are at most this many times the rows kept so far
+
+
+class _Found:
+    size: int  # how many rows, at most
+    point = False  # rows sorted within one run of equal keys: membership by binary search
+
+    def rows(self) -> np.ndarray:
+        """The rows, sorted and unique."""
+        raise NotImplementedError
+
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        """Those of ``rows`` (sorted) that are among this condition's rows."""
+        return _intersect(rows, self.rows())
+
+
+class _Run(_Found):
+    """The rows whose key lies in [low, high] in one column."""
+
+    def __init__(self, column: _Column | None, low: Any, high: Any):
+        self.column = column
+        if column is None:
+            self.start = self.stop = 0
+            self.fresh = _NO_ROWS
+        else:
+            self.start, self.stop, self.fresh = column.span(low, high)
+        self.size = self.stop - self.start + len(self.fresh)
+        self.point = low == high  # one key: its rows are in row order (rows only grow)
+
+    def rows(self) -> np.ndarray:
+        if self.column is None:
+            return _NO_ROWS
+        rows = self.column.rows[self.start : self.stop].astype(np.int64)
+        if len(self.fresh):
+            rows = np.concatenate([rows, self.fresh])
+        return _sorted_unique(rows, assume_sorted=self.point)
+
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        if not self.point or self.column is None:
+            return super().keep(rows)
+        run = self.column.rows[self.start : self.stop]
+        at = np.searchsorted(run, rows)
+        inside = run[np.minimum(at, max(len(run) - 1, 0))] == rows if len(run) else np.zeros(len(rows), dtype=bool)
+        if len(self.fresh):
+            inside |= np.isin(rows, self.fresh)
+        return rows[inside]
+
+
+class _AnyOf(_Found):
+    def __init__(self, parts: list[_Found]):
+        self.parts = parts
+        self.size = sum(p.size for p in parts)
+
+    def rows(self) -> np.ndarray:
+        listed = [p.rows() for p in self.parts if p.size]
+        return _sorted_unique(np.concatenate(listed)) if listed else _NO_ROWS
+
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        if all(p.point for p in self.parts):
+            return np.unique(np.concatenate([p.keep(rows) for p in self.parts]))
+        return super().keep(rows)
+
+
+class _AllOf(_Found):
+    def __init__(self, parts: list[_Found]):
+        self.parts = parts
+        self.size = min(p.size for p in parts)
+
+    def rows(self) -> np.ndarray:
+        return _all(self.parts)  # type: ignore[return-value]
+
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        for part in self.parts:
+            rows = part.keep(rows)
+        return rows
+
+
+class _Not(_Found):
+    def __init__(self, equal: _Found, every_row: Any):
+        self.equal, self.every_row = equal, every_row
+        self.size = 2**62  # nearly every row, as a rule: listed last, if at all
+
+    def rows(self) -> np.ndarray:
+        return np.setdiff1d(self.every_row(), self.equal.rows(), assume_unique=True)
+
+    def keep(self, rows: np.ndarray) -> np.ndarray:
+        return np.setdiff1d(rows, self.equal.keep(rows), assume_unique=True)
+
+
+def _all(found: list[_Found]) -> np.ndarray | None:
+    """The rows every one of ``found`` may hold (None for no conditions), smallest first."""
+    if not found:
+        return None
+    found = sorted(found, key=lambda f: f.size)
+    answer = found[0].rows()
+    for other in found[1:]:
+        if not len(answer):
+            break
+        if other.point or isinstance(other, (_Not, _AnyOf)) or other.size <= LIST_RATIO * len(answer):
+            answer = other.keep(answer)
+        # else: a wide range; the exact test on the few rows kept is cheaper than listing it
+    return answer
+
+
+def _intersect(small: np.ndarray, sorted_rows: np.ndarray) -> np.ndarray:
+    """Rows of ``small`` (sorted) also in ``sorted_rows`` (sorted, unique)."""
+    if not len(small) or not len(sorted_rows):
+        return _NO_ROWS
+    at = np.minimum(np.searchsorted(sorted_rows, small), len(sorted_rows) - 1)
+    return small[sorted_rows[at] == small]
+
+
+def _sorted_unique(rows: np.ndarray, assume_sorted: bool = False) -> np.ndarray:
+    if len(rows) > 1 and (not assume_sorted or bool(np.any(rows[1:] <= rows[:-1]))):
+        if assume_sorted:  # a row twice in one run (a key with dots walked two ways): rare
+            return np.unique(rows)
+        rows = np.sort(rows)
+        if bool(np.any(rows[1:] == rows[:-1])):
+            return np.unique(rows)
+    return rows

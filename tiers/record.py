@@ -8,13 +8,14 @@ caller mutating a returned dict can never corrupt a cached or stored copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import msgpack
 import ormsgpack
 
-from embeddings.resolution import restore_one
+from embeddings.resolution import dimension, restore, restore_one
 
 MEMORY_TYPES = ("state", "action", "interaction")
 TIERS = ("stm", "im", "ltm")
@@ -143,8 +144,9 @@ class MemoryRecord(NamedTuple):
         last_time, last_step = parse_seen(seen)
         return self._replace(retrieval_count=count, last_access_time=last_time, last_access_step=last_step)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The "Memory Structure" dict form; every call builds fresh objects (safe to mutate)."""
+    def to_dict(self, vectors: dict[str, list[float] | None] | None = None) -> dict[str, Any]:
+        """The "Memory Structure" dict form; every call builds fresh objects (safe to mutate).
+        ``vectors``: the embeddings' dict form, when the caller decoded it already (to_dicts)."""
         (memory_id, agent_id, step_number, memory_type, timestamp, importance, contents_blob, embeddings,
          retrieval_count, last_access, _, tier, compression_level, _, _) = self  # this runs for every row of every answer
         return {
@@ -164,8 +166,34 @@ class MemoryRecord(NamedTuple):
             },
             "tier": tier,
             "embeddings": (
-                {"full_vector": None, "compressed_vector": None, "abstract_vector": None}
+                vectors if vectors is not None
+                else {"full_vector": None, "compressed_vector": None, "abstract_vector": None}
                 if embeddings is NO_EMBEDDINGS
                 else embeddings.to_dict()
             ),
         }
+
+
+_VECTOR_FIELDS = (("full_vector", "full"), ("compressed_vector", "compressed"), ("abstract_vector", "abstract"))
+
+
+def to_dicts(records: Sequence[MemoryRecord]) -> list[dict[str, Any]]:
+    """The dict forms of many records, their vectors decoded together: one numpy call per
+    resolution and size instead of one per vector (most of an answer's cost otherwise)."""
+    vectors: list[dict[str, list[float] | None]] = [
+        {"full_vector": None, "compressed_vector": None, "abstract_vector": None} for _ in records]
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for position, record in enumerate(records):
+        embeddings = record.embeddings
+        if embeddings is NO_EMBEDDINGS:
+            continue
+        for name, resolution in _VECTOR_FIELDS:
+            blob = getattr(embeddings, name)
+            if blob is not None:
+                groups.setdefault((name, resolution, len(blob)), []).append(position)
+    for (name, resolution, _), positions in groups.items():
+        blobs = [getattr(records[p].embeddings, name) for p in positions]
+        decoded = restore(blobs, resolution, dimension(blobs[0], resolution)).tolist()
+        for position, vector in zip(positions, decoded):
+            vectors[position][name] = vector
+    return [record.to_dict(vector) for record, vector in zip(records, vectors)]

@@ -18,7 +18,7 @@ from memory.cache import MISS, ResultCache
 from memory.config import MemoryConfig
 from tiers.bookkeeping import Stamp
 from tiers.errors import MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
-from tiers.record import MemoryRecord
+from tiers.record import MemoryRecord, to_dicts
 from tiers.tierset import RedisRead, TierSet
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,8 @@ def public_answer(
     if failed:
         log.warning("degraded read: tiers %s did not answer; returning what the others hold", ", ".join(failed))
     if extras is None:
-        return QueryResult((record.to_dict() for record in records), failed)
-    return QueryResult(({**record.to_dict(), **extra} for record, extra in zip(records, extras)), failed)
+        return QueryResult(to_dicts(records), failed)
+    return QueryResult(({**memory, **extra} for memory, extra in zip(to_dicts(records), extras)), failed)
 
 
 def _unchanged(promoting: int, now: int) -> bool:

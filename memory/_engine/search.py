@@ -177,10 +177,8 @@ class Searcher:
         if distances:  # a radius alone: nearest first
             rows, found = _nearest_first(tier, rows, np.array([distances[row] for row in rows.tolist()]), None)
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
-        steps = tier.steps(rows)
-        order = np.lexsort((_ids(tier, rows), steps)) if len(rows) else rows
-        rows = rows[order]
-        return rows, steps[order].astype(float).tolist(), [{} for _ in range(len(rows))]
+        rows, steps = _earliest_first(tier, rows, tier.steps(rows), limit)
+        return rows, steps.astype(float).tolist(), [{} for _ in range(len(rows))]
 
     # -- records ------------------------------------------------------------------------------
     def _records(
@@ -211,6 +209,22 @@ _NO_ROWS = np.empty(0, dtype=np.int64)
 
 def _ids(tier: TierIndex, rows: np.ndarray) -> np.ndarray:
     return np.array([tier.ids[row] for row in rows.tolist()], dtype=object)
+
+
+def _earliest_first(tier: TierIndex, rows: np.ndarray, steps: np.ndarray, limit: int | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by step, equal steps by memory id (the tiers' merge order), at most ``limit``: a copy
+    of a memory in another tier has the same step, so the merge needs no more than that."""
+    if limit is not None and len(rows) > limit:
+        cut = np.partition(steps, limit - 1)[limit - 1]
+        kept = steps <= cut  # ties at the cut stay: their ids decide
+        rows, steps = rows[kept], steps[kept]
+    order = np.argsort(steps, kind="stable")
+    rows, steps = rows[order], steps[order]
+    if len(rows) > 1 and bool(np.any(steps[1:] == steps[:-1])):
+        order = np.lexsort((_ids(tier, rows), steps))
+        rows, steps = rows[order], steps[order]
+    return rows[:limit], steps[:limit]
 
 
 def _nearest_first(tier: TierIndex, rows: np.ndarray, distances: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
