@@ -137,6 +137,18 @@ class IndexCatalog:
             self._catch_up(index)
         return index
 
+    def ltm_alone(self, agent_id: str) -> TierIndex:
+        """The agent's LTM index without Redis (a degraded read): the one this process keeps,
+        as it last caught it up, or one built from SQL now and not kept."""
+        with self._lock:
+            index = self._agents.get(agent_id)
+        if index is not None and index.position >= 0:
+            return index.tiers["ltm"]
+        ltm = self._empty()["ltm"]
+        for row in self._derived(agent_id, "ltm", None):
+            ltm.upsert(*row)
+        return ltm
+
     # -- catching up --------------------------------------------------------------------------
     def _catch_up(self, index: AgentIndex) -> None:
         while True:

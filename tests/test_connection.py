@@ -185,6 +185,10 @@ def test_writes_fail_loudly_and_reads_degrade_only_when_asked(tmp_path, vanishin
     assert answer.degraded and "stm+im" in answer.failed_tiers
     assert [r["step_number"] for r in answer] == in_ltm
     assert all(r["tier"] == "ltm" for r in answer)
+    with pytest.raises(MemoryRetrievalException):
+        strict.retrieve_by_attributes("a", {"s": {"$lte": 19}})
+    odd = lenient.retrieve_by_attributes("a", {"s": {"$in": list(range(1, 20, 2))}}, limit=3)
+    assert odd.degraded and [r["step_number"] for r in odd] == [s for s in in_ltm if s % 2][:3]
     strict.close()
     lenient.close()
 

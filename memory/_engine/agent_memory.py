@@ -305,7 +305,7 @@ class AgentMemoryAPI:
         agent_id = validation.agent_id(agent_id)
         conditions = validation.attributes(attributes, self.config.max_payload_bytes)
         query = Query(where=_types(memory_type), conditions=conditions, limit=validation.limit(limit))
-        return self._searches.run(agent_id, "attributes", query)
+        return self._searches.attributes(agent_id, query)
 
     # -- search: similar states, vectors, text, place, combined -------------------------------------
     def retrieve_similar_states(

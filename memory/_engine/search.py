@@ -99,6 +99,17 @@ class Searcher:
                 return [r for r, _ in kept], [e for _, e in kept], True
             budget *= 4
 
+    def ltm_alone(self, agent_id: str, query: Query) -> list[MemoryRecord]:
+        """What LTM alone answers, for a degraded read while Redis is away (unconfirmed by the
+        change log, which lives in Redis)."""
+        tier = self.catalog.ltm_alone(agent_id)
+        hits = self._tier_hits(tier, query, None)
+        found = {r.memory_id: r for r in self.catalog.t.ltm.get_many(
+            agent_id, [h.memory_id for h in hits], steps=[h.step for h in hits])}
+        matches = matcher(query.conditions)
+        kept = [found[h.memory_id] for h in hits if h.memory_id in found and matches(found[h.memory_id].contents)]
+        return kept if query.limit is None else kept[: query.limit]
+
     # -- ranking ------------------------------------------------------------------------------
     def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
         if limit == 0:

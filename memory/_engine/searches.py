@@ -38,6 +38,20 @@ class Searches:
 
         return self._reads.cached(agent_id, (kind, query.key()), compute)
 
+    def attributes(self, agent_id: str, query: Query) -> QueryResult:
+        """retrieve_by_attributes: from the indices, or with ``degrade_reads`` while Redis is
+        away, from LTM alone (flagged in ``failed_tiers``)."""
+        def compute() -> Answer:
+            try:
+                answer = self._searcher.run(agent_id, query)
+            except TierUnavailableError as exc:
+                if not self.config.degrade_reads or exc.tier == "ltm":
+                    raise MemoryRetrievalException(f"search could not read the tiers: {exc}") from exc
+                return Answer(_guarded(lambda: self._searcher.ltm_alone(agent_id, query)), ["stm+im"], None)
+            return Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
+
+        return self._reads.cached(agent_id, ("attributes", query.key()), compute)
+
     def encode_state(self, state: Any) -> np.ndarray:
         if not isinstance(state, Mapping):
             raise InvalidInputError(f"query_state must be a dict, got {type(state).__name__}")
