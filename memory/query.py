@@ -82,16 +82,19 @@ class QueryBuilder:
     def in_tiers(self, tiers: Iterable[str]) -> QueryBuilder:
         return self._with(tiers=validation.tiers(tiers))
 
-    def top(self, n: int) -> QueryResult:
-        return self._run(replace(self._query, limit=positive_k(n, "n")))
+    def top(self, n: int, *, offset: int = 0) -> QueryResult:
+        """The ``n`` best that pass, after the first ``offset`` of them (a page)."""
+        skip, fetch = validation.page(positive_k(n, "n"), offset)
+        return self._run(replace(self._query, limit=fetch), skip)
 
-    def all(self) -> QueryResult:
+    def all(self, *, offset: int = 0) -> QueryResult:
         if self._query.similar is not None or (self._query.center is not None and self._query.radius is None):
             raise InvalidInputError("a ranked query (similar_to, nearest_to) needs top(n)")
-        return self._run(replace(self._query, limit=None))
+        skip, _ = validation.page(None, offset)
+        return self._run(replace(self._query, limit=None), skip)
 
-    def _run(self, query: Query) -> QueryResult:
-        return self._searches.run(self._agent_id, "query", query)
+    def _run(self, query: Query, skip: int) -> QueryResult:
+        return self._searches.run(self._agent_id, "query", query, skip)
 
     def __repr__(self) -> str:
         return f"QueryBuilder({self._agent_id!r}, {self._query!r})"

@@ -27,10 +27,10 @@ class MemorySpace:
         return self.agent_id
 
     def retrieve_recent_states(
-        self, count: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+        self, count: int = 5, memory_type: str | None = None, *, agent_id: str | None = None, offset: int = 0
     ) -> QueryResult:
         """The newest ``count`` memories (of ``memory_type`` if given), newest first."""
-        return self.api.retrieve_recent(self._agent(agent_id), count, memory_type)
+        return self.api.retrieve_recent(self._agent(agent_id), count, memory_type, offset=offset)
 
     def retrieve_by_time_range(
         self,
@@ -40,8 +40,9 @@ class MemorySpace:
         limit: int | None = None,
         *,
         agent_id: str | None = None,
+        offset: int = 0,
     ) -> QueryResult:
-        return self.api.retrieve_by_time_range(self._agent(agent_id), start_step, end_step, memory_type, limit)
+        return self.api.retrieve_by_time_range(self._agent(agent_id), start_step, end_step, memory_type, limit, offset=offset)
 
     def retrieve_by_attributes(
         self,
@@ -50,41 +51,43 @@ class MemorySpace:
         limit: int | None = None,
         *,
         agent_id: str | None = None,
+        offset: int = 0,
     ) -> QueryResult:
-        return self.api.retrieve_by_attributes(self._agent(agent_id), attributes, memory_type, limit)
+        return self.api.retrieve_by_attributes(self._agent(agent_id), attributes, memory_type, limit, offset=offset)
 
     def retrieve_most_important(
-        self, k: int = 10, memory_type: str | None = None, *, agent_id: str | None = None
+        self, k: int = 10, memory_type: str | None = None, *, agent_id: str | None = None, offset: int = 0
     ) -> QueryResult:
-        return self.api.retrieve_most_important(self._agent(agent_id), k, memory_type)
+        return self.api.retrieve_most_important(self._agent(agent_id), k, memory_type, offset=offset)
 
     def retrieve_similar_states(
-        self, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+        self, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *,
+        agent_id: str | None = None, offset: int = 0,
     ) -> QueryResult:
-        return self.api.retrieve_similar_states(self._agent(agent_id), query_state, k, memory_type)
+        return self.api.retrieve_similar_states(self._agent(agent_id), query_state, k, memory_type, offset=offset)
 
     def search_by_embedding(
         self, query_embedding: Any, k: int = 10, memory_tiers: Any = None, memory_type: str | None = None,
-        *, agent_id: str | None = None,
+        *, agent_id: str | None = None, offset: int = 0,
     ) -> QueryResult:
-        return self.api.search_by_embedding(self._agent(agent_id), query_embedding, k, memory_tiers, memory_type)
+        return self.api.search_by_embedding(self._agent(agent_id), query_embedding, k, memory_tiers, memory_type, offset=offset)
 
     def search_by_content(
         self, content_query: str, k: int = 5, memory_type: str | None = None, memory_tiers: Any = None,
-        *, agent_id: str | None = None,
+        *, agent_id: str | None = None, offset: int = 0,
     ) -> QueryResult:
-        return self.api.search_by_content(self._agent(agent_id), content_query, k, memory_type, memory_tiers)
+        return self.api.search_by_content(self._agent(agent_id), content_query, k, memory_type, memory_tiers, offset=offset)
 
     def retrieve_by_location(
         self, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None,
-        *, agent_id: str | None = None,
+        *, agent_id: str | None = None, offset: int = 0,
     ) -> QueryResult:
-        return self.api.retrieve_by_location(self._agent(agent_id), center, radius, memory_type, limit)
+        return self.api.retrieve_by_location(self._agent(agent_id), center, radius, memory_type, limit, offset=offset)
 
     def retrieve_nearest(
-        self, center: Any, k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None
+        self, center: Any, k: int = 5, memory_type: str | None = None, *, agent_id: str | None = None, offset: int = 0
     ) -> QueryResult:
-        return self.api.retrieve_nearest(self._agent(agent_id), center, k, memory_type)
+        return self.api.retrieve_nearest(self._agent(agent_id), center, k, memory_type, offset=offset)
 
     def query(self) -> QueryBuilder:
         return self.api.query(self.agent_id)

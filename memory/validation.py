@@ -106,6 +106,12 @@ def limit(value: Any, name: str = "limit") -> int | None:
     return None if value is None else count(value, name)
 
 
+def page(limit: int | None, offset: Any) -> tuple[int, int | None]:
+    """(offset, how many to fetch) for a page of ``limit`` answers after the first ``offset``."""
+    skip = count(offset, "offset")
+    return skip, None if limit is None else min(limit + skip, MAX_COUNT)
+
+
 def step(value: Any, name: str = "step_number") -> int:
     if type(value) is int and 0 <= value < MAX_STEP:  # the common case
         return value

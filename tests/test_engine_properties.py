@@ -253,6 +253,12 @@ QUERY_CALLS = {
     "force_memory_maintenance": ({"agent_id": AGENT}, {"agent_id": BAD_AGENT_IDS.filter(lambda v: v is not None)}),
     "rebuild_indices": ({"agent_id": AGENT}, {"agent_id": BAD_AGENT_IDS.filter(lambda v: v is not None)}),
 }
+BAD_OFFSETS = st.one_of(bad_counts(0), st.none())
+for _paged in ("retrieve_by_time_range", "retrieve_recent", "retrieve_most_important", "retrieve_by_attributes",
+               "retrieve_similar_states", "search_by_embedding", "search_by_content", "retrieve_by_location",
+               "retrieve_nearest"):  # every list-returning call takes an offset
+    QUERY_CALLS[_paged][0]["offset"] = 0
+    QUERY_CALLS[_paged][1]["offset"] = BAD_OFFSETS
 
 
 @pytest.mark.parametrize("method", sorted(QUERY_CALLS))
@@ -312,7 +318,7 @@ BUILDER_CALLS = {
     "similar_to": ({"state": {"i": 1}}, {"state": BAD_STATES}),
     "similar_to_embedding": ({"vector": [1.0] * DIM}, {"vector": BAD_VECTORS}),
     "in_tiers": ({"tiers": ["stm"]}, {"tiers": BAD_TIERS}),
-    "top": ({"n": 3}, {"n": BAD_K}),
+    "top": ({"n": 3, "offset": 0}, {"n": BAD_K, "offset": BAD_OFFSETS}),
 }
 
 

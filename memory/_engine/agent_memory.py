@@ -263,34 +263,42 @@ class AgentMemoryAPI:
         end_step: int,
         memory_type: str | None = None,
         limit: int | None = None,
+        *,
+        offset: int = 0,
     ) -> QueryResult:
-        """Memories with ``start_step <= step_number <= end_step``, in step order."""
+        """Memories with ``start_step <= step_number <= end_step``, in step order (after the
+        first ``offset`` of them: every list-returning query pages this way)."""
         agent_id = validation.agent_id(agent_id)
         start = validation.step(start_step, "start_step")
         end = validation.step(end_step, "end_step")
         memory_type = validation.optional_memory_type(memory_type)
-        limit = validation.limit(limit)
+        skip, fetch = validation.page(validation.limit(limit), offset)
         if start > end:
             raise InvalidInputError(f"start_step {start} is after end_step {end}")
         return self._range(agent_id, {"by": "step", "lo": start, "hi": end, "memory_type": memory_type,
-                                      "reverse": False, "limit": limit})
+                                      "reverse": False, "limit": fetch}, skip)
 
-    def retrieve_recent(self, agent_id: str, count: int = 5, memory_type: str | None = None) -> QueryResult:
+    def retrieve_recent(self, agent_id: str, count: int = 5, memory_type: str | None = None, *,
+                        offset: int = 0) -> QueryResult:
         """The ``count`` newest memories (highest step first)."""
         agent_id = validation.agent_id(agent_id)
         memory_type = validation.optional_memory_type(memory_type)
+        skip, fetch = validation.page(validation.limit(count, "count"), offset)
         return self._range(agent_id, {"by": "step", "lo": None, "hi": None, "memory_type": memory_type,
-                                      "reverse": True, "limit": validation.limit(count, "count")})
+                                      "reverse": True, "limit": fetch}, skip)
 
-    def retrieve_most_important(self, agent_id: str, k: int = 10, memory_type: str | None = None) -> QueryResult:
+    def retrieve_most_important(self, agent_id: str, k: int = 10, memory_type: str | None = None, *,
+                                offset: int = 0) -> QueryResult:
         """The ``k`` memories with the highest importance score (importance index)."""
         agent_id = validation.agent_id(agent_id)
         memory_type = validation.optional_memory_type(memory_type)
+        skip, fetch = validation.page(validation.limit(k, "k"), offset)
         return self._range(agent_id, {"by": "importance", "lo": None, "hi": None, "memory_type": memory_type,
-                                      "reverse": True, "limit": validation.limit(k, "k")})
+                                      "reverse": True, "limit": fetch}, skip)
 
-    def _range(self, agent_id: str, query: dict[str, Any]) -> QueryResult:
-        return self._reads.cached(agent_id, ("range", tuple(query.items())), lambda: self._reads.range(agent_id, query))
+    def _range(self, agent_id: str, query: dict[str, Any], skip: int) -> QueryResult:
+        return self._reads.cached(agent_id, ("range", tuple(query.items())), lambda: self._reads.range(agent_id, query),
+                                  skip)
 
     def retrieve_by_attributes(
         self,
@@ -298,68 +306,78 @@ class AgentMemoryAPI:
         attributes: Mapping[str, Any],
         memory_type: str | None = None,
         limit: int | None = None,
+        *,
+        offset: int = 0,
     ) -> QueryResult:
         """Memories whose contents satisfy every condition, in step order: ``{"outcome":
         "success"}`` (equality on a dot path), ``{"reward": {"$gte": 5}}`` ($eq $ne $gt $gte $lt
         $lte $in), answered from each tier's attribute index."""
         agent_id = validation.agent_id(agent_id)
         conditions = validation.attributes(attributes, self.config.max_payload_bytes)
-        query = Query(where=_types(memory_type), conditions=conditions, limit=validation.limit(limit))
-        return self._searches.attributes(agent_id, query)
+        skip, fetch = validation.page(validation.limit(limit), offset)
+        query = Query(where=_types(memory_type), conditions=conditions, limit=fetch)
+        return self._searches.attributes(agent_id, query, skip)
 
     # -- search: similar states, vectors, text, place, combined -------------------------------------
     def retrieve_similar_states(
-        self, agent_id: str, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None
+        self, agent_id: str, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *,
+        offset: int = 0,
     ) -> QueryResult:
         """The ``k`` memories whose state vectors are nearest ``query_state``, from every tier,
         best first; each carries ``similarity_score`` (cosine, 1.0 = same direction)."""
         agent_id = validation.agent_id(agent_id)
         vector = self._searches.encode_state(query_state)
+        skip, fetch = validation.page(positive_k(k), offset)
         query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
-                      limit=positive_k(k))
-        return self._searches.run(agent_id, "similar", query)
+                      limit=fetch)
+        return self._searches.run(agent_id, "similar", query, skip)
 
     def search_by_embedding(
         self, agent_id: str, query_embedding: Any, k: int = 10, memory_tiers: Iterable[str] | None = None,
-        memory_type: str | None = None,
+        memory_type: str | None = None, *, offset: int = 0,
     ) -> QueryResult:
         """Memories nearest a vector of your own (``search_config.vector_dim`` values)."""
         agent_id = validation.agent_id(agent_id)
         vector = unit_vector(query_embedding, self.config.search_config.vector_dim)
+        skip, fetch = validation.page(positive_k(k), offset)
         query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
-                      tiers=validation.tiers(memory_tiers), limit=positive_k(k))
-        return self._searches.run(agent_id, "embedding", query)
+                      tiers=validation.tiers(memory_tiers), limit=fetch)
+        return self._searches.run(agent_id, "embedding", query, skip)
 
     def search_by_content(
         self, agent_id: str, content_query: str, k: int = 5, memory_type: str | None = None,
-        memory_tiers: Iterable[str] | None = None,
+        memory_tiers: Iterable[str] | None = None, *, offset: int = 0,
     ) -> QueryResult:
         """Semantic text search over stored contents (the text model embeds the query and,
         first, every memory still waiting for its text vector)."""
         agent_id = validation.agent_id(agent_id)
         content_query = validation.query_text(content_query, self.config.max_payload_bytes)
         validation.text_search(self.config.search_config)
-        k = positive_k(k)
+        skip, fetch = validation.page(positive_k(k), offset)
         where, tiers = _types(memory_type), validation.tiers(memory_tiers)
         vector = self._searches.encode_text(agent_id, content_query)
-        query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=k)
-        return self._searches.run(agent_id, "content", query)
+        query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=fetch)
+        return self._searches.run(agent_id, "content", query, skip)
 
     def retrieve_by_location(
-        self, agent_id: str, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None
+        self, agent_id: str, center: Any, radius: float, memory_type: str | None = None, limit: int | None = None,
+        *, offset: int = 0,
     ) -> QueryResult:
         """Memories whose position lies within ``radius`` of ``center``, nearest first, each with
         its ``distance``. Memories stored without a position are not in the spatial index."""
         agent_id = validation.agent_id(agent_id)
+        skip, fetch = validation.page(validation.limit(limit), offset)
         query = Query(where=_types(memory_type), center=query_position(center), radius=radius_value(radius),
-                      limit=validation.limit(limit))
-        return self._searches.run(agent_id, "location", query)
+                      limit=fetch)
+        return self._searches.run(agent_id, "location", query, skip)
 
-    def retrieve_nearest(self, agent_id: str, center: Any, k: int = 5, memory_type: str | None = None) -> QueryResult:
+    def retrieve_nearest(self, agent_id: str, center: Any, k: int = 5, memory_type: str | None = None, *,
+                         offset: int = 0) -> QueryResult:
         """The ``k`` memories stored nearest ``center`` in space, nearest first."""
         agent_id = validation.agent_id(agent_id)
-        query = Query(where=_types(memory_type), center=query_position(center), limit=positive_k(k))
-        return self._searches.run(agent_id, "nearest", query)
+        skip, fetch = validation.page(positive_k(k), offset)
+        query = Query(where=_types(memory_type), center=query_position(center), limit=fetch)
+        return self._searches.run(agent_id, "nearest", query, skip)
 
     def query(self, agent_id: str) -> QueryBuilder:
         """A combined query: ``api.query(a).between(1000, 2000).of_type("action")

@@ -56,9 +56,10 @@ class Reads:
         self._degrade = config.degrade_reads
         self._check_open = check_open
 
-    def cached(self, agent_id: str, params: tuple, compute: Callable[[], Answer]) -> QueryResult:
+    def cached(self, agent_id: str, params: tuple, compute: Callable[[], Answer], skip: int = 0) -> QueryResult:
         """Serve a kept answer if the agent's stamp (incarnation and version) has not moved
-        since, else compute and keep.
+        since, else compute and keep; either way without its first ``skip`` memories (a page:
+        the pages of one answer share its kept copy).
 
         A first-time query reads the stamp in the same round trip as its data, so a miss costs
         no extra round trip; checking a kept answer costs one. A stamp of another incarnation
@@ -77,12 +78,13 @@ class Reads:
                 current = None
             if current == stamp:
                 self._cache.hit()
-                return public_answer(records, (), extras)
+                return public_answer(records[skip:], (), None if extras is None else extras[skip:])
             self._cache.miss()
         answer = until_settled(compute)
         if answer.stamp is not None and not answer.failed and answer.settled:
             self._cache.put(key, (answer.stamp, tuple(answer.records), answer.extras))
-        return public_answer(answer.records, answer.failed, answer.extras)
+        extras = None if answer.extras is None else answer.extras[skip:]
+        return public_answer(answer.records[skip:], answer.failed, extras)
 
     def uncached(self, compute: Callable[[], Answer]) -> QueryResult:
         """An answer that cannot be kept (its parameters are not hashable)."""

@@ -31,14 +31,15 @@ class Searches:
         self._state_encoder = state_encoder
         self._text_embedder = text_embedder
 
-    def run(self, agent_id: str, kind: str, query: Query) -> QueryResult:
+    def run(self, agent_id: str, kind: str, query: Query, skip: int = 0) -> QueryResult:
+        """The query's answer without its first ``skip`` memories (``query.limit`` counts them)."""
         def compute() -> Answer:
             answer = _guarded(lambda: self._searcher.run(agent_id, query))
             return Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
 
-        return self._reads.cached(agent_id, (kind, query.key()), compute)
+        return self._reads.cached(agent_id, (kind, query.key()), compute, skip)
 
-    def attributes(self, agent_id: str, query: Query) -> QueryResult:
+    def attributes(self, agent_id: str, query: Query, skip: int = 0) -> QueryResult:
         """retrieve_by_attributes: from the indices, or with ``degrade_reads`` while Redis is
         away, from LTM alone (flagged in ``failed_tiers``)."""
         def compute() -> Answer:
@@ -50,7 +51,7 @@ class Searches:
                 return Answer(_guarded(lambda: self._searcher.ltm_alone(agent_id, query)), ["stm+im"], None)
             return Answer(answer.records, [], answer.stamp, True, tuple(answer.extras))
 
-        return self._reads.cached(agent_id, ("attributes", query.key()), compute)
+        return self._reads.cached(agent_id, ("attributes", query.key()), compute, skip)
 
     def encode_state(self, state: Any) -> np.ndarray:
         if not isinstance(state, Mapping):
