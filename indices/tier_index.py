@@ -197,6 +197,9 @@ class TierIndex:
     def steps(self, rows: np.ndarray) -> np.ndarray:
         return self._step[rows]
 
+    def importances(self, rows: np.ndarray) -> np.ndarray:
+        return self._importance[rows]
+
     @staticmethod
     def _vector(stored: tuple[str, bytes] | None, dim: int, kind: str, memory_id: str) -> np.ndarray | None:
         if stored is None:

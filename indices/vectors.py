@@ -138,6 +138,14 @@ class VectorSet:
             return _NOTHING
         return self._exact(query, k, rows)
 
+    def similarities(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The exact score of every given row (NaN for a row without a vector)."""
+        scores = np.full(len(rows), np.nan, dtype=np.float32)
+        held = rows < self.count
+        held[held] = self.present[rows[held]]
+        scores[held] = self._rows[rows[held]] @ query
+        return scores
+
     def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if 4 * len(rows) >= self.count:  # most rows: one pass over the block beats gathering them
             scores = (self._rows[: self.count] @ query)[rows]

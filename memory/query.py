@@ -2,9 +2,10 @@
 
     api.query("agent-1").between(1000, 2000).of_type("action").near((10, 20), 5).similar_to(state).top(10)
 
-Ranking: by similarity when ``similar_to`` is given, else by distance when a place is given,
-else by step. Every condition narrows the same candidates, so ``top(n)`` returns the n best
-memories that pass all of them, and never fewer while at least n pass.
+Ranking: by ``rank_by``'s weights when given, else by similarity when ``similar_to`` is given,
+else by distance when a place is given, else by step. Every condition narrows the same
+candidates, so ``top(n)`` returns the n best memories that pass all of them, and never fewer
+while at least n pass.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from memory import validation
+from memory._engine import ranking
 from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
 from memory._engine.search import Query
 from tiers.errors import InvalidInputError
@@ -79,6 +81,16 @@ class QueryBuilder:
         unit = unit_vector(vector, self._searches.config.search_config.vector_dim)
         return self._with(similar=("state", unit), similar_key=unit.tobytes())
 
+    def rank_by(self, preset: str | None = None, *, recency: float | None = None, importance: float | None = None,
+                relevance: float | None = None, decay: float = 0.995) -> QueryBuilder:
+        """Rank by a weighted sum of recency (``decay ** (newest step - step)``), importance and
+        relevance (similarity to ``similar_to``'s state or vector), each min-max normalised over
+        the memories that pass; or by a preset: "generative_agents" (0.5 recency, 2 importance,
+        3 relevance) or "agent_memory_server" (0.2 recency, 0.8 relevance). Each memory answered
+        carries its ``rank_score``."""
+        rank = ranking.rank_by(preset, recency, importance, relevance, decay)
+        return self._with(rank=rank)
+
     def in_tiers(self, tiers: Iterable[str]) -> QueryBuilder:
         return self._with(tiers=validation.tiers(tiers))
 
@@ -88,12 +100,15 @@ class QueryBuilder:
         return self._run(replace(self._query, limit=fetch), skip)
 
     def all(self, *, offset: int = 0) -> QueryResult:
-        if self._query.similar is not None or (self._query.center is not None and self._query.radius is None):
+        query = self._query
+        if query.rank is None and (query.similar is not None or (query.center is not None and query.radius is None)):
             raise InvalidInputError("a ranked query (similar_to, nearest_to) needs top(n)")
         skip, _ = validation.page(None, offset)
         return self._run(replace(self._query, limit=None), skip)
 
     def _run(self, query: Query, skip: int) -> QueryResult:
+        if query.rank is not None and query.rank.relevance and query.similar is None:
+            raise InvalidInputError("ranking by relevance needs similar_to(state) or similar_to_embedding(vector)")
         return self._searches.run(self._agent_id, "query", query, skip)
 
     def __repr__(self) -> str:

@@ -22,6 +22,8 @@ import numpy as np
 from indices.catalog import AgentIndex, IndexCatalog
 from indices.conditions import Condition, matcher
 from indices.tier_index import Filter, TierIndex
+from memory._engine import ranking
+from memory._engine.ranking import RankBy
 from tiers.bookkeeping import Stamp
 from tiers.record import TIER_RANK, TIERS, MemoryRecord
 
@@ -39,10 +41,11 @@ class Query:
     similar_key: bytes = b""  # the query vector's bytes, for the cache key
     tiers: tuple[str, ...] = TIERS
     limit: int | None = None
+    rank: RankBy | None = None  # weights: rank by recency, importance and relevance (ranking.py)
 
     def key(self) -> tuple:
         return (self.where, condition_key(self.conditions), self.box, self.center, self.radius, self.similar and self.similar[0],
-                self.similar_key, self.tiers, self.limit)
+                self.similar_key, self.tiers, self.limit, self.rank)
 
 
 @dataclass
@@ -114,7 +117,10 @@ class Searcher:
     def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
         if limit == 0:
             return []
-        per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
+        if query.rank is not None:
+            per_tier = self._weighted_hits([index.tiers[tier] for tier in query.tiers], query, limit)
+        else:
+            per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
         merged: list[Hit] = []
         seen: dict[str, Hit] = {}
         # equal ranks by id, then the finer copy of one memory first: an order tier placement never changes
@@ -131,6 +137,41 @@ class Searcher:
                 break
         return merged
 
+    def _weighted_hits(self, tiers: list[TierIndex], query: Query, limit: int | None) -> list[list[Hit]]:
+        """Each tier's hits by the weighted score of rank_by, normalised over every tier's rows
+        that pass: exact (every such row is scored), best first."""
+        rank: RankBy = query.rank  # type: ignore[assignment]
+        found = []
+        for tier in tiers:
+            rows, mask, _ = self._passing_rows(tier, query)
+            if rows is None:
+                rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
+            similar = None
+            if query.similar is not None:
+                kind, vector = query.similar
+                vectors = tier.state if kind == "state" else tier.text
+                similar = vectors.similarities(vector, rows) if vectors is not None and vectors.dim == len(vector) \
+                    else np.full(len(rows), np.nan)
+            found.append((tier, rows, tier.steps(rows), similar))
+        scores = ranking.scores(rank, [(steps, tier.importances(rows), similar) for tier, rows, steps, similar in found])
+        per_tier = []
+        for (tier, rows, steps, similar), score in zip(found, scores):
+            if limit is not None and len(rows) > limit:
+                cut = np.partition(-score, limit - 1)[limit - 1]
+                kept = -score <= cut  # ties at the cut stay: their ids decide
+                rows, steps, score = rows[kept], steps[kept], score[kept]
+                similar = None if similar is None else similar[kept]
+            order = np.lexsort((_ids(tier, rows), -score)) if len(rows) else rows
+            hits = []
+            for position in order[:limit].tolist():
+                extras: dict[str, Any] = {"rank_score": float(score[position])}
+                if similar is not None and not np.isnan(similar[position]):
+                    extras["similarity_score"] = float(similar[position])
+                memory_id: str = tier.ids[int(rows[position])]  # type: ignore[assignment]  # a passing row is alive
+                hits.append(Hit(tier.tier, memory_id, -float(score[position]), extras, int(steps[position])))
+            per_tier.append(hits)
+        return per_tier
+
     def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
         rows, ranks, extras = self._ranked_rows(tier, query, limit)
         steps = tier.steps(rows).tolist()
@@ -138,12 +179,11 @@ class Searcher:
                 for row, rank, extra, step in zip(rows.tolist(), ranks, extras, steps)]
 
     @staticmethod
-    def _ranked_rows(tier: TierIndex, query: Query, limit: int | None) -> tuple[np.ndarray, list[float], list[dict]]:
-        """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
-        rank being better (negated similarity, distance, or step). Attribute conditions and a
-        place (box or radius) pick rows from their indices and the other filters test only
-        those; otherwise the filters make a mask over the tier (none at all when there is no
-        filter)."""
+    def _passing_rows(tier: TierIndex, query: Query) -> tuple[np.ndarray | None, np.ndarray | None, dict[int, float]]:
+        """The tier's rows that pass the query's filters, as (rows, None, distances) when
+        attribute conditions or a place (box or radius) picked rows from their indices (the
+        other filters test only those; ``distances`` from the radius), else as (None, mask,
+        {}) with the filters' mask over the tier (None: no filter at all)."""
         distances: dict[int, float] = {}
         rows: np.ndarray | None = None
         if query.box is not None:
@@ -158,11 +198,14 @@ class Searcher:
             matching = tier.matching(query.conditions)
             if matching is not None:
                 rows = matching if rows is None else rows[np.isin(rows, matching, assume_unique=True)]
-        mask = None
         if rows is not None:
-            rows = tier.passing(query.where, rows)
-        else:
-            mask = tier.mask(query.where)
+            return tier.passing(query.where, rows), None, distances
+        return None, tier.mask(query.where), distances
+
+    def _ranked_rows(self, tier: TierIndex, query: Query, limit: int | None) -> tuple[np.ndarray, list[float], list[dict]]:
+        """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
+        rank being better (negated similarity, distance, or step)."""
+        rows, mask, distances = self._passing_rows(tier, query)
         if query.similar is not None:
             kind, vector = query.similar
             vectors = tier.state if kind == "state" else tier.text
