@@ -132,7 +132,7 @@ def indexable(condition: Condition) -> bool:
 class _Column:
     """One path's values of one kind, sorted, with the rows learnt since."""
 
-    __slots__ = ("keys", "rows", "new_keys", "new_rows", "dtype")
+    __slots__ = ("keys", "rows", "new_keys", "new_rows", "dtype", "_fresh")
 
     def __init__(self, dtype: Any):
         self.dtype = dtype
@@ -140,6 +140,7 @@ class _Column:
         self.rows = np.empty(0, dtype=np.int32)
         self.new_keys: list[Any] = []
         self.new_rows: list[int] = []
+        self._fresh: tuple[int, np.ndarray, np.ndarray] | None = None  # the waiting rows as arrays, by count
 
     def add(self, key: Any, row: int) -> None:
         self.new_keys.append(key)
@@ -159,8 +160,11 @@ class _Column:
         stop = int(np.searchsorted(self.keys, high, side="right"))
         fresh = _NO_ROWS
         if self.new_keys:
-            keys = np.asarray(self.new_keys, dtype=self.dtype)
-            fresh = np.asarray(self.new_rows, dtype=np.int64)[(keys >= low) & (keys <= high)]
+            if self._fresh is None or self._fresh[0] != len(self.new_keys):  # rows only append: a count names them
+                self._fresh = (len(self.new_keys), np.asarray(self.new_keys, dtype=self.dtype),
+                               np.asarray(self.new_rows, dtype=np.int64))
+            _, keys, rows = self._fresh
+            fresh = rows[(keys >= low) & (keys <= high)]
         return start, stop, fresh
 
     def settle_if_long(self) -> None:
@@ -176,7 +180,7 @@ class _Column:
         keys, rows = keys[order], rows[order]
         at = np.searchsorted(self.keys, keys, side="right")
         self.keys, self.rows = np.insert(self.keys, at, keys), np.insert(self.rows, at, rows)
-        self.new_keys, self.new_rows = [], []
+        self.new_keys, self.new_rows, self._fresh = [], [], None
 
     def renumbered(self, new_of_old: np.ndarray) -> _Column:
         self.settle()

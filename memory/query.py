@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 class QueryBuilder:
     """Built by ``AgentMemoryAPI.query(agent_id)``; each condition returns a new builder."""
 
-    def __init__(self, searches: Searches, agent_id: str, query: Query | None = None):
+    def __init__(self, searches: Searches, agents: str | tuple[str, ...] | None, query: Query | None = None):
+        """``agents``: one agent's id, several (``query_agents``), or None for every agent."""
         self._searches = searches
-        self._agent_id = agent_id
+        self._agents = agents
         self._query = query or Query()
 
     def _with(self, **changes: Any) -> QueryBuilder:
-        return QueryBuilder(self._searches, self._agent_id, replace(self._query, **changes))
+        return QueryBuilder(self._searches, self._agents, replace(self._query, **changes))
 
     def _where(self, **changes: Any) -> QueryBuilder:
         return self._with(where=replace(self._query.where, **changes))
@@ -109,7 +110,9 @@ class QueryBuilder:
     def _run(self, query: Query, skip: int) -> QueryResult:
         if query.rank is not None and query.rank.relevance and query.similar is None:
             raise InvalidInputError("ranking by relevance needs similar_to(state) or similar_to_embedding(vector)")
-        return self._searches.run(self._agent_id, "query", query, skip)
+        if isinstance(self._agents, str):
+            return self._searches.run(self._agents, "query", query, skip)
+        return self._searches.run_many(self._agents, query, skip)
 
     def __repr__(self) -> str:
-        return f"QueryBuilder({self._agent_id!r}, {self._query!r})"
+        return f"QueryBuilder({self._agents!r}, {self._query!r})"

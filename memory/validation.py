@@ -168,6 +168,16 @@ def name(value: Any, what: str, limit: int = keys.AGENT_ID_LIMIT, error: type[Ex
         raise error(str(exc)) from None
 
 
+def agent_ids(value: Any) -> tuple[str, ...]:
+    """A non-empty list of agent ids (duplicates dropped, order kept)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"agent_ids must be a list of agent ids, got {type(value).__name__}")
+    found = tuple(dict.fromkeys(agent_id(one) for one in value))
+    if not found:
+        raise InvalidInputError("agent_ids must name at least one agent (None: every agent)")
+    return found
+
+
 def agent_id(value: Any, what: str = "agent_id") -> str:
     if type(value) is str and value in _known_agent_ids:
         return value

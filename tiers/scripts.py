@@ -265,6 +265,9 @@ class Batch:
 
         return record
 
+    def __len__(self) -> int:
+        return len(self._calls)
+
     def run(self) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for name, args, kwargs in self._calls:

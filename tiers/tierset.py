@@ -173,41 +173,43 @@ class TierSet:
         found = self.stm.decode(agent_id, stm_raw) or self.im.decode(agent_id, im_raw)
         return (found[0] if found else None), int(promoting or 0)
 
-    def fetch(
+    def fetch_many(
         self,
-        agent_id: str,
-        by_tier: Mapping[str, Sequence[str]],
-        steps: Mapping[str, Sequence[int]] | None = None,
-        changes_since: int | None = None,
+        requests: Mapping[str, tuple[Mapping[str, Sequence[str]], Mapping[str, Sequence[int]] | None, int | None]],
         changes_per_read: int = 1000,
-    ) -> tuple[list[MemoryRecord], Any]:
-        """Records by tier and id, read without counting (queries are not focused reads), with
-        LTM rows' pending read counts, in one Redis round trip; with ``changes_since``, the same
-        round trip also reads the agent's change log from there (answer as :meth:`changes`).
-        ``steps`` (aligned with the ids) lets LTM read its rows by primary key at once."""
-        found: list[MemoryRecord] = []
-        redis_tiers = [tier for tier in (self.stm, self.im) if by_tier.get(tier.name)]
-        ltm_ids = list(by_tier.get("ltm") or ())
-        log: Any = None
-        add_reads: Any = None
-        ltm_reads: Any = None
-        if redis_tiers or ltm_ids or changes_since is not None:
-            pipe = self.scripts.batch()
+    ) -> dict[str, tuple[list[MemoryRecord], Any]]:
+        """Records by agent, tier and id, read without counting (queries are not focused reads),
+        with LTM rows' pending read counts, in one Redis round trip for all the agents (and one
+        LTM read per agent with LTM ids). Each request is (by_tier, steps, changes_since):
+        ``steps`` (aligned with the ids) lets LTM read its rows by primary key at once; with
+        ``changes_since``, the round trip also reads the agent's change log from there (answer
+        as :meth:`changes`)."""
+        out: dict[str, tuple[list[MemoryRecord], Any]] = {}
+        pipe = self.scripts.batch()
+        plans = []
+        for agent_id, (by_tier, steps, changes_since) in requests.items():
+            queued = len(pipe)
+            redis_tiers = [tier for tier in (self.stm, self.im) if by_tier.get(tier.name)]
+            ltm_ids = list(by_tier.get("ltm") or ())
             if changes_since is not None:
                 self._queue_changes(pipe, agent_id, changes_since, changes_per_read)
             decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
-            if ltm_ids:  # reads of LTM memories counted since maintenance last flushed them to SQL
-                add_reads = self.meta.queue_ltm_reads(pipe, agent_id, ltm_ids)
-            answers = reading("stm+im", lambda: self.scripts.execute(pipe))
-            if changes_since is not None:
-                log, answers = answers[0], answers[1:]
-            for decode, raw in zip(decoders, answers):
+            # reads of LTM memories counted since maintenance last flushed them to SQL
+            add_reads = self.meta.queue_ltm_reads(pipe, agent_id, ltm_ids) if ltm_ids else None
+            plans.append((agent_id, changes_since is not None, decoders, ltm_ids, add_reads, steps, len(pipe) - queued))
+        answers = reading("stm+im", lambda: self.scripts.execute(pipe)) if any(p[-1] for p in plans) else []
+        at = 0
+        for agent_id, with_log, decoders, ltm_ids, add_reads, steps, count in plans:
+            mine, at = answers[at : at + count], at + count
+            log = mine.pop(0) if with_log else None
+            found: list[MemoryRecord] = []
+            for decode, raw in zip(decoders, mine):
                 found += decode(raw)
-            ltm_reads = answers[len(decoders):]
-        if ltm_ids:
-            rows = self.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
-            found += add_reads(rows, ltm_reads)
-        return found, log
+            if add_reads is not None:
+                rows = self.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
+                found += add_reads(rows, mine[len(decoders):])
+            out[agent_id] = (found, log)
+        return out
 
     def settle_ltm_rows(self, agent_id: str, rows: list[MemoryRecord], redis: RedisRead) -> tuple[list[MemoryRecord], int]:
         """A query's LTM rows with the focused reads not flushed to SQL yet (when the read of

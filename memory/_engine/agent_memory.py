@@ -88,7 +88,7 @@ class AgentMemoryAPI:
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._reads = Reads(self._tiers, self._cache, config, self._check_open)
         self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintainer)
-        self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch),
+        self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch_many),
                                   state_encoder, self._text_embedder, config)
         self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
         server = self._connection.embedded_server
@@ -383,6 +383,13 @@ class AgentMemoryAPI:
         """A combined query: ``api.query(a).between(1000, 2000).of_type("action")
         .near((10, 20), 5).similar_to(state).top(10)``."""
         return QueryBuilder(self._searches, validation.agent_id(agent_id))
+
+    def query_agents(self, agent_ids: Iterable[str] | None = None) -> QueryBuilder:
+        """A combined query over several agents' memories (None: every agent under the key
+        prefix), answered as one: ``api.query_agents().of_type("action").where({"outcome":
+        "success"}).all()``. Each agent's part comes from its own indices; answers are not cached."""
+        self._check_open()
+        return QueryBuilder(self._searches, None if agent_ids is None else validation.agent_ids(agent_ids))
 
     def get_memory_space(self, agent_id: str) -> MemorySpace:
         return MemorySpace(self, validation.agent_id(agent_id))

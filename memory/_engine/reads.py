@@ -86,11 +86,13 @@ class Reads:
         extras = None if answer.extras is None else answer.extras[skip:]
         return public_answer(answer.records[skip:], answer.failed, extras)
 
-    def uncached(self, compute: Callable[[], Answer]) -> QueryResult:
-        """An answer that cannot be kept (its parameters are not hashable)."""
+    def uncached(self, compute: Callable[[], Answer], skip: int = 0) -> QueryResult:
+        """An answer that is not kept (one over several agents: no one agent's stamp covers it),
+        without its first ``skip`` memories."""
         self._check_open()
         answer = until_settled(compute)
-        return public_answer(answer.records, answer.failed)
+        extras = None if answer.extras is None else answer.extras[skip:]
+        return public_answer(answer.records[skip:], answer.failed, extras)
 
     def memory(self, agent_id: str, memory_id: str, now: float) -> MemoryRecord | None:
         """The focused read of one memory (counted, refreshing its age), from whichever tier holds it."""

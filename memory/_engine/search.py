@@ -13,7 +13,8 @@ while enough memories match.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,7 @@ class Hit:
     rank: float  # smaller is better
     extras: dict[str, Any]
     step: int  # the memory's step, as the index knows it (LTM reads rows by it)
+    agent_id: str = ""  # whose memory (set where several agents answer together)
 
 
 @dataclass
@@ -65,35 +67,46 @@ class SearchAnswer:
 
 
 class Searcher:
-    def __init__(self, catalog: IndexCatalog, fetch: Callable[..., tuple[list[MemoryRecord], Any]]):
+    def __init__(self, catalog: IndexCatalog, fetch_many: Callable[..., dict[str, tuple[list[MemoryRecord], Any]]]):
         self.catalog = catalog
-        # (agent, {tier: ids}, {tier: steps} or None, read the change log from this position or None)
-        #   -> (records found, uncounted; the change log's answer)
-        self._fetch = fetch
+        # {agent: ({tier: ids}, {tier: steps} or None, read the change log from this position or None)}
+        #   -> {agent: (records found, uncounted; the change log's answer)}, in one round trip
+        self._fetch_many = fetch_many
 
     def run(self, agent_id: str, query: Query) -> SearchAnswer:
         """Answer from the index as this process last knew it, reading the agent's change log
         in the same round trip as the winners' records: when the log held nothing new, the
         answer was current (one round trip saved); otherwise apply the changes and answer again."""
-        index = self.catalog.known(agent_id)
-        if index.position < 0:
-            index = self.catalog.current(agent_id)  # never caught up: build it first
-        with index.lock:
-            while True:
-                records, extras, fresh = self._answer(index, agent_id, query)
-                if fresh:
-                    return SearchAnswer(records, extras, index.stamp)
+        return self.run_many([agent_id], query)
 
-    def _answer(self, index: AgentIndex, agent_id: str, query: Query) -> tuple[list[MemoryRecord], list[Any], bool]:
+    def run_many(self, agent_ids: Sequence[str], query: Query) -> SearchAnswer:
+        """The query over several agents' memories as one answer: each agent's part from its
+        own indices, merged as one agent's tiers are, the winners' records and every agent's
+        change log read in one round trip (the stamp, for the cache, with one agent only)."""
+        indices = []
+        for agent_id in dict.fromkeys(agent_ids):
+            index = self.catalog.known(agent_id)
+            if index.position < 0:
+                index = self.catalog.current(agent_id)  # never caught up: build it first
+            indices.append(index)
+        with ExitStack() as held:
+            for index in sorted(indices, key=lambda i: i.agent_id):  # one order: no two queries wait on each other
+                held.enter_context(index.lock)
+            while True:
+                records, extras, fresh = self._answer(indices, query)
+                if fresh:
+                    return SearchAnswer(records, extras, indices[0].stamp if len(indices) == 1 else None)
+
+    def _answer(self, indices: list[AgentIndex], query: Query) -> tuple[list[MemoryRecord], list[Any], bool]:
         wanted = query.limit
         if not query.conditions:
-            found, fresh = self._records(agent_id, self._ranked(index, query, wanted), index)
+            found, fresh = self._records(indices, self._ranked(indices, query, wanted))
             return [r for r, _ in found], [e for _, e in found], fresh
         matches = matcher(query.conditions)
         budget = max(4 * (wanted or 0), 64)
         while True:
-            hits = self._ranked(index, query, None if wanted is None else budget)
-            found, fresh = self._records(agent_id, hits, index)
+            hits = self._ranked(indices, query, None if wanted is None else budget)
+            found, fresh = self._records(indices, hits)
             if not fresh:
                 return [], [], False
             kept = [(r, e) for r, e in found if matches(r.contents)]
@@ -106,7 +119,7 @@ class Searcher:
         """What LTM alone answers, for a degraded read while Redis is away (unconfirmed by the
         change log, which lives in Redis)."""
         tier = self.catalog.ltm_alone(agent_id)
-        hits = self._tier_hits(tier, query, None)
+        hits = list(self._tier_hits(tier, query, None))
         found = {r.memory_id: r for r in self.catalog.t.ltm.get_many(
             agent_id, [h.memory_id for h in hits], steps=[h.step for h in hits])}
         matches = matcher(query.conditions)
@@ -114,17 +127,20 @@ class Searcher:
         return kept if query.limit is None else kept[: query.limit]
 
     # -- ranking ------------------------------------------------------------------------------
-    def _ranked(self, index: AgentIndex, query: Query, limit: int | None) -> list[Hit]:
+    def _ranked(self, indices: list[AgentIndex], query: Query, limit: int | None) -> list[Hit]:
         if limit == 0:
             return []
-        if query.rank is not None:
-            per_tier = self._weighted_hits([index.tiers[tier] for tier in query.tiers], query, limit)
+        tiers = [(index.agent_id, index.tiers[tier]) for index in indices for tier in query.tiers]
+        per_tier: list[Iterable[Hit]]
+        if query.rank is not None:  # normalised over every agent's memories that pass
+            per_tier = self._weighted_hits([tier for _, tier in tiers], query, limit)
         else:
-            per_tier = [self._tier_hits(index.tiers[tier], query, limit) for tier in query.tiers]
+            per_tier = [self._tier_hits(tier, query, limit) for _, tier in tiers]
         merged: list[Hit] = []
         seen: dict[str, Hit] = {}
         # equal ranks by id, then the finer copy of one memory first: an order tier placement never changes
-        for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier])):
+        labelled = [_labelled(hits, agent_id) for (agent_id, _), hits in zip(tiers, per_tier)]
+        for hit in heapq.merge(*labelled, key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier])):
             kept = seen.get(hit.memory_id)
             if kept is not None:
                 if TIER_RANK[hit.tier] < TIER_RANK[kept.tier]:  # the finer copy wins
@@ -137,7 +153,7 @@ class Searcher:
                 break
         return merged
 
-    def _weighted_hits(self, tiers: list[TierIndex], query: Query, limit: int | None) -> list[list[Hit]]:
+    def _weighted_hits(self, tiers: list[TierIndex], query: Query, limit: int | None) -> list[Iterable[Hit]]:
         """Each tier's hits by the weighted score of rank_by, normalised over every tier's rows
         that pass: exact (every such row is scored), best first."""
         rank: RankBy = query.rank  # type: ignore[assignment]
@@ -154,7 +170,7 @@ class Searcher:
                     else np.full(len(rows), np.nan)
             found.append((tier, rows, tier.steps(rows), similar))
         scores = ranking.scores(rank, [(steps, tier.importances(rows), similar) for tier, rows, steps, similar in found])
-        per_tier = []
+        per_tier: list[Iterable[Hit]] = []
         for (tier, rows, steps, similar), score in zip(found, scores):
             if limit is not None and len(rows) > limit:
                 cut = np.partition(-score, limit - 1)[limit - 1]
@@ -172,11 +188,13 @@ class Searcher:
             per_tier.append(hits)
         return per_tier
 
-    def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> list[Hit]:
+    def _tier_hits(self, tier: TierIndex, query: Query, limit: int | None) -> Iterator[Hit]:
+        """The tier's hits, best first, made as the merge takes them (many agents' tiers merged
+        for a few answers make few)."""
         rows, ranks, extras = self._ranked_rows(tier, query, limit)
         steps = tier.steps(rows).tolist()
-        return [Hit(tier.tier, tier.ids[row], rank, extra, step)
-                for row, rank, extra, step in zip(rows.tolist(), ranks, extras, steps)]
+        for row, rank, extra, step in zip(rows.tolist(), ranks, extras, steps):
+            yield Hit(tier.tier, tier.ids[row], rank, extra, step)
 
     @staticmethod
     def _passing_rows(tier: TierIndex, query: Query) -> tuple[np.ndarray | None, np.ndarray | None, dict[int, float]]:
@@ -236,29 +254,44 @@ class Searcher:
 
     # -- records ------------------------------------------------------------------------------
     def _records(
-        self, agent_id: str, hits: Sequence[Hit], index: AgentIndex
+        self, indices: list[AgentIndex], hits: Sequence[Hit]
     ) -> tuple[list[tuple[MemoryRecord, dict[str, Any]]], bool]:
-        """The hits' records, and whether the index was current (the change log, read in the
-        same round trip as the Redis records, held nothing new)."""
-        by_tier: dict[str, list[str]] = {}
-        steps: dict[str, list[int]] = {}
+        """The hits' records, and whether every agent's index was current (its change log,
+        read in the same round trip as the Redis records, held nothing new)."""
+        wanted: dict[str, tuple[dict[str, list[str]], dict[str, list[int]]]] = {
+            index.agent_id: ({}, {}) for index in indices}
         for hit in hits:
+            by_tier, steps = wanted[hit.agent_id]
             by_tier.setdefault(hit.tier, []).append(hit.memory_id)
             steps.setdefault(hit.tier, []).append(hit.step)
-        fetched, log = self._fetch(agent_id, by_tier, steps, max(index.position, 0))
-        if self.catalog.absorb(index, log) != 0:
+        answers = self._fetch_many({index.agent_id: (*wanted[index.agent_id], max(index.position, 0))
+                                    for index in indices})
+        current = [self.catalog.absorb(index, answers[index.agent_id][1]) == 0 for index in indices]
+        if not all(current):
             return [], False
-        found = {r.memory_id: r for r in fetched}
-        missing = [hit.memory_id for hit in hits if hit.memory_id not in found]
+        found = {r.memory_id: r for fetched, _ in answers.values() for r in fetched}
+        missing: dict[str, list[str]] = {}
+        for hit in hits:
+            if hit.memory_id not in found:
+                missing.setdefault(hit.agent_id, []).append(hit.memory_id)
         if missing:  # moved between the log read and the LTM read: look in every tier
-            for record in self._fetch(agent_id, {tier: missing for tier in TIERS}, None, None)[0]:
-                kept = found.get(record.memory_id)
-                if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
-                    found[record.memory_id] = record
+            again = self._fetch_many({agent_id: ({tier: ids for tier in TIERS}, None, None)
+                                      for agent_id, ids in missing.items()})
+            for fetched, _ in again.values():
+                for record in fetched:
+                    kept = found.get(record.memory_id)
+                    if kept is None or TIER_RANK[record.tier] < TIER_RANK[kept.tier]:
+                        found[record.memory_id] = record
         return [(found[hit.memory_id], hit.extras) for hit in hits if hit.memory_id in found], True
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
+
+
+def _labelled(hits: Iterable[Hit], agent_id: str) -> Iterator[Hit]:
+    for hit in hits:
+        hit.agent_id = agent_id
+        yield hit
 
 
 def _ids(tier: TierIndex, rows: np.ndarray) -> np.ndarray:

@@ -39,6 +39,15 @@ class Searches:
 
         return self._reads.cached(agent_id, (kind, query.key()), compute, skip)
 
+    def run_many(self, agent_ids: tuple[str, ...] | None, query: Query, skip: int = 0) -> QueryResult:
+        """The query over several agents (None: every agent under the key prefix) as one answer."""
+        def compute() -> Answer:
+            agents = _guarded(self._catalog.t.agents) if agent_ids is None else agent_ids
+            answer = _guarded(lambda: self._searcher.run_many(agents, query))
+            return Answer(answer.records, [], None, True, tuple(answer.extras))
+
+        return self._reads.uncached(compute, skip)
+
     def attributes(self, agent_id: str, query: Query, skip: int = 0) -> QueryResult:
         """retrieve_by_attributes: from the indices, or with ``degrade_reads`` while Redis is
         away, from LTM alone (flagged in ``failed_tiers``)."""
