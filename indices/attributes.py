@@ -34,6 +34,17 @@ TOKEN_CACHE = 100_000  # strings whose hashes are kept
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _EMPTY_LIST, _EMPTY_DICT = object(), object()
+NO_CONTENTS, UNREADABLE = object(), object()  # what contents_of gives for no bytes, and for bytes msgpack refuses
+
+
+def contents_of(blob: bytes | None) -> Any:
+    """Contents as the indices read them."""
+    if blob is None:
+        return NO_CONTENTS
+    try:
+        return unpack_contents(blob)
+    except (ValueError, TypeError):
+        return UNREADABLE
 
 
 def _hash(data: bytes) -> int:
@@ -204,14 +215,13 @@ class AttributeIndex:
     def covers(self, path: str) -> bool:
         return self.paths is None or any(path == p or path.startswith(p + ".") for p in self.paths)
 
-    def add(self, row: int, contents: bytes | None) -> None:
-        """Index a new row's contents (msgpack bytes; None: nothing to index)."""
-        if contents is None:
+    def add(self, row: int, data: Any) -> None:
+        """Index a new row's contents (as read back; NO_CONTENTS: nothing to index; UNREADABLE:
+        left to the exact test)."""
+        if data is NO_CONTENTS:
             return
-        try:
-            data = unpack_contents(contents)
-        except (ValueError, TypeError):
-            self._unclear.append(row)  # unreadable contents: left to the exact test
+        if data is UNREADABLE:
+            self._unclear.append(row)
             return
         self._left = MAX_LEAVES
         if self._walk(data, "", 0, row):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from indices.keywords import KeywordIndex
 from indices.snapshot import SnapshotStore
 from indices.tier_index import TierIndex
 from tiers.bookkeeping import Stamp, stamp_of
@@ -136,6 +137,11 @@ class IndexCatalog:
         with index.lock:
             self._catch_up(index)
         return index
+
+    def keyword_index(self, index: AgentIndex, tier: str) -> KeywordIndex:
+        """(With ``index.lock`` held.) The tier's keyword index, made from the tier's contents
+        the first time a keyword search needs it, then kept current like the rest."""
+        return index.tiers[tier].with_keywords((row[0], row[6]) for row in self._derived(index.agent_id, tier, None))
 
     def ltm_alone(self, agent_id: str) -> TierIndex:
         """The agent's LTM index without Redis (a degraded read): the one this process keeps,

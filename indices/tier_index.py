@@ -12,13 +12,16 @@ memory that ever passed through.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from embeddings.resolution import dimension, restore_one
-from indices.attributes import AttributeIndex
+from embeddings.text import contents_text
+from indices.attributes import NO_CONTENTS, UNREADABLE, AttributeIndex, contents_of
 from indices.conditions import Condition
+from indices.keywords import KeywordIndex
 from indices.spatial import SpatialGrid
 from indices.vectors import VectorSet
 from tiers.record import Embeddings
@@ -53,6 +56,7 @@ class TierIndex:
         self.text: VectorSet | None = None  # created with the first text vector (its size decides)
         self.space = SpatialGrid(cell_size)
         self.attributes = AttributeIndex(attribute_paths)
+        self.keywords: KeywordIndex | None = None  # made by the first keyword search (with_keywords)
         self._exact_limit = exact_limit
         self._dead = 0  # tombstones
 
@@ -65,7 +69,8 @@ class TierIndex:
         came within 5% of what tracemalloc counted)."""
         columns = self._step.nbytes + self._kind.nbytes + self._importance.nbytes + self._alive.nbytes
         vectors = self.state.nbytes() + (self.text.nbytes() if self.text is not None else 0)
-        return columns + vectors + self.space.nbytes() + self.attributes.nbytes() + 170 * len(self.ids)
+        keywords = 0 if self.keywords is None else self.keywords.nbytes()
+        return columns + vectors + self.space.nbytes() + self.attributes.nbytes() + keywords + 170 * len(self.ids)
 
     def upsert(self, memory_id: str, step: int, memory_type: str, importance: float,
                embeddings: Embeddings, position: tuple[float, ...] | None, contents: bytes | None = None) -> None:
@@ -76,7 +81,10 @@ class TierIndex:
             self.ids.append(memory_id)
             self.rows[memory_id] = row
             self._grow(row + 1)
-            self.attributes.add(row, contents)
+            data = contents_of(contents)
+            self.attributes.add(row, data)
+            if self.keywords is not None:
+                self.keywords.add(row, text_of(data))
         self._step[row] = step
         self._kind[row] = TYPE_CODES.get(memory_type, -1)
         self._importance[row] = importance
@@ -100,6 +108,8 @@ class TierIndex:
         self.state.drop(row)
         if self.text is not None:
             self.text.drop(row)
+        if self.keywords is not None:
+            self.keywords.drop(row)
         self.space.drop(row)
         self._dead += 1
         if self._dead > max(COMPACT_AT, len(self.rows)):
@@ -112,6 +122,7 @@ class TierIndex:
         new_of_old = np.full(len(self.ids), -1, dtype=np.int64)
         new_of_old[live] = np.arange(len(live))
         fresh.attributes = self.attributes.renumbered(new_of_old)
+        fresh.keywords = None if self.keywords is None else self.keywords.renumbered(new_of_old)
         for row in live.tolist():
             new = len(fresh.ids)
             memory_id = self.ids[row]
@@ -143,6 +154,18 @@ class TierIndex:
 
     def alive_rows(self) -> np.ndarray:
         return np.flatnonzero(self._alive[: len(self.ids)])
+
+    def with_keywords(self, contents: Iterable[tuple[str, bytes | None]]) -> KeywordIndex:
+        """The tier's keyword index, made now from (memory_id, contents) of its memories when it
+        has none (it is kept current from then on)."""
+        if self.keywords is None:
+            keywords = KeywordIndex()
+            for memory_id, blob in contents:
+                row = self.rows.get(memory_id)
+                if row is not None:
+                    keywords.add(row, text_of(contents_of(blob)))
+            self.keywords = keywords
+        return self.keywords
 
     def matching(self, conditions: tuple[Condition, ...]) -> np.ndarray | None:
         """Alive rows that may satisfy the attribute conditions (the exact test on the records
@@ -221,3 +244,12 @@ class TierIndex:
         self._importance = np.concatenate([self._importance, np.zeros(extra)])
         self._alive = np.concatenate([self._alive, np.zeros(extra, dtype=bool)])
 
+
+def text_of(data: object) -> str | None:
+    """The words a memory's contents give the keyword index (the text the text model embeds)."""
+    if data is NO_CONTENTS or data is UNREADABLE:
+        return None
+    try:
+        return contents_text(data)
+    except TypeError:
+        return None

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indices.attributes import MAX_ITEMS, AttributeIndex
+from indices.attributes import MAX_ITEMS, AttributeIndex, contents_of
 from indices.conditions import matcher, parse
 from tiers.codec import pack_contents
 from tiers.errors import InvalidInputError
@@ -27,6 +27,11 @@ CONTENTS = {
     "empty": {},
     "none": None,
 }
+
+
+def stored(contents):
+    """Contents as the index reads them back from a tier."""
+    return contents_of(pack_contents(contents))
 
 
 def matches(wanted, contents=CONTENTS) -> bool:
@@ -125,7 +130,7 @@ def test_the_index_answers_a_superset_of_the_exact_matches(memories, wanted, pat
     index = AttributeIndex(paths)
     blobs = [pack_contents(contents) for contents in memories]
     for row, blob in enumerate(blobs):
-        index.add(row, blob)
+        index.add(row, contents_of(blob))
     conditions = parse(unpack_contents(pack_contents(dict(wanted))))
     exact = {row for row, blob in enumerate(blobs) if matcher(conditions)(unpack_contents(blob))}
     every = lambda: np.arange(len(blobs))  # noqa: E731
@@ -138,7 +143,7 @@ def test_the_index_answers_a_superset_of_the_exact_matches(memories, wanted, pat
 def test_selective_conditions_find_only_their_rows_sorted_or_not():
     index = AttributeIndex()
     for row in range(5000):
-        index.add(row, pack_contents({"kind": "trade" if row % 100 == 7 else "move", "reward": row % 50,
+        index.add(row, stored({"kind": "trade" if row % 100 == 7 else "move", "reward": row % 50,
                                       "pos": [row % 10, row // 10]}))
         if row == 2500:  # half of the rows sorted into the columns, half still waiting
             index.candidates(parse({"kind": "x"}), lambda: np.arange(2501))
@@ -158,7 +163,7 @@ def test_selective_conditions_find_only_their_rows_sorted_or_not():
 def test_a_renumbered_index_keeps_the_live_rows_under_their_new_numbers():
     index = AttributeIndex()
     for row in range(10):
-        index.add(row, pack_contents({"k": row % 3}))
+        index.add(row, stored({"k": row % 3}))
     new_of_old = np.array([-1 if row % 2 else row // 2 for row in range(10)])  # odd rows removed
     fresh = index.renumbered(new_of_old)
     assert fresh.candidates(parse({"k": 0}), lambda: np.arange(5)).tolist() == [0, 3]  # old rows 0 and 6
@@ -167,7 +172,7 @@ def test_a_renumbered_index_keeps_the_live_rows_under_their_new_numbers():
 def test_the_index_round_trips_through_its_arrays():
     index = AttributeIndex()
     for row in range(100):
-        index.add(row, pack_contents({"k": row % 7, "s": f"v{row % 3}", "a.b": 1} if row == 5 else
+        index.add(row, stored({"k": row % 7, "s": f"v{row % 3}", "a.b": 1} if row == 5 else
                                      {"k": row % 7, "s": f"v{row % 3}"}))
     copy = AttributeIndex()
     copy.from_arrays(index.to_arrays())

@@ -13,6 +13,7 @@ from typing import Any
 
 from embeddings.state import StateEncoder
 from indices.catalog import IndexCatalog, IndexSettings
+from indices.keywords import words
 from indices.tier_index import Filter
 from memory import validation
 from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
@@ -348,15 +349,18 @@ class AgentMemoryAPI:
         self, agent_id: str, content_query: str, k: int = 5, memory_type: str | None = None,
         memory_tiers: Iterable[str] | None = None, *, offset: int = 0,
     ) -> QueryResult:
-        """Semantic text search over stored contents (the text model embeds the query and,
-        first, every memory still waiting for its text vector)."""
+        """Text search over stored contents, hybrid: the text model's ranking (it embeds the
+        query and, first, every memory still waiting for its text vector) and a BM25 keyword
+        ranking, fused by reciprocal rank. Each answer carries ``fused_score`` and, where they
+        apply, ``similarity_score`` and ``keyword_score``."""
         agent_id = validation.agent_id(agent_id)
         content_query = validation.query_text(content_query, self.config.max_payload_bytes)
         validation.text_search(self.config.search_config)
         skip, fetch = validation.page(positive_k(k), offset)
         where, tiers = _types(memory_type), validation.tiers(memory_tiers)
         vector = self._searches.encode_text(agent_id, content_query)
-        query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=fetch)
+        query = Query(where=where, similar=("text", vector), similar_key=vector.tobytes(), tiers=tiers, limit=fetch,
+                      keywords=tuple(words(content_query)))
         return self._searches.run(agent_id, "content", query, skip)
 
     def retrieve_by_location(

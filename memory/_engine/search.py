@@ -15,13 +15,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from indices.catalog import AgentIndex, IndexCatalog
 from indices.conditions import Condition, matcher
+from indices.keywords import bm25
 from indices.tier_index import Filter, TierIndex
 from memory._engine import ranking
 from memory._engine.ranking import RankBy
@@ -43,10 +44,11 @@ class Query:
     tiers: tuple[str, ...] = TIERS
     limit: int | None = None
     rank: RankBy | None = None  # weights: rank by recency, importance and relevance (ranking.py)
+    keywords: tuple[str, ...] | None = None  # words of a text query: hybrid search (dense + BM25, fused)
 
     def key(self) -> tuple:
         return (self.where, condition_key(self.conditions), self.box, self.center, self.radius, self.similar and self.similar[0],
-                self.similar_key, self.tiers, self.limit, self.rank)
+                self.similar_key, self.tiers, self.limit, self.rank, self.keywords)
 
 
 @dataclass
@@ -130,6 +132,8 @@ class Searcher:
     def _ranked(self, indices: list[AgentIndex], query: Query, limit: int | None) -> list[Hit]:
         if limit == 0:
             return []
+        if query.keywords is not None:
+            return self._hybrid(indices, query, limit)
         tiers = [(index.agent_id, index.tiers[tier]) for index in indices for tier in query.tiers]
         per_tier: list[Iterable[Hit]]
         if query.rank is not None:  # normalised over every agent's memories that pass
@@ -152,6 +156,54 @@ class Searcher:
             if limit is not None and len(merged) >= limit:
                 break
         return merged
+
+    def _hybrid(self, indices: list[AgentIndex], query: Query, limit: int | None) -> list[Hit]:
+        """Text search: the dense ranking (text vectors) and the BM25 ranking (keyword indices,
+        with the statistics of all the agents' tiers together) fused by reciprocal rank, each
+        taken to POOL deep (or four times the limit)."""
+        pool = None if limit is None else max(POOL, 4 * limit)
+        dense = self._ranked(indices, replace(query, keywords=None), pool)
+        places = [(index, name) for index in indices for name in query.tiers]
+        allowed = []
+        for index, name in places:
+            rows, mask, _ = self._passing_rows(index.tiers[name], query)
+            allowed.append(rows if rows is not None else None if mask is None else np.flatnonzero(mask))
+        found = bm25([self.catalog.keyword_index(index, name) for index, name in places], query.keywords or (), allowed)
+        keyword: list[Hit] = []
+        for (index, name), (rows, scores) in zip(places, found):
+            tier = index.tiers[name]
+            steps = tier.steps(rows).tolist()
+            keyword += [Hit(name, tier.ids[row], -score, {"keyword_score": score}, step, index.agent_id)
+                        for row, score, step in zip(rows.tolist(), scores.tolist(), steps)]
+        keyword.sort(key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier]))
+        fused: dict[str, tuple[float, Hit]] = {}
+        for ranking_ in (dense, _first_copies(keyword)[:pool]):
+            for position, hit in enumerate(ranking_):
+                score, kept = fused.get(hit.memory_id, (0.0, hit))
+                if kept is not hit:
+                    kept.extras.update(hit.extras)
+                fused[hit.memory_id] = (score + 1.0 / (RRF_K + position + 1), kept)
+        ranked = sorted(fused.values(), key=lambda pair: (-pair[0], pair[1].memory_id))[:limit]
+        vector = query.similar[1] if query.similar is not None else None
+        out = []
+        for score, hit in ranked:
+            hit.rank = -score
+            hit.extras["fused_score"] = score
+            if "similarity_score" not in hit.extras and vector is not None:
+                self._add_similarity(indices, hit, vector)
+            out.append(hit)
+        return out
+
+    @staticmethod
+    def _add_similarity(indices: list[AgentIndex], hit: Hit, vector: np.ndarray) -> None:
+        """The text similarity of a memory the keyword ranking alone found."""
+        index = next(i for i in indices if i.agent_id == hit.agent_id)
+        tier = index.tiers[hit.tier]
+        row = tier.rows.get(hit.memory_id)
+        if tier.text is not None and row is not None and tier.text.dim == len(vector):
+            score = tier.text.similarities(vector, np.array([row]))[0]
+            if not np.isnan(score):
+                hit.extras["similarity_score"] = float(score)
 
     def _weighted_hits(self, tiers: list[TierIndex], query: Query, limit: int | None) -> list[Iterable[Hit]]:
         """Each tier's hits by the weighted score of rank_by, normalised over every tier's rows
@@ -286,6 +338,19 @@ class Searcher:
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
+POOL = 300  # how deep each ranking of a hybrid text search is fused, at least
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+
+
+def _first_copies(hits: list[Hit]) -> list[Hit]:
+    """Hits without the later copies of a memory (held by two tiers mid-move)."""
+    seen: set[str] = set()
+    out = []
+    for hit in hits:
+        if hit.memory_id not in seen:
+            seen.add(hit.memory_id)
+            out.append(hit)
+    return out
 
 
 def _labelled(hits: Iterable[Hit], agent_id: str) -> Iterator[Hit]:
