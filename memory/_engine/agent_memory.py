@@ -424,11 +424,9 @@ class AgentMemoryAPI:
         return report
 
     def list_agents(self) -> list[str]:
-        """Every agent holding memories under this key prefix, in Redis or in LTM.
-
-        An admin path: it SCANs Redis for the agents' meta keys (never KEYS), so every process
-        sees the same list without any registry to keep in step.
-        """
+        """Every agent holding memories under this key prefix, in Redis or in LTM: the agent
+        registry's (tiers/registry.py, kept by every store, correct across cluster nodes) and
+        LTM's, the same list from every process."""
         self._check_open()
         try:
             return self._tiers.agents()
