@@ -163,6 +163,16 @@ BAD_ATTRIBUTES = st.one_of(
         OBJECTS, HUGE_INTS.filter(lambda x: abs(x) >= 2**64), containing(SURROGATE),
         st.dictionaries(HASHABLE_NOT_STR, st.integers(), min_size=1, max_size=2)), min_size=1, max_size=2),
     st.just({"note": "x" * (MAX_BYTES + 1)}),
+    st.dictionaries(st.sampled_from(["i", "position.0"]), st.one_of(  # operators that cannot hold
+        st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), st.one_of(
+            st.text(max_size=2), st.booleans(), st.none(), st.just(float("nan")), st.lists(st.integers(), max_size=2)),
+            min_size=1, max_size=2),
+        st.dictionaries(st.sampled_from(["$in"]), st.one_of(st.integers(), st.just([]), st.text(max_size=2),
+                                                            st.just(list(range(1025)))), min_size=1),
+        st.dictionaries(st.text(alphabet="$abc", min_size=2, max_size=4).filter(
+            lambda op: op.startswith("$") and op not in ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte")),
+            st.integers(), min_size=1, max_size=2),
+        st.just({"$gt": 1, "plain": 2})), min_size=1, max_size=2),
 )
 BAD_TEXTS = st.one_of(NOT_STR, st.text(alphabet=" \t\n", max_size=3), containing(SURROGATE), containing(st.just("\x00")),
                       st.just("x" * (MAX_BYTES + 1)))
