@@ -143,7 +143,7 @@ class VectorSet:
         scores = np.full(len(rows), np.nan, dtype=np.float32)
         held = rows < self.count
         held[held] = self.present[rows[held]]
-        scores[held] = self._rows[rows[held]] @ query
+        scores[held] = np.clip(self._rows[rows[held]] @ query, -1.0, 1.0)
         return scores
 
     def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +151,8 @@ class VectorSet:
             scores = (self._rows[: self.count] @ query)[rows]
         else:
             scores = self._rows[rows] @ query
+        # a cosine: reduced-resolution rows are not quite unit, and may not give more than 1
+        np.clip(scores, -1.0, 1.0, out=scores)
         if k < len(rows):
             top = np.argpartition(-scores, k - 1)[:k]
         else:

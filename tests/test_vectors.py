@@ -173,3 +173,18 @@ def test_an_index_rebuilt_for_tombstones_or_growth_answers_exactly(kind: str) ->
         truth.pop(row)
     check()
     assert vectors._ann is not built and vectors._dead == 0 and vectors._ann.size == len(truth)
+
+
+@pytest.mark.parametrize("exact_limit", [5000, 8])
+def test_scores_stay_cosines_for_rows_a_little_longer_than_unit(exact_limit: int) -> None:
+    """Reduced-resolution rows come back a hair off unit length; a score never leaves [-1, 1]."""
+    rng = np.random.default_rng(2)
+    vectors = VectorSet(16, exact_limit)
+    rows = rng.standard_normal((40, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    for row, vector in enumerate(rows):
+        vectors.set(row, vector * np.float32(1.0004))
+    found, scores = vectors.search(rows[3], 40)
+    assert found[0] == 3 and scores.max() == 1.0 and scores.min() >= -1.0
+    opposite = vectors.similarities(-rows[3], np.arange(40))
+    assert opposite.min() == -1.0 and opposite.max() <= 1.0
