@@ -28,9 +28,12 @@ through a share of the rows looks 1/share as far.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from indices.ann import NEIGHBOURS, TRAIN_SAMPLE, Approximate
 
@@ -43,6 +46,22 @@ CALIBRATION_QUERIES = 64  # held out at a build
 BATCH_QUERIES = 16  # checked before a batch joins (their cost: 16 exact searches)
 ADD_CHUNK = 65_536  # rows handed to FAISS at a time
 _NOTHING = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+_ONE_THREAD = threading.Lock()  # the limit is process-wide: one limit-and-restore at a time
+
+
+def _scores(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``rows @ query`` on one BLAS thread: for the few thousand rows a filter or a candidate
+    list leaves, handing the product to several threads costs more than it saves (4x slower on
+    a busy 2-core machine)."""
+    with _ONE_THREAD, _blas().limit(limits=1, user_api="blas"):
+        return rows @ query
 
 
 class VectorSet:
@@ -143,14 +162,14 @@ class VectorSet:
         scores = np.full(len(rows), np.nan, dtype=np.float32)
         held = rows < self.count
         held[held] = self.present[rows[held]]
-        scores[held] = np.clip(self._rows[rows[held]] @ query, -1.0, 1.0)
+        scores[held] = np.clip(_scores(self._rows[rows[held]], query), -1.0, 1.0)
         return scores
 
     def _exact(self, query: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if 4 * len(rows) >= self.count:  # most rows: one pass over the block beats gathering them
             scores = (self._rows[: self.count] @ query)[rows]
         else:
-            scores = self._rows[rows] @ query
+            scores = _scores(self._rows[rows], query)
         # a cosine: reduced-resolution rows are not quite unit, and may not give more than 1
         np.clip(scores, -1.0, 1.0, out=scores)
         if k < len(rows):
