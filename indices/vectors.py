@@ -84,6 +84,7 @@ class VectorSet:
         self._dead = 0  # tombstones in the index
         self._alive_bits: np.ndarray | None = None  # _entry_alive packed for FAISS, once per change
         self._calibrated = 0  # breadth found at the build (and grown by batches)
+        self._exact_only = False  # no index kind reached the recall at the build: search exactly
         self._pending: list[int] = []  # rows given a vector since the index last grew
         self._pending_rows: np.ndarray | None = None
 
@@ -143,7 +144,7 @@ class VectorSet:
         candidates = self._live if allowed is None else int(allowed.sum())
         if candidates == 0 or k <= 0:
             return _NOTHING
-        if candidates <= self.exact_limit:
+        if candidates <= self.exact_limit or (self._exact_only and self._live <= REBUILD_GROWTH * self._built_at):
             return self._exact(query, k, np.flatnonzero(present if allowed is None else allowed))
         if candidates == self._live:
             allowed = None  # the filter lets every row through: no selector to pay for
@@ -256,6 +257,8 @@ class VectorSet:
             if found is not None:
                 self._calibrated = found
                 break
+        # vectors no index kind finds well enough (uniform on a high-dimensional sphere, say)
+        self._exact_only = self.breadth is None and self.kind is None and not self._reaches(queries)
         self._add(queries)
         return self._ann  # type: ignore[return-value]
 
@@ -278,6 +281,11 @@ class VectorSet:
         self._entry_alive = np.concatenate([self._entry_alive, np.ones(len(rows), dtype=bool)])
         self._entry_of[rows] = np.arange(first, first + len(rows))
         self._alive_bits = None
+
+    def _reaches(self, queries: np.ndarray) -> bool:
+        """Whether the index at its calibrated breadth finds the held-out rows' neighbours well
+        enough (CALIBRATION_RECALL); the widest breadth is kept when none does."""
+        return self._calibrate(self._ann, queries, self._calibrated, cheap_only=True) is not None  # type: ignore[arg-type]
 
     def _calibrate(self, ann: Approximate, queries: np.ndarray, at_least: int = 0, cheap_only: bool = False) -> int | None:
         """The smallest breadth (``at_least`` or more) whose searches, re-ranked as every search
@@ -315,6 +323,7 @@ class VectorSet:
             out[f"{prefix}_entry_alive"] = self._entry_alive
             out[f"{prefix}_breadth"] = np.array(self._calibrated)
             out[f"{prefix}_built_at"] = np.array(self._built_at)
+            out[f"{prefix}_exact_only"] = np.array(self._exact_only)
         return out
 
     def from_arrays(self, prefix: str, arrays: dict[str, np.ndarray]) -> None:
@@ -333,6 +342,7 @@ class VectorSet:
             self._dead = len(self._entry_alive) - len(alive)
             self._calibrated = int(arrays[f"{prefix}_breadth"])
             self._built_at = int(arrays[f"{prefix}_built_at"])
+            self._exact_only = bool(arrays[f"{prefix}_exact_only"])
             # rows with a vector but no live entry (added since the index last grew) wait again
             self._pending = np.flatnonzero(self.present[: len(rows)] & (self._entry_of[: len(rows)] < 0)).tolist()
 

@@ -188,3 +188,25 @@ def test_scores_stay_cosines_for_rows_a_little_longer_than_unit(exact_limit: int
     assert found[0] == 3 and scores.max() == 1.0 and scores.min() >= -1.0
     opposite = vectors.similarities(-rows[3], np.arange(40))
     assert opposite.min() == -1.0 and opposite.max() <= 1.0
+
+
+def test_vectors_no_index_finds_well_are_searched_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no breadth of IVF or HNSW reaches the recall the calibration asks (uniform vectors
+    on a high-dimensional sphere do that at 10^5 rows; here the bar is set out of reach),
+    searches go exact, and a snapshot keeps that."""
+    monkeypatch.setattr("indices.vectors.CALIBRATION_RECALL", 1.01)
+    rng = np.random.default_rng(4)
+    rows = rng.standard_normal((6000, 256)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    vectors = VectorSet(256, exact_limit=1000)
+    for row, vector in enumerate(rows):
+        vectors.set(row, vector)
+    queries = rng.standard_normal((20, 256)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    copy = VectorSet(256, exact_limit=1000)
+    for query in queries:
+        found, _ = vectors.search(query, 10)
+        assert sorted(found.tolist()) == sorted(np.argsort(-(rows @ query))[:10].tolist())
+    assert vectors._exact_only  # noqa: SLF001
+    copy.from_arrays("v", vectors.to_arrays("v"))
+    assert copy._exact_only  # noqa: SLF001
