@@ -196,14 +196,14 @@ def test_vectors_no_index_finds_well_are_searched_exactly(monkeypatch: pytest.Mo
     searches go exact, and a snapshot keeps that."""
     monkeypatch.setattr("indices.vectors.CALIBRATION_RECALL", 1.01)
     rng = np.random.default_rng(4)
-    rows = rng.standard_normal((6000, 256)).astype(np.float32)
+    rows = rng.standard_normal((1500, 32)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    vectors = VectorSet(256, exact_limit=1000)
+    vectors = VectorSet(32, exact_limit=300)
     for row, vector in enumerate(rows):
         vectors.set(row, vector)
-    queries = rng.standard_normal((20, 256)).astype(np.float32)
+    queries = rng.standard_normal((20, 32)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    copy = VectorSet(256, exact_limit=1000)
+    copy = VectorSet(32, exact_limit=300)
     for query in queries:
         found, _ = vectors.search(query, 10)
         assert sorted(found.tolist()) == sorted(np.argsort(-(rows @ query))[:10].tolist())
