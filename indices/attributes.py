@@ -93,27 +93,20 @@ def leaves(contents: Any) -> tuple[dict[str, Any], bool]:
 
     def walk(node: Any, prefix: str, depth: int) -> None:
         kind = type(node)
-        if kind is dict:
+        if kind is dict or kind is list:
             if not node:
-                found[prefix] = _EMPTY_DICT
+                found[prefix] = _EMPTY_DICT if kind is dict else _EMPTY_LIST
                 return
             if depth >= MAX_DEPTH:
                 unclear[0] = True
                 return
-            for key, value in node.items():
+            items = node.items() if kind is dict else enumerate(node[:MAX_ITEMS])
+            for key, value in items:
                 if type(key) is str:
-                    if "." in key:
-                        unclear[0] = True
-                    walk(value, f"{prefix}.{key}" if prefix else key, depth + 1)
-        elif kind is list:
-            if not node:
-                found[prefix] = _EMPTY_LIST
-                return
-            if depth >= MAX_DEPTH:
-                unclear[0] = True
-                return
-            for position, value in enumerate(node[:MAX_ITEMS]):
-                walk(value, f"{prefix}.{position}" if prefix else str(position), depth + 1)
+                    unclear[0] = unclear[0] or "." in key
+                elif kind is dict:
+                    continue  # a dot path never reaches a key that is not a str
+                walk(value, f"{prefix}.{key}" if prefix else str(key), depth + 1)
         elif kind is str or kind is float or kind is bool or node is None or kind is int:
             if kind is int and not -EXACT_INT <= node <= EXACT_INT:
                 unclear[0] = True
@@ -242,7 +235,7 @@ class AttributeIndex:
         else:
             return False  # contents that are one value: no dot path reaches it
         if not node:
-            return self._leaf(prefix, _EMPTY_DICT if kind is dict else _EMPTY_LIST, row) if prefix else False
+            return self._empty(prefix, _EMPTY_DICT if kind is dict else _EMPTY_LIST, row) if prefix else False
         if depth >= MAX_DEPTH:
             return True
         unclear = False
@@ -289,21 +282,17 @@ class AttributeIndex:
                     return True
         return unclear
 
-    def _leaf(self, path: str, value: Any, row: int) -> bool:
-        """One leaf met on its own (an empty container, or a scalar at the top of a list walk)."""
+    def _empty(self, path: str, empty: Any, row: int) -> bool:
+        """An empty dict or list at ``path``: a token of its own (``{"tags": []}`` finds it)."""
         if self.paths is not None and not self.covers(path):
             return False
         self._left -= 1
         if self._left < 0:
             return True
-        if is_number(value):
-            key = number(value)
-            if key == key:
-                self._numbers.setdefault(path, _Column(np.float64)).add(key, row)
-            return type(value) is int and not -EXACT_INT <= value <= EXACT_INT
-        found = token(value)
-        if found is not None:
-            self._tokens.setdefault(path, _Column(np.int64)).add(found, row)
+        column = self._tokens.get(path)
+        if column is None:
+            column = self._tokens[path] = _Column(np.int64)
+        column.add(token(empty), row)
         return False
 
     def candidates(self, conditions: Iterable[Condition], every_row: Any) -> np.ndarray | None:

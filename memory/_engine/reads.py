@@ -78,21 +78,19 @@ class Reads:
                 current = None
             if current == stamp:
                 self._cache.hit()
-                return public_answer(records[skip:], (), None if extras is None else extras[skip:])
+                return public_answer(records, (), extras, skip)
             self._cache.miss()
         answer = until_settled(compute)
         if answer.stamp is not None and not answer.failed and answer.settled:
             self._cache.put(key, (answer.stamp, tuple(answer.records), answer.extras))
-        extras = None if answer.extras is None else answer.extras[skip:]
-        return public_answer(answer.records[skip:], answer.failed, extras)
+        return public_answer(answer.records, answer.failed, answer.extras, skip)
 
     def uncached(self, compute: Callable[[], Answer], skip: int = 0) -> QueryResult:
         """An answer that is not kept (one over several agents: no one agent's stamp covers it),
         without its first ``skip`` memories."""
         self._check_open()
         answer = until_settled(compute)
-        extras = None if answer.extras is None else answer.extras[skip:]
-        return public_answer(answer.records[skip:], answer.failed, extras)
+        return public_answer(answer.records, answer.failed, answer.extras, skip)
 
     def memory(self, agent_id: str, memory_id: str, now: float) -> MemoryRecord | None:
         """The focused read of one memory (counted, refreshing its age), from whichever tier holds it."""
@@ -169,11 +167,14 @@ def until_settled(compute: Callable[[], Answer]) -> Answer:
 
 
 def public_answer(
-    records: Sequence[MemoryRecord], failed: Sequence[str], extras: Sequence[Mapping[str, Any]] | None = None
+    records: Sequence[MemoryRecord], failed: Sequence[str], extras: Sequence[Mapping[str, Any]] | None = None,
+    skip: int = 0,
 ) -> QueryResult:
-    """The public form of an answer; ``extras`` (scores, distances) go into each dict."""
+    """The public form of an answer without its first ``skip`` memories (a page); ``extras``
+    (scores, distances) go into each dict."""
     if failed:
         log.warning("degraded read: tiers %s did not answer; returning what the others hold", ", ".join(failed))
+    records, extras = records[skip:], None if extras is None else extras[skip:]
     if extras is None:
         return QueryResult(to_dicts(records), failed)
     return QueryResult(({**memory, **extra} for memory, extra in zip(to_dicts(records), extras)), failed)

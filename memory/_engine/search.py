@@ -140,22 +140,7 @@ class Searcher:
             per_tier = self._weighted_hits([tier for _, tier in tiers], query, limit)
         else:
             per_tier = [self._tier_hits(tier, query, limit) for _, tier in tiers]
-        merged: list[Hit] = []
-        seen: dict[str, Hit] = {}
-        # equal ranks by id, then the finer copy of one memory first: an order tier placement never changes
-        labelled = [_labelled(hits, agent_id) for (agent_id, _), hits in zip(tiers, per_tier)]
-        for hit in heapq.merge(*labelled, key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier])):
-            kept = seen.get(hit.memory_id)
-            if kept is not None:
-                if TIER_RANK[hit.tier] < TIER_RANK[kept.tier]:  # the finer copy wins
-                    merged[merged.index(kept)] = hit
-                    seen[hit.memory_id] = hit
-                continue
-            seen[hit.memory_id] = hit
-            merged.append(hit)
-            if limit is not None and len(merged) >= limit:
-                break
-        return merged
+        return _merged([_labelled(hits, agent_id) for (agent_id, _), hits in zip(tiers, per_tier)], limit)
 
     def _hybrid(self, indices: list[AgentIndex], query: Query, limit: int | None) -> list[Hit]:
         """Text search: the dense ranking (text vectors) and the BM25 ranking (keyword indices,
@@ -169,15 +154,15 @@ class Searcher:
             rows, mask, _ = self._passing_rows(index.tiers[name], query)
             allowed.append(rows if rows is not None else None if mask is None else np.flatnonzero(mask))
         found = bm25([self.catalog.keyword_index(index, name) for index, name in places], query.keywords or (), allowed)
-        keyword: list[Hit] = []
+        per_tier = []
         for (index, name), (rows, scores) in zip(places, found):
             tier = index.tiers[name]
             steps = tier.steps(rows).tolist()
-            keyword += [Hit(name, tier.ids[row], -score, {"keyword_score": score}, step, index.agent_id)
-                        for row, score, step in zip(rows.tolist(), scores.tolist(), steps)]
-        keyword.sort(key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier]))
+            hits = [Hit(name, tier.ids[row], -score, {"keyword_score": score}, step, index.agent_id)
+                    for row, score, step in zip(rows.tolist(), scores.tolist(), steps)]
+            per_tier.append(sorted(hits, key=lambda h: (h.rank, h.memory_id)))  # the merge's order
         fused: dict[str, tuple[float, Hit]] = {}
-        for ranking_ in (dense, _first_copies(keyword)[:pool]):
+        for ranking_ in (dense, _merged(per_tier, pool)):
             for position, hit in enumerate(ranking_):
                 score, kept = fused.get(hit.memory_id, (0.0, hit))
                 if kept is not hit:
@@ -294,14 +279,14 @@ class Searcher:
                 found = np.linalg.norm(tier.space.points(rows) - np.asarray(query.center), axis=1)
             else:
                 rows, found = tier.space.nearest(query.center, limit or len(tier), mask)
-            rows, found = _nearest_first(tier, rows, found, limit)
+            rows, found = _smallest_first(tier, rows, found, limit)
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
         if rows is None:
             rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
         if distances:  # a radius alone: nearest first
-            rows, found = _nearest_first(tier, rows, np.array([distances[row] for row in rows.tolist()]), None)
+            rows, found = _smallest_first(tier, rows, np.array([distances[row] for row in rows.tolist()]), None)
             return rows, found.tolist(), [{"distance": d} for d in found.tolist()]
-        rows, steps = _earliest_first(tier, rows, tier.steps(rows), limit)
+        rows, steps = _smallest_first(tier, rows, tier.steps(rows), limit)
         return rows, steps.astype(float).tolist(), [{} for _ in range(len(rows))]
 
     # -- records ------------------------------------------------------------------------------
@@ -342,15 +327,24 @@ POOL = 300  # how deep each ranking of a hybrid text search is fused, at least
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
 
 
-def _first_copies(hits: list[Hit]) -> list[Hit]:
-    """Hits without the later copies of a memory (held by two tiers mid-move)."""
-    seen: set[str] = set()
-    out = []
-    for hit in hits:
-        if hit.memory_id not in seen:
-            seen.add(hit.memory_id)
-            out.append(hit)
-    return out
+def _merged(per_tier: Sequence[Iterable[Hit]], limit: int | None) -> list[Hit]:
+    """Tiers' hits (each best first) as one list, at most ``limit``: equal ranks by id, then the
+    finer copy of one memory first (an order tier placement never changes); a memory held by two
+    tiers mid-move counts once, at the finer copy."""
+    merged: list[Hit] = []
+    seen: dict[str, Hit] = {}
+    for hit in heapq.merge(*per_tier, key=lambda h: (h.rank, h.memory_id, TIER_RANK[h.tier])):
+        kept = seen.get(hit.memory_id)
+        if kept is not None:
+            if TIER_RANK[hit.tier] < TIER_RANK[kept.tier]:  # the finer copy wins
+                merged[merged.index(kept)] = hit
+                seen[hit.memory_id] = hit
+            continue
+        seen[hit.memory_id] = hit
+        merged.append(hit)
+        if limit is not None and len(merged) >= limit:
+            break
+    return merged
 
 
 def _labelled(hits: Iterable[Hit], agent_id: str) -> Iterator[Hit]:
@@ -363,32 +357,22 @@ def _ids(tier: TierIndex, rows: np.ndarray) -> np.ndarray:
     return np.array([tier.ids[row] for row in rows.tolist()], dtype=object)
 
 
-def _earliest_first(tier: TierIndex, rows: np.ndarray, steps: np.ndarray, limit: int | None
+def _smallest_first(tier: TierIndex, rows: np.ndarray, keys: np.ndarray, limit: int | None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows by step, equal steps by memory id (the tiers' merge order), at most ``limit``: a copy
-    of a memory in another tier has the same step, so the merge needs no more than that."""
+    """Rows by key (step or distance), equal keys by memory id (the tiers' merge order), at most
+    ``limit``, so which of several equal memories come first, or make the cut, never depends on
+    the order the index learnt them in. A copy of a memory in another tier has the same key, so
+    the merge needs no more than ``limit`` from each tier."""
     if limit is not None and len(rows) > limit:
-        cut = np.partition(steps, limit - 1)[limit - 1]
-        kept = steps <= cut  # ties at the cut stay: their ids decide
-        rows, steps = rows[kept], steps[kept]
-    order = np.argsort(steps, kind="stable")
-    rows, steps = rows[order], steps[order]
-    if len(rows) > 1 and bool(np.any(steps[1:] == steps[:-1])):
-        order = np.lexsort((_ids(tier, rows), steps))
-        rows, steps = rows[order], steps[order]
-    return rows[:limit], steps[:limit]
-
-
-def _nearest_first(tier: TierIndex, rows: np.ndarray, distances: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows by distance, equal distances by memory id (as the tiers' merge orders them), so that
-    which of several memories at one place come first, or make the cut, never depends on the
-    order the index learnt them in."""
-    order = np.argsort(distances, kind="stable")
-    rows, distances = rows[order], distances[order]
-    if len(rows) > 1 and bool(np.any(distances[1:] == distances[:-1])):
-        order = np.lexsort((_ids(tier, rows), distances))
-        rows, distances = rows[order], distances[order]
-    return rows[:limit], distances[:limit]
+        cut = np.partition(keys, limit - 1)[limit - 1]
+        kept = keys <= cut  # ties at the cut stay: their ids decide
+        rows, keys = rows[kept], keys[kept]
+    order = np.argsort(keys, kind="stable")
+    rows, keys = rows[order], keys[order]
+    if len(rows) > 1 and bool(np.any(keys[1:] == keys[:-1])):
+        order = np.lexsort((_ids(tier, rows), keys))
+        rows, keys = rows[order], keys[order]
+    return rows[:limit], keys[:limit]
 
 
 def condition_key(conditions: tuple[Condition, ...]) -> tuple[tuple[str, str, Any], ...]:
