@@ -15,7 +15,7 @@ memory whose contents give one path two different leaves (a top-level key "a.b" 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import blake2b
 from typing import Any
 
@@ -120,6 +120,19 @@ def leaves(contents: Any) -> tuple[dict[str, Any], bool]:
     return found, unclear[0]
 
 
+def covered(path: str, paths: Sequence[str] | None) -> bool:
+    """Whether an index of ``paths`` (None: every leaf) keeps ``path``."""
+    return paths is None or any(path == p or path.startswith(p + ".") for p in paths)
+
+
+def state_leaves(state: Any, paths: Sequence[str] | None) -> tuple[tuple[str, Any], ...]:
+    """The leaves of a query state that a state distance reads: those an index of ``paths``
+    keeps, NaN left out (it equals nothing), in path order."""
+    found, _ = leaves(state)
+    return tuple(sorted((path, value) for path, value in found.items()
+                        if path and covered(path, paths) and value == value))
+
+
 def indexable(condition: Condition) -> bool:
     """Whether the index can narrow by this condition (a list position it keeps, no negative
     positions, operands it has columns for)."""
@@ -133,10 +146,14 @@ def indexable(condition: Condition) -> bool:
     return True
 
 
-class _Column:
-    """One path's values of one kind, sorted, with the rows learnt since."""
+ABSENT_TOKEN = np.iinfo(np.int64).min  # a token column's mark, by row, for a row without a token there
 
-    __slots__ = ("keys", "rows", "new_keys", "new_rows", "dtype", "_fresh")
+
+class _Column:
+    """One path's values of one kind, sorted, with the rows learnt since; and, once a state
+    query asked for it, every row's value in row order (kept up to date as rows arrive)."""
+
+    __slots__ = ("keys", "rows", "new_keys", "new_rows", "dtype", "_fresh", "_view", "_placed")
 
     def __init__(self, dtype: Any):
         self.dtype = dtype
@@ -145,6 +162,8 @@ class _Column:
         self.new_keys: list[Any] = []
         self.new_rows: list[int] = []
         self._fresh: tuple[int, np.ndarray, np.ndarray] | None = None  # the waiting rows as arrays, by count
+        self._view: np.ndarray | None = None  # the value by row (NaN or ABSENT_TOKEN: none)
+        self._placed = 0  # waiting rows already in the view
 
     def add(self, key: Any, row: int) -> None:
         self.new_keys.append(key)
@@ -154,7 +173,8 @@ class _Column:
         return len(self.keys) + len(self.new_keys)
 
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.rows.nbytes + 36 * len(self.new_keys)
+        view = 0 if self._view is None else self._view.nbytes
+        return self.keys.nbytes + self.rows.nbytes + 36 * len(self.new_keys) + view
 
     def span(self, low: Any, high: Any) -> tuple[int, int, np.ndarray]:
         """Where keys in [low, high] lie: (start, stop) among the sorted, and the rows among
@@ -162,14 +182,51 @@ class _Column:
         self.settle_if_long()
         start = int(np.searchsorted(self.keys, low, side="left"))
         stop = int(np.searchsorted(self.keys, high, side="right"))
-        fresh = _NO_ROWS
-        if self.new_keys:
-            if self._fresh is None or self._fresh[0] != len(self.new_keys):  # rows only append: a count names them
-                self._fresh = (len(self.new_keys), np.asarray(self.new_keys, dtype=self.dtype),
-                               np.asarray(self.new_rows, dtype=np.int64))
-            _, keys, rows = self._fresh
-            fresh = rows[(keys >= low) & (keys <= high)]
-        return start, stop, fresh
+        keys, rows = self._waiting()
+        return start, stop, rows[(keys >= low) & (keys <= high)] if len(keys) else _NO_ROWS
+
+    def _waiting(self) -> tuple[np.ndarray, np.ndarray]:
+        """The keys and rows learnt since the last sort, as arrays."""
+        if not self.new_keys:
+            return np.empty(0, dtype=self.dtype), _NO_ROWS
+        if self._fresh is None or self._fresh[0] != len(self.new_keys):  # rows only append: a count names them
+            self._fresh = (len(self.new_keys), np.asarray(self.new_keys, dtype=self.dtype),
+                           np.asarray(self.new_rows, dtype=np.int64))
+        return self._fresh[1], self._fresh[2]
+
+    def extent(self) -> tuple[float, float] | None:
+        """The smallest and largest finite number in the column (None: it holds none)."""
+        self.settle_if_long()
+        keys = self.keys
+        start, stop = np.searchsorted(keys, -math.inf, side="right"), np.searchsorted(keys, math.inf, side="left")
+        low, high = (float(keys[start]), float(keys[stop - 1])) if start < stop else (math.inf, -math.inf)
+        waiting, _ = self._waiting()
+        waiting = waiting[np.isfinite(waiting)]
+        if len(waiting):
+            low, high = min(low, float(waiting.min())), max(high, float(waiting.max()))
+        return (low, high) if low <= high else None
+
+    def by_row(self, size: int) -> np.ndarray:
+        """Every row's key below ``size`` (every row the column knows lies below it), NaN or
+        ABSENT_TOKEN for a row without one: built once, then only the rows learnt since are placed."""
+        view = self._view
+        if view is None or len(view) < size:
+            grown = np.full(max(size, 2 * len(view)) if view is not None else size,
+                            np.nan if self.dtype == np.float64 else ABSENT_TOKEN, dtype=self.dtype)
+            if view is None:
+                grown[self.rows] = self.keys
+                self._placed = 0
+            else:
+                grown[: len(view)] = view
+            self._view = view = grown
+        self._place()
+        return view[:size]
+
+    def _place(self) -> None:
+        if self._view is not None and self._placed < len(self.new_keys):
+            keys, rows = self._waiting()
+            self._view[rows[self._placed :]] = keys[self._placed :]
+            self._placed = len(self.new_keys)
 
     def settle_if_long(self) -> None:
         if len(self.new_keys) > max(PENDING_MIN, PENDING_SHARE * len(self.keys)):
@@ -178,6 +235,8 @@ class _Column:
     def settle(self) -> None:
         if not self.new_keys:
             return
+        self._place()
+        self._placed = 0
         keys = np.asarray(self.new_keys, dtype=self.dtype)
         rows = np.asarray(self.new_rows, dtype=np.int32)
         order = np.argsort(keys, kind="stable")
@@ -206,7 +265,7 @@ class AttributeIndex:
         self._added = 0
 
     def covers(self, path: str) -> bool:
-        return self.paths is None or any(path == p or path.startswith(p + ".") for p in self.paths)
+        return covered(path, self.paths)
 
     def add(self, row: int, data: Any) -> None:
         """Index a new row's contents (as read back; NO_CONTENTS: nothing to index; UNREADABLE:
@@ -349,6 +408,48 @@ class AttributeIndex:
                      if f"{path}.{sub}".count(".") < MAX_DEPTH and self.covers(f"{path}.{sub}")]
             return _AllOf([p for p in parts if p is not None]) if any(p is not None for p in parts) else None
         return None
+
+    # -- likeness of states: a distance over the leaves of a query state ------------------------
+    def extents(self, paths: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """(smallest, largest) finite number seen at each of ``paths`` that holds any."""
+        found = {}
+        for path in paths:
+            column = self._numbers.get(path)
+            extent = None if column is None else column.extent()
+            if extent is not None:
+                found[path] = extent
+        return found
+
+    def distances(self, wanted: Sequence[tuple[str, Any]], spreads: Mapping[str, float], size: int,
+                  rows: np.ndarray | None) -> np.ndarray:
+        """The squared distance from a state's leaves (``wanted``: state_leaves) to each of
+        ``rows`` (None: every row below ``size``), over those leaves' paths: a number adds its
+        difference scaled by the path's spread (``spreads``: largest - smallest seen), a
+        categorical value (string, bool, None, an empty list or dict) adds 0 when equal and 2
+        when not (one-hot vectors), and a row without the leaf adds 1."""
+        total = np.zeros(size if rows is None else len(rows))
+        for path, value in wanted:
+            numeric = type(value) is int or type(value) is float
+            column = (self._numbers if numeric else self._tokens).get(path)
+            if column is None:
+                total += 1.0
+                continue
+            keys = column.by_row(size)
+            if rows is not None:
+                keys = keys[rows]
+            if numeric:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    gap = np.abs(keys - number(value))
+                    spread = spreads.get(path, 0.0)
+                    part = np.square(gap / spread) if spread > 0 else (gap > 0).astype(np.float64)
+                part[np.isnan(gap)] = 1.0  # no number there (or two infinities: told apart below)
+                if not math.isfinite(number(value)):
+                    part[keys == number(value)] = 0.0
+                total += part
+            else:
+                mark = token(value)
+                total += np.where(keys == mark, 0.0, np.where(keys == ABSENT_TOKEN, 1.0, 2.0))
+        return total
 
     def renumbered(self, new_of_old: np.ndarray) -> AttributeIndex:
         """The same index over renumbered rows (``new_of_old[row]``; -1 for a dropped row)."""

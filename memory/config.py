@@ -198,7 +198,8 @@ class SearchConfig(_Options):
     """Similarity, text and spatial search (indices/ and embeddings/)."""
 
     vector_dim: int = 128  # size of state vectors; a vector passed to a store must have it too
-    state_vectors: bool = True  # encode every stored dict with the state encoder, inline
+    state_vectors: bool = False  # also keep the state encoder's vector of every stored dict (search_by_embedding
+    #                               in its space); similar states compare contents and need none
     text_embedding: str = "on_query"  # "off"; "on_query": a content query embeds what is pending;
     #                                   "background": also a thread that catches up after stores
     text_model: Any = None  # None = all-MiniLM-L6-v2 (offline); a model name/path or a callable

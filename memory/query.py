@@ -75,12 +75,12 @@ class QueryBuilder:
         return self._with(center=query_position(center), radius=None)
 
     def similar_to(self, state: Mapping[str, Any]) -> QueryBuilder:
-        vector = self._searches.encode_state(state)
-        return self._with(similar=("state", vector), similar_key=vector.tobytes())
+        """Rank by likeness to ``state``, as retrieve_similar_states does (needs top(n))."""
+        return self._with(state=self._searches.state_query(state), similar=None, similar_key=b"")
 
     def similar_to_embedding(self, vector: Any) -> QueryBuilder:
         unit = unit_vector(vector, self._searches.config.search_config.vector_dim)
-        return self._with(similar=("state", unit), similar_key=unit.tobytes())
+        return self._with(similar=("state", unit), similar_key=unit.tobytes(), state=None)
 
     def rank_by(self, preset: str | None = None, *, recency: float | None = None, importance: float | None = None,
                 relevance: float | None = None, decay: float = 0.995) -> QueryBuilder:
@@ -102,13 +102,14 @@ class QueryBuilder:
 
     def all(self, *, offset: int = 0) -> QueryResult:
         query = self._query
-        if query.rank is None and (query.similar is not None or (query.center is not None and query.radius is None)):
+        ranked = query.similar is not None or query.state is not None or (query.center is not None and query.radius is None)
+        if query.rank is None and ranked:
             raise InvalidInputError("a ranked query (similar_to, nearest_to) needs top(n)")
         skip, _ = validation.page(None, offset)
         return self._run(replace(self._query, limit=None), skip)
 
     def _run(self, query: Query, skip: int) -> QueryResult:
-        if query.rank is not None and query.rank.relevance and query.similar is None:
+        if query.rank is not None and query.rank.relevance and query.similar is None and query.state is None:
             raise InvalidInputError("ranking by relevance needs similar_to(state) or similar_to_embedding(vector)")
         if isinstance(self._agents, str):
             return self._searches.run(self._agents, "query", query, skip)

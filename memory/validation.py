@@ -19,12 +19,13 @@ from typing import Any, TypeGuard
 
 import ormsgpack
 
+from indices.attributes import state_leaves
 from indices.conditions import Condition
 from indices.conditions import parse as parse_conditions
 from tiers import keys
 from tiers.codec import pack_contents
 from tiers.errors import InvalidInputError, MemoryConfigException, MissingExtraError
-from tiers.record import MEMORY_TYPES, TIERS
+from tiers.record import MEMORY_TYPES, TIERS, unpack_contents
 
 MAX_STEP = 2**53  # steps are Redis sorted-set scores: doubles hold integers exactly up to here
 # The largest limit, count or k: Redis and SQL take 64-bit integers, Lua numbers are doubles, which
@@ -281,6 +282,25 @@ def attributes(value: Any, max_bytes: int) -> tuple[Condition, ...]:
     for path, expected in wanted.items():
         _str_keys(expected, path)
     return parse_conditions(ormsgpack.unpackb(blob))
+
+
+def query_state(value: Any, max_bytes: int, paths: tuple[str, ...] | None) -> tuple[tuple[str, Any], ...]:
+    """A query state's leaves (indices/attributes.py: state_leaves), read as a stored memory's
+    would be (tuples as lists); at least one, on a path the attribute index keeps (``paths``)."""
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"query_state must be a dict, got {type(value).__name__}")
+    try:
+        blob = pack_contents(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"query_state cannot be read: {exc}") from None
+    if len(blob) > max_bytes:
+        raise InvalidInputError(f"query_state is {len(blob)} bytes serialized; the limit is {max_bytes}")
+    found = state_leaves(unpack_contents(blob), paths)
+    if not found:
+        where = "" if paths is None else f" among search_config.attribute_paths {list(paths)}"
+        raise InvalidInputError(f"query_state has no value to compare{where}: give it at least one number, "
+                                "string, bool or None")
+    return found
 
 
 def _str_keys(value: Any, path: str) -> None:

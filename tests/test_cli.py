@@ -181,9 +181,12 @@ def target(request, tmp_path):
 
 
 @pytest.fixture
-def seeded(target, capsys):
-    """The target with the demo's memories: agent-0 and agent-1, 40 steps, in every tier."""
-    status, _, err = cli(capsys, "demo", "--agents", "2", "--steps", "40", *target.options)
+def seeded(target, capsys, tmp_path):
+    """The target with the demo's memories: agent-0 and agent-1, 40 steps, in every tier, with
+    state vectors (a settings file turns them on), so that `show --vectors` has some to show."""
+    settings = tmp_path / "vectors.toml"
+    settings.write_text("[search]\nstate_vectors = true\n")
+    status, _, err = cli(capsys, "demo", "--agents", "2", "--steps", "40", "--config", str(settings), *target.options)
     assert status == 0, err
     return target
 

@@ -86,7 +86,7 @@ def seeded(make_api: Callable[..., Any]) -> tuple[Any, list[str], dict[str, Any]
     """An engine holding memories of AGENT in STM, IM and LTM (and one of another agent)."""
     api = make_api(cleanup_interval=1_000_000, max_payload_bytes=MAX_BYTES,
                    stm_config={"memory_limit": 4}, im_config={"memory_limit": 4},
-                   search_config={"vector_dim": DIM, "text_model": text_model})
+                   search_config={"vector_dim": DIM, "text_model": text_model, "state_vectors": True})
     ids = api.store_many([
         {"agent_id": AGENT, "data": {"i": i, "position": [i, -i], "note": f"memory {i}"}, "step_number": i,
          "memory_type": MEMORY_TYPES[i % 3], "priority": (i % 5) / 4}

@@ -35,7 +35,7 @@ def open_engine():
     return AgentMemoryAPI(MemoryConfig(
         redis_url="", data_dir=data_dir, key_prefix="kill", cleanup_interval=1_000_000,
         stm_config={"memory_limit": 20}, im_config={"memory_limit": 40},
-        ltm_config={"dictionary_samples": 30}, search_config={"text_embedding": "off"}))
+        ltm_config={"dictionary_samples": 30}, search_config={"text_embedding": "off", "state_vectors": True}))
 
 api, stored, closes = open_engine(), 0, 0
 for step in plan:
@@ -72,7 +72,7 @@ def open_engine(data_dir: str) -> AgentMemoryAPI:
     return AgentMemoryAPI(MemoryConfig(
         redis_url="", data_dir=data_dir, key_prefix=PREFIX, cleanup_interval=1_000_000,
         stm_config={"memory_limit": 20}, im_config={"memory_limit": 40},
-        ltm_config={"dictionary_samples": 30}, search_config={"text_embedding": "off"}))
+        ltm_config={"dictionary_samples": 30}, search_config={"text_embedding": "off", "state_vectors": True}))
 
 
 def reported(lines: list[str]) -> tuple[dict[str, dict[str, Any]], int]:

@@ -34,7 +34,7 @@ KILL_ROUNDS = 3
 
 def engine_on(server: Any, tmp_path: Any, prefix: str, **options: Any) -> AgentMemoryAPI:
     options.setdefault("cleanup_interval", 1_000_000)
-    options.setdefault("search_config", {"text_embedding": "off"})
+    options.setdefault("search_config", {"text_embedding": "off", "state_vectors": True})
     return AgentMemoryAPI(MemoryConfig(redis_url=server.url(), key_prefix=prefix,
                                        data_dir=str(tmp_path / f"data-{prefix}"), **options))
 

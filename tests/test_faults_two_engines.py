@@ -32,7 +32,7 @@ LIMITS = {
     "stm_config": {"memory_limit": 20},
     "im_config": {"memory_limit": 40},
     "ltm_config": {"dictionary_samples": 50},  # a trained dictionary early: IM and LTM payloads use it
-    "search_config": {"text_embedding": "off"},
+    "search_config": {"text_embedding": "off", "state_vectors": True},
 }
 ATTRIBUTES = {"probe.run": "two"}
 

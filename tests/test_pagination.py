@@ -16,7 +16,8 @@ N = 60
 @pytest.fixture
 def spread(make_api: Any) -> Any:
     """60 placed states over the three tiers, every third one with outcome "success"."""
-    api = make_api(stm_config={"memory_limit": 10}, im_config={"memory_limit": 20}, cleanup_interval=10**6)
+    api = make_api(stm_config={"memory_limit": 10}, im_config={"memory_limit": 20}, cleanup_interval=10**6,
+                   search_config={"state_vectors": True})  # search_by_embedding ranks the state vectors
     api.store_many([{"agent_id": AGENT, "step_number": step, "priority": (step % 7) / 7,
                      "data": {"position": [step % 8, step // 8], "outcome": "success" if step % 3 == 0 else "none",
                               "n": step}} for step in range(N)])

@@ -90,7 +90,7 @@ class AgentMemoryAPI:
         self._reads = Reads(self._tiers, self._cache, config, self._check_open)
         self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintainer)
         self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch_many),
-                                  state_encoder, self._text_embedder, config)
+                                  self._text_embedder, config)
         self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
         server = self._connection.embedded_server
         if server is not None and server.unclean and config.key_prefix not in server.reconciled:
@@ -324,13 +324,14 @@ class AgentMemoryAPI:
         self, agent_id: str, query_state: Mapping[str, Any], k: int = 5, memory_type: str | None = None, *,
         offset: int = 0,
     ) -> QueryResult:
-        """The ``k`` memories whose state vectors are nearest ``query_state``, from every tier,
-        best first; each carries ``similarity_score`` (cosine, 1.0 = same direction)."""
+        """The ``k`` memories whose contents are most like ``query_state``, from every tier, best
+        first, compared leaf by leaf on the query's dot paths: numbers scaled by the spread seen
+        at that path, other values equal or not (docs/search.md). Each carries
+        ``state_distance`` (0.0: the same values) and ``similarity_score`` (1 / (1 + distance))."""
         agent_id = validation.agent_id(agent_id)
-        vector = self._searches.encode_state(query_state)
+        state = self._searches.state_query(query_state)
         skip, fetch = validation.page(positive_k(k), offset)
-        query = Query(where=_types(memory_type), similar=("state", vector), similar_key=vector.tobytes(),
-                      limit=fetch)
+        query = Query(where=_types(memory_type), state=state, limit=fetch)
         return self._searches.run(agent_id, "similar", query, skip)
 
     def search_by_embedding(

@@ -41,14 +41,17 @@ class Query:
     radius: float | None = None  # with center: only memories this close; without: k nearest
     similar: tuple[str, np.ndarray] | None = field(default=None, compare=False)
     similar_key: bytes = b""  # the query vector's bytes, for the cache key
+    state: tuple[tuple[str, Any], ...] | None = None  # a query state's leaves: rank by likeness to it
+    spreads: Mapping[str, float] | None = field(default=None, compare=False)  # set while answering
     tiers: tuple[str, ...] = TIERS
     limit: int | None = None
     rank: RankBy | None = None  # weights: rank by recency, importance and relevance (ranking.py)
     keywords: tuple[str, ...] | None = None  # words of a text query: hybrid search (dense + BM25, fused)
 
     def key(self) -> tuple:
+        state = None if self.state is None else tuple((path, _frozen(value)) for path, value in self.state)
         return (self.where, condition_key(self.conditions), self.box, self.center, self.radius, self.similar and self.similar[0],
-                self.similar_key, self.tiers, self.limit, self.rank, self.keywords)
+                self.similar_key, state, self.tiers, self.limit, self.rank, self.keywords)
 
 
 @dataclass
@@ -121,7 +124,7 @@ class Searcher:
         """What LTM alone answers, for a degraded read while Redis is away (unconfirmed by the
         change log, which lives in Redis)."""
         tier = self.catalog.ltm_alone(agent_id)
-        hits = list(self._tier_hits(tier, query, None))
+        hits = list(self._tier_hits(tier, _with_spreads(query, [tier]), None))
         found = {r.memory_id: r for r in self.catalog.t.ltm.get_many(
             agent_id, [h.memory_id for h in hits], steps=[h.step for h in hits])}
         matches = matcher(query.conditions)
@@ -135,6 +138,7 @@ class Searcher:
         if query.keywords is not None:
             return self._hybrid(indices, query, limit)
         tiers = [(index.agent_id, index.tiers[tier]) for index in indices for tier in query.tiers]
+        query = _with_spreads(query, [tier for index in indices for tier in index.tiers.values()])
         per_tier: list[Iterable[Hit]]
         if query.rank is not None:  # normalised over every agent's memories that pass
             per_tier = self._weighted_hits([tier for _, tier in tiers], query, limit)
@@ -200,7 +204,9 @@ class Searcher:
             if rows is None:
                 rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
             similar = None
-            if query.similar is not None:
+            if query.state is not None:
+                similar = 1.0 / (1.0 + np.sqrt(_state_distances(tier, query, rows)))
+            elif query.similar is not None:
                 kind, vector = query.similar
                 vectors = tier.state if kind == "state" else tier.text
                 similar = vectors.similarities(vector, rows) if vectors is not None and vectors.dim == len(vector) \
@@ -261,6 +267,11 @@ class Searcher:
         """The tier's rows that pass the query, best first: (rows, ranks, extras), a smaller
         rank being better (negated similarity, distance, or step)."""
         rows, mask, distances = self._passing_rows(tier, query)
+        if query.state is not None:
+            if rows is None:
+                rows = tier.alive_rows() if mask is None else np.flatnonzero(mask)
+            rows, found = _smallest_first(tier, rows, _state_distances(tier, query, rows), limit)
+            return rows, found.tolist(), [_likeness(d, distances.get(row)) for row, d in zip(rows.tolist(), found.tolist())]
         if query.similar is not None:
             kind, vector = query.similar
             vectors = tier.state if kind == "state" else tier.text
@@ -345,6 +356,40 @@ def _merged(per_tier: Sequence[Iterable[Hit]], limit: int | None) -> list[Hit]:
         if limit is not None and len(merged) >= limit:
             break
     return merged
+
+
+def _with_spreads(query: Query, tiers: Sequence[TierIndex]) -> Query:
+    """The query with the spread of each number its state names, over every tier of the agents
+    asked (one scale for all, so distances compare, and a query of one tier ranks as the query
+    of all tiers does)."""
+    if query.state is None or query.spreads is not None:
+        return query
+    numbers = [path for path, value in query.state if type(value) is int or type(value) is float]
+    spreads = {}
+    for path in numbers:
+        extents = [e for tier in tiers if (e := tier.attributes.extents([path]).get(path)) is not None]
+        if extents:
+            spreads[path] = max(high for _, high in extents) - min(low for low, _ in extents)
+    return replace(query, spreads=spreads)
+
+
+def _state_distances(tier: TierIndex, query: Query, rows: np.ndarray) -> np.ndarray:
+    """Squared distances from the query state to ``rows``: over the whole tier and then picked
+    when the rows are many (a pass over a column is cheaper than a gather per column)."""
+    size = len(tier.ids)
+    leaves, spreads = query.state or (), query.spreads or {}
+    if 4 * len(rows) < size:
+        return tier.attributes.distances(leaves, spreads, size, rows)
+    return tier.attributes.distances(leaves, spreads, size, None)[rows]
+
+
+def _likeness(squared: float, distance: float | None) -> dict[str, Any]:
+    """A state answer's extras: its distance from the query state and a similarity in (0, 1]."""
+    gap = squared ** 0.5
+    extras: dict[str, Any] = {"similarity_score": 1.0 / (1.0 + gap), "state_distance": gap}
+    if distance is not None:
+        extras["distance"] = distance
+    return extras
 
 
 def _labelled(hits: Iterable[Hit], agent_id: str) -> Iterator[Hit]:

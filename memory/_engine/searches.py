@@ -5,30 +5,28 @@ result cache as every other read."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from embeddings.state import StateEncoder
 from indices.catalog import IndexCatalog
+from memory import validation
 from memory._engine.reads import Answer, QueryResult, Reads
 from memory._engine.search import Query, Searcher
 from memory._engine.text_embedder import TextEmbedder
 from memory.config import MemoryConfig
-from tiers.errors import InvalidInputError, MemoryRetrievalException, TierUnavailableError
+from tiers.errors import MemoryRetrievalException, TierUnavailableError
 
 
 class Searches:
     def __init__(
-        self, reads: Reads, catalog: IndexCatalog, searcher: Searcher, state_encoder: StateEncoder | None,
-        text_embedder: TextEmbedder, config: MemoryConfig,
+        self, reads: Reads, catalog: IndexCatalog, searcher: Searcher, text_embedder: TextEmbedder,
+        config: MemoryConfig,
     ):
         self.config = config
         self._reads = reads
         self._catalog = catalog
         self._searcher = searcher
-        self._state_encoder = state_encoder
         self._text_embedder = text_embedder
 
     def run(self, agent_id: str, kind: str, query: Query, skip: int = 0) -> QueryResult:
@@ -62,16 +60,9 @@ class Searches:
 
         return self._reads.cached(agent_id, ("attributes", query.key()), compute, skip)
 
-    def encode_state(self, state: Any) -> np.ndarray:
-        if not isinstance(state, Mapping):
-            raise InvalidInputError(f"query_state must be a dict, got {type(state).__name__}")
-        encoder = self._state_encoder
-        if encoder is None:
-            raise InvalidInputError("state vectors are off (search_config.state_vectors=False)")
-        try:
-            return encoder.encode(state)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidInputError(f"query_state cannot be encoded: {exc}") from None
+    def state_query(self, state: Any) -> tuple[tuple[str, Any], ...]:
+        """The leaves a likeness query compares (InvalidInputError: none, or not a dict)."""
+        return validation.query_state(state, self.config.max_payload_bytes, self.config.search_config.attribute_paths)
 
     def encode_text(self, agent_id: str, text: str) -> np.ndarray:
         """The query's text vector, once every memory of the agent still waiting for one has it."""
