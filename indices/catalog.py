@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from indices.keywords import KeywordIndex
-from indices.snapshot import SnapshotStore
+from indices.snapshot import STAMP_MARGIN, SnapshotStore
 from indices.tier_index import TierIndex
 from tiers.bookkeeping import Stamp, stamp_of
 from tiers.record import TIERS
@@ -46,6 +46,8 @@ class AgentIndex:
     stamp: Stamp | None = None  # the agent's stamp when the log was last read
     nbytes: int = 0  # memory it holds, as last estimated
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ltm_saved: int | None = None  # the LTM stamp of the LTM index file last saved or loaded
+    restorable: bool = True  # may start from the files a closing engine saved (not when rebuilding)
 
 
 class IndexCatalog:
@@ -133,7 +135,7 @@ class IndexCatalog:
         with self._lock:
             old = self._agents.pop(agent_id, None)
             self._held -= old.nbytes if old is not None else 0
-            index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1)
+            index = self._agents[agent_id] = AgentIndex(agent_id, self._empty(), position=-1, restorable=False)
         with index.lock:
             self._catch_up(index)
         return index
@@ -190,34 +192,76 @@ class IndexCatalog:
 
     def _load(self, index: AgentIndex, seq: int) -> None:
         index.tiers = self._empty()
-        self._load_ltm(index.agent_id, index.tiers["ltm"])
+        if index.position < 0 and index.restorable and self._restore(index):
+            self._load_ltm(index)
+            return  # at the file's position: the caller's next read of the log brings it up to date
+        index.tiers = self._empty()
+        self._load_ltm(index)
         for tier in ("stm", "im"):
             for row in self._derived(index.agent_id, tier, None):
                 index.tiers[tier].upsert(*row)
         index.position = seq
 
-    def _load_ltm(self, agent_id: str, ltm: TierIndex) -> None:
+    def _restore(self, index: AgentIndex) -> bool:
+        """STM's and IM's indices from the file an engine saved on closing, if it still holds."""
+        if self.snapshots is None or index.stamp is None or index.stamp.incarnation is None:
+            return False
+        _, epoch = self.t.meta.ltm_epoch(index.agent_id)
+        position = self.snapshots.load_redis(index.agent_id, index.stamp.incarnation, epoch,
+                                             {tier: index.tiers[tier] for tier in ("stm", "im")})
+        if position is None:
+            return False
+        index.position = position
+        return True
+
+    def _load_ltm(self, index: AgentIndex) -> None:
         """From the persisted file plus what changed since, or from SQL (then saved)."""
-        t = self.t
+        t, agent_id, ltm = self.t, index.agent_id, index.tiers["ltm"]
         if self.snapshots is None:
             for row in self._derived(agent_id, "ltm", None):
                 ltm.upsert(*row)
             return
         stamp, epoch = t.meta.ltm_epoch(agent_id)
-        since = self.snapshots.load(agent_id, epoch, ltm)
-        if since is None:
+        saved = self.snapshots.load(agent_id, epoch, ltm)
+        if saved is None:
             for row in self._derived(agent_id, "ltm", None):
                 ltm.upsert(*row)
             changed = True
         else:
-            rows, deleted = t.ltm.changed_since(agent_id, since)
+            rows, deleted = t.ltm.changed_since(agent_id, max(0, saved - STAMP_MARGIN))
             for memory_id in deleted:
                 ltm.remove(memory_id)
             for row in rows:
                 ltm.upsert(*row)
-            changed = bool(rows or deleted)
+            changed = stamp != saved  # else only the margin's rows were read again
+            index.ltm_saved = saved
         if changed and len(ltm) >= self.settings.snapshot_min:
             self.snapshots.save(agent_id, ltm, stamp, epoch)
+            index.ltm_saved = stamp
+
+    def save(self) -> int:
+        """Persist every index this process holds, caught up first (an engine closing): a
+        restart loads them and reads only the change log since. How many agents were saved."""
+        if self.snapshots is None:
+            return 0
+        with self._lock:
+            held = [index for index in self._agents.values() if index.position >= 0]
+        saved = 0
+        for index in held:
+            with index.lock:
+                stamp, epoch = self.t.meta.ltm_epoch(index.agent_id)  # before catching up: see snapshot.py
+                self._catch_up(index)
+                tiers = index.tiers
+                if index.stamp is None or index.stamp.incarnation is None:
+                    continue
+                if len(tiers["stm"]) + len(tiers["im"]) >= self.settings.snapshot_min:
+                    self.snapshots.save_redis(index.agent_id, {"stm": tiers["stm"], "im": tiers["im"]},
+                                              index.position, index.stamp.incarnation, epoch)
+                    saved += 1
+                if index.ltm_saved != stamp and len(tiers["ltm"]) >= self.settings.snapshot_min:
+                    self.snapshots.save(index.agent_id, tiers["ltm"], stamp, epoch)
+                    index.ltm_saved = stamp
+        return saved
 
     def _derived(self, agent_id: str, tier: str, ids: list[str] | None) -> Iterable[tuple[Any, ...]]:
         for chunk in getattr(self.t, tier).derived(agent_id, ids):

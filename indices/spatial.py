@@ -61,8 +61,26 @@ class SpatialGrid:
         return points, placed
 
     def from_arrays(self, points: np.ndarray, placed: np.ndarray) -> None:
-        for row in np.flatnonzero(placed).tolist():
-            self.set(row, tuple(points[row]))
+        """Fill an empty grid: cells computed for every row at once, then grouped (what set()
+        does row by row, a tenth of the time on a restart's million rows)."""
+        rows = np.flatnonzero(placed)
+        if not len(rows):
+            return
+        self._points = np.zeros((max(len(points), 64), 3))
+        self._points[: len(points)] = points
+        chosen = points[rows]
+        self._low, self._high = chosen.min(axis=0), chosen.max(axis=0)
+        cells = np.floor(chosen / self.cell_size).astype(np.int64)
+        order = np.lexsort((cells[:, 2], cells[:, 1], cells[:, 0]))
+        cells, rows = cells[order], rows[order]
+        starts = np.flatnonzero(np.any(cells[1:] != cells[:-1], axis=1)) + 1
+        bounds = [0, *starts.tolist(), len(rows)]
+        keys = [tuple(cell) for cell in cells[bounds[:-1]].tolist()]
+        row_list = rows.tolist()
+        for key, start, stop in zip(keys, bounds[:-1], bounds[1:]):
+            members = row_list[start:stop]
+            self._cells[key] = set(members)
+            self._where.update(dict.fromkeys(members, key))
 
     def position(self, row: int) -> tuple[float, float, float] | None:
         if row not in self._where:

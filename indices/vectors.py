@@ -123,6 +123,8 @@ class VectorSet:
         if vector is None:
             self.present[row] = False
             return
+        if row >= len(self._rows):
+            self._allocate(len(self.present))
         self._rows[row] = vector
         self.present[row] = True
         self._live += 1
@@ -316,7 +318,8 @@ class VectorSet:
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Everything needed to rebuild this set without rebuilding its index (indices/snapshot.py)."""
         n = self.count
-        out = {f"{prefix}_rows": self._rows[:n], f"{prefix}_present": self.present[:n]}
+        rows = self._rows[:n] if self._live else np.zeros((0, self.dim), dtype=np.float32)
+        out = {f"{prefix}_rows": rows, f"{prefix}_present": self.present[:n]}
         if self._ann is not None:
             out[f"{prefix}_ann"] = self._ann.serialize()
             out[f"{prefix}_entry_rows"] = self._entry_rows
@@ -329,9 +332,11 @@ class VectorSet:
     def from_arrays(self, prefix: str, arrays: dict[str, np.ndarray]) -> None:
         """A snapshot without an index (none built yet, or written by an older version) builds one on use."""
         rows, present = arrays[f"{prefix}_rows"], arrays[f"{prefix}_present"]
-        self._grow(len(rows))
-        self._rows[: len(rows)] = rows
-        self.present[: len(rows)] = present
+        self._grow(len(present))
+        if present.any():
+            self._allocate(len(self.present))
+            self._rows[: len(rows)] = rows
+        self.present[: len(present)] = present
         self._live = int(present.sum())
         if f"{prefix}_ann" in arrays:
             self._reset(Approximate.deserialize(arrays[f"{prefix}_ann"]))
@@ -346,14 +351,18 @@ class VectorSet:
             # rows with a vector but no live entry (added since the index last grew) wait again
             self._pending = np.flatnonzero(self.present[: len(rows)] & (self._entry_of[: len(rows)] < 0)).tolist()
 
+    def _allocate(self, capacity: int) -> None:
+        rows = np.zeros((capacity, self.dim), dtype=np.float32)
+        rows[: min(self.count, len(self._rows))] = self._rows[: self.count]
+        self._rows = rows
+
     def _grow(self, size: int) -> None:
         if size <= self.count:
             return
         if size > len(self.present):
             capacity = max(size, 2 * len(self.present), 64)
-            rows = np.zeros((capacity, self.dim), dtype=np.float32)
-            rows[: self.count] = self._rows[: self.count]
-            self._rows = rows
+            if len(self._rows):  # no block at all until the first vector: most tiers hold none
+                self._allocate(capacity)
             self.present = np.concatenate([self.present, np.zeros(capacity - len(self.present), dtype=bool)])
             self._entry_of = np.concatenate([self._entry_of, np.full(capacity - len(self._entry_of), -1, dtype=np.int64)])
         self.count = size

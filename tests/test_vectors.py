@@ -210,3 +210,24 @@ def test_vectors_no_index_finds_well_are_searched_exactly(monkeypatch: pytest.Mo
     assert vectors._exact_only  # noqa: SLF001
     copy.from_arrays("v", vectors.to_arrays("v"))
     assert copy._exact_only  # noqa: SLF001
+
+
+def test_rows_without_vectors_hold_no_block_and_the_first_vector_makes_one() -> None:
+    """Most tiers hold no vector at all (no state vectors, no embeddings of your own): their
+    rows cost a flag each, not a dimension-wide row of zeros, in memory and in a saved file."""
+    empty = VectorSet(DIM)
+    for row in range(10_000):
+        empty.set(row, None)
+    assert empty.nbytes() < 200_000 and empty.to_arrays("v")["v_rows"].shape == (0, DIM)
+    restored = VectorSet(DIM)
+    restored.from_arrays("v", empty.to_arrays("v"))
+    assert len(restored) == 0 and restored.search(np.ones(DIM, dtype=np.float32) / DIM**0.5, 3)[0].size == 0
+
+    vectors = unit(np.random.default_rng(4), 3)
+    for offset, vector in zip((10_000, 10_500, 20_000), vectors):
+        empty.set(offset, vector)
+    rows, scores = empty.search(vectors[1], 1)
+    assert rows.tolist() == [10_500] and scores[0] == pytest.approx(1.0, abs=1e-5)
+    again = VectorSet(DIM)
+    again.from_arrays("v", empty.to_arrays("v"))
+    assert again.search(vectors[2], 1)[0].tolist() == [20_000] and len(again) == 3

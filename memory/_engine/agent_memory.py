@@ -154,11 +154,16 @@ class AgentMemoryAPI:
         return self._connection.mode
 
     def close(self) -> None:
-        """Release Redis, the SQL engine and (embedded mode) snapshot STM and IM to disk."""
+        """Save the search indices this engine holds (a restart loads them), then release Redis, the
+        SQL engine and (embedded mode) snapshot STM and IM to disk."""
         if self._closed:
             return
         self._closed = True
         self._text_embedder.close()
+        try:
+            self._catalog.save()
+        except (MemoryAPIException, OSError) as exc:  # the indices are derived: a restart builds them instead
+            log.warning("could not save the search indices: %s", exc)
         self._cache.clear()
         self._tiers.ltm.close()
         self._connection.close()
