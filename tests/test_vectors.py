@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from corpus import stdlib_sentences
+from indices import vectors as vectors_module
 from indices.vectors import VectorSet
 
 DIM = 24
@@ -231,3 +232,33 @@ def test_rows_without_vectors_hold_no_block_and_the_first_vector_makes_one() -> 
     again = VectorSet(DIM)
     again.from_arrays("v", empty.to_arrays("v"))
     assert again.search(vectors[2], 1)[0].tolist() == [20_000] and len(again) == 3
+
+
+def test_vectors_whose_neighbours_are_hardly_nearer_get_no_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uniform vectors on a 384-d sphere (relative contrast ~1.1): once IVF falls short, no
+    HNSW graph is built (it would not find them either, at a build of ~40 s per 10^5 rows);
+    searches are exact. Clustered vectors of the same size still get their index."""
+    built: list[str] = []
+    original = vectors_module.Approximate.hnsw
+    monkeypatch.setattr(vectors_module.Approximate, "hnsw",
+                        staticmethod(lambda *a, **kw: built.append("hnsw") or original(*a, **kw)))
+    rng = np.random.default_rng(9)
+    rows = rng.standard_normal((6000, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    uniform = VectorSet(384, exact_limit=1000)
+    for row, vector in enumerate(rows):
+        uniform.set(row, vector)
+    query = rows[17] + 0.5 * rng.standard_normal(384).astype(np.float32) / np.sqrt(384)
+    found, _ = uniform.search(query / np.linalg.norm(query), 10)
+    assert sorted(found.tolist()) == sorted(np.argsort(-(rows @ query))[:10].tolist())
+    assert uniform._exact_only and built == []  # noqa: SLF001
+
+    centers = rng.standard_normal((256, 384))
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    clustered = centers[rng.integers(0, 256, 6000)] + 0.7 * rng.standard_normal((6000, 384)) / np.sqrt(384)
+    clustered = (clustered / np.linalg.norm(clustered, axis=1, keepdims=True)).astype(np.float32)
+    grouped = VectorSet(384, exact_limit=1000)
+    for row, vector in enumerate(clustered):
+        grouped.set(row, vector)
+    grouped.search(clustered[3], 10)
+    assert not grouped._exact_only and grouped.index_kind is not None  # noqa: SLF001
