@@ -11,6 +11,7 @@ memory that ever passed through.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -180,10 +181,8 @@ class TierIndex:
             keep &= self._step[rows] >= where.lo_step
         if where.hi_step is not None:
             keep &= self._step[rows] <= where.hi_step
-        if where.memory_types is not None:  # a lookup table by type code (-1: unknown type)
-            wanted = np.zeros(len(TYPE_CODES) + 1, dtype=bool)
-            wanted[[TYPE_CODES[t] + 1 for t in where.memory_types]] = True
-            keep &= wanted[self._kind[rows] + 1]
+        if where.memory_types is not None:
+            keep &= _type_table(where.memory_types)[self._kind[rows] + 1]
         if where.min_importance is not None:
             keep &= self._importance[rows] >= where.min_importance
         return keep
@@ -243,6 +242,15 @@ class TierIndex:
         self._kind = np.concatenate([self._kind, np.full(extra, -1, dtype=np.int8)])
         self._importance = np.concatenate([self._importance, np.zeros(extra)])
         self._alive = np.concatenate([self._alive, np.zeros(extra, dtype=bool)])
+
+
+@functools.lru_cache(maxsize=16)
+def _type_table(memory_types: tuple[str, ...]) -> np.ndarray:
+    """Which type codes pass, by code + 1 (-1: unknown type): one table per set of types."""
+    wanted = np.zeros(len(TYPE_CODES) + 1, dtype=bool)
+    wanted[[TYPE_CODES[t] + 1 for t in memory_types]] = True
+    wanted.flags.writeable = False
+    return wanted
 
 
 def text_of(data: object) -> str | None:

@@ -54,7 +54,7 @@ SPECS = {
     "put": Spec(retry_flag=4), "delete": Spec(), "move": Spec(), "range": Spec(read=True), "get": Spec(read=True),
     "focus": Spec(once=True, read=True), "touch": Spec(once=True), "set_importance": Spec(), "release": Spec(),
     "renew": Spec(), "tier_stats": Spec(read=True), "snapshot": Spec(read=True), "set_vectors": Spec(),
-    "note": Spec(), "changes": Spec(read=True), "range_redis": Spec(read=True), "promotion": Spec(),
+    "note": Spec(), "changes": Spec(read=True), "fetch": Spec(read=True), "range_redis": Spec(read=True), "promotion": Spec(),
     "ltm_stamp": Spec(), "drain_reads": Spec(once=True), "bind": Spec(),
 }
 

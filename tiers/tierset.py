@@ -189,25 +189,28 @@ class TierSet:
         plans = []
         for agent_id, (by_tier, steps, changes_since) in requests.items():
             queued = len(pipe)
-            redis_tiers = [tier for tier in (self.stm, self.im) if by_tier.get(tier.name)]
+            stm_ids, im_ids = (list(dict.fromkeys(by_tier.get(name) or ())) for name in ("stm", "im"))
             ltm_ids = list(by_tier.get("ltm") or ())
-            if changes_since is not None:
-                self._queue_changes(pipe, agent_id, changes_since, changes_per_read)
-            decoders = [tier.queue_get(pipe, agent_id, by_tier[tier.name], None) for tier in redis_tiers]
+            fetched = bool(stm_ids or im_ids or changes_since is not None)
+            if fetched:  # the log and both Redis tiers' records in one script call
+                keys = [self.keys.meta(agent_id), self.keys.changes(agent_id), self.stm.tier_keys(agent_id).data,
+                        self.im.tier_keys(agent_id).data, self.keys.reads(agent_id), self.keys.seen(agent_id)]
+                position = "" if changes_since is None else max(changes_since, 0)
+                self.scripts.queue(pipe, "fetch", keys, [position, changes_per_read, len(stm_ids), *stm_ids, *im_ids])
             # reads of LTM memories counted since maintenance last flushed them to SQL
             add_reads = self.meta.queue_ltm_reads(pipe, agent_id, ltm_ids) if ltm_ids else None
-            plans.append((agent_id, changes_since is not None, decoders, ltm_ids, add_reads, steps, len(pipe) - queued))
+            plans.append((agent_id, fetched, ltm_ids, add_reads, steps, len(pipe) - queued))
         answers = reading("stm+im", lambda: self.scripts.execute(pipe)) if any(p[-1] for p in plans) else []
         at = 0
-        for agent_id, with_log, decoders, ltm_ids, add_reads, steps, count in plans:
+        for agent_id, fetched, ltm_ids, add_reads, steps, count in plans:
             mine, at = answers[at : at + count], at + count
-            log = mine.pop(0) if with_log else None
-            found: list[MemoryRecord] = []
-            for decode, raw in zip(decoders, mine):
-                found += decode(raw)
+            log, found = None, []
+            if fetched:
+                log, stm_raw, im_raw = mine.pop(0)
+                found = self.stm.decode(agent_id, stm_raw) + self.im.decode(agent_id, im_raw)
             if add_reads is not None:
                 rows = self.ltm.get_many(agent_id, ltm_ids, steps=None if steps is None else steps["ltm"])
-                found += add_reads(rows, mine[len(decoders):])
+                found += add_reads(rows, mine)
             out[agent_id] = (found, log)
         return out
 
@@ -240,10 +243,6 @@ class TierSet:
         """The agent's change log after ``position``: (seq, version, entries, incarnation), see changes.lua."""
         keys = [self.keys.meta(agent_id), self.keys.changes(agent_id)]
         return reading("redis", lambda: self.scripts.call("changes", keys, [max(position, 0), most]))
-
-    def _queue_changes(self, pipe: Any, agent_id: str, position: int, most: int) -> None:
-        keys = [self.keys.meta(agent_id), self.keys.changes(agent_id)]
-        self.scripts.queue(pipe, "changes", keys, [max(position, 0), most])
 
     # -- writes that span the Redis tiers -----------------------------------------------------------
     def store(

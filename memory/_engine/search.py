@@ -137,7 +137,8 @@ class Searcher:
             return []
         if query.keywords is not None:
             return self._hybrid(indices, query, limit)
-        tiers = [(index.agent_id, index.tiers[tier]) for index in indices for tier in query.tiers]
+        tiers = [(index.agent_id, index.tiers[tier]) for index in indices for tier in query.tiers
+                 if len(index.tiers[tier])]  # an empty tier answers nothing (many agents' LTMs, early on)
         query = _with_spreads(query, [tier for index in indices for tier in index.tiers.values()])
         per_tier: list[Iterable[Hit]]
         if query.rank is not None:  # normalised over every agent's memories that pass

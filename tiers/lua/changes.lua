@@ -6,10 +6,4 @@
 -- its position (entry id 0-<seq> minus its n ids), or, with no entries, when seq now equals its
 -- position; otherwise the log was trimmed past it, the agent was cleared (clearing restarts seq at
 -- the time in milliseconds) or Redis lost the agent's keys, and it rebuilds.
-local meta = redis.call('HMGET', KEYS[1], 'cseq', 'version', 'inc')
-local seq = tonumber(meta[1] or '0')
-local entries = {}
-if tonumber(ARGV[1]) < seq then
-  entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
-end
-return {seq, meta[2] or '0', entries, meta[3] or false}
+return changes_since(KEYS[1], KEYS[2], ARGV[1], ARGV[2])

@@ -86,6 +86,18 @@ local function note_change(changes, meta, op, tier, ids, from)
   end
 end
 
+-- The log after a reader's position: {seq now, the agent's version, entries after the position,
+-- its incarnation} (see changes.lua for how a reader tells it missed nothing).
+local function changes_since(meta, changes, position, most)
+  local state = redis.call('HMGET', meta, 'cseq', 'version', 'inc')
+  local seq = tonumber(state[1] or '0')
+  local entries = {}
+  if tonumber(position) < seq then
+    entries = redis.call('XRANGE', changes, '(0-' .. position, '+', 'COUNT', most)
+  end
+  return {seq, state[2] or '0', entries, state[3] or false}
+end
+
 -- The ids of the (id, blob) section of put_records' arguments.
 local function put_ids(argv, first)
   local ids = {}
