@@ -122,9 +122,11 @@ def main() -> None:
           f"LTM {alone['ltm']:,}); {len(across)} successful trades; {args.rounds} interleaved rounds of "
           f"{args.repeats} calls")
     print()
-    for name, label in (("across", "query_agents(100 agents), p50"), ("one agent", "baseline: one agent holding the same memories, p50"),
-                        ("one by one", "the same query asked agent by agent (100 calls), p50"),
-                        ("small", "one agent of 2,000 steps, p50")):
+    labels = {"across": "query_agents(100 agents), p50",
+              "one agent": "baseline: one agent holding the same memories, p50",
+              "one by one": "the same query asked agent by agent (100 calls), p50",
+              "small": "one agent of 2,000 steps, p50"}
+    for name, label in labels.items():
         rounds = ", ".join(f"{v:.1f}" for v in figures[name])
         print(f"  {label:<58} {median[name]:8.2f} ms   (rounds: {rounds})")
     print(f"  across / one agent = {ratio:.2f} (target <= {TARGET:.1f})   {'PASS' if ratio <= TARGET else 'FAIL'}")
