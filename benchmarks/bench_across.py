@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory import AgentMemoryAPI  # noqa: E402
@@ -111,6 +113,11 @@ def main() -> None:
         for api in (many, one):
             for agent in api.list_agents():
                 api.clear_agent_memory(agent)
+    client = redis.Redis.from_url(args.redis_url)  # and the bookkeeping a cleared agent leaves
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
 
     median = {name: statistics.median(values) for name, values in figures.items()}
     ratio = median["across"] / median["one agent"]

@@ -159,6 +159,15 @@ def _first_query(config: MemoryConfig) -> float:
         return time.perf_counter() - started
 
 
+def delete_prefix(url: str, prefix: str) -> None:
+    """The run's keys, found by SCAN (the bookkeeping a cleared agent leaves included)."""
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
@@ -171,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}; redis-py {redis.__version__}; nproc {os.cpu_count()}; "
           f"{args.redis_url}; result cache cleared before every call; {args.repeats} calls per figure")
     ok = True
-    for n in sizes:
-        ok &= run_size(args, n, prefix)
+    try:
+        for n in sizes:
+            ok &= run_size(args, n, prefix)
+    finally:
+        delete_prefix(args.redis_url, prefix)
     print(f"verdict: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
