@@ -33,7 +33,7 @@ from indices.tier_index import TierIndex
 log = logging.getLogger(__name__)
 
 STAMP_MARGIN = 16
-FORMAT = 2  # 2: with the attribute index
+FORMAT = 3  # 2: with the attribute index; 3: with the settings it was made with
 
 
 class SnapshotStore:

@@ -12,6 +12,7 @@ memory that ever passed through.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -194,14 +195,20 @@ class TierIndex:
         out = {
             "ids": np.array([m or "" for m in self.ids], dtype=str), "step": self._step[:n], "kind": self._kind[:n],
             "importance": self._importance[:n], "alive": self._alive[:n], "points": points, "placed": placed,
-            **self.state.to_arrays("state"), **self.attributes.to_arrays(),
+            **self.state.to_arrays("state"), **self.attributes.to_arrays(), "settings": np.array(self._settings()),
         }
         if self.text is not None:
             out.update(self.text.to_arrays("text"), text_dim=np.array(self.text.dim))
         return out
 
+    def _settings(self) -> str:
+        """What an index's contents depend on besides the memories: a file made with others is no use."""
+        return json.dumps([self.state.dim, self.space.cell_size, self.attributes.paths])
+
     def from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Fill an empty index from :meth:`to_arrays` output."""
+        """Fill an empty index from :meth:`to_arrays` output (ValueError: made with other settings)."""
+        if "settings" not in arrays or str(arrays["settings"]) != self._settings():
+            raise ValueError(f"index saved with other settings: {arrays.get('settings')}")
         ids = arrays["ids"].tolist()
         n = len(ids)
         self._grow(n)

@@ -127,3 +127,12 @@ def test_a_damaged_file_is_ignored(make_api, saved, caplog):
     loads = full_loads(second)
     assert answers(second) == saved
     assert "stm" in loads and "ignoring the unreadable index file" in caplog.text
+
+
+def test_a_file_made_with_other_index_settings_is_not_used(make_api, saved):
+    other = dict(OPTIONS, search_config={"text_embedding": "off", "attribute_paths": ["kind"], "cell_size": 3.0})
+    second = make_api(**other)
+    loads = full_loads(second)
+    found = answers(second)
+    assert found["attributes"] == saved["attributes"] and found["near"] == saved["near"]
+    assert {"stm", "im", "ltm"} <= set(loads)  # every tier read whole: the files describe other indices
