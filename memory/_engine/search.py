@@ -366,12 +366,12 @@ def _with_spreads(query: Query, tiers: Sequence[TierIndex]) -> Query:
     if query.state is None or query.spreads is not None:
         return query
     numbers = [path for path, value in query.state if type(value) is int or type(value) is float]
-    spreads = {}
-    for path in numbers:
-        extents = [e for tier in tiers if (e := tier.attributes.extents([path]).get(path)) is not None]
-        if extents:
-            spreads[path] = max(high for _, high in extents) - min(low for low, _ in extents)
-    return replace(query, spreads=spreads)
+    seen: dict[str, tuple[float, float]] = {}
+    for tier in tiers:
+        for path, (low, high) in tier.attributes.extents(numbers).items():
+            known_low, known_high = seen.get(path, (low, high))
+            seen[path] = (min(low, known_low), max(high, known_high))
+    return replace(query, spreads={path: high - low for path, (low, high) in seen.items()})
 
 
 def _state_distances(tier: TierIndex, query: Query, rows: np.ndarray) -> np.ndarray:
