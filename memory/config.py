@@ -8,6 +8,7 @@ MAX_SECONDS, what Redis, SQL and Lua all take), each raising MemoryConfigExcepti
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -311,6 +312,12 @@ class MemoryConfig(_Options):
         _flag(self, "degrade_reads")
         if self.redis_url is not None and self.stm_config.explicit_connection:
             raise MemoryConfigException("give the Redis server either as redis_url or in stm_config, not both")
+
+    @property
+    def retention_rate(self) -> float:
+        """How fast retention falls per step, as a logarithm: -ln(decay) / decay_steps (the slope of
+        the tiers' retention keys, tiers/lua/lib.lua)."""
+        return -math.log(self.memory_priority_decay) / self.decay_steps
 
     def redis_url_option(self) -> str | None:
         """The explicit Redis URL of this config ("" = embedded), or None to auto-detect."""

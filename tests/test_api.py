@@ -4,6 +4,7 @@ input, the result cache, maintenance policy and statistics. Runs on both Redis e
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -447,6 +448,88 @@ def test_importance_decides_who_stays_in_stm(make_api):
     api.force_memory_maintenance("a")
     kept = {r["step_number"] for r in api.retrieve_by_time_range("a", 0, 29) if r["tier"] == "stm"}
     assert set(range(5)) <= kept and len(kept) == 10
+
+
+def stm_steps(api, agent, last):
+    return {r["step_number"] for r in api.retrieve_by_time_range(agent, 0, last) if r["tier"] == "stm"}
+
+
+def expected_stm(importances, kept, decay, decay_steps, newest, read_at=None):
+    """The steps the retention formula keeps: importance x decay ** (age / decay_steps)."""
+    read_at = read_at or {}
+    def retention(step):
+        age = newest - max(step, read_at.get(step, step))
+        return importances[step] * decay ** (age / decay_steps)
+    return set(sorted(importances, key=lambda step: (-retention(step), -step))[:kept])
+
+
+def test_importance_and_age_together_decide_who_stays(make_api):
+    rng = random.Random(7)
+    importances = {step: rng.choice([0.0, 0.1, 0.3, 0.6, 0.9, 1.0]) for step in range(200)}
+    api = make_api(cleanup_interval=10**6, stm_config={"memory_limit": 40}, memory_priority_decay=0.7,
+                   decay_steps=25)
+    for step, importance in importances.items():
+        api.store_agent_state("a", {"s": step}, step, priority=importance)
+    api.force_memory_maintenance("a")
+    assert stm_steps(api, "a", 199) == expected_stm(importances, 40, 0.7, 25, 199)
+
+
+def test_a_read_makes_a_memory_as_young_as_the_agent_was_then(make_api):
+    api = make_api(cleanup_interval=10**6, stm_config={"memory_limit": 10}, memory_priority_decay=0.5, decay_steps=1)
+    importances = {step: 0.6 if step == 0 else 0.5 for step in range(30)}
+    first = api.store_agent_state("a", {"s": 0}, 0, priority=0.6)
+    for step in range(1, 30):
+        if step == 25:
+            assert api.get_memory("a", first)["step_number"] == 0  # a focused read when the newest step is 24
+        api.store_agent_state("a", {"s": step}, step, priority=importances[step])
+    api.force_memory_maintenance("a")
+    assert stm_steps(api, "a", 29) == expected_stm(importances, 10, 0.5, 1, 29, read_at={0: 24}) == {0, *range(21, 30)}
+
+
+def test_zero_importance_goes_before_any_positive_one_oldest_first(make_api):
+    api = make_api(cleanup_interval=10**6, stm_config={"memory_limit": 5})
+    for step in range(10):
+        api.store_agent_state("a", {"s": step}, step, priority=0.0 if step >= 5 else 1e-300)
+    api.force_memory_maintenance("a")
+    assert stm_steps(api, "a", 9) == {0, 1, 2, 3, 4}
+    for step in range(10, 15):
+        api.store_agent_state("a", {"s": step}, step, priority=0.0)
+    api.force_memory_maintenance("a")
+    assert stm_steps(api, "a", 14) == {0, 1, 2, 3, 4}  # each zero, older or newer, went first
+
+
+def test_retention_keys_lost_or_made_with_other_settings_are_made_again(make_api, redis_client):
+    rng = random.Random(3)
+    importances = {step: rng.choice([0.2, 0.5, 1.0]) for step in range(120)}
+    writer = make_api(cleanup_interval=10**6, stm_config={"memory_limit": 1000}, memory_priority_decay=0.99)
+    for step, importance in importances.items():
+        writer.store_agent_state("a", {"s": step}, step, priority=importance)
+    keys = writer._tiers.keys
+    redis_client.delete(keys.tier("a", "stm").retention)  # as an agent stored before the index existed
+    redis_client.hdel(keys.meta("a"), "rrate")
+    maintainer = make_api(cleanup_interval=10**6, stm_config={"memory_limit": 60}, memory_priority_decay=0.5,
+                          decay_steps=10)
+    maintainer.force_memory_maintenance("a")
+    assert stm_steps(maintainer, "a", 119) == expected_stm(importances, 60, 0.5, 10, 119)
+    assert redis_client.hget(keys.meta("a"), "rrate").decode() == repr(maintainer.config.retention_rate)
+    # the writer's own setting does not mix into the agent's keys
+    for step in range(120, 180):
+        importances[step] = rng.choice([0.2, 0.5, 1.0])
+        writer.store_agent_state("a", {"s": step}, step, priority=importances[step])
+    held = {step: importances[step] for step in stm_steps(maintainer, "a", 179)}
+    maintainer.force_memory_maintenance("a")
+    assert stm_steps(maintainer, "a", 179) == expected_stm(held, 60, 0.5, 10, 179)
+
+
+def test_reindexing_makes_the_retention_keys_again(make_api, redis_client):
+    api = make_api(cleanup_interval=10**6)
+    ids = [api.store_agent_state("a", {"s": step}, step, priority=step / 10) for step in range(10)]
+    retention = api._tiers.keys.tier("a", "stm").retention
+    before = redis_client.zrange(retention, 0, -1, withscores=True)
+    assert [member.decode() for member, _ in before] == ids  # importance and step rise together
+    redis_client.delete(retention)
+    api.rebuild_indices("a")
+    assert redis_client.zrange(retention, 0, -1, withscores=True) == before
 
 
 def test_ttl_demotes_old_memories(make_api, clock):

@@ -24,13 +24,14 @@ from tiers.scripts import Scripts
 
 VERSION = "version"  # moved by every change and every counted read: the cache token
 INCARNATION = "inc"  # Redis time (us) when the hash was created; set by the first version move
-NEWEST = "newest"  # the highest step stored (ages for retention are counted from it)
+NEWEST = "newest"  # the highest step stored (a read stamps it: the memory is as young as that)
 LTM_LO, LTM_HI = "ltm_lo", "ltm_hi"  # step bounds of the agent's LTM rows (NO_LTM: none)
 PROMOTING = "promoting"  # odd while an LTM -> IM promotion runs (a seqlock readers check)
 CHANGE_SEQ = "cseq"  # ids logged in the change log so far (tiers/keys.py)
 LTM_SEQ = "lseq"  # the last LTM change stamp handed out (indices/snapshot.py)
 LTM_EPOCH = "lepoch"  # set when the agent is cleared: persisted LTM indices of before no longer apply
-FIELDS = (VERSION, INCARNATION, NEWEST, LTM_LO, LTM_HI, PROMOTING, CHANGE_SEQ, LTM_SEQ, LTM_EPOCH)
+RETENTION_RATE = "rrate"  # the rate the tiers' retention keys were made with (tiers/lua/lib.lua)
+FIELDS = (VERSION, INCARNATION, NEWEST, LTM_LO, LTM_HI, PROMOTING, CHANGE_SEQ, LTM_SEQ, LTM_EPOCH, RETENTION_RATE)
 NO_LTM = "none"
 
 
@@ -135,18 +136,19 @@ class Bookkeeping:
             writing("redis", lambda: self.scripts.call("ltm_stamp", [self.keys.meta(agent_id)], [floor]))
 
     # -- reads and ages ----------------------------------------------------------------------------
-    def access_state(self, agent_id: str) -> tuple[float, dict[str, float]]:
-        """The agent's newest step, and the step at which each read memory was last read."""
+    def retention_state(self, agent_id: str) -> tuple[str | None, dict[str, float]]:
+        """The rate the agent's retention keys were made with (None: not recorded), and the
+        step at which each read memory was last read."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.meta(agent_id), NEWEST)
+        pipe.hget(self.keys.meta(agent_id), RETENTION_RATE)
         pipe.hgetall(self.keys.seen(agent_id))
-        newest, seen = reading("redis", pipe.execute)
+        rate, seen = reading("redis", pipe.execute)
         last_read_step = {}
         for memory_id, value in seen.items():
             _, step = parse_seen(value)
             if step is not None:
                 last_read_step[memory_id.decode()] = float(step)
-        return float(newest or 0), last_read_step
+        return (None if rate is None else rate.decode()), last_read_step
 
     def set_read_counts(self, agent_id: str, counts: dict[str, int]) -> None:
         """Give memories that came back to IM the retrieval counts they had in LTM."""

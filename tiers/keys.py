@@ -12,6 +12,11 @@ Cluster slot and the multi-key Lua scripts and MULTI blocks stay legal.
     <prefix>:{<agent>}:<tier>:importance     zset   memory_id scored by importance_score
     <prefix>:{<agent>}:<tier>:since          zset   memory_id scored by the unix time it entered the tier,
                                                     in whole microseconds (an integer score)
+    <prefix>:{<agent>}:<tier>:retention      zset   memory_id scored by its retention key (maintenance
+                                                    demotes the lowest first): ln(importance) +
+                                                    step x rate, -1e12 + step x rate at importance
+                                                    0; rate = -ln(decay) / decay_steps, recorded in
+                                                    meta field rrate (tiers/lua/lib.lua)
     <prefix>:{<agent>}:reads                 hash   memory_id -> retrieval count of STM/IM memories
     <prefix>:{<agent>}:ltm_reads             hash   memory_id -> LTM reads not yet flushed to SQL
     <prefix>:{<agent>}:seen                  hash   memory_id -> "<unix time>|<agent's newest step>" of last read
@@ -155,7 +160,7 @@ class KeySchema:
 class TierKeys:
     """The keys of one agent in one Redis tier."""
 
-    __slots__ = ("root", "data", "step", "importance", "since")
+    __slots__ = ("root", "data", "step", "importance", "since", "retention")
 
     def __init__(self, root: str):
         self.root = root
@@ -163,6 +168,7 @@ class TierKeys:
         self.step = f"{root}:step"
         self.importance = f"{root}:importance"
         self.since = f"{root}:since"
+        self.retention = f"{root}:retention"
 
     def all(self) -> list[str]:
-        return [self.data, self.step, self.importance, self.since]
+        return [self.data, self.step, self.importance, self.since, self.retention]

@@ -25,7 +25,7 @@ from tiers.ltm import SQLTier
 from tiers.ltm_schema import DEFAULT_PARTITIONS
 from tiers.moves import Journal, Leases
 from tiers.record import MemoryRecord
-from tiers.redis_tier import RedisTier, since_seconds
+from tiers.redis_tier import DEFAULT_RETENTION_RATE, RedisTier, since_seconds
 from tiers.registry import AgentRegistry
 from tiers.scripts import Scripts
 
@@ -41,6 +41,7 @@ class TierSettings:
     dictionary_samples: int = 500
     wait_replicas: int = 0
     ltm_partitions: int = DEFAULT_PARTITIONS
+    retention_rate: float = DEFAULT_RETENTION_RATE
 
 
 def open_tiers(
@@ -78,8 +79,8 @@ def open_tiers(
                          dictionary_samples=settings.dictionary_samples, load_dictionary=store.load,
                          save_dictionary=store.save, latest_dictionary=store.latest)
     ltm.codec = codec
-    stm = RedisTier("stm", client, keys, scripts, None)
-    im = RedisTier("im", client, keys, scripts, codec)
+    stm = RedisTier("stm", client, keys, scripts, None, settings.retention_rate)
+    im = RedisTier("im", client, keys, scripts, codec, settings.retention_rate)
     tiers = TierSet(client, keys, scripts, codec, stm, im, ltm, binding=binding, deployment=deployment)
     if persist_redis is not None:
         tiers.persist_redis = persist_redis
@@ -288,6 +289,15 @@ class TierSet:
                 f"{len(unknown)} unknown (Redis stopped answering): {cause}",
                 landed, not_landed, frozenset(unknown), []) from cause
 
+    def rebuild_retention(self, agent_id: str) -> int:
+        """Make the agent's retention keys in STM and IM again with this engine's rate (retention.lua);
+        returns how many were written."""
+        keys = [self.keys.meta(agent_id)]
+        for tier in (self.stm, self.im):
+            tk = tier.tier_keys(agent_id)
+            keys += [tk.step, tk.importance, tk.retention]
+        return int(writing("stm+im", lambda: self.scripts.call("retention", keys, [self.stm.retention_rate])))
+
     def set_redis_importance(self, agent_id: str, memory_id: str, importance: float) -> int:
         """Rewrite a memory's importance in STM and IM; returns how many of them held it.
 
@@ -295,7 +305,8 @@ class TierSet:
         script writes only if no move touched the memory meanwhile; otherwise read again.
         """
         stm, im = self.stm.tier_keys(agent_id), self.im.tier_keys(agent_id)
-        keys = [stm.data, stm.importance, im.data, im.importance, self.keys.meta(agent_id), self.keys.changes(agent_id)]
+        keys = [stm.data, stm.importance, im.data, im.importance, self.keys.meta(agent_id), self.keys.changes(agent_id),
+                stm.step, stm.retention, im.step, im.retention]
         while True:
             pipe = self.client.pipeline(transaction=False)
             pipe.hget(stm.data, memory_id)
@@ -304,6 +315,7 @@ class TierSet:
             args: list[Any] = [memory_id, repr(importance)]
             for blob in blobs:
                 args += [b"", b""] if blob is None else [blob, with_importance(blob, importance)]
+            args.append(self.stm.retention_rate)
             found = writing("stm+im", functools.partial(self.scripts.call, "set_importance", keys, args))
             if found >= 0:
                 return found

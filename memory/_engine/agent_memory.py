@@ -143,7 +143,7 @@ class AgentMemoryAPI:
                 key_prefix=config.key_prefix, change_log_limit=config.change_log_limit,
                 compression_level=config.im_config.compression_level, dictionary_size=ltm_cfg.dictionary_size,
                 dictionary_samples=ltm_cfg.dictionary_samples, ltm_partitions=ltm_cfg.partitions,
-                wait_replicas=config.wait_replicas),
+                wait_replicas=config.wait_replicas, retention_rate=config.retention_rate),
             owned_engine=ltm_engine is None, redis_where=self._connection.describe(),
             persist_redis=server.save if server is not None else None, adopt=adopt)
 
@@ -405,10 +405,12 @@ class AgentMemoryAPI:
         return MemorySpace(self, validation.agent_id(agent_id))
 
     def rebuild_indices(self, agent_id: str | None = None) -> int:
-        """Rebuild this process's in-memory indices from the tiers (all agents it knows, or one);
-        returns how many memories were indexed."""
+        """Rebuild this process's in-memory indices from the tiers (all agents it knows, or one),
+        and the retention keys maintenance reads in Redis; returns how many memories were indexed."""
         self._check_open()
         agents = [validation.agent_id(agent_id)] if agent_id is not None else self.list_agents()
+        for agent in agents:
+            self._tiers.rebuild_retention(agent)
         return self._searches.rebuild(agents)
 
     # -- maintenance and statistics -----------------------------------------------------------------

@@ -9,7 +9,10 @@ Per agent, under a lease in Redis so only one process maintains an agent at a ti
    come back to IM; the other counts are flushed into their SQL rows.
 
 Retention score = importance x decay ** (steps behind the agent's newest step / decay_steps),
-where a read refreshes a memory's age to the step at which it was read.
+where a read refreshes a memory's age to the step at which it was read. Scores compare as their
+logarithms, so none underflows and each tier keeps an index of them that aging never changes
+(the retention keys, tiers/lua/lib.lua): a run reads the few lowest, not the tier; among equal
+scores, Redis's order of the ids decides.
 
 STM -> IM is one atomic Lua call. IM <-> LTM spans two stores: the ids are journaled in Redis,
 the destination is written, then the source deleted, then the journal cleared (invariant 1).
@@ -24,8 +27,6 @@ from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import numpy as np
 
 from memory._engine.derive import at_resolution
 from memory.config import MemoryConfig
@@ -205,14 +206,16 @@ class Maintainer:
     # -- one agent -------------------------------------------------------------------------------
     def _maintain(self, agent_id: str, lease: _Lease, report: MaintenanceReport) -> None:
         report.healed += self._heal(agent_id)
-        newest, last_read_step = self.t.meta.access_state(agent_id)
+        rate, last_read_step = self.t.meta.retention_state(agent_id)
+        if rate != self.t.stm.retention_rate:  # made before the keys existed, or with other settings
+            self.t.rebuild_retention(agent_id)
         stm_cfg, im_cfg = self.config.stm_config, self.config.im_config
         for batch in self._victims(self.t.stm, agent_id, stm_cfg.memory_limit, stm_cfg.ttl,
-                                   stm_cfg.low_watermark, newest, last_read_step):
+                                   stm_cfg.low_watermark, last_read_step):
             lease.renew()
             report.stm_to_im += self._stm_to_im(agent_id, batch)
         for batch in self._victims(self.t.im, agent_id, im_cfg.memory_limit, im_cfg.ttl,
-                                   im_cfg.low_watermark, newest, last_read_step):
+                                   im_cfg.low_watermark, last_read_step):
             lease.renew()
             report.im_to_ltm += self._im_to_ltm(agent_id, batch)
         lease.renew()
@@ -227,28 +230,21 @@ class Maintainer:
         limit: int,
         ttl: float,
         low_watermark: float,
-        newest: float,
         last_read_step: dict[str, float],
-    ) -> Iterable[list[str]]:
+    ) -> list[list[str]]:
         """Ids to demote from ``tier``, in batches: expired ones, then the excess by retention."""
-        ids, steps, importances, since = tier.index_snapshot(agent_id)
-        if not ids:
-            return []
-        expired = since < self.clock() - ttl
-        chosen = list(np.flatnonzero(expired))
-        alive = np.flatnonzero(~expired)
-        if len(alive) > limit:
-            excess = len(alive) - int(limit * low_watermark)
-            step = steps[alive]
-            read = np.asarray([last_read_step.get(ids[i], -np.inf) for i in alive])
-            age = np.maximum(newest - np.maximum(step, read), 0.0)
-            decay = self.config.memory_priority_decay
-            retention = importances[alive] * decay ** (age / self.config.decay_steps)
-            # lowest retention first; among equals the older step goes first
-            order = np.lexsort((step, retention))[:excess]
-            chosen += list(alive[order])
+        expired, excess, lowest, read = tier.demotion_candidates(
+            agent_id, self.clock() - ttl, limit, int(limit * low_watermark), list(last_read_step))
+        victims = list(expired)
+        if excess:
+            keys = dict(lowest)
+            rate = self.config.retention_rate
+            for memory_id, key, step in read:  # a read makes a memory as young as the agent was then
+                keys[memory_id] = key + max(0.0, last_read_step[memory_id] - step) * rate
+            for memory_id in expired:
+                keys.pop(memory_id, None)
+            victims += sorted(keys, key=keys.__getitem__)[:excess]  # stable: Redis's order among equals
         batch_size = self.config.ltm_config.batch_size
-        victims = [ids[i] for i in chosen]
         return [victims[i : i + batch_size] for i in range(0, len(victims), batch_size)]
 
     # -- the moves -----------------------------------------------------------------------------

@@ -31,22 +31,52 @@ local function record_type(blob)
   return string.sub(blob, pos + 1, pos + len)
 end
 
+-- Retention keys: maintenance demotes a tier's lowest first (memory/_engine/maintenance.py).
+-- retention = importance x decay ^ (age / decay_steps) compares as its logarithm, and the part
+-- that depends on the agent's newest step is the same for all its memories, so the key is
+-- ln(importance) + step x rate, rate = -ln(decay) / decay_steps: it never changes as the agent
+-- ages. Importance 0 sits below every positive one (ln of the smallest double is about -745) and
+-- still orders by step. The rate is the agent's (meta field rrate, set by its first store);
+-- maintenance run with another setting builds the keys again (retention.lua).
+local ZERO_IMPORTANCE = -1e12
+local function retention_key(importance, step, rate)
+  local base = ZERO_IMPORTANCE
+  if importance > 0 then base = math.log(importance) end
+  return string.format('%.17g', base + step * rate)  -- redis.call would print a number in 14 digits
+end
+
+-- The agent's rate; ``proposed`` (the caller's setting) becomes it for an agent's first store.
+local function retention_rate(meta, proposed)
+  local rate = redis.call('HGET', meta, 'rrate')
+  if rate then return tonumber(rate) end
+  if redis.call('HEXISTS', meta, 'version') == 0 then redis.call('HSET', meta, 'rrate', proposed) end
+  return tonumber(proposed)
+end
+
 -- Store records in one tier. The caller (RedisTier.put_sections) sends argv[first ..] already in
 -- command shape, so nothing is rebuilt here:
 --   n, then n x (id, blob), n x (step, id), n x (importance, id), n x (now, id)
+-- tier.rate: the agent's retention rate (retention_rate).
 local function put_records(tier, argv, first)
   local n = tonumber(argv[first])
   local pos = first + 1
   bulk_argv('HSET', tier.data, argv, pos, pos + 2 * n - 1)
   pos = pos + 2 * n
+  local steps, importances = pos, pos + 2 * n
   for _, key in ipairs({tier.step, tier.importance, tier.since}) do
     bulk_argv('ZADD', key, argv, pos, pos + 2 * n - 1)
     pos = pos + 2 * n
   end
+  local keys = {}
+  for i = 0, n - 1 do
+    keys[#keys + 1] = retention_key(tonumber(argv[importances + 2 * i]), tonumber(argv[steps + 2 * i]), tier.rate)
+    keys[#keys + 1] = argv[steps + 2 * i + 1]
+  end
+  bulk('ZADD', tier.retention, keys)
   return n
 end
 
--- Remove ids from one tier: the records and their step/importance/since entries.
+-- Remove ids from one tier: the records and their step/importance/since/retention entries.
 -- Returns the number of records removed.
 local function delete_records(tier, ids)
   local removed = 0
@@ -58,6 +88,7 @@ local function delete_records(tier, ids)
     redis.call('ZREM', tier.step, unpack(ids, i, j))
     redis.call('ZREM', tier.importance, unpack(ids, i, j))
     redis.call('ZREM', tier.since, unpack(ids, i, j))
+    redis.call('ZREM', tier.retention, unpack(ids, i, j))
     i = j + 1
   end
   return removed
