@@ -12,7 +12,7 @@ rounded to 2-3 decimals, a small inventory dict, enum-like strings, a short list
 agents, the step). One run, in this order:
 
  1. single store      store_agent_state on its own agents (default cleanup_interval=100), on
-                      two engines in turn: without state vectors and with them (the default)
+                      two engines in turn: without state vectors (the default) and with them
  2. batched store     store_many of every agent x every step, step-major batches of --batch
                       states, interleaved with the raw baseline: redis-py pipelined HSET of the
                       same msgpack payloads (packed beforehand, untimed: the stricter baseline).
@@ -224,7 +224,7 @@ def measure_single_store(
     args: argparse.Namespace, client: redis.Redis, prefix: str, data_dir: str
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """store_agent_state latency, round-robin over 10 agents (default cleanup_interval=100), on
-    two engines called in turn, one without state vectors and one with (the default), so both
+    two engines called in turn, one without state vectors (the default) and one with, so both
     see the same moments of this machine; between them, the round trip of a script that does
     nothing, sent the way tiermem sends its scripts: this machine's floor for any store.
     Returns (without, with, floor)."""
@@ -453,7 +453,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     plain, with_vector, floor = measure_single_store(args, client, f"{root}.solo", f"{tmp}/solo")
     report.add_latency("store_agent_state (single call)", plain, "single_p50_ms")
     report.add_latency("  round trip of a script doing nothing (floor)", floor)
-    report.add_latency("store_agent_state with a state vector (the default)", with_vector)
+    report.add_latency("store_agent_state with a state vector (state_vectors=True)", with_vector)
     ratio = with_vector["p50"] / plain["p50"]
     report.add_figure("p50 with a state vector / without", f"{ratio:.2f}", "state_vector_store_ratio", ratio)
 

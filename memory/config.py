@@ -192,6 +192,7 @@ class LTMConfig(_Options):
 
 
 TEXT_EMBEDDING_MODES = ("off", "on_query", "background")
+MAINTENANCE_MODES = ("inline", "background")
 
 
 @dataclass(init=False)
@@ -260,6 +261,9 @@ class MemoryConfig(_Options):
     """Engine-wide settings and the three tier sections (objects or dicts)."""
 
     cleanup_interval: int = 100  # insertions between automatic maintenance runs
+    maintenance_mode: str = "inline"  # "inline": the store that makes it due runs it; "background": a
+    #                                   thread of the engine does, and a store waits only for an agent
+    #                                   a whole run behind (memory/_engine/scheduling.py)
     memory_priority_decay: float = 0.95  # importance factor per `decay_steps` steps of age
     decay_steps: int = 100  # steps over which importance decays by one factor
     key_prefix: str = "tiermem"  # first part of every Redis key
@@ -293,6 +297,9 @@ class MemoryConfig(_Options):
         for name in ("cache_ttl", "maintenance_lock_timeout", "redis_timeout"):
             _seconds(self, name)
         _fraction(self, "memory_priority_decay")
+        if not isinstance(self.maintenance_mode, str) or self.maintenance_mode not in MAINTENANCE_MODES:
+            raise MemoryConfigException(f"maintenance_mode must be one of {MAINTENANCE_MODES}, "
+                                        f"got {validation.shown(self.maintenance_mode)}")
         try:
             validate_prefix(self.key_prefix)
         except ValueError as exc:

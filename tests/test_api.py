@@ -439,6 +439,34 @@ def test_capacity_moves_memories_down_and_they_stay_findable(make_api):
     assert stats["tiers"]["ltm"]["compression_ratio"] > 1.0
 
 
+def test_background_maintenance_keeps_the_tiers_within_a_run_of_their_limits(make_api):
+    api = make_api(maintenance_mode="background", cleanup_interval=50, stm_config={"memory_limit": 100},
+                   im_config={"memory_limit": 200, "low_watermark": 1.0})
+    worst = 0
+    for start in range(0, 2000, 50):
+        api.store_many([{"agent_id": "a", "step_number": step, "data": {"s": step}} for step in range(start, start + 50)])
+        worst = max(worst, tier_counts(api, "a")["stm"])
+    assert worst <= 100 + 3 * 50  # the run going, one queued, and the batch that waited for them
+    api.force_memory_maintenance("a")  # waits for the thread first: nothing is busy
+    assert tier_counts(api, "a") == {"stm": 100, "im": 200, "ltm": 1700}
+    assert steps_of(api.retrieve_by_time_range("a", 0, 1999)) == list(range(2000))
+
+
+def test_closing_runs_the_background_maintenance_already_due(make_api):
+    api = make_api(maintenance_mode="background", cleanup_interval=10, stm_config={"memory_limit": 10})
+    for agent in ("a", "b", "c"):
+        api.store_many([{"agent_id": agent, "step_number": step, "data": {"s": step}} for step in range(30)])
+    api.close()
+    again = make_api()
+    assert [tier_counts(again, agent)["stm"] for agent in ("a", "b", "c")] == [10, 10, 10]
+
+
+@pytest.mark.parametrize("mode", ["later", "", None, 1])
+def test_an_unknown_maintenance_mode_is_refused(mode):
+    with pytest.raises(MemoryConfigException, match="maintenance_mode must be one of"):
+        MemoryConfig(maintenance_mode=mode)
+
+
 def test_importance_decides_who_stays_in_stm(make_api):
     api = make_api(cleanup_interval=1000, stm_config={"memory_limit": 10}, memory_priority_decay=0.5,
                    decay_steps=100)

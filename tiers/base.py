@@ -59,6 +59,7 @@ class FastTier(Tier, Protocol):
     beyond the shared contract. Its reads can join a pipeline; its writes are script calls."""
 
     codec: Any
+    retention_rate: str  # this engine's rate for an agent's retention keys (tiers/lua/lib.lua), as sent
 
     def put_many(self, agent_id: str, records: Sequence[MemoryRecord], now: float, *, embed_text: bool = False,
                  leaving: str = "", skip_stored: bool = False) -> int | None:

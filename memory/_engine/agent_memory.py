@@ -19,6 +19,7 @@ from memory import validation
 from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
 from memory._engine.maintenance import LTM_TO_IM, Maintainer, MaintenanceReport
 from memory._engine.reads import QueryResult, Reads
+from memory._engine.scheduling import BackgroundMaintenance, InlineMaintenance, MaintenanceScheduler
 from memory._engine.search import Query, Searcher
 from memory._engine.searches import Searches
 from memory._engine.statistics import gather
@@ -88,7 +89,10 @@ class AgentMemoryAPI:
             attribute_paths=search.attribute_paths))
         self._text_embedder = TextEmbedder(self._tiers, search)
         self._reads = Reads(self._tiers, self._cache, config, self._check_open)
-        self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintainer)
+        self._maintenance: MaintenanceScheduler = (
+            BackgroundMaintenance(self._maintainer, config.maintenance_lock_timeout)
+            if config.maintenance_mode == "background" else InlineMaintenance(self._maintainer))
+        self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintenance)
         self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch_many),
                                   self._text_embedder, config)
         self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
@@ -159,6 +163,7 @@ class AgentMemoryAPI:
         if self._closed:
             return
         self._closed = True
+        self._maintenance.close()
         self._text_embedder.close()
         try:
             self._catalog.save()
@@ -421,6 +426,7 @@ class AgentMemoryAPI:
         is done, from a maintenance thread when there are several."""
         self._check_open()
         self._check_incarnation()
+        self._maintenance.settle()  # a run of the background thread would hold an agent's lease
         if agent_id is not None:
             agents = [validation.agent_id(agent_id)]
             report = self._maintainer.run(agents, progress=progress)

@@ -1,6 +1,6 @@
 """The store path: validate every memory of a call before writing any, then one streamed round
 trip (one put script per agent) that builds the records while Redis runs the puts already sent;
-every ``cleanup_interval`` insertions of an agent, maintenance."""
+every ``cleanup_interval`` insertions of an agent, maintenance (memory/_engine/scheduling.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from embeddings.state import StateEncoder
 from memory import validation
 from memory._engine.derive import PositionReader, unit_vector
 from memory._engine.ids import MemoryIds
-from memory._engine.maintenance import Maintainer
+from memory._engine.scheduling import MaintenanceScheduler
 from memory._engine.text_embedder import TextEmbedder
 from memory.config import MemoryConfig
 from tiers.errors import (
     InvalidInputError,
-    MemoryMaintenanceException,
     MemoryStoreException,
     OutcomeUnknownError,
     StoreIncompleteError,
@@ -37,7 +36,7 @@ Checked = tuple[str, str, int, str, float, bytes, Any, "Embeddings | None"]
 class Writes:
     def __init__(
         self, tiers: TierSet, config: MemoryConfig, clock: Callable[[], float], state_encoder: StateEncoder | None,
-        text_embedder: TextEmbedder, maintainer: Maintainer,
+        text_embedder: TextEmbedder, maintenance: MaintenanceScheduler,
     ):
         self._tiers = tiers
         self._config = config
@@ -45,7 +44,7 @@ class Writes:
         self._state_encoder = state_encoder
         self._position_of = PositionReader(config.search_config.position_key)
         self._text_embedder = text_embedder
-        self._maintainer = maintainer
+        self._maintenance = maintenance
         self._ids = MemoryIds()
         self._unmaintained: dict[str, int] = defaultdict(int)
 
@@ -176,8 +175,4 @@ class Writes:
             return
         for agent_id in due:
             del self._unmaintained[agent_id]
-        try:
-            self._maintainer.run(due, only_if_needed=True)
-        except MemoryMaintenanceException as exc:
-            # The write itself succeeded; every memory is still findable. Say so loudly.
-            log.warning("automatic maintenance failed, will retry at the next interval: %s", exc)
+        self._maintenance.schedule(due)
