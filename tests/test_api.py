@@ -555,6 +555,8 @@ def test_reindexing_makes_the_retention_keys_again(make_api, redis_client):
     retention = api._tiers.keys.tier("a", "stm").retention
     before = redis_client.zrange(retention, 0, -1, withscores=True)
     assert [member.decode() for member, _ in before] == ids  # importance and step rise together
+    rate = api.config.retention_rate
+    assert [key for _, key in before] == [-1e12] + [math.log(step / 10) + step * rate for step in range(1, 10)]
     redis_client.delete(retention)
     api.rebuild_indices("a")
     assert redis_client.zrange(retention, 0, -1, withscores=True) == before

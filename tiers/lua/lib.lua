@@ -39,10 +39,13 @@ end
 -- still orders by step. The rate is the agent's (meta field rrate, set by its first store);
 -- maintenance run with another setting builds the keys again (retention.lua).
 local ZERO_IMPORTANCE = -1e12
+local function retention_base(importance)
+  if importance > 0 then return math.log(importance) end
+  return ZERO_IMPORTANCE
+end
+-- A number: redis.call writes it with 17 significant digits, the same double again.
 local function retention_key(importance, step, rate)
-  local base = ZERO_IMPORTANCE
-  if importance > 0 then base = math.log(importance) end
-  return string.format('%.17g', base + step * rate)  -- redis.call would print a number in 14 digits
+  return retention_base(importance) + step * rate
 end
 
 -- The agent's rate; ``proposed`` (the caller's setting) becomes it for an agent's first store.
@@ -67,10 +70,16 @@ local function put_records(tier, argv, first)
     bulk_argv('ZADD', key, argv, pos, pos + 2 * n - 1)
     pos = pos + 2 * n
   end
-  local keys = {}
+  local keys, bases = {}, {}  -- importances repeat (1.0 unless a store says otherwise): one log each
   for i = 0, n - 1 do
-    keys[#keys + 1] = retention_key(tonumber(argv[importances + 2 * i]), tonumber(argv[steps + 2 * i]), tier.rate)
-    keys[#keys + 1] = argv[steps + 2 * i + 1]
+    local importance = argv[importances + 2 * i]
+    local base = bases[importance]
+    if base == nil then
+      base = retention_base(tonumber(importance))
+      bases[importance] = base
+    end
+    keys[2 * i + 1] = base + tonumber(argv[steps + 2 * i]) * tier.rate
+    keys[2 * i + 2] = argv[steps + 2 * i + 1]
   end
   bulk('ZADD', tier.retention, keys)
   return n
