@@ -10,6 +10,7 @@ paths the Agent Memory API document uses. Everything else under ``memory`` is pr
 
 from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
 from memory._engine.maintenance import MaintenanceReport
+from memory._engine.transfer import ImportReport
 from memory.cache import cacheable
 from memory.config import LTMConfig, MemoryConfig, RedisIMConfig, RedisSTMConfig, SearchConfig
 from memory.conversation import (
@@ -81,6 +82,7 @@ __all__ = [
     "MemorySpace",
     "QueryBuilder",
     "QueryResult",
+    "ImportReport",
     "MaintenanceReport",
     "AgentState",
     "ActionResult",

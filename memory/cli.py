@@ -7,6 +7,9 @@
                                              an agent's memories in step order
     tiermem maintain [--agent ID]            run maintenance now (demote, promote, heal)
     tiermem reindex [--agent ID]             rebuild the search indices from the tiers
+    tiermem export [--agent ID ...] [--vectors] [--tiers] > FILE
+                                             memories as JSON Lines (a header, then one a line)
+    tiermem import FILE [--tiers]            store an export's memories again (FILE - : stdin)
     tiermem deployment [--adopt]             the deployment the key prefix and the LTM belong to
     tiermem --version
 
@@ -17,8 +20,8 @@ only when stderr is a terminal. ``--json`` prints what the engine returned, for 
 
 Exit status: 0 done; 1 the engine refused or failed (one line on stderr, ``tiermem: error: ...``);
 2 a usage error; 130 interrupted; 141 stdout closed early (``tiermem show a | head``).
-``stats``, ``agents``, ``show`` and ``deployment`` (without ``--adopt``) only read: on the
-embedded engine they leave its snapshot file as they found it.
+``stats``, ``agents``, ``show``, ``export`` and ``deployment`` (without ``--adopt``) only read: on
+the embedded engine they leave its snapshot file as they found it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from memory import AgentMemoryAPI, MemoryAPIException, MemoryConfig
+from memory import AgentMemoryAPI, InvalidInputError, MemoryAPIException, MemoryConfig
+from memory._engine import transfer
 from memory.cli_text import agents_text, indexed_text, jsonable, memories_text, stats_text, summary_text
 
 GOALS = ("gather", "trade", "explore", "rest")
@@ -316,6 +320,52 @@ def reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Write memories to stdout as JSON Lines: the format's header, then one memory a line."""
+    with opened(_config(args)) as memory:
+        names = args.agent or memory.list_agents()
+        print(json.dumps(transfer.header()))
+        with _progress([], "exporting", unit="memory") as bar:
+            for item in memory.export_memories(names, vectors=args.vectors, tiers=args.tiers):
+                print(json.dumps(item))
+                bar.update()
+    return 0
+
+
+def import_file(args: argparse.Namespace) -> int:
+    """Store the memories of an export file again, as they were; those held already are skipped."""
+    with opened(_config(args)) as memory, _lines(args.file) as lines:
+        with _progress([], "importing", unit="memory") as bar:
+            report = memory.import_memories(_json_lines(lines), tiers=args.tiers,
+                                            progress=lambda done: bar.update(done.read - bar.n))
+    if args.json:
+        _json(report.as_dict())
+    else:
+        print(summary_text(report.as_dict()))
+    return 0
+
+
+@contextmanager
+def _lines(path: str) -> Iterator[Any]:
+    if path == "-":
+        yield sys.stdin
+        return
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        yield handle
+
+
+def _json_lines(lines: Any) -> Iterator[Any]:
+    for number, line in enumerate(lines, 1):
+        try:
+            yield json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"line {number} is not JSON: {exc}") from None
+
+
 def deployment(args: argparse.Namespace) -> int:
     """Show the deployment this configuration binds; ``--adopt`` binds the key prefix to this
     LTM when Redis names another deployment whose LTM is lost for good."""
@@ -420,6 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "how many each agent indexed.")
     _agent_option(rebuild)
     _json_option(rebuild, "what was indexed")
+
+    dump = _command(commands, "export", export, "write memories as JSON Lines to stdout",
+                    "Write memories to stdout as JSON Lines: a header line, then one memory a line (its id,\n"
+                    "step, type, creation time, importance, read count and last read, and its contents),\n"
+                    "agent by agent in step order. `tiermem import` stores them again as they were.")
+    dump.add_argument("--agent", action="append", metavar="ID", help="this agent (repeat for more; default: every agent)")
+    dump.add_argument("--vectors", action="store_true", help="with each memory's vectors")
+    dump.add_argument("--tiers", action="store_true", help="with the tier that holds each memory")
+
+    load = _command(commands, "import", import_file, "store the memories of an export file",
+                    "Store the memories of an export file (FILE, or - for stdin) again as they were, in\n"
+                    "STM (maintenance moves them down), or with --tiers each in the tier it was exported\n"
+                    "from. A memory some tier holds already is skipped: importing twice stores it once.")
+    load.add_argument("file", metavar="FILE", help="the export file, or - for stdin")
+    load.add_argument("--tiers", action="store_true", help="each memory back in the tier the export names")
+    _json_option(load, "what was imported")
 
     bind = _command(commands, "deployment", deployment, "show the deployment the key prefix and the LTM belong to",
                     "Print the deployment (an id recorded in Redis and in the LTM) that this key prefix and\n"

@@ -102,6 +102,12 @@ def count(
     return int(value)
 
 
+def flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be True or False, got {shown(value)}")
+    return value
+
+
 def limit(value: Any, name: str = "limit") -> int | None:
     """A result limit: None (all) or a non-negative int up to MAX_COUNT."""
     return None if value is None else count(value, name)

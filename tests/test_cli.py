@@ -6,6 +6,7 @@ exit statuses, progress, and the embedded snapshot that read-only commands leave
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -461,7 +462,7 @@ def test_read_only_commands_leave_the_embedded_snapshot_alone(seeded, capsys):
     os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))  # a time no write can give it
     for argv in (["stats"], ["stats", "--json"], ["stats", "--agent", "agent-0"], ["agents"], ["agents", "--json"],
                  ["show", "agent-0"], ["show", "agent-1", "--steps", "5:9", "--json", "--vectors"],
-                 ["show", "agent-0", "--type", "action"], ["deployment"]):
+                 ["show", "agent-0", "--type", "action"], ["deployment"], ["export", "--vectors", "--tiers"]):
         status, _, err = cli(capsys, *argv, *seeded.options)
         assert status == 0, (argv, err)
         assert snapshot_of(seeded.config.data_dir)[1:] == (content, 1_000_000_000_000_000_000), argv
@@ -488,3 +489,35 @@ def test_progress_and_start_up_status_go_to_a_terminal_on_stderr_only(seeded, ca
         json.loads(out)  # stdout holds the result alone
     status, out, err = cli(capsys, "reindex", "--json", *seeded.options)
     assert json.loads(out) == indexed
+
+
+def test_export_and_import_carry_an_agents_memories_to_another_engine_as_they_were(seeded, capsys, tmp_path,
+                                                                                   monkeypatch):
+    status, out, err = cli(capsys, "export", "--agent", "agent-0", "--agent", "agent-1", "--tiers", "--vectors",
+                           *seeded.options)
+    assert status == 0, err
+    lines = out.splitlines()
+    with seeded.api() as api:
+        held = sum(api.get_memory_statistics(agent)["total_memories"] for agent in ("agent-0", "agent-1"))
+    assert json.loads(lines[0]) == {"format": "tiermem-memories", "version": 1} and len(lines) == 1 + held
+    assert {json.loads(line)["tier"] for line in lines[1:]} == {"stm", "im", "ltm"}
+    path = tmp_path / "memories.jsonl"
+    path.write_text(out)
+    options = list(seeded.options)
+    options[options.index("--data-dir") + 1] = str(tmp_path / "copy")
+    if "--prefix" in options:
+        options[options.index("--prefix") + 1] += "-copy"
+    status, out, err = cli(capsys, "import", str(path), "--tiers", "--json", *options)
+    assert status == 0, err
+    assert json.loads(out) == {"read": held, "imported": held, "skipped": 0, "agents": 2}
+    for agent in ("agent-0", "agent-1"):
+        shown = [cli(capsys, "show", agent, "--json", "--vectors", *where)[1] for where in (seeded.options, options)]
+        assert shown[0] == shown[1]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(path.read_text()))
+    status, out, _ = cli(capsys, "import", "-", "--json", *options)
+    assert (status, json.loads(out)["skipped"]) == (0, held)
+    path.write_text(lines[0] + "\n" + lines[1] + "\n{not json\n")
+    status, _, err = cli(capsys, "import", str(path), *options)
+    assert status == 1 and "line 3 is not JSON" in err
+    status, _, err = cli(capsys, "import", str(tmp_path / "missing.jsonl"), *options)
+    assert status == 1 and "cannot read" in err

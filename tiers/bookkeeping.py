@@ -150,6 +150,19 @@ class Bookkeeping:
                 last_read_step[memory_id.decode()] = float(step)
         return (None if rate is None else rate.decode()), last_read_step
 
+    def restore_access(self, agent_id: str, records: Sequence[MemoryRecord]) -> None:
+        """Give STM or IM memories the retrieval counts and last reads they had (an import)."""
+        counts = {r.memory_id: r.retrieval_count for r in records if r.retrieval_count}
+        seen = {r.memory_id: f"{r.last_access_time!r}|{'' if r.last_access_step is None else r.last_access_step}"
+                for r in records if r.last_access_time is not None}
+        pipe = self.client.pipeline(transaction=False)
+        if counts:
+            pipe.hset(self.keys.reads(agent_id), mapping=counts)
+        if seen:
+            pipe.hset(self.keys.seen(agent_id), mapping=seen)
+        if counts or seen:
+            writing("redis", pipe.execute)
+
     def set_read_counts(self, agent_id: str, counts: dict[str, int]) -> None:
         """Give memories that came back to IM the retrieval counts they had in LTM."""
         if counts:

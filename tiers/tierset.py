@@ -394,6 +394,21 @@ class TierSet:
         if memory_ids:
             writing("redis", lambda: self.client.zrem(self.keys.pending(agent_id), *memory_ids))
 
+    def held(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        """The ids among ``memory_ids`` that some tier holds: STM and IM in one round trip, then LTM
+        when the agent has rows there."""
+        pipe = self.client.pipeline(transaction=False)
+        for tier in (self.stm, self.im):
+            for memory_id in memory_ids:
+                pipe.hexists(tier.tier_keys(agent_id).data, memory_id)
+        answers = reading("stm+im", pipe.execute)
+        n = len(memory_ids)
+        found = {m for i, m in enumerate(memory_ids) if answers[i] or answers[n + i]}
+        rest = [m for m in memory_ids if m not in found]
+        if rest and self.ltm_bounds(agent_id) is not None:
+            found |= self.ltm.held(agent_id, rest)
+        return found
+
     def redis_records(self, agent_id: str, memory_ids: Sequence[str]) -> dict[str, tuple[FastTier, bytes, MemoryRecord]]:
         """The records among ``memory_ids`` that STM or IM hold (STM's copy first), each with its
         raw blob (for a compare-and-set rewrite): memory_id -> (tier, blob, record)."""

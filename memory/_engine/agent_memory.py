@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from embeddings.state import StateEncoder
@@ -16,6 +16,7 @@ from indices.catalog import IndexCatalog, IndexSettings
 from indices.keywords import words
 from indices.tier_index import Filter
 from memory import validation
+from memory._engine import transfer
 from memory._engine.derive import positive_k, query_position, radius_value, unit_vector
 from memory._engine.maintenance import LTM_TO_IM, Maintainer, MaintenanceReport
 from memory._engine.reads import QueryResult, Reads
@@ -24,6 +25,7 @@ from memory._engine.search import Query, Searcher
 from memory._engine.searches import Searches
 from memory._engine.statistics import gather
 from memory._engine.text_embedder import TextEmbedder
+from memory._engine.transfer import ImportReport
 from memory._engine.writes import Writes
 from memory.cache import ResultCache
 from memory.config import MemoryConfig
@@ -417,6 +419,39 @@ class AgentMemoryAPI:
         for agent in agents:
             self._tiers.rebuild_retention(agent)
         return self._searches.rebuild(agents)
+
+    # -- export and import ------------------------------------------------------------------------
+    def export_memories(self, agent_ids: Iterable[str] | None = None, *, vectors: bool = False,
+                        tiers: bool = False) -> Iterator[dict[str, Any]]:
+        """Every memory of these agents (default: every agent), agent by agent in step order, as
+        JSON-ready dicts that :meth:`import_memories` stores again as they were; ``vectors``: with
+        their vectors, ``tiers``: with the tier holding each. Read a page at a time, so an export of
+        any size streams (memory/_engine/transfer.py)."""
+        self._check_open()
+        agents = self.list_agents() if agent_ids is None else validation.agent_ids(agent_ids)
+        return transfer.export_memories(self._reads, agents, vectors=validation.flag(vectors, "vectors"),
+                                        tiers=validation.flag(tiers, "tiers"))
+
+    def import_memories(self, memories: Iterable[Any], *, tiers: bool = False,
+                        progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
+        """Store exported memories (dicts as :meth:`export_memories` gives them, an export file's
+        header line passed over) as they were, in batches; a memory some tier holds already is
+        skipped, so importing twice stores each once. ``tiers``: each back in the tier it was
+        exported from (else STM, and maintenance moves them down). ``progress`` gets the report so
+        far after every batch. A memory that does not read as one raises InvalidInputError naming
+        its position, the batches before it stored."""
+        self._check_open()
+        keep_tiers = validation.flag(tiers, "tiers")
+        report, agents = ImportReport(), set[str]()
+        for batch in transfer.batches(memories, self.config.max_payload_bytes, report):
+            stored, skipped = self._writes.restore(batch, keep_tiers)
+            report.imported += stored
+            report.skipped += skipped
+            agents.update(record.agent_id for record in batch)
+            report.agents = len(agents)
+            if progress is not None:
+                progress(report)
+        return report
 
     # -- maintenance and statistics -----------------------------------------------------------------
     def force_memory_maintenance(self, agent_id: str | None = None, *,

@@ -19,6 +19,7 @@ from tiers.errors import InvalidInputError
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 
 RESOLUTION_RANK = {"full": 0, "compressed": 1, "abstract": 2}
+TIER_RESOLUTION = {"stm": "full", "im": "compressed", "ltm": "abstract"}  # the vectors each tier keeps
 # A query's coordinates stay within this, so that a distance's squares (the indices square
 # coordinate differences) and a box's center and extent remain finite floats.
 MAX_COORDINATE = 1e150

@@ -19,6 +19,7 @@ import numpy as np
 
 from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
+from memory._engine.derive import TIER_RESOLUTION
 from memory.config import SearchConfig
 from tiers.codec import with_embeddings
 from tiers.errors import MemoryConfigException
@@ -27,7 +28,6 @@ from tiers.tierset import TierSet
 log = logging.getLogger(__name__)
 
 BATCH = 64  # memories embedded per model call
-RESOLUTION = {"stm": "full", "im": "compressed", "ltm": "abstract"}
 
 
 class TextEmbedder:
@@ -101,7 +101,7 @@ class TextEmbedder:
         rewritten: dict[str, list[Any]] = {"stm": [], "im": [], "ltm": []}
         for memory_id, vector in zip(order, vectors):
             tier, blob, record = found[memory_id]
-            resolution = RESOLUTION[tier]
+            resolution = TIER_RESOLUTION[tier]
             text = reduce(vector.reshape(1, -1), resolution)[0]
             embeddings = replace(record.embeddings, text_resolution=resolution, text_vector=text)
             if tier == "ltm":

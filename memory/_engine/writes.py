@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from embeddings.state import StateEncoder
 from memory import validation
-from memory._engine.derive import PositionReader, unit_vector
+from memory._engine.derive import TIER_RESOLUTION, PositionReader, at_resolution, unit_vector
 from memory._engine.ids import MemoryIds
 from memory._engine.scheduling import MaintenanceScheduler
 from memory._engine.text_embedder import TextEmbedder
@@ -93,6 +94,62 @@ class Writes:
         except StoreIncompleteError as exc:
             raise StoreIncompleteError(str(exc), exc.landed, exc.not_landed, exc.unknown, ids) from exc
         return ids
+
+    def restore(self, records: Sequence[MemoryRecord], keep_tiers: bool) -> tuple[int, int]:
+        """Store exported records as they were (ids, creation times, read counts), each in its
+        own tier with ``keep_tiers``, else in STM; what they lack is derived as a store would (a
+        place, a state vector, a text vector queued), and their vectors are cut to the resolution
+        of the tier they enter. An id some tier holds is skipped. Returns (stored, skipped)."""
+        tiers, now = self._tiers, self._clock()
+        by_agent: dict[str, dict[str, MemoryRecord]] = defaultdict(dict)
+        for record in records:
+            by_agent[record.agent_id].setdefault(record.memory_id, record)
+        stored, skipped, into_stm = 0, len(records), {}
+        try:
+            for agent_id, mine in by_agent.items():
+                held = tiers.held(agent_id, list(mine))
+                placed: dict[str, list[MemoryRecord]] = {"stm": [], "im": [], "ltm": []}
+                for memory_id, record in mine.items():
+                    if memory_id not in held:
+                        tier = record.tier if keep_tiers else "stm"
+                        placed[tier].append(self._completed(record, tier))
+                tiers.registry.register([agent_id])
+                self._restore_in(agent_id, placed, now)
+                stored += sum(map(len, placed.values()))
+                into_stm[agent_id] = placed["stm"]
+        except TierUnavailableError as exc:
+            raise MemoryStoreException(f"the import stopped after storing {stored} memories: {exc}") from exc
+        self._text_embedder.stored(by_agent)
+        self._after_write(into_stm)
+        return stored, skipped - stored
+
+    def _completed(self, record: MemoryRecord, tier: str) -> MemoryRecord:
+        contents = record.contents
+        embeddings = record.embeddings
+        if embeddings is NO_EMBEDDINGS:
+            embeddings = self._state_vector(contents)
+        elif embeddings.state is None and self._state_encoder is not None:
+            embeddings = replace(embeddings, full_vector=self._state_vector(contents).full_vector)
+        placed = record._replace(embeddings=embeddings, tier=tier, position=self._position_of(contents))
+        return at_resolution(placed, TIER_RESOLUTION[tier])
+
+    def _restore_in(self, agent_id: str, placed: Mapping[str, list[MemoryRecord]], now: float) -> None:
+        """Write one agent's records: STM and IM by their put script (which skips what either
+        holds, should a store have raced this), LTM rows with their change stamp."""
+        tiers = self._tiers
+        embed = self._config.search_config.text_embedding != "off"
+        for tier in (tiers.stm, tiers.im):
+            records = placed[tier.name]
+            tiers.meta.restore_access(agent_id, records)
+            for embed_text in (True, False):  # those without a text vector join the queue
+                part = [r for r in records if (embed and r.embeddings.text is None) == embed_text]
+                tier.put_many(agent_id, part, now, embed_text=embed_text, skip_stored=True)
+        rows = placed["ltm"]
+        if rows:
+            waiting = {r.memory_id for r in rows if r.embeddings.text is None} if embed else set()
+            tiers.ltm.put_many(agent_id, rows, changed=tiers.ltm_stamp(agent_id), text_pending=waiting)
+            tiers.widen_ltm_bounds(agent_id, rows)
+            tiers.meta.note(agent_id, "add", "ltm", [r.memory_id for r in rows])
 
     def forget(self, agent_id: str) -> None:
         """The agent was maintained or cleared: its count of insertions since starts again."""
