@@ -4,6 +4,7 @@ every ``cleanup_interval`` insertions of an agent, maintenance (memory/_engine/s
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from tiers.errors import (
     StoreIncompleteError,
     TierUnavailableError,
 )
+from tiers.failures import writing
 from tiers.record import NO_EMBEDDINGS, Embeddings, MemoryRecord
 from tiers.tierset import TierSet
 
@@ -113,7 +115,7 @@ class Writes:
                     if memory_id not in held:
                         tier = record.tier if keep_tiers else "stm"
                         placed[tier].append(self._completed(record, tier))
-                tiers.registry.register([agent_id])
+                writing("stm", functools.partial(tiers.registry.register, [agent_id]))
                 self._restore_in(agent_id, placed, now)
                 stored += sum(map(len, placed.values()))
                 into_stm[agent_id] = placed["stm"]
