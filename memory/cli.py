@@ -85,7 +85,8 @@ def _interactive() -> bool:
     return bool(isatty and isatty())
 
 
-def _progress(items: Sequence[Any], what: str, unit: str = "agent", leave: bool = False) -> Any:
+def _progress(items: Sequence[Any] | None, what: str, unit: str = "agent", leave: bool = False) -> Any:
+    """A progress bar on stderr (a terminal only); ``items`` None: a counter of what is done."""
     return tqdm(items, desc=what, unit=unit, file=sys.stderr, leave=leave, disable=not _interactive())
 
 
@@ -325,7 +326,7 @@ def export(args: argparse.Namespace) -> int:
     with opened(_config(args)) as memory:
         names = args.agent or memory.list_agents()
         print(json.dumps(transfer.header()))
-        with _progress([], "exporting", unit="memory") as bar:
+        with _progress(None, "exporting", unit="memory") as bar:
             for item in memory.export_memories(names, vectors=args.vectors, tiers=args.tiers):
                 print(json.dumps(item))
                 bar.update()
@@ -335,7 +336,7 @@ def export(args: argparse.Namespace) -> int:
 def import_file(args: argparse.Namespace) -> int:
     """Store the memories of an export file again, as they were; those held already are skipped."""
     with opened(_config(args)) as memory, _lines(args.file) as lines:
-        with _progress([], "importing", unit="memory") as bar:
+        with _progress(None, "importing", unit="memory") as bar:
             report = memory.import_memories(_json_lines(lines), tiers=args.tiers,
                                             progress=lambda done: bar.update(done.read - bar.n))
     if args.json:
