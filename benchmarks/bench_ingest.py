@@ -42,7 +42,9 @@ from typing import Any
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_engine import delete_prefix  # noqa: E402
 from memory import AgentMemoryAPI, MemoryConfig  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 
@@ -107,14 +109,6 @@ def paced(args: argparse.Namespace, prefix: str, mode: str) -> list[float]:
     return sorted(took)
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
-    client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
@@ -153,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             p50, p99 = statistics.median(took), took[int(0.99 * (len(took) - 1))]
             print(f"{mode:<20}{p50 * 1000:>7.2f} ms{p99 * 1000:>7.2f} ms{took[-1] * 1000:>7.1f} ms")
     finally:
-        delete_prefix(args.redis_url, prefix)
+        client = redis.Redis.from_url(args.redis_url)
+        delete_prefix(client, prefix)
+        client.close()
     print(f"verdict: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

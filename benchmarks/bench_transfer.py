@@ -33,7 +33,9 @@ from typing import Any
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_engine import delete_prefix  # noqa: E402
 from memory import AgentMemoryAPI, MemoryConfig  # noqa: E402
 
 GOALS = ("gather", "trade", "explore", "rest")
@@ -134,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     api.clear_agent_memory(agent)
                 api.close()
             client = redis.Redis.from_url(args.redis_url)
-            keys = list(client.scan_iter(match=f"{run}*", count=1000))
-            for start in range(0, len(keys), 500):
-                client.delete(*keys[start : start + 500])
+            delete_prefix(client, run)
             client.close()
     ok = same and first.imported == n and second.skipped == n
     print(f"verdict: {'PASS' if ok else 'FAIL'}")
