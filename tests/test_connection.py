@@ -173,6 +173,7 @@ def test_writes_fail_loudly_and_reads_degrade_only_when_asked(tmp_path, vanishin
     strict.force_memory_maintenance()
     in_ltm = [r["step_number"] for r in strict.retrieve_by_time_range("a", 0, 19) if r["tier"] == "ltm"]
     assert in_ltm
+    exported = list(strict.export_memories(["a"]))
 
     vanishing_redis.stop()
     with pytest.raises(MemoryStoreException):
@@ -185,6 +186,11 @@ def test_writes_fail_loudly_and_reads_degrade_only_when_asked(tmp_path, vanishin
     assert answer.degraded and "stm+im" in answer.failed_tiers
     assert [r["step_number"] for r in answer] == in_ltm
     assert all(r["tier"] == "ltm" for r in answer)
+    for engine in (strict, lenient):  # an export is never a part passed off as the whole
+        with pytest.raises(MemoryRetrievalException):
+            list(engine.export_memories(["a"]))
+        with pytest.raises(MemoryStoreException):
+            engine.import_memories(exported)
     with pytest.raises(MemoryRetrievalException):
         strict.retrieve_by_attributes("a", {"s": {"$lte": 19}})
     odd = lenient.retrieve_by_attributes("a", {"s": {"$in": list(range(1, 20, 2))}}, limit=3)

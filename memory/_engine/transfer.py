@@ -31,7 +31,7 @@ from embeddings.resolution import RESOLUTIONS, restore_one
 from memory import validation
 from memory._engine.reads import Reads, until_settled
 from tiers.codec import pack_contents
-from tiers.errors import InvalidInputError
+from tiers.errors import InvalidInputError, MemoryRetrievalException
 from tiers.record import Embeddings, MemoryRecord, unpack_contents
 
 FORMAT = "tiermem-memories"
@@ -202,7 +202,11 @@ def export_memories(reads: Reads, agent_ids: Iterable[str], *, vectors: bool, ti
         lo, emitted_at_lo, page = 0, set[str](), PAGE
         while True:
             query = {"by": "step", "lo": lo, "hi": None, "memory_type": None, "reverse": False, "limit": page}
-            records = until_settled(functools.partial(reads.range, agent_id, query)).records
+            answer = until_settled(functools.partial(reads.range, agent_id, query))
+            if answer.failed:  # a degraded read (degrade_reads) would export a part as the whole
+                raise MemoryRetrievalException(f"the export of {agent_id} stopped: {', '.join(answer.failed)} "
+                                               "did not answer")
+            records = answer.records
             fresh = [r for r in records if r.step_number > lo or r.memory_id not in emitted_at_lo]
             for record in fresh:
                 yield exported(record, vectors=vectors, tiers=tiers)
