@@ -10,7 +10,10 @@ import threading
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bad_values import SETTINGS
 from memory import ImportReport, InvalidInputError
 from memory._engine import transfer
 
@@ -203,3 +206,41 @@ def test_export_and_import_flags_are_booleans(api, flag):
         api.export_memories(vectors=flag)
     with pytest.raises(InvalidInputError, match="must be True or False"):
         api.import_memories([], tiers=flag)
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=4)  # no lone surrogate: a store refuses one
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=True), TEXT,
+                   st.binary(max_size=5))
+CONTENTS = st.dictionaries(st.one_of(TEXT, st.integers(-5, 5)), st.recursive(LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=6), max_size=4)
+
+
+@settings(SETTINGS, max_examples=25)
+@given(contents=st.lists(CONTENTS, min_size=1, max_size=4))
+def test_any_contents_a_store_takes_come_back_from_a_file_byte_for_byte(make_api, prefix, tmp_path, contents):
+    source = make_api()
+    source.clear_agent_memory("a")
+    source.store_many([{"agent_id": "a", "step_number": step, "data": data} for step, data in enumerate(contents)])
+    stored = {m["memory_id"]: m["contents"] for m in source.retrieve_by_time_range("a", 0, 10)}
+    lines = [json.dumps(m) for m in source.export_memories(["a"])]
+    target = copy_engine(make_api, prefix, tmp_path)
+    target.clear_agent_memory("a")
+    assert target.import_memories(json.loads(line) for line in lines).imported == len(contents)
+    back = {m["memory_id"]: m["contents"] for m in target.retrieve_by_time_range("a", 0, 10)}
+    assert repr(back) == repr(stored)  # repr: NaN is not equal to itself
+
+
+def test_two_imports_of_one_file_at_once_store_each_memory_once(make_api, prefix, tmp_path):
+    source = make_api(cleanup_interval=10**6)
+    source.store_many([{"agent_id": f"agent-{i % 4}", "step_number": i, "data": {"i": i}} for i in range(400)])
+    exported = list(source.export_memories())
+    target = copy_engine(make_api, prefix, tmp_path, cleanup_interval=10**6)
+    reports: list[ImportReport] = []
+    threads = [threading.Thread(target=lambda: reports.append(target.import_memories(exported))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reports) == 2 and all(r.read == 400 for r in reports)
+    held = [m["contents"]["i"] for agent in range(4) for m in target.retrieve_by_time_range(f"agent-{agent}", 0, 400)]
+    assert sorted(held) == list(range(400))  # each once, whichever import stored it
