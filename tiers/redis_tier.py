@@ -8,6 +8,7 @@ the same round trip; queued calls return a decoder to apply to the pipeline's an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -40,8 +41,8 @@ def since_seconds(score: Any) -> Any:
     return score / 1_000_000
 
 
-# -ln(0.95) / 100: the retention rate of the default decay settings (MemoryConfig.retention_rate)
-DEFAULT_RETENTION_RATE = 0.0005129329438755058
+# the retention rate of the default decay settings, 0.95 per 100 steps (MemoryConfig.retention_rate)
+DEFAULT_RETENTION_RATE = -math.log(0.95) / 100
 
 
 class RedisTier:

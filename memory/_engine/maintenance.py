@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from memory._engine.derive import at_resolution
+from memory._engine.derive import TIER_RESOLUTION, at_resolution
 from memory.config import MemoryConfig
 from tiers.base import FastTier
 from tiers.errors import MemoryAPIException, MemoryMaintenanceException
@@ -249,7 +249,7 @@ class Maintainer:
 
     # -- the moves -----------------------------------------------------------------------------
     def _stm_to_im(self, agent_id: str, ids: list[str]) -> int:
-        records = [at_resolution(r, "compressed") for r in self.t.stm.get_many(agent_id, ids)]
+        records = [at_resolution(r, TIER_RESOLUTION["im"]) for r in self.t.stm.get_many(agent_id, ids)]
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
@@ -263,7 +263,7 @@ class Maintainer:
         return moved
 
     def _finish_im_to_ltm(self, agent_id: str, ids: list[str]) -> int:
-        records = [at_resolution(r, "abstract") for r in self.t.im.get_many(agent_id, ids, keep_payload=True)]
+        records = [at_resolution(r, TIER_RESOLUTION["ltm"]) for r in self.t.im.get_many(agent_id, ids, keep_payload=True)]
         if not records:
             return 0
         self.t.codec.prepare(record.contents_blob for record in records)
