@@ -6,7 +6,7 @@
 #   .venv/.stamp-base  `pip install -e .`: the package alone, what the demo and the CLI need
 #                      (no torch, no test tools, no bytecode compiled ahead: a fresh clone's
 #                      `make demo` prints within ~25 s, most of it pip)
-#   .venv/.stamp-full  torch, then `.[test,text]`: everything the tests and benchmarks need
+#   .venv/.stamp-full  torch, then `.[test,text,server,langgraph]`: everything the tests and benchmarks need
 #                      (it refreshes the base stamp too: `make test` then `make demo` installs nothing)
 # torch is installed first and pinned: its CPU wheel is on this machine's pip path (find-links),
 # while a plain resolve for sentence-transformers would pull gigabytes of CUDA wheels.
@@ -29,7 +29,7 @@ $(BASE): pyproject.toml | $(BIN)/python
 $(FULL): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet '$(TORCH)'
-	$(BIN)/pip install --quiet -e '.[test,text]'
+	$(BIN)/pip install --quiet -e '.[test,text,server,langgraph]'
 	touch $@ $(BASE)
 	$(HOW_TO_RUN)
 
