@@ -11,7 +11,8 @@ A token with an ``agent`` reaches only that agent's memories and acts as that ag
 a ``team`` reaches only that team. With no tokens configured every caller is :data:`LOCAL` (steward, no
 bounds) and the server must listen on loopback only (:func:`check_bind`).
 
-The route code (REST and MCP alike) reads the caller from :data:`current_principal`, set per request.
+The route code (REST and MCP alike) asks :func:`caller` who is calling; :data:`current_principal` is set
+per request by ``bearer.BearerAuth`` (HTTP) or once by the stdio MCP runner.
 """
 
 from __future__ import annotations
@@ -71,7 +72,20 @@ class OutOfBoundsError(AccessDeniedError):
 
 
 LOCAL = Principal("local", AccessTier.STEWARD)
-current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("tiermem_principal", default=LOCAL)
+# None where no caller was named (a public path without a token): caller() refuses there
+current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("tiermem_principal", default=None)
+
+
+class UnauthenticatedError(MemoryAPIException):
+    """No caller is named: the request carried no known token."""
+
+
+def caller() -> Principal:
+    """The caller of the request or tool call being served; UnauthenticatedError when none is named."""
+    principal = current_principal.get()
+    if principal is None:
+        raise UnauthenticatedError("a bearer token is required")
+    return principal
 
 
 class TokenTable:
