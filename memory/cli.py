@@ -11,6 +11,9 @@
                                              memories as JSON Lines (a header, then one a line)
     tiermem import FILE [--tiers]            store an export's memories again (FILE - : stdin)
     tiermem deployment [--adopt]             the deployment the key prefix and the LTM belong to
+    tiermem mcp [--tokens FILE] [--token TOKEN]
+                                             speak MCP on stdin/stdout: the engine and its team memory
+                                             as tools (protocol on stdout, logs on stderr)
     tiermem --version
 
 Every command takes ``--config``, ``--redis-url``, ``--data-dir`` and ``--prefix`` (before or
@@ -27,10 +30,12 @@ the embedded engine they leave its snapshot file as they found it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -42,7 +47,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from memory import AgentMemoryAPI, InvalidInputError, MemoryAPIException, MemoryConfig
+from memory import (
+    AgentMemoryAPI,
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryConfig,
+    MemoryConfigException,
+    MissingExtraError,
+    RedisShortTermMemory,
+)
 from memory._engine import transfer
 from memory.cli_text import agents_text, indexed_text, jsonable, memories_text, stats_text, summary_text
 
@@ -124,6 +137,15 @@ def opened(config: MemoryConfig, **options: Any) -> Iterator[AgentMemoryAPI]:
             sys.stderr.flush()
     with memory:
         yield memory
+
+
+def team_memory(config: MemoryConfig) -> RedisShortTermMemory:
+    """The team memory beside the engine ``config`` opens: its Redis (or embedded engine), key prefix,
+    LTM database (the pattern library's) and replica waits."""
+    ltm = config.ltm_config
+    return RedisShortTermMemory(config.redis_url_option(), data_dir=config.data_dir, key_prefix=config.key_prefix,
+                                ltm_url=ltm.url if ltm.db_path is None else f"sqlite:///{ltm.db_path}",
+                                wait_replicas=config.wait_replicas)
 
 
 def _json(value: Any) -> None:
@@ -379,6 +401,48 @@ def deployment(args: argparse.Namespace) -> int:
     return 0
 
 
+def mcp(args: argparse.Namespace) -> int:
+    """Serve the MCP tools on stdin/stdout until the client closes stdin."""
+    try:
+        from memory.server import auth
+        from memory.server.mcp import serve_stdio
+    except ImportError as exc:
+        raise MissingExtraError("server", f"tiermem mcp needs the MCP SDK ({exc})") from exc
+    principal = auth.LOCAL
+    token = args.token if args.token is not None else os.environ.get("TIERMEM_TOKEN")
+    if token:
+        tokens = auth.TokenTable.load(args.tokens)
+        if not tokens.configured:
+            raise MemoryConfigException("a token was given (--token or TIERMEM_TOKEN) but no tokens are configured "
+                                        f"(--tokens FILE or {auth.TOKENS_VARIABLE})")
+        found = tokens.lookup(token)
+        if found is None:
+            raise MemoryConfigException("the token given (--token or TIERMEM_TOKEN) is not one of the configured tokens")
+        principal = found
+    config = _config(args)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # opening and closing run to their end
+    try:
+        with opened(config) as memory, team_memory(config) as team:
+            signal.signal(signal.SIGTERM, functools.partial(_terminated, memory, team))
+            try:
+                serve_stdio(memory, team, principal)
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _terminated(memory: AgentMemoryAPI, team: RedisShortTermMemory, signum: int, frame: Any) -> None:
+    """An MCP client ends its server with SIGTERM when closing stdin was not enough. Close the memories
+    all the same (the embedded engine snapshots what was stored), then leave at once: the thread reading
+    stdin cannot be stopped, and an orderly exit would wait for it."""
+    team.close()
+    memory.close()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 # -- the parser ---------------------------------------------------------------------------------
 EPILOG = """\
 environment:
@@ -496,6 +560,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="bind the key prefix to this LTM although Redis names another deployment "
                            "(its LTM is lost for good; what it held is gone)")
     _json_option(bind, "the deployment")
+
+    serve = _command(commands, "mcp", mcp, "speak MCP on stdin/stdout (for an LLM client)",
+                     "Serve tiermem's MCP tools (store_memory, search_memories, ..., claim_task, send_signal,\n"
+                     "find_patterns) on stdin and stdout, for an MCP client that starts this command. Each\n"
+                     "call is made as the local steward, or as the token --token (or $TIERMEM_TOKEN) names\n"
+                     "in the tokens of --tokens FILE (or $TIERMEM_TOKENS). The protocol alone is on stdout.")
+    serve.add_argument("--tokens", metavar="FILE",
+                       help="the tokens file (a JSON list of {token, tier, agent?, team?}; default: $TIERMEM_TOKENS)")
+    serve.add_argument("--token", metavar="TOKEN",
+                       help="act as this token's principal (default: $TIERMEM_TOKEN, else the local steward)")
     return parser
 
 
