@@ -36,9 +36,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from memory import AgentMemoryAPI, MemoryConfig, RedisShortTermMemory
 from memory.cli import main
-from memory.server.auth import TokenTable
+from memory.server.auth import LOCAL, TokenTable, current_principal
 from memory.server.bearer import BearerAuth
-from memory.server.mcp import mcp_router
+from memory.server.mcp import build_server, mcp_router
 from support import TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 
@@ -376,6 +376,17 @@ async def test_text_search_ranks_what_is_about_the_text_first(served):
         found = await call(client, "search_memories", agent_id=agent, text="the bridge", limit=2)
     assert found["memories"][0]["contents"] == {"content": "we crossed the old bridge at dawn"}
     assert len(found["memories"]) == 2 and found["next_offset"] == 2
+
+
+async def test_without_a_team_memory_the_server_has_the_memory_tools_alone(served):
+    reset = current_principal.set(LOCAL)  # in-process, the caller is the test's own
+    try:
+        async with Client(build_server(served.engine, None)) as client:
+            assert [tool.name for tool in (await client.list_tools()).tools] == TOOLS[:4]
+            stored = await call(client, "store_memory", agent_id="solo", data={"x": 1}, step_number=1)
+    finally:
+        current_principal.reset(reset)
+    assert served.engine.get_memory("solo", stored["memory_id"])["contents"] == {"x": 1}
 
 
 BAD_CALLS = [  # a tool, its arguments, the error it answers

@@ -40,6 +40,8 @@ manager; ``BearerAuth`` around the whole app names each request's caller)::
 
     app.include_router(mcp_router(engine, team, host=host))   # serves POST/GET/DELETE /mcp
 
+With ``team`` None the server has the four memory tools alone.
+
 ``host`` is the address the server listens on: on 127.0.0.1, localhost or ::1 the SDK refuses
 requests whose Host or Origin header is not a loopback one (DNS rebinding protection); on any other
 address (where tokens are required, ``auth.check_bind``) every Host is accepted.
@@ -189,12 +191,11 @@ def _memory(found: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in found.items() if key != "embeddings"}
 
 
-class _Tools:
-    """The tools' bodies: plain calls into the engine and the team memory, run on worker threads."""
+class _MemoryTools:
+    """The memory tools' bodies: plain calls into the engine, run on worker threads."""
 
-    def __init__(self, engine: AgentMemoryAPI, team: RedisShortTermMemory):
+    def __init__(self, engine: AgentMemoryAPI):
         self.engine = engine
-        self.team = team
 
     # -- who is calling -----------------------------------------------------------------------------
     @staticmethod
@@ -202,35 +203,6 @@ class _Tools:
         principal = caller()
         principal.require(tier, operation)
         principal.require_agent(validation.agent_id(agent_id), operation)
-
-    @staticmethod
-    def _team_caller(team_id: str, tier: AccessTier, operation: str) -> AgentCredentials:
-        """The caller's own credentials in a team call (its token's agent, else its name), once its
-        tier and bounds allow the call."""
-        principal = caller()
-        principal.require(tier, operation)
-        principal.require_team(validation.name(team_id, "team_id"), operation)
-        return AgentCredentials(principal.agent or _caller_name(principal), principal.tier)
-
-    @staticmethod
-    def _for(credentials: AgentCredentials, agent_id: str | None, operation: str) -> str:
-        """The agent a call acts for: ``agent_id``, else the caller's own; a token bound to an agent
-        names no other. Acting in another agent's name is then the coordination layer's to allow."""
-        if agent_id is None:
-            return credentials.agent_id
-        caller().require_agent(validation.agent_id(agent_id), operation)
-        return agent_id
-
-    def _as(self, credentials: AgentCredentials, agent_id: str | None, operation: str) -> AgentCredentials:
-        """Credentials of the agent a working memory or signal call acts as: in another agent's name
-        it takes STEWARD, as claiming for another agent does."""
-        agent = self._for(credentials, agent_id, operation)
-        if agent != credentials.agent_id:
-            caller().require(AccessTier.STEWARD, f"{operation} in another agent's name")
-        return AgentCredentials(agent, credentials.tier)
-
-    def _coordinator(self, team_id: str, credentials: AgentCredentials) -> AgentCoordinator:
-        return AgentCoordinator(self.team, team_id, credentials=credentials)
 
     # -- an agent's memories ------------------------------------------------------------------------
     def store_memory(
@@ -315,6 +287,43 @@ class _Tools:
         memories, next_offset = _next(found, limit, offset)
         return {"memories": [_memory(m) for m in memories], "next_offset": next_offset,
                 "failed_tiers": list(found.failed_tiers)}
+
+
+class _TeamTools:
+    """The team tools' bodies: plain calls into the team memory, run on worker threads."""
+
+    def __init__(self, team: RedisShortTermMemory):
+        self.team = team
+
+    # -- who is calling -----------------------------------------------------------------------------
+    @staticmethod
+    def _team_caller(team_id: str, tier: AccessTier, operation: str) -> AgentCredentials:
+        """The caller's own credentials in a team call (its token's agent, else its name), once its
+        tier and bounds allow the call."""
+        principal = caller()
+        principal.require(tier, operation)
+        principal.require_team(validation.name(team_id, "team_id"), operation)
+        return AgentCredentials(principal.agent or _caller_name(principal), principal.tier)
+
+    @staticmethod
+    def _for(credentials: AgentCredentials, agent_id: str | None, operation: str) -> str:
+        """The agent a call acts for: ``agent_id``, else the caller's own; a token bound to an agent
+        names no other. Acting in another agent's name is then the coordination layer's to allow."""
+        if agent_id is None:
+            return credentials.agent_id
+        caller().require_agent(validation.agent_id(agent_id), operation)
+        return agent_id
+
+    def _as(self, credentials: AgentCredentials, agent_id: str | None, operation: str) -> AgentCredentials:
+        """Credentials of the agent a working memory or signal call acts as: in another agent's name
+        it takes STEWARD, as claiming for another agent does."""
+        agent = self._for(credentials, agent_id, operation)
+        if agent != credentials.agent_id:
+            caller().require(AccessTier.STEWARD, f"{operation} in another agent's name")
+        return AgentCredentials(agent, credentials.tier)
+
+    def _coordinator(self, team_id: str, credentials: AgentCredentials) -> AgentCoordinator:
+        return AgentCoordinator(self.team, team_id, credentials=credentials)
 
     # -- working memory -----------------------------------------------------------------------------
     def stash(
@@ -459,9 +468,9 @@ class _Tools:
 
 
 # in the order a client lists them; READ_ONLY change nothing (receive_signals moves the reader's cursor)
-TOOLS = ("store_memory", "search_memories", "get_memory", "memories_between", "stash", "retrieve", "add_task",
-         "claim_task", "complete_task", "send_signal", "receive_signals", "stage_pattern", "promote_pattern",
-         "find_patterns")
+MEMORY_TOOLS = ("store_memory", "search_memories", "get_memory", "memories_between")
+TEAM_TOOLS = ("stash", "retrieve", "add_task", "claim_task", "complete_task", "send_signal", "receive_signals",
+              "stage_pattern", "promote_pattern", "find_patterns")
 READ_ONLY = frozenset({"search_memories", "get_memory", "memories_between", "retrieve", "find_patterns"})
 
 
@@ -477,18 +486,22 @@ def _version() -> str:
         return ""
 
 
-def build_server(engine: AgentMemoryAPI, team: RedisShortTermMemory) -> MCPServer:
-    """The MCP server of tiermem's tools over ``engine`` and ``team`` (neither is closed by it)."""
+def build_server(engine: AgentMemoryAPI, team: RedisShortTermMemory | None) -> MCPServer:
+    """The MCP server of tiermem's tools over ``engine`` and ``team`` (neither is closed by it);
+    without a team memory, the memory tools alone."""
     server: MCPServer = MCPServer("tiermem", instructions=INSTRUCTIONS, version=_version(), log_level="WARNING")
-    tools = _Tools(engine, team)
-    for name in TOOLS:
-        server.add_tool(_tool(getattr(tools, name)),
-                        annotations=ToolAnnotations(read_only_hint=name in READ_ONLY, destructive_hint=False,
-                                                    open_world_hint=False))
+    bodies: list[tuple[object, tuple[str, ...]]] = [(_MemoryTools(engine), MEMORY_TOOLS)]
+    if team is not None:
+        bodies.append((_TeamTools(team), TEAM_TOOLS))
+    for tools, names in bodies:
+        for name in names:
+            server.add_tool(_tool(getattr(tools, name)),
+                            annotations=ToolAnnotations(read_only_hint=name in READ_ONLY, destructive_hint=False,
+                                                        open_world_hint=False))
     return server
 
 
-def mcp_router(engine: AgentMemoryAPI, team: RedisShortTermMemory, *, host: str = "127.0.0.1",
+def mcp_router(engine: AgentMemoryAPI, team: RedisShortTermMemory | None, *, host: str = "127.0.0.1",
                path: str = "/mcp") -> APIRouter:
     """The streamable HTTP endpoint at ``path``, as a FastAPI router whose lifespan runs the SDK's
     session manager: include it in an app (``app.include_router(...)``), or serve it alone (a
