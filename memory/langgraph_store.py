@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 NEVER = 1e18  # the expires_at of an item without a TTL (unix seconds, ~3e10 years)
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:@/+-")
 _PREFIX = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ESCAPED = re.compile(r"(?:=[0-9A-F]{2})+")  # the UTF-8 bytes of one or more escaped characters
 _VECTORS = ("full_vector", "compressed_vector", "abstract_vector")  # finest first
 
 
@@ -98,30 +100,17 @@ def namespace_agent(prefix: str, namespace: tuple[str, ...]) -> str:
 
 
 def agent_namespace(prefix: str, agent: str) -> tuple[str, ...] | None:
-    """The namespace an agent id holds, or None for an agent that is not one of the store's."""
+    """The namespace an agent id holds, or None for an agent that is not one of the store's (not
+    under its prefix, or not as namespace_agent spells a namespace)."""
     head = f"{prefix}:"
     if not agent.startswith(head) or len(agent) == len(head):
         return None
-    labels = []
-    for part in agent[len(head):].split("."):
-        pieces, raw, i = [], bytearray(), 0
-        while i < len(part):
-            if part[i] == "=":
-                try:
-                    raw.append(int(part[i + 1 : i + 3], 16))
-                except ValueError:
-                    return None
-                i += 3
-                continue
-            if raw:
-                pieces.append(raw.decode(errors="replace"))
-                raw = bytearray()
-            pieces.append(part[i])
-            i += 1
-        if raw:
-            pieces.append(raw.decode(errors="replace"))
-        labels.append("".join(pieces))
-    return tuple(labels) if all(labels) else None
+    try:
+        labels = tuple(_ESCAPED.sub(lambda m: bytes.fromhex(m[0].replace("=", "")).decode(), part)
+                       for part in agent[len(head):].split("."))
+        return labels if all(labels) and namespace_agent(prefix, labels) == agent else None
+    except (UnicodeDecodeError, InvalidStoreNamespaceError):
+        return None
 
 
 def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:

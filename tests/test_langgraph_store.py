@@ -700,6 +700,8 @@ def test_namespaces_become_agent_ids_and_back(store):
     with pytest.raises(InvalidNamespaceError):
         store.batch([GetOp(("a", "b.c"), "k")])  # no op may slip a period past the labels' rules
     assert agent_namespace(store.prefix, "another-agent") is None and agent_namespace("other", agent) is None
+    for stray in ["p:a=61", "p:a=6", "p:a=ZZ", "p:a..b", "p:", "p:=FF"]:  # not as the store spells a namespace
+        assert agent_namespace("p", stray) is None, stray
     store.api.store_agent_state("plain-agent", {"not": "an item"}, step_number=1)
     other = TierMemStore(store.api, prefix="other")
     other.put(("elsewhere",), "k", {"v": 2})
