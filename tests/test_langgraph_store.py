@@ -285,6 +285,32 @@ def test_vector_search_with_filters(vector_store):
     assert keys(vector_store.search(("test",), query="apple", filter={"score": {"$gte": 4.0}, "color": "green"})) == ["doc3"]
 
 
+async def test_async_batched_vector_search_concurrent(vector_store):
+    batched = Batched(vector_store)
+    colors, things, scores = ["red", "blue", "green", "yellow", "purple"], ["apple", "car", "house", "book", "phone"], \
+        [3.0, 3.5, 4.0, 4.5, 5.0]
+    docs = [(f"doc{i}", {"text": f"{colors[i % 5]} {things[i % 5]}", "color": colors[i % 5], "score": scores[i % 5],
+                         "index": i}) for i in range(50)]
+    await asyncio.gather(*[batched.aput(("test",), key, value) for key, value in docs],
+                         *[batched.adelete(("test",), key) for key, _ in docs],
+                         *[batched.aput(("test",), key, value) for key, value in docs])
+    queries = [("apple", {"color": "red"}), ("car", {"color": "blue"}), ("house", {"color": "green"}),
+               ("phone", {"score": {"$gt": 4.99}}), ("book", {"score": {"$lte": 3.5}}),
+               ("apple", {"score": {"$gte": 3.0}, "color": "red"}), ("car", {"score": {"$lt": 5.1}, "color": "blue"}),
+               ("house", {"index": {"$gt": 25}}), ("phone", {"index": {"$lte": 10}})]
+    answers = await asyncio.gather(*[batched.asearch(("test",), query=q, filter=f) for q, f in queries])
+    checks = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}
+    for found, (query, wanted) in zip(answers, queries):
+        assert found, (query, wanted)
+        for item in found:
+            for name, condition in wanted.items():
+                if isinstance(condition, dict):
+                    assert all(checks[op](float(item.value[name]), float(v)) for op, v in condition.items())
+                else:
+                    assert item.value[name] == condition
+    assert len(vector_store.search(("test",), limit=100)) == 50 == len(memories_of(vector_store, ("test",)))
+
+
 def test_vector_search_pagination_and_edge_cases(vector_store):
     for i in range(5):
         vector_store.put(("test",), f"doc{i}", {"text": f"test document number {i}"})
