@@ -5,7 +5,9 @@ Every public name is importable from here::
     from memory import AgentMemoryAPI, MemoryConfig, AgentCoordinator, WorkingMemoryAgent
 
 ``memory.api`` (the engine's names) and ``memory.config`` are the same objects under the import
-paths the Agent Memory API document uses. Everything else under ``memory`` is private.
+paths the Agent Memory API document uses. ``memory.langgraph_store`` holds ``TierMemStore``, a
+LangGraph store on the engine (the ``langgraph`` extra, so it is not imported here). Everything
+else under ``memory`` is private.
 """
 
 from memory._engine.agent_memory import AgentMemoryAPI, QueryResult

@@ -36,6 +36,7 @@ MAX_COUNT = 2**53
 MAX_SECONDS = 10**12
 _FLOAT_MAX = sys.float_info.max
 _MEMORY_TYPES = frozenset(MEMORY_TYPES)
+MAX_IDS = 10_000  # memory ids one delete names: its script runs in one go, holding Redis meanwhile
 _SHOWN_CHARS = 80
 
 
@@ -199,6 +200,16 @@ def memory_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > 255:
         raise InvalidInputError(f"memory_id must be a non-empty str of at most 255 characters, got {shown(value)}")
     return text(value, "memory_id", 255)
+
+
+def memory_ids(value: Any) -> list[str]:
+    """A list of memory ids (duplicates dropped, order kept; empty allowed), at most MAX_IDS."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"memory_ids must be a list of memory ids, got {type(value).__name__}")
+    found = list(dict.fromkeys(memory_id(one) for one in value))
+    if len(found) > MAX_IDS:
+        raise InvalidInputError(f"memory_ids lists {len(found)} ids; at most {MAX_IDS} in one call")
+    return found
 
 
 def memory_type(value: Any) -> str:

@@ -51,7 +51,8 @@ class Spec:
 
 # The engine's scripts (tiers/lua/<name>.lua, each after lib.lua).
 SPECS = {
-    "put": Spec(retry_flag=4), "delete": Spec(), "move": Spec(), "range": Spec(read=True), "get": Spec(read=True),
+    "put": Spec(retry_flag=4), "delete": Spec(), "forget": Spec(), "move": Spec(), "range": Spec(read=True),
+    "get": Spec(read=True),
     "focus": Spec(once=True, read=True), "touch": Spec(once=True), "set_importance": Spec(), "release": Spec(),
     "renew": Spec(), "tier_stats": Spec(read=True), "victims": Spec(read=True), "set_vectors": Spec(),
     "note": Spec(), "changes": Spec(read=True), "fetch": Spec(read=True), "range_redis": Spec(read=True), "promotion": Spec(),

@@ -331,6 +331,24 @@ class TierSet:
         self.persist_redis()  # the embedded engine: a restart must not bring the cleared memories back
         return held
 
+    def delete_memories(self, agent_id: str, memory_ids: Sequence[str]) -> set[str]:
+        """Delete memories from whichever tiers hold them: STM and IM with every index entry, read
+        count and queue place in one script call (forget.lua), then LTM's rows, logged for the
+        indices. Returns the ids some tier held. The caller holds the agent's maintenance lease,
+        so no move is carrying one of them between tiers meanwhile."""
+        stm, im = self.stm.tier_keys(agent_id), self.im.tier_keys(agent_id)
+        keys = [*stm.all(), *im.all(), self.keys.meta(agent_id), self.keys.reads(agent_id), self.keys.seen(agent_id),
+                self.keys.ltm_reads(agent_id), self.keys.changes(agent_id), self.keys.pending(agent_id)]
+        found = writing("stm+im", lambda: self.scripts.call("forget", keys, list(memory_ids)))
+        removed = {m.decode() if isinstance(m, bytes) else m for m in found}
+        if self.ltm_bounds(agent_id) is not None:
+            rows = sorted(self.ltm.held(agent_id, memory_ids))
+            if rows:
+                self.ltm.delete_many(agent_id, rows, changed=self.ltm_stamp(agent_id))
+                self.meta.note(agent_id, "del", "ltm", rows)  # logs the change, bumps the version
+                removed.update(rows)
+        return removed
+
     def reconcile_with_ltm(self, agents: Sequence[str], promoting: str) -> int:
         """Make Redis agree with LTM again after Redis was restored from an older copy (the
         embedded engine's snapshot, after its process was killed): LTM holds what maintenance

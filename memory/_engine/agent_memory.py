@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from embeddings.state import StateEncoder
@@ -71,6 +73,7 @@ class AgentMemoryAPI:
         self.config = config
         self._clock = clock
         self._closed = False
+        self._holding = threading.local()  # .agents: the agents this thread holds in exclusive blocks
         self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
                                    socket_timeout=config.redis_timeout)
         try:
@@ -94,7 +97,8 @@ class AgentMemoryAPI:
         self._maintenance: MaintenanceScheduler = (
             BackgroundMaintenance(self._maintainer, config.maintenance_lock_timeout)
             if config.maintenance_mode == "background" else InlineMaintenance(self._maintainer))
-        self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintenance)
+        self._writes = Writes(self._tiers, config, clock, state_encoder, self._text_embedder, self._maintenance,
+                              held=self._holds)
         self._searches = Searches(self._reads, self._catalog, Searcher(self._catalog, self._tiers.fetch_many),
                                   self._text_embedder, config)
         self._tiers.scripts.on_reload = self._check_incarnation  # Redis lost the scripts: it restarted
@@ -185,6 +189,48 @@ class AgentMemoryAPI:
         if self._closed:
             raise MemoryAPIException("this AgentMemoryAPI is closed")
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock this engine stamps memories and ages tiers with (unix seconds)."""
+        return self._clock
+
+    @contextmanager
+    def exclusive(self, agent_id: str) -> Iterator[None]:
+        """Hold the agent's maintenance lease for a block, for a read-then-write on its memories
+        (find one, then replace or delete it): while the block runs no maintenance moves them,
+        in this process or another, and no other exclusive block of the agent runs (plain stores
+        are not held back). Waits up to ``maintenance_lock_timeout`` for one that is running;
+        keep the block shorter than that too, or its lease runs out. Blocks nest in one thread
+        (:meth:`delete_memories` inside one uses the lease held). The maintenance the block's
+        stores make due runs when it ends."""
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        held = self._held_agents()
+        if agent_id in held:
+            yield
+            return
+        lease = ExitStack()
+        try:
+            lease.enter_context(self._maintainer.holding(agent_id, wait=self.config.maintenance_lock_timeout))
+        except (TierUnavailableError, MemoryMaintenanceException) as exc:
+            raise MemoryStoreException(f"could not hold agent {agent_id}: {exc}") from exc
+        with lease:
+            held.add(agent_id)
+            try:
+                yield
+            finally:
+                held.discard(agent_id)
+        self._writes.maintain_if_due(agent_id)
+
+    def _held_agents(self) -> set[str]:
+        agents = getattr(self._holding, "agents", None)
+        if agents is None:
+            agents = self._holding.agents = set()
+        return agents
+
+    def _holds(self, agent_id: str) -> bool:
+        return agent_id in self._held_agents()
+
     # -- writes ----------------------------------------------------------------------------------
     def store_agent_state(
         self, agent_id: str, state_data: Mapping, step_number: int, priority: float = 1.0, embedding: Any = None
@@ -251,6 +297,31 @@ class AgentMemoryAPI:
             raise MemoryStoreException(f"could not set the importance of {memory_id}: {exc}") from exc
         if not found:
             raise MemoryNotFoundError(f"agent {agent_id!r} has no memory {memory_id!r}")
+
+    def delete_memory(self, agent_id: str, memory_id: str) -> bool:
+        """Delete one memory from whichever tier holds it; False when none did. See :meth:`delete_memories`."""
+        return self.delete_memories(agent_id, [memory_id]) == 1
+
+    def delete_memories(self, agent_id: str, memory_ids: Iterable[str]) -> int:
+        """Delete memories of an agent from whichever tiers hold them, with every index entry, read
+        count and queue place: STM's and IM's in one round trip, then LTM's rows. Returns how many
+        of the ids some tier held (an id none holds is passed over).
+
+        Holds the agent's maintenance lease meanwhile (as :meth:`exclusive`), so a move running in
+        another process cannot write a deleted memory back into the tier it was leaving for. On
+        the embedded engine a delete, like a store, is on disk from the next snapshot (close).
+        """
+        self._check_open()
+        agent_id = validation.agent_id(agent_id)
+        ids = validation.memory_ids(memory_ids)
+        if not ids:
+            return 0
+        try:
+            with self.exclusive(agent_id):
+                removed = self._tiers.delete_memories(agent_id, ids)
+        except TierUnavailableError as exc:
+            raise MemoryStoreException(f"could not delete memories of agent {agent_id}: {exc}") from exc
+        return len(removed)
 
     def clear_agent_memory(self, agent_id: str) -> int:
         """Delete every memory of an agent from every tier; returns how many there were.

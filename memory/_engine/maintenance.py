@@ -184,10 +184,12 @@ class Maintainer:
         waiting up to ``wait`` seconds for one that is running to finish."""
         deadline = time.monotonic() + wait
         token = self._acquire(agent_id)
+        pause = 0.002  # doubling to 50 ms: a short holder (a delete) is waited for briefly
         while token is None:
             if time.monotonic() >= deadline:
                 raise MemoryMaintenanceException(f"agent {agent_id} is being maintained by another process")
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
             token = self._acquire(agent_id)
         try:
             yield

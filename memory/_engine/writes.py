@@ -39,9 +39,12 @@ Checked = tuple[str, str, int, str, float, bytes, Any, "Embeddings | None"]
 class Writes:
     def __init__(
         self, tiers: TierSet, config: MemoryConfig, clock: Callable[[], float], state_encoder: StateEncoder | None,
-        text_embedder: TextEmbedder, maintenance: MaintenanceScheduler,
+        text_embedder: TextEmbedder, maintenance: MaintenanceScheduler, held: Callable[[str], bool] = lambda _: False,
     ):
+        """``held``: whether this thread holds the agent's maintenance lease (AgentMemoryAPI.exclusive):
+        the maintenance its stores make due waits for :meth:`maintain_if_due` at the block's end."""
         self._tiers = tiers
+        self._held = held
         self._config = config
         self._clock = clock
         self._state_encoder = state_encoder
@@ -228,8 +231,16 @@ class Writes:
         interval = self._config.cleanup_interval
         for agent_id, records in by_agent.items():
             self._unmaintained[agent_id] += len(records)
-            if self._unmaintained[agent_id] >= interval:
+            if self._unmaintained[agent_id] >= interval and not self._held(agent_id):
                 due.append(agent_id)
+        self._schedule(due)
+
+    def maintain_if_due(self, agent_id: str) -> None:
+        """Schedule the agent's maintenance if its stores made it due (after an exclusive block)."""
+        if self._unmaintained.get(agent_id, 0) >= self._config.cleanup_interval:
+            self._schedule([agent_id])
+
+    def _schedule(self, due: list[str]) -> None:
         if not due:
             return
         for agent_id in due:
