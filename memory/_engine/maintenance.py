@@ -30,6 +30,7 @@ from typing import Any
 
 from memory._engine.derive import TIER_RESOLUTION, at_resolution
 from memory.config import MemoryConfig
+from tiers.async_bridge import pause
 from tiers.base import FastTier
 from tiers.errors import MemoryAPIException, MemoryMaintenanceException
 from tiers.record import MemoryRecord
@@ -187,7 +188,7 @@ class Maintainer:
         while token is None:
             if time.monotonic() >= deadline:
                 raise MemoryMaintenanceException(f"agent {agent_id} is being maintained by another process")
-            time.sleep(0.05)
+            pause(0.05)
             token = self._acquire(agent_id)
         try:
             yield
