@@ -32,6 +32,7 @@ from typing import Any
 from memory._engine.agent_memory import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.query import QueryBuilder
+from memory.space import MemorySpace
 from tiers.async_bridge import GreenConnection, green_client, new_caller, run_call
 from tiers.connection import Connection, resolve
 from tiers.errors import MemoryAPIException, MemoryConfigException, MissingExtraError
@@ -174,6 +175,10 @@ class AsyncAgentMemoryAPI:
         return self._opened().deployment
 
     # -- what does not map one to one ----------------------------------------------------------------
+    def get_memory_space(self, agent_id: str) -> MemorySpace:
+        """One agent's view, as AgentMemoryAPI.get_memory_space; each of its calls is awaited."""
+        return MemorySpace(self, agent_id)  # type: ignore[arg-type]  # it calls only methods both APIs have
+
     def query(self, agent_id: str) -> AsyncQueryBuilder:
         """A combined query, as AgentMemoryAPI.query; ``await ....top(n)`` or ``await ....all()``."""
         return AsyncQueryBuilder(self, self._opened().query(agent_id))
