@@ -3,7 +3,7 @@
 An AsyncAgentMemoryAPI owns an AgentMemoryAPI whose Redis connections wait on the event loop
 (tiers/async_bridge.py) and whose long-term store is a SQLAlchemy ``AsyncEngine``'s
 ``sync_engine`` (aiosqlite for SQLite, psycopg's async connection for PostgreSQL). Each method
-runs the sync method of the same name in a greenlet (SQLAlchemy's ``greenlet_spawn``), one call
+runs the sync method of the same name in a greenlet (tiers/async_bridge.run_call), one call
 at a time per instance: the engine's own locks are thread locks, and two calls interleaved on
 one thread would wait on each other for ever. Results, errors and guarantees are the sync API's;
 only the waiting differs: while a call waits for Redis or SQL, the event loop runs other tasks.

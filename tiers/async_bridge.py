@@ -1,5 +1,7 @@
 """redis-py's sync clients with sockets that wait on asyncio: the engine's one implementation,
-run by the async API (memory/async_api.py) inside SQLAlchemy's ``greenlet_spawn``.
+run by the async API (memory/async_api.py) in greenlets, as SQLAlchemy's asyncio extension runs
+its sync core (:func:`run_call` is its ``greenlet_spawn``, with greenlets kept between calls; the
+waits are SQLAlchemy's ``await_``, so its async drivers wait the same way).
 
 The engine is written against redis-py's sync client, and below it its own wire
 (tiers/transport.py: packed commands on kept connections, and its account of what a broken
@@ -25,15 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
-from sqlalchemy.util import greenlet_spawn
 
 try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
     from sqlalchemy.util import await_
@@ -75,16 +78,83 @@ def caller() -> str:
 
 async def run_call(caller_name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the sync ``fn`` in a greenlet on this event loop: each wait on Redis (or SQL, or a
-    pause) suspends it. A cancellation meanwhile is raised once it has returned."""
+    pause) suspends it. A cancellation meanwhile is raised once it has returned.
+
+    What SQLAlchemy's ``greenlet_spawn`` does, with greenlets kept for the next call (a new
+    greenlet's first switch away costs more than the rest of a short call's overhead): the
+    greenlet runs ``fn`` and ``await_`` inside it hands this coroutine each awaitable to wait for."""
     call = _Call(caller_name)
     token = _CALL.set(call)
+    idle = _idle_workers()
+    worker = idle.pop() if idle else _worker_class()(_serve)
+    worker.parent = greenlet_module().getcurrent()
+    worker.gr_context = worker.parent.gr_context  # the caller's context variables, as greenlet_spawn shares them
     try:
-        result = await greenlet_spawn(fn, *args, **kwargs)
+        out = worker.switch(fn, args, kwargs)
+        while not isinstance(out, _Done):
+            try:
+                value = await out
+            except BaseException:  # into the greenlet, where the awaiting code handles it
+                out = worker.throw(*sys.exc_info())
+            else:
+                out = worker.switch(value)
     finally:
         _CALL.reset(token)
+    idle.append(worker)
     if call.cancelled:
         raise asyncio.CancelledError()
-    return result
+    if isinstance(out.value, BaseException):
+        raise out.value
+    return cast(T, out.value)
+
+
+class _Done:
+    """What a worker greenlet hands back when its call returned (``value``) or raised (the exception)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _serve(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """A worker greenlet's life: run a call, hand back its outcome, wait for the next."""
+    current = greenlet_module().getcurrent()
+    while True:
+        try:
+            done = _Done(fn(*args, **kwargs))
+        except BaseException as exc:
+            if isinstance(exc, greenlet_module().GreenletExit):
+                raise
+            done = _Done(exc)
+        del fn, args, kwargs
+        fn, args, kwargs = current.parent.switch(done)
+
+
+def greenlet_module() -> Any:
+    import greenlet
+
+    return greenlet
+
+
+_workers = threading.local()  # idle worker greenlets of this thread (a greenlet lives in one thread)
+
+
+def _idle_workers() -> list[Any]:
+    idle = getattr(_workers, "idle", None)
+    if idle is None:
+        idle = _workers.idle = []
+    return idle
+
+
+@functools.cache
+def _worker_class() -> type:
+    """A greenlet that SQLAlchemy's ``await_`` accepts as its own (the attribute it checks)."""
+
+    class Worker(greenlet_module().greenlet):  # type: ignore[misc]
+        __sqlalchemy_greenlet_provider__ = True
+
+    return Worker
 
 
 def in_call() -> bool:
@@ -173,12 +243,24 @@ class _Stream(asyncio.Protocol):
         self.wake()
 
 
+READ_SIZE = 1 << 16  # bytes read ahead of the transport at once
+
+
 class GreenSocket:
-    """What redis-py's connection and parser use of a socket, over an asyncio transport."""
+    """What redis-py's connection and parser use of a socket, over an asyncio transport.
+
+    A reply that is there already (Redis on this machine often answers within the send) is read
+    at once, from the socket under the transport (non-blocking: the transport's own read then
+    finds nothing), sparing the event loop a turn; only a reply still on its way is waited for.
+    The socket timeout is kept by one timer per socket, re-armed when it fires, not one per wait."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, stream: _Stream,
-                 timeout: float | None):
+                 timeout: float | None, raw: socket.socket):
         self._loop, self._transport, self._stream, self._timeout = loop, transport, stream, timeout
+        self._raw = raw
+        self._waiting = False
+        self._deadline = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def settimeout(self, timeout: float | None) -> None:
         self._timeout = timeout
@@ -210,6 +292,13 @@ class GreenSocket:
 
     def _take(self, size: int) -> bytearray:
         stream = self._stream
+        if not stream.buffer and stream.lost is None:
+            try:
+                stream.buffer += self._raw.recv(READ_SIZE)  # b"" at the end of the stream: the transport sees it too
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                pass  # a broken connection: the transport reports it (connection_lost)
         if not stream.buffer:
             if self._timeout == 0:
                 raise BlockingIOError(11, "no reply yet")
@@ -228,7 +317,11 @@ class GreenSocket:
         """Suspend the calling greenlet until ``ready()``, the connection ends or the timeout passes."""
         stream, loop = self._stream, self._loop
         stream.expired = False
-        timer = loop.call_later(self._timeout, stream.expire) if self._timeout else None
+        if self._timeout:
+            self._deadline = loop.time() + self._timeout
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(self._deadline, self._watch)
+        self._waiting = True
         try:
             while not ready() and stream.lost is None and not stream.expired:
                 waiter = stream.waiter = loop.create_future()
@@ -240,8 +333,17 @@ class GreenSocket:
                     _defer(exc)  # the reply is on its way: wait for it all the same
         finally:
             stream.waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._waiting = False
+
+    def _watch(self) -> None:
+        """The socket's timer: expire the wait in progress past its deadline, else sleep until it."""
+        self._watchdog = None
+        if not self._waiting or self._transport.is_closing():
+            return
+        if self._loop.time() >= self._deadline:
+            self._stream.expire()
+        else:
+            self._watchdog = self._loop.call_at(self._deadline, self._watch)
 
     def pending(self) -> int:
         """Bytes received and not yet read (1 once the connection ended: a read would see it)."""
@@ -258,6 +360,9 @@ class GreenSocket:
         pass  # close() ends the transport
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
             self._transport.close()
         except RuntimeError:  # the event loop is closed: its transports went with it
@@ -273,16 +378,33 @@ class GreenConnection(redis.connection.Connection):
         if not in_call():
             raise RuntimeError("a green Redis connection is used by the async API only, inside its calls")
         loop = asyncio.get_running_loop()
-        connecting = loop.create_connection(_Stream, self.host, self.port)
+        connecting = self._open(loop)
         if self.socket_connect_timeout:
             connecting = asyncio.wait_for(connecting, self.socket_connect_timeout)
-        transport, stream = _complete(connecting)
-        raw = transport.get_extra_info("socket")
-        if self.socket_keepalive and raw is not None:
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            for option, value in self.socket_keepalive_options.items():
-                raw.setsockopt(socket.IPPROTO_TCP, option, value)
-        return GreenSocket(loop, transport, stream, self.socket_timeout)
+        raw, transport, stream = _complete(connecting)
+        return GreenSocket(loop, transport, stream, self.socket_timeout, raw)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> tuple[socket.socket, asyncio.Transport, _Stream]:
+        """A connected TCP socket of this connection's options, and the transport over it."""
+        error: OSError = OSError(f"no address for {self.host}:{self.port}")
+        for family, kind, proto, _, address in await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM):
+            raw = socket.socket(family, kind, proto)
+            try:
+                raw.setblocking(False)
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.socket_keepalive:
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                    for option, value in self.socket_keepalive_options.items():
+                        raw.setsockopt(socket.IPPROTO_TCP, option, value)
+                await loop.sock_connect(raw, address)
+                transport, stream = await loop.create_connection(_Stream, sock=raw)
+                return raw, transport, stream
+            except BaseException as exc:
+                raw.close()
+                if not isinstance(exc, OSError):
+                    raise
+                error = exc
+        raise error
 
 
 def is_green(client: Any) -> bool:
