@@ -1,7 +1,7 @@
 """AsyncAgentMemoryAPI on its own event loop: many coroutines on one instance, cancellation, its
 errors against the sync API's, the event loop kept free while Redis answers, and a reply lost on
 the wire. (The engine's behaviour itself is tested over both APIs: conftest.py's api_flavour.)
-On the real Redis, with a few checks of the embedded engine.
+On the test Redis (a cluster on a cluster run), with a few checks of the embedded engine.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from typing import Any
 import fakeredis
 import pytest
 import redis.asyncio
+import redis.asyncio.cluster
 import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fault_support import all_of, contains, is_command
 from memory import AgentMemoryAPI, AsyncAgentMemoryAPI, MemoryConfig
-from support import TEST_REDIS_URL, real_redis
+from support import ON_CLUSTER, TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 from tiers.errors import (
     InvalidInputError,
@@ -29,7 +30,13 @@ from tiers.errors import (
     OutcomeUnknownError,
 )
 
-pytestmark = pytest.mark.skipif("cluster" in TEST_REDIS_URL, reason="the async API's own tests run on one Redis server")
+
+def async_client() -> Any:
+    """A redis.asyncio client of the test Redis: a RedisCluster on a cluster run."""
+    if ON_CLUSTER:
+        first = TEST_REDIS_URL.split("://", 1)[1].split(",")[0]
+        return redis.asyncio.cluster.RedisCluster.from_url(f"redis://{first}")
+    return redis.asyncio.Redis.from_url(TEST_REDIS_URL)
 
 
 @pytest.fixture
@@ -182,7 +189,7 @@ async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
 
 
 async def test_clients_and_engines_of_the_callers_own(config, tmp_path):
-    client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    client = async_client()
     ltm = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'own.sqlite'}")
     async with AsyncAgentMemoryAPI(config(redis_url=None), redis_client=client, ltm_engine=ltm) as api:
         assert api.mode == "redis"

@@ -451,7 +451,8 @@ def green_client(client: Any) -> Any:
         settings = client.connection_kwargs
         if settings.get("connection_class", redis.asyncio.connection.Connection) is not redis.asyncio.connection.Connection:
             raise MemoryConfigException("the async API reaches a Redis Cluster over plain TCP: this client uses TLS")
-        nodes = [(str(node.host), int(node.port)) for node in client.get_nodes()]
+        known = client.get_nodes() or list(client.nodes_manager.startup_nodes.values())  # before its first command
+        nodes = [(str(node.host), int(node.port)) for node in known]
         return cluster.connect(nodes, username=settings.get("username"), password=settings.get("password"),
                                socket_timeout=settings.get("socket_timeout"),
                                connect_timeout=settings.get("socket_connect_timeout") or 2.0,

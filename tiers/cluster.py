@@ -77,10 +77,15 @@ def connect(nodes: Sequence[tuple[str, int]], *, ssl: bool = False, username: st
             connect_timeout: float = 2.0, connection_class: type | None = None) -> RedisCluster:
     """A cluster client (RESP2, as the engine's single-node client) that has read the slot map;
     ``connection_class``: its nodes' redis-py connection class (the async API's green one)."""
-    chosen: dict[str, Any] = {} if connection_class is None else {"connection_class": connection_class}
+    chosen: dict[str, Any] = {"ssl": ssl}
+    if connection_class is not None:  # redis-py builds node clients on a pool of this class for a URL only
+        if ssl:
+            raise MemoryConfigException("the async API reaches a Redis Cluster over plain TCP, not TLS")
+        first, port = nodes[0]
+        chosen = {"connection_class": connection_class, "url": f"redis://{first}:{port}"}
     try:
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes], protocol=2,
-                            ssl=ssl, username=username, password=password, socket_timeout=socket_timeout,
+                            username=username, password=password, socket_timeout=socket_timeout,
                             socket_connect_timeout=connect_timeout, **chosen)
     except (RedisError, RedisClusterException, OSError) as exc:
         shown = ",".join(f"{host}:{port}" for host, port in nodes)
