@@ -28,6 +28,9 @@ agents, the step). One run, in this order:
                       the LTM/IM and IM/STM boundaries
  6. sizes             MEMORY USAGE (SAMPLES 0) of the STM and IM keys per memory; the SQLite
                       file and SUM(LENGTH(payload)) per LTM row against compact JSON
+ 7. async API         store_agent_state, get_memory and retrieve_by_time_range (STM, cache
+                      cleared) on an AgentMemoryAPI and an AsyncAgentMemoryAPI called in turn
+                      from one event loop, each on its own prefix, and the ratio of their p50s
 
 Nothing is flushed: every key lives under a unique prefix (tmbench-<pid>-<hex>) and is deleted
 by SCAN at the end; the SQLite LTM lives in a temporary directory.
@@ -36,6 +39,7 @@ by SCAN at the end; the SQLite LTM lives in a temporary directory.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -57,7 +61,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memory import AgentMemoryAPI  # noqa: E402
+from memory import AgentMemoryAPI, AsyncAgentMemoryAPI  # noqa: E402
 from memory.config import MemoryConfig  # noqa: E402
 from tiers.keys import KeySchema  # noqa: E402
 from tiers.scripts import evalsha  # noqa: E402
@@ -77,6 +81,7 @@ TARGETS = {
     "maintenance_per_s": (">=", 30_000),
     "ltm_payload_over_json": ("<=", 0.25),
     "state_vector_store_ratio": ("<=", 1.5),
+    "async_over_sync": ("<=", 1.3),
 }
 
 
@@ -253,6 +258,64 @@ def measure_single_store(
                 evalsha(client, noop, [], [])
                 floor.append(time.perf_counter_ns() - started)
     return percentiles_ms(samples[0]), percentiles_ms(samples[1]), percentiles_ms(floor)
+
+
+# -- 7. the async API beside the sync one -------------------------------------------------------------
+ASYNC_OPS = ("store_agent_state", "get_memory", "retrieve_by_time_range")
+
+
+def measure_async(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """Per-call latency of the sync and the async API, called in turn from one event loop (the
+    sync engine blocks it, nothing else runs), so both see the same moments of this machine:
+    {operation: (sync stats, async stats)}. Both engines keep every memory in STM."""
+    return asyncio.run(_measure_async(args, prefix, data_dir))
+
+
+async def _measure_async(args: argparse.Namespace, prefix: str, data_dir: str
+                         ) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    def config(flavour: str) -> MemoryConfig:
+        return MemoryConfig(redis_url=args.redis_url, key_prefix=f"{prefix}{flavour}", data_dir=f"{data_dir}{flavour}",
+                            stm_config={"memory_limit": 1_000_000}, search_config={"text_embedding": "off"})
+
+    sims = [SimAgent(20_000 + i, args.seed, name=f"async-{i:02d}") for i in range(10)]
+    steps = max(WINDOW, -(-args.single_calls // len(sims)))
+    samples: dict[str, tuple[list[int], list[int]]] = {op: ([], []) for op in ASYNC_OPS}
+    clock = time.perf_counter_ns
+    sync = AgentMemoryAPI(config("sync"))
+    try:
+        async with AsyncAgentMemoryAPI(config("async")) as api:
+            ids: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+            for step in range(steps):
+                for sim in sims:
+                    state = sim.state(step)
+                    started = clock()
+                    ids[0].append((sim.agent_id, sync.store_agent_state(sim.agent_id, state, step)))
+                    samples["store_agent_state"][0].append(clock() - started)
+                    started = clock()
+                    ids[1].append((sim.agent_id, await api.store_agent_state(sim.agent_id, state, step)))
+                    samples["store_agent_state"][1].append(clock() - started)
+            for (agent, sync_id), (_, async_id) in zip(ids[0], ids[1]):
+                started = clock()
+                sync.get_memory(agent, sync_id)
+                samples["get_memory"][0].append(clock() - started)
+                started = clock()
+                await api.get_memory(agent, async_id)
+                samples["get_memory"][1].append(clock() - started)
+            rng = random.Random(args.seed)
+            for agent, start in windows(rng, [sim.agent_id for sim in sims], steps, args.queries):
+                sync.clear_cache()
+                started = clock()
+                expected = sync.retrieve_by_time_range(agent, start, start + WINDOW - 1)
+                samples["retrieve_by_time_range"][0].append(clock() - started)
+                await api.clear_cache()
+                started = clock()
+                got = await api.retrieve_by_time_range(agent, start, start + WINDOW - 1)
+                samples["retrieve_by_time_range"][1].append(clock() - started)
+                if [m["contents"] for m in got] != [m["contents"] for m in expected]:
+                    raise AssertionError(f"the async API answered {agent} {start} otherwise than the sync one")
+    finally:
+        sync.close()
+    return {op: (percentiles_ms(a), percentiles_ms(b)) for op, (a, b) in samples.items()}
 
 
 # -- 2. batched store and the raw baseline ----------------------------------------------------------
@@ -451,7 +514,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     half = max(1, args.agents // 2)
     probe, cross = agent_ids[:half], agent_ids[half:] or agent_ids
 
-    progress(f"1/6 single store: {args.single_calls:,} store_agent_state calls")
+    progress(f"1/7 single store: {args.single_calls:,} store_agent_state calls")
     plain, with_vector, floor = measure_single_store(args, client, f"{root}.solo", f"{tmp}/solo")
     report.add_latency("store_agent_state (single call)", plain, "single_p50_ms")
     report.add_latency("  round trip of a script doing nothing (floor)", floor)
@@ -464,7 +527,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
     # cleanup_interval 2**53: never; maintenance runs when the benchmark says
     engine = AgentMemoryAPI(make_config(args, main_prefix, main_dir, cleanup_interval=2**53))
     try:
-        progress(f"2/6 batched store: {args.agents:,} agents x {args.steps:,} steps, batches of ~{args.batch:,}")
+        progress(f"2/7 batched store: {args.agents:,} agents x {args.steps:,} steps, batches of ~{args.batch:,}")
         load = load_workload(args, engine, client, f"{root}.raw")
         tiermem_rate = load.states / load.tiermem_seconds
         raw_rate = load.states / load.raw_seconds
@@ -478,7 +541,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
             f"p99 {batch['p99']:.1f} ms; raw HSET {load.raw_seconds:.1f} s (payloads packed beforehand, untimed)"
         )
 
-        progress(f"3/6 STM-only queries on {len(probe)} probe agents")
+        progress(f"3/7 STM-only queries on {len(probe)} probe agents")
         stm_range = measure_time_range(engine, windows(rng, probe, args.steps, args.queries))
         report.add_latency("retrieve_by_time_range, STM only (miss)", percentiles_ms(stm_range.samples_ns),
                            "range_stm_p50_ms")
@@ -489,7 +552,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
         stm_backlog, stm_count = redis_bytes_per_memory(client, keys, agent_ids, "stm")
         report.add_figure(f"Redis bytes/memory, STM backlog ({stm_count // args.agents:,}/agent)", f"{stm_backlog:,.0f}")
 
-        progress("4/6 maintenance over the backlog")
+        progress("4/7 maintenance over the backlog")
         maint = measure_maintenance(engine)
         report.add_figure("force_memory_maintenance (memories moved/s)", f"{maint['per_s']:,.0f}",
                           "maintenance_per_s", maint["per_s"])
@@ -501,7 +564,7 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
         report.notes.append("after maintenance, memories per tier: "
                             + ", ".join(f"{t} {layout[t]['count']:,}" for t in ("stm", "im", "ltm")))
 
-        progress(f"5/6 cross-tier queries on {len(cross)} untouched agents")
+        progress(f"5/7 cross-tier queries on {len(cross)} untouched agents")
         tier_range = measure_time_range(engine, windows(rng, cross, args.steps, args.queries))
         report.add_latency("retrieve_by_time_range, all tiers (miss)", percentiles_ms(tier_range.samples_ns),
                            "range_tiers_p50_ms")
@@ -526,13 +589,20 @@ def run(args: argparse.Namespace, client: redis.Redis, root: str, tmp: str) -> R
             + f"{dict(tiers_attr_rows.rows_by_tier)}"
         )
 
-        progress("6/6 sizes")
+        progress("6/7 sizes")
         stm_bytes, stm_count = redis_bytes_per_memory(client, keys, agent_ids, "stm")
         im_bytes, im_count = redis_bytes_per_memory(client, keys, agent_ids, "im")
         report.add_figure(f"Redis bytes/memory, STM ({stm_count // args.agents:,}/agent)", f"{stm_bytes:,.0f}")
         report.add_figure(f"Redis bytes/memory, IM ({im_count // args.agents:,}/agent)", f"{im_bytes:,.0f}")
     finally:
         engine.close()
+    progress(f"7/7 the async API beside the sync one: {args.single_calls:,} stores, as many reads, "
+             f"{args.queries:,} time ranges each")
+    for op, (sync_stats, async_stats) in measure_async(args, f"{root}.async", f"{tmp}/async").items():
+        report.add_latency(f"{op}: AgentMemoryAPI (same run as below)", sync_stats)
+        report.add_latency(f"{op}: AsyncAgentMemoryAPI", async_stats)
+        ratio = async_stats["p50"] / sync_stats["p50"]
+        report.add_figure(f"p50 async / sync, {op}", f"{ratio:.2f}", "async_over_sync", ratio)
     ltm = ltm_sizes(f"{main_dir}/ltm.sqlite", main_prefix, load.json_bytes)
     if ltm["rows"]:
         report.add_figure(f"LTM SQLite file bytes/row ({ltm['rows']:,} rows)", f"{ltm['file_per_row']:,.0f}")

@@ -13,6 +13,7 @@ else under ``memory`` is private.
 from memory._engine.agent_memory import AgentMemoryAPI, QueryResult
 from memory._engine.maintenance import MaintenanceReport
 from memory._engine.transfer import ImportReport
+from memory.async_api import AsyncAgentMemoryAPI, AsyncQueryBuilder
 from memory.cache import cacheable
 from memory.config import LTMConfig, MemoryConfig, RedisIMConfig, RedisSTMConfig, SearchConfig
 from memory.conversation import (
@@ -81,6 +82,8 @@ from tiers.errors import (
 __all__ = [
     # the engine (memory.api holds these under the Agent Memory API's import path)
     "AgentMemoryAPI",
+    "AsyncAgentMemoryAPI",
+    "AsyncQueryBuilder",
     "MemorySpace",
     "QueryBuilder",
     "QueryResult",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class MemorySpace:
     """Methods take an optional ``agent_id=`` too (the Agent Memory API's examples pass it); it must be this
-    space's agent."""
+    space's agent. Over AsyncAgentMemoryAPI (its ``get_memory_space``) each method's answer is awaited."""
 
     def __init__(self, api: AgentMemoryAPI, agent_id: str):
         self.api = api
@@ -95,14 +95,15 @@ class MemorySpace:
     def get_memory(self, memory_id: str) -> dict[str, Any] | None:
         return self.api.get_memory(self.agent_id, memory_id)
 
+    # Each method returns the API's answer as it is: over AsyncAgentMemoryAPI, an awaitable.
     def set_importance_score(self, memory_id: str, importance_score: float) -> None:
-        self.api.set_importance_score(self.agent_id, memory_id, importance_score)
+        return self.api.set_importance_score(self.agent_id, memory_id, importance_score)
 
     def clear_cache(self) -> None:
-        self.api.clear_cache()
+        return self.api.clear_cache()
 
     def set_cache_ttl(self, seconds: float) -> None:
-        self.api.set_cache_ttl(seconds)
+        return self.api.set_cache_ttl(seconds)
 
     def __repr__(self) -> str:
         return f"MemorySpace(agent_id={self.agent_id!r})"

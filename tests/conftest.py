@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ import pytest
 import pytest_asyncio
 import redis
 import sqlalchemy
+from anyio.from_thread import start_blocking_portal
+from redis.asyncio import Redis as AsyncRedis
 
 from cluster_support import LocalCluster
 from conversation_backends import KINDS, SHARED_STORE_KINDS, Backend
 from fault_support import EmbeddedChild, LossyProxy, RedisProcess, worker_port
-from memory import AgentMemoryAPI, RedisShortTermMemory
+from memory import AgentMemoryAPI, AsyncAgentMemoryAPI, RedisShortTermMemory
 from memory.config import MemoryConfig
 from memory.conversation import MemoryManager
 from support import (
@@ -38,6 +41,7 @@ from support import (
     REQUIRE_SERVICES,
     SINGLE_REDIS_URL,
     TEST_REDIS_URL,
+    Blocking,
     FakeClock,
     make_redis_client,
     postgres_schema,
@@ -67,8 +71,28 @@ def _needs_the_test_redis(item: pytest.Item) -> bool:
                    for value in params.values())
 
 
+# Modules whose engine tests (make_api) also run over AsyncAgentMemoryAPI ("async" api_flavour),
+# on the real Redis alone and not on a cluster run: the async API runs the same engine code, so
+# these check the bridge under it, not the engine again.
+ASYNC_FLAVOURED = {"test_api", "test_pagination", "test_attributes", "test_across_agents"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "api_flavour" in metafunc.fixturenames and metafunc.module.__name__ in ASYNC_FLAVOURED and not ON_CLUSTER:
+        metafunc.parametrize("api_flavour", ["sync", "async"], indirect=True)
+
+
+def _async_off_the_real_redis(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("api_flavour") == "async" and params.get("redis_engine") != "redis"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a cluster run, only the tests that use the test Redis."""
+    """The async flavour on the real Redis only; on a cluster run, only the tests that use the test Redis."""
+    dropped = [item for item in items if _async_off_the_real_redis(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _async_off_the_real_redis(item)]
     if not ON_CLUSTER:
         return
     kept = [item for item in items if _needs_the_test_redis(item)]
@@ -115,21 +139,41 @@ def prefix(redis_client: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_api(redis_client: Any, prefix: str, tmp_path: Any) -> Iterator[Callable[..., AgentMemoryAPI]]:
-    """Build engines on the test's Redis engine, its prefix and a SQLite file in tmp_path."""
+def api_flavour(request: pytest.FixtureRequest) -> str:
+    """"sync": AgentMemoryAPI; "async": AsyncAgentMemoryAPI called through support.Blocking
+    (the modules in ASYNC_FLAVOURED, on the real Redis)."""
+    return getattr(request, "param", "sync")
+
+
+@pytest.fixture
+def make_api(redis_client: Any, prefix: str, tmp_path: Any, api_flavour: str) -> Iterator[Callable[..., AgentMemoryAPI]]:
+    """Build engines on the test's Redis engine, its prefix and a SQLite file in tmp_path (over
+    the async API in the "async" flavour)."""
     apis: list[AgentMemoryAPI] = []
+    portals: list[Any] = []  # the async flavour's: one event loop in a helper thread for the test
+    with ExitStack() as stack:
 
-    def factory(**options: Any) -> AgentMemoryAPI:
-        options.setdefault("key_prefix", prefix)
-        options.setdefault("data_dir", str(tmp_path / "data"))
-        kwargs = {name: options.pop(name) for name in ("clock", "ltm_engine") if options.get(name) is not None}
-        api = AgentMemoryAPI(MemoryConfig(**options), redis_client=redis_client, **kwargs)
-        apis.append(api)
-        return api
+        def factory(**options: Any) -> AgentMemoryAPI:
+            options.setdefault("key_prefix", prefix)
+            options.setdefault("data_dir", str(tmp_path / "data"))
+            kwargs = {name: options.pop(name) for name in ("clock", "ltm_engine") if options.get(name) is not None}
+            if api_flavour == "async":
+                if options.get("maintenance_mode") == "background":
+                    pytest.skip("the async API refuses background maintenance (tests/test_async_api.py checks it)")
+                if not portals:
+                    portals.append(stack.enter_context(start_blocking_portal()))
+                portal = portals[0]
+                made = AsyncAgentMemoryAPI(MemoryConfig(**options), redis_client=AsyncRedis.from_url(TEST_REDIS_URL),
+                                           **kwargs)
+                api: Any = Blocking(portal, portal.call(made.open))
+            else:
+                api = AgentMemoryAPI(MemoryConfig(**options), redis_client=redis_client, **kwargs)
+            apis.append(api)
+            return api
 
-    yield factory
-    for api in apis:
-        api.close()
+        yield factory
+        for api in apis:
+            api.close()
 
 
 @pytest.fixture

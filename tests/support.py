@@ -15,11 +15,14 @@ or text extra fails the tests that need it instead of skipping them.
     text_extra_missing()            why the text model cannot load here, or None
     FakeClock                       an injectable wall clock
     DisposableRedis                 a redis-server of the test's own, to stop under an engine
+    Blocking(portal, target)        an async API called from sync code, adding nothing but the call
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import os
 import shutil
 import socket
@@ -35,6 +38,7 @@ import pytest
 import redis
 import sqlalchemy
 
+from memory import AsyncQueryBuilder, MemorySpace
 from tiers import cluster, embedded_client
 from tiers.errors import MemoryConfigException
 
@@ -177,3 +181,56 @@ class DisposableRedis:
     def stop(self):
         self.process.kill()
         self.process.wait(timeout=10)
+
+
+class Blocking:
+    """An async object called from sync code: each coroutine method runs on the event loop of a
+    helper thread (``portal``: anyio's blocking portal) and its answer or error comes back as it
+    is; what a call returns that is async in turn (a query builder, an async iterator) is
+    wrapped alike, and ``close`` is ``aclose``. So a test of the sync API runs over the async
+    one, which adds nothing but the call. White-box tests read the engine's parts (its key
+    names, its codec: in-process objects) from the engine the async API owns."""
+
+    def __init__(self, portal: Any, target: Any):
+        self._portal = portal
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._target
+        if name.startswith("_") and not hasattr(target, name):
+            return getattr(target._engine, name)
+        value = getattr(target, name)
+        if inspect.iscoroutinefunction(value):
+            return lambda *args, **kwargs: self._wrap(self._portal.call(functools.partial(value, *args, **kwargs)))
+        if callable(value):
+            return lambda *args, **kwargs: self._wrap(value(*args, **kwargs))
+        return value
+
+    def _wrap(self, result: Any) -> Any:
+        if inspect.iscoroutine(result):  # a MemorySpace method's answer
+            return self._wrap(self._portal.call(_awaited, result))
+        if inspect.isasyncgen(result):
+            return self._iterate(result)
+        if isinstance(result, AsyncQueryBuilder | MemorySpace):
+            return Blocking(self._portal, result)
+        return result
+
+    def _iterate(self, iterator: Any) -> Iterator[Any]:
+        while True:
+            try:
+                yield self._portal.call(iterator.__anext__)
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        self._portal.call(self._target.aclose)
+
+    def __enter__(self) -> Blocking:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

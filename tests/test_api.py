@@ -29,7 +29,8 @@ def steps_of(records):
 # -- the public surface -----------------------------------------------------------------------------
 PUBLIC_NAMES = {
     # the engine (memory.api holds these under the Agent Memory API's import path)
-    "AgentMemoryAPI", "MemorySpace", "QueryBuilder", "QueryResult", "ImportReport", "MaintenanceReport",
+    "AgentMemoryAPI", "AsyncAgentMemoryAPI", "AsyncQueryBuilder", "MemorySpace", "QueryBuilder", "QueryResult",
+    "ImportReport", "MaintenanceReport",
     "AgentState",
     "ActionResult", "ActionData", "BaseAgent", "install_memory_hooks", "with_memory", "cacheable",
     "process_for_agent", "agents_for_process",

@@ -55,7 +55,8 @@ def parse_nodes(nodes: Sequence[str] | str) -> list[tuple[str, int]]:
     return pairs
 
 
-def connect_url(url: str, *, socket_timeout: float | None, connect_timeout: float) -> RedisCluster:
+def connect_url(url: str, *, socket_timeout: float | None, connect_timeout: float,
+                connection_class: type | None = None) -> RedisCluster:
     """A cluster client for ``redis+cluster://`` / ``rediss+cluster://`` URLs."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -68,17 +69,24 @@ def connect_url(url: str, *, socket_timeout: float | None, connect_timeout: floa
     return connect(parse_nodes(where), ssl=SCHEMES[scheme] or options.get("ssl") == "true",
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password else None,
-                   socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+                   socket_timeout=socket_timeout, connect_timeout=connect_timeout, connection_class=connection_class)
 
 
 def connect(nodes: Sequence[tuple[str, int]], *, ssl: bool = False, username: str | None = None,
             password: str | None = None, socket_timeout: float | None = None,
-            connect_timeout: float = 2.0) -> RedisCluster:
-    """A cluster client (RESP2, as the engine's single-node client) that has read the slot map."""
+            connect_timeout: float = 2.0, connection_class: type | None = None) -> RedisCluster:
+    """A cluster client (RESP2, as the engine's single-node client) that has read the slot map;
+    ``connection_class``: its nodes' redis-py connection class (the async API's green one)."""
+    chosen: dict[str, Any] = {"ssl": ssl}
+    if connection_class is not None:  # redis-py builds node clients on a pool of this class for a URL only
+        if ssl:
+            raise MemoryConfigException("the async API reaches a Redis Cluster over plain TCP, not TLS")
+        first, port = nodes[0]
+        chosen = {"connection_class": connection_class, "url": f"redis://{first}:{port}"}
     try:
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes], protocol=2,
-                            ssl=ssl, username=username, password=password, socket_timeout=socket_timeout,
-                            socket_connect_timeout=connect_timeout)
+                            username=username, password=password, socket_timeout=socket_timeout,
+                            socket_connect_timeout=connect_timeout, **chosen)
     except (RedisError, RedisClusterException, OSError) as exc:
         shown = ",".join(f"{host}:{port}" for host, port in nodes)
         raise MemoryConfigException(f"cannot reach the Redis Cluster at {shown}: {exc}") from exc
@@ -98,7 +106,15 @@ def from_node(client: redis.Redis, *, socket_timeout: float | None, connect_time
     return connect([(kwargs["host"], int(kwargs.get("port", DEFAULT_PORT)))],
                    ssl=issubclass(client.connection_pool.connection_class, redis.SSLConnection),
                    username=kwargs.get("username"), password=kwargs.get("password"),
-                   socket_timeout=socket_timeout, connect_timeout=connect_timeout)
+                   socket_timeout=socket_timeout, connect_timeout=connect_timeout,
+                   connection_class=_green_class(client))
+
+
+def _green_class(client: redis.Redis) -> type | None:
+    """The connection class of the async API's green client (tiers/async_bridge.py), for its
+    cluster's nodes too; None for any other (the cluster client's default)."""
+    chosen = client.connection_pool.connection_class
+    return chosen if getattr(chosen, "green", False) else None
 
 
 def primaries(client: RedisCluster) -> list[redis.Redis]:

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
-from tiers import cluster, embedded
+from tiers import async_bridge, cluster, embedded
 from tiers.errors import MemoryConfigException
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
@@ -61,15 +61,17 @@ def _check_client(client: Any) -> None:
         raise MemoryConfigException("the Redis client must be created with decode_responses=False")
 
 
-def _connect(url: str, explicit: bool, socket_timeout: float | None) -> Connection | None:
+def _connect(url: str, explicit: bool, socket_timeout: float | None, connection_class: type | None = None
+             ) -> Connection | None:
     connect_timeout = 2 if explicit else 0.25
+    chosen: dict[str, Any] = {} if connection_class is None else {"connection_class": connection_class}
     if cluster.is_cluster_url(url):
-        return Connection(cluster.connect_url(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout),
-                          "redis", url)
+        return Connection(cluster.connect_url(url, socket_timeout=socket_timeout, connect_timeout=connect_timeout,
+                                              **chosen), "redis", url)
     try:
         # RESP2: redis-py's RESP3 path re-parses every sorted-set score through text
         client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout, protocol=2,
-                                      socket_timeout=socket_timeout)
+                                      socket_timeout=socket_timeout, **chosen)
         client.ping()
     except (RedisError, ValueError) as exc:
         if "cluster mode" in str(exc):  # SELECT of a database other than 0 on a cluster node
@@ -99,10 +101,12 @@ def _embedded(data_dir: str) -> Connection:
 
 def resolve(
     *, data_dir: str, url: str | None = None, client: Any = None, environ: Mapping[str, str] | None = None,
-    socket_timeout: float | None = None,
+    socket_timeout: float | None = None, connection_class: type | None = None,
 ) -> Connection:
     """Connect to the Redis named by ``client``, ``url`` or the environment, else embedded.
-    ``socket_timeout``: seconds a client made here waits for a reply (None: for ever)."""
+    ``socket_timeout``: seconds a client made here waits for a reply (None: for ever);
+    ``connection_class``: the redis-py connection class of a client made here (the async API's
+    green one, tiers/async_bridge.py; it speaks plain TCP only)."""
     environ = os.environ if environ is None else environ
     if client is not None:
         _check_client(client)
@@ -110,6 +114,9 @@ def resolve(
         return Connection(client, mode, "explicit client", owned=False)
     if url is None and "REDIS_URL" in environ:
         url = environ["REDIS_URL"]
+    if url and connection_class is not None:
+        async_bridge.check_url(url)
     if url is not None:
-        return _embedded(data_dir) if url == "" else _connect(url, True, socket_timeout)  # type: ignore[return-value]
-    return _connect(LOCAL_URL, False, socket_timeout) or _embedded(data_dir)
+        return (_embedded(data_dir) if url == ""
+                else _connect(url, True, socket_timeout, connection_class))  # type: ignore[return-value]
+    return _connect(LOCAL_URL, False, socket_timeout, connection_class) or _embedded(data_dir)

@@ -20,7 +20,6 @@ SQLAlchemy's errors become tiermem's here (:func:`guarded`), for every module th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
+from tiers.async_bridge import pause
 from tiers.errors import TierUnavailableError
 
 T = TypeVar("T")
@@ -177,10 +177,39 @@ def make_engine(url: str | None, db_path: str | Path | None, *, generic_plans: b
         engine = create_engine(url)
     except (SQLAlchemyError, OSError, ValueError) as exc:
         raise TierUnavailableError("ltm", f"cannot use {url or db_path!r}: {exc}") from exc
+    return _sessions(engine, generic_plans)
+
+
+def _sessions(engine: Engine, generic_plans: bool) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     elif engine.dialect.name == "postgresql" and generic_plans:
         event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "sqlite+pysqlite": "sqlite+aiosqlite",
+                 "postgresql": "postgresql+psycopg", "postgresql+psycopg2": "postgresql+psycopg"}
+
+
+def make_async_engine(url: str | None, db_path: str | Path | None, *, generic_plans: bool = False) -> Any:
+    """:func:`make_engine` on an asyncio driver, as a SQLAlchemy ``AsyncEngine`` (the async API
+    runs the tier's code on its ``sync_engine`` in greenlets): SQLite through aiosqlite,
+    PostgreSQL through psycopg's async connection; any other URL must name an async driver."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    try:
+        if url is None:
+            path = Path(db_path)  # type: ignore[arg-type]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        parsed = make_url(url)
+        parsed = parsed.set(drivername=ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+        engine = create_async_engine(parsed)
+    except (SQLAlchemyError, OSError, ValueError) as exc:  # InvalidRequestError: not an async driver
+        raise TierUnavailableError("ltm", f"cannot use {url or db_path!r} from the async API: {exc}") from exc
+    _sessions(engine.sync_engine, generic_plans)
     return engine
 
 
@@ -194,7 +223,7 @@ def create_racing(create: Callable[[], None]) -> None:
         except (OperationalError, IntegrityError, ProgrammingError):
             if attempt == SCHEMA_ATTEMPTS - 1:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            pause(0.05 * (attempt + 1))
 
 
 def create_schema(engine: Engine, partitions: int = DEFAULT_PARTITIONS) -> None:

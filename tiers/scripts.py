@@ -26,7 +26,6 @@ import hashlib
 import itertools
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +33,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from tiers.async_bridge import caller
 from tiers.keys import CHANGE_LOG_IDS
 from tiers.transport import NotSent, ReplyLost, exchange
 
@@ -80,9 +80,11 @@ def guards_replies(client: Any) -> bool:
 
 
 class RequestSlots:
-    """Request slots of this process: one key per thread and hash tag, beside the call's keys.
-    A slot is only ever used by one thread of one process, so a request id needs only to differ
-    from that slot's earlier ones: a counter of the process does (no random bytes per call)."""
+    """Request slots of this process: one key per caller and hash tag, beside the call's keys. A
+    caller is a thread, or an async engine (tiers/async_bridge.py: it runs one call at a time, on
+    one thread with others). A slot is only ever used by one caller of one process, so a request
+    id needs only to differ from that slot's earlier ones: a counter of the process does (no
+    random bytes per call)."""
 
     def __init__(self) -> None:
         self._token, self._pid = secrets.token_hex(6), os.getpid()
@@ -96,7 +98,7 @@ class RequestSlots:
         tag_end = first.find("}")
         if tag_end < 0 or "{" not in first[:tag_end]:
             raise ValueError(f"a once-script's first key must carry a hash tag, got {first!r}")
-        slot = f"{first[: tag_end + 1]}:once:{self._token}:{threading.get_ident()}"
+        slot = f"{first[: tag_end + 1]}:once:{self._token}:{caller()}"
         return [*keys, slot], [*args, next(self._requests)]
 
 

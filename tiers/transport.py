@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, RedisCluste
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tiers.async_bridge import pause
 from tiers.cluster import SlotMap, is_cluster, slot_map
 
 SEND_CHUNK_BYTES = 1 << 15  # send packed calls as soon as this much is encoded
@@ -295,7 +295,7 @@ def _routed(client: Any, lazy: Iterable[tuple[Any, ...]], wait: int = 0) -> list
         if moved:
             slots.refresh()
         if any(isinstance(replies[p], (TryAgainError, ClusterDownError)) for p in again if status[p] == ANSWERED):
-            time.sleep(RETRY_PAUSE * 2**round_)  # a slot mid-migration, or a cluster mid-failover: give it a moment
+            pause(RETRY_PAUSE * 2**round_)  # a slot mid-migration, or a cluster mid-failover: give it a moment
         for p in again:
             status[p] = UNSENT
         pending = again

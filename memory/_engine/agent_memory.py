@@ -33,7 +33,7 @@ from memory.cache import ResultCache
 from memory.config import MemoryConfig
 from memory.query import QueryBuilder
 from memory.space import MemorySpace
-from tiers.connection import resolve
+from tiers.connection import Connection, resolve
 from tiers.errors import (
     InvalidInputError,
     MemoryAPIException,
@@ -74,15 +74,14 @@ class AgentMemoryAPI:
         self._clock = clock
         self._closed = False
         self._holding = threading.local()  # .agents: the agents this thread holds in exclusive blocks
-        self._connection = resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
-                                   socket_timeout=config.redis_timeout)
+        self._connection = self._connect(config, redis_client)
         try:
             self._tiers = self._build_tiers(config, ltm_engine, adopt_deployment)
         except BaseException:
             self._connection.close()
             raise
         # fakeredis runs in this process, under the GIL: threads would only add switching
-        workers = config.maintenance_workers if self.mode == "redis" else 1
+        workers = config.maintenance_workers if self.mode == "redis" and self._threads else 1
         self._maintainer = Maintainer(self._tiers, config, clock, workers)
         self._cache = ResultCache(config.cache_size, config.cache_ttl)
         search = config.search_config
@@ -109,6 +108,17 @@ class AgentMemoryAPI:
             except BaseException:
                 self.close()
                 raise
+
+    # Whether the engine may run work in threads of its own (maintenance workers): not when its
+    # Redis connections wait on an event loop (memory/async_api.py).
+    _threads = True
+
+    def _connect(self, config: MemoryConfig, redis_client: Any) -> Connection:
+        return resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
+                       socket_timeout=config.redis_timeout)
+
+    def _open_ltm(self, url: str | None, db_path: str) -> Any:
+        return make_engine(url, db_path, generic_plans=True)
 
     def _reconcile_after_crash(self, server: Any) -> None:
         """The embedded engine's snapshot is older than its LTM when its process was killed:
@@ -144,7 +154,7 @@ class AgentMemoryAPI:
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
-            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path, generic_plans=True)
+            engine = ltm_engine if ltm_engine is not None else self._open_ltm(ltm_cfg.url, db_path)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
         server = self._connection.embedded_server

@@ -30,6 +30,7 @@ from typing import Any
 
 from memory._engine.derive import TIER_RESOLUTION, at_resolution
 from memory.config import MemoryConfig
+from tiers.async_bridge import pause
 from tiers.base import FastTier
 from tiers.errors import MemoryAPIException, MemoryMaintenanceException
 from tiers.record import MemoryRecord
@@ -184,12 +185,12 @@ class Maintainer:
         waiting up to ``wait`` seconds for one that is running to finish."""
         deadline = time.monotonic() + wait
         token = self._acquire(agent_id)
-        pause = 0.002  # doubling to 50 ms: a short holder (a delete) is waited for briefly
+        wait_for = 0.002  # doubling to 50 ms: a short holder (a delete) is waited for briefly
         while token is None:
             if time.monotonic() >= deadline:
                 raise MemoryMaintenanceException(f"agent {agent_id} is being maintained by another process")
-            time.sleep(pause)
-            pause = min(2 * pause, 0.05)
+            pause(wait_for)
+            wait_for = min(2 * wait_for, 0.05)
             token = self._acquire(agent_id)
         try:
             yield

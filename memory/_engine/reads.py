@@ -8,7 +8,6 @@ counter works as a seqlock, so no answer misses a memory that was in flight.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from memory._engine.merge import by_importance, by_step, merge_tiers
 from memory.cache import MISS, ResultCache
 from memory.config import MemoryConfig
+from tiers.async_bridge import pause
 from tiers.bookkeeping import Stamp
 from tiers.errors import MemoryRetrievalException, OutcomeUnknownError, TierUnavailableError
 from tiers.record import MemoryRecord, to_dicts
@@ -105,7 +105,7 @@ class Reads:
                     return tiers.meta.count_ltm_read(agent_id, rows[0], now)
                 if self._settled(agent_id, promoting):
                     return None
-                time.sleep(0.001 * 2**attempt)  # a promotion may have moved it past both reads
+                pause(0.001 * 2**attempt)  # a promotion may have moved it past both reads
             return None
         except (TierUnavailableError, OutcomeUnknownError) as exc:
             raise MemoryRetrievalException(f"could not read memory {memory_id}: {exc}") from exc
@@ -159,7 +159,7 @@ def until_settled(compute: Callable[[], Answer]) -> Answer:
         answer = compute()
         if answer.settled:
             return answer
-        time.sleep(0.001 * 2**attempt)
+        pause(0.001 * 2**attempt)
     # the counter stayed odd: a promotion that died mid-way, whose memories sit in two tiers
     # (readers find them) until maintenance heals it
     log.warning("a promotion kept overlapping this read; answering with the last attempt")

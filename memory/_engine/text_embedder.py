@@ -21,6 +21,7 @@ from embeddings.resolution import reduce
 from embeddings.text import TextEncoder, contents_text
 from memory._engine.derive import TIER_RESOLUTION
 from memory.config import SearchConfig
+from tiers.async_bridge import offload
 from tiers.codec import with_embeddings
 from tiers.errors import MemoryConfigException
 from tiers.tierset import TierSet
@@ -58,7 +59,7 @@ class TextEmbedder:
         """The model's vectors; a model that fails or answers in the wrong shape is the
         configuration's problem, said as such (MemoryConfigException)."""
         try:
-            return self.encoder.encode(texts)
+            return offload(self.encoder.encode, texts)  # the async API's event loop runs on meanwhile
         except (ValueError, TypeError, OSError, RuntimeError) as exc:  # the caller's model, or one not on disk
             raise MemoryConfigException(f"search_config.text_model could not embed text: {exc}") from exc
 

@@ -1,0 +1,242 @@
+"""AsyncAgentMemoryAPI on its own event loop: many coroutines on one instance, cancellation, its
+errors against the sync API's, the event loop kept free while Redis answers, and a reply lost on
+the wire. (The engine's behaviour itself is tested over both APIs: conftest.py's api_flavour.)
+On the test Redis (a cluster on a cluster run), with a few checks of the embedded engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio
+import redis.asyncio.cluster
+import sqlalchemy
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from fault_support import all_of, contains, is_command
+from memory import AgentMemoryAPI, AsyncAgentMemoryAPI, MemoryConfig
+from support import ON_CLUSTER, TEST_REDIS_URL, real_redis
+from team_support import delete_prefix
+from tiers.errors import (
+    InvalidInputError,
+    MemoryAPIException,
+    MemoryConfigException,
+    MemoryNotFoundError,
+    OutcomeUnknownError,
+)
+
+
+def async_client() -> Any:
+    """A redis.asyncio client of the test Redis: a RedisCluster on a cluster run."""
+    if ON_CLUSTER:
+        first = TEST_REDIS_URL.split("://", 1)[1].split(",")[0]
+        return redis.asyncio.cluster.RedisCluster.from_url(f"redis://{first}")
+    return redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+
+
+@pytest.fixture
+def config(tmp_path: Any) -> Iterator[Callable[..., MemoryConfig]]:
+    """MemoryConfig on the real test Redis, a prefix of the test's own (deleted afterwards), SQLite in tmp_path."""
+    client = real_redis()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+
+    def make(**options: Any) -> MemoryConfig:
+        options.setdefault("redis_url", TEST_REDIS_URL)
+        return MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"),
+                            search_config={"text_embedding": "off"}, **options)
+
+    yield make
+    delete_prefix(client, prefix)
+    client.close()
+
+
+def rows(memories: Any) -> list[tuple[Any, ...]]:
+    return [(m["memory_id"], m["step_number"], m["contents"], m["tier"]) for m in memories]
+
+
+async def test_many_coroutines_on_one_instance_answer_as_the_sync_api(config):
+    cfg = config(stm_config={"memory_limit": 8}, im_config={"memory_limit": 16}, cleanup_interval=10)
+
+    async def agent(api: AsyncAgentMemoryAPI, name: str) -> list[str]:
+        ids = []
+        for step in range(40):
+            ids.append(await api.store_agent_state(name, {"step": step, "who": name, "position": [step, 1]}, step))
+            if step % 10 == 9:  # queries between the stores, interleaved with the other agents'
+                assert [m["step_number"] for m in await api.retrieve_by_time_range(name, 0, step)] == list(range(step + 1))
+        return ids
+
+    async with AsyncAgentMemoryAPI(cfg) as api:
+        names = [f"agent-{i}" for i in range(12)]
+        stored = dict(zip(names, await asyncio.gather(*(agent(api, name) for name in names))))
+        answers = await asyncio.gather(*(api.retrieve_by_time_range(name, 0, 39) for name in names))
+        found = await asyncio.gather(*(api.query(name).where({"step": {"$gte": 35}}).all() for name in names))
+        assert sorted(await api.list_agents()) == sorted(names)
+    with AgentMemoryAPI(cfg) as sync:
+        for name, answer, where in zip(names, answers, found):
+            assert [m["memory_id"] for m in answer] == stored[name]
+            assert rows(answer) == rows(sync.retrieve_by_time_range(name, 0, 39))
+            assert rows(where) == rows(sync.query(name).where({"step": {"$gte": 35}}).all())
+        assert {m["tier"] for name in names for m in sync.retrieve_by_time_range(name, 0, 39)} == {"stm", "im", "ltm"}
+
+
+async def test_the_event_loop_runs_while_the_engine_waits_for_redis(config):
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    async with AsyncAgentMemoryAPI(config()) as api:
+        await api.store_agent_state("a", {"warm": True}, 0)  # connected, scripts loaded
+        running = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        ticks = 0
+        for step in range(1, 201):
+            await api.store_agent_state("a", {"step": step}, step)
+        running.cancel()
+    assert ticks >= 200  # each store's round trip let the ticker run at least once
+
+
+async def test_a_call_cancelled_mid_flight_took_effect_whole_and_the_engine_goes_on(config):
+    records = [{"agent_id": f"c{i % 4}", "data": {"i": i}, "step_number": i} for i in range(4000)]
+    async with AsyncAgentMemoryAPI(config()) as api:
+        await api.store_agent_state("c0", {"warm": True}, 10_000)
+        storing = asyncio.create_task(api.store_many(records))
+        queued = asyncio.create_task(api.store_agent_state("queued", {"never": True}, 1))  # waits for its turn
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not storing.done()
+        storing.cancel()
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await storing
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        counts = [len(await api.retrieve_by_time_range(f"c{a}", 0, 3999)) for a in range(4)]
+        assert counts in ([0] * 4, [1000] * 4)  # every agent's records or none of them, never a part
+        assert "queued" not in await api.list_agents()
+        memory_id = await api.store_agent_state("after", {"fine": True}, 1)
+        assert (await api.get_memory("after", memory_id))["contents"] == {"fine": True}
+
+
+BAD_CALLS = [
+    ("store_agent_state", ("bad id!", {"x": 1}, 1)),
+    ("store_agent_state", ("a", {"x": 1}, -1)),
+    ("store_agent_state", ("a", "not a dict", 1)),
+    ("store_many", ([{"agent_id": "a", "data": {}, "step_number": 1, "memory_type": "dream"}],)),
+    ("retrieve_by_time_range", ("a", 5, 1)),
+    ("retrieve_recent", ("a", -1)),
+    ("retrieve_by_attributes", ("a", {"x": {"$near": 1}})),
+    ("retrieve_by_location", ("a", (1, 2), -1.0)),
+    ("set_importance_score", ("a", "a-nothing-1", 0.5)),
+    ("set_importance_score", ("a", "a-nothing-1", 7.0)),
+    ("get_memory", ("a b", "a-x-1")),
+    ("set_cache_ttl", (-1,)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), BAD_CALLS, ids=[f"{name}-{i}" for i, (name, _) in enumerate(BAD_CALLS)])
+async def test_errors_are_the_sync_apis_type_and_message(config, name, args):
+    cfg = config()
+    with AgentMemoryAPI(cfg) as sync:
+        with pytest.raises(MemoryAPIException) as expected:
+            getattr(sync, name)(*args)
+    async with AsyncAgentMemoryAPI(cfg) as api:
+        with pytest.raises(MemoryAPIException) as raised:
+            await getattr(api, name)(*args)
+    assert type(raised.value) is type(expected.value) and str(raised.value) == str(expected.value)
+
+
+async def test_queries_unknown_memories_and_a_closed_engine_answer_as_the_sync_api(config):
+    api = AsyncAgentMemoryAPI(config())
+    with pytest.raises(MemoryAPIException, match="open this AsyncAgentMemoryAPI first"):
+        api.query("a")
+    await api.open()
+    assert await api.get_memory("a", "a-nothing-1") is None
+    with pytest.raises(MemoryNotFoundError):
+        await api.set_importance_score("a", "a-nothing-1", 0.5)
+    with pytest.raises(InvalidInputError, match="needs top"):
+        await api.query("a").similar_to({"x": 1}).all()
+    space = api.get_memory_space("a")
+    await api.store_agent_state("a", {"x": 1}, 3)
+    assert [m["step_number"] for m in await space.retrieve_recent_states(5)] == [3]
+    await api.aclose()
+    await api.aclose()  # twice is fine
+    with pytest.raises(MemoryAPIException, match="is closed"):
+        await api.store_agent_state("a", {"x": 1}, 1)
+
+
+async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
+    with pytest.raises(MemoryConfigException, match="maintenance_mode"):
+        AsyncAgentMemoryAPI(config(maintenance_mode="background"))
+    with pytest.raises(MemoryConfigException, match="text_embedding"):
+        AsyncAgentMemoryAPI(MemoryConfig(search_config={"text_embedding": "background"}))
+    with pytest.raises(MemoryConfigException, match="AsyncEngine"):
+        AsyncAgentMemoryAPI(config(), ltm_engine=sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}"))
+    sync_client = real_redis()
+    with pytest.raises(MemoryConfigException, match="redis.asyncio"):
+        await AsyncAgentMemoryAPI(config(redis_url=None), redis_client=sync_client).open()
+    sync_client.close()
+    with pytest.raises(MemoryConfigException, match="plain TCP"):
+        await AsyncAgentMemoryAPI(config(redis_url="rediss://127.0.0.1:6390/0")).open()
+
+
+async def test_clients_and_engines_of_the_callers_own(config, tmp_path):
+    client = async_client()
+    ltm = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'own.sqlite'}")
+    async with AsyncAgentMemoryAPI(config(redis_url=None), redis_client=client, ltm_engine=ltm) as api:
+        assert api.mode == "redis"
+        memory_id = await api.store_agent_state("a", {"x": 1}, 1)
+        assert await api.force_memory_maintenance("a") is not None
+        assert [m async for m in api.export_memories(["a"])][0]["memory_id"] == memory_id
+    await ltm.dispose()
+    await client.aclose()
+
+
+async def test_the_embedded_engine_through_a_fakeredis_async_client(tmp_path):
+    server = fakeredis.FakeServer()
+    cfg = MemoryConfig(key_prefix="emb", data_dir=str(tmp_path / "data"))
+    async with AsyncAgentMemoryAPI(cfg, redis_client=fakeredis.FakeAsyncRedis(server=server)) as api:
+        ids = await api.store_many([{"agent_id": "a", "data": {"i": i}, "step_number": i} for i in range(5)])
+        assert [m["memory_id"] for m in await api.retrieve_by_time_range("a", 0, 4)] == ids
+    async with AsyncAgentMemoryAPI(MemoryConfig(redis_url="", data_dir=str(tmp_path / "own"))) as api:
+        assert api.mode == "embedded"
+        await api.store_agent_state("b", {"x": 1}, 1)
+        assert len(await api.retrieve_recent("b")) == 1
+
+
+@pytest.mark.parametrize("mode", ["close", "hold"])
+async def test_a_store_whose_reply_is_lost_is_stored_once(lossy_proxy, mode, tmp_path):
+    """Invariant 11 over the async API: the same transport, the same retry forms (see
+    tests/test_faults_lost_replies.py for the sync API)."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    client = redis.asyncio.Redis(host="127.0.0.1", port=lossy_proxy.port, db=9, protocol=2,
+                                 socket_timeout=0.5 if mode == "hold" else 5)
+    cfg = MemoryConfig(key_prefix=prefix, data_dir=str(tmp_path / "data"), cleanup_interval=10_000,
+                       search_config={"text_embedding": "off"})
+    direct = real_redis()
+    try:
+        async with AsyncAgentMemoryAPI(cfg, redis_client=client) as api:
+            await api.store_agent_state("solo", {"warm": True}, 0)
+            drop = lossy_proxy.drop_reply(all_of(is_command("EVALSHA"), contains(b"lost-put")), mode=mode)
+            try:
+                memory_id = await api.store_agent_state("solo", {"probe": "lost-put"}, 1)
+            except OutcomeUnknownError:
+                memory_id = None
+            assert drop.fired.is_set()
+            stored = await api.retrieve_by_time_range("solo", 1, 1)
+            if memory_id is None:  # not sent again: it ran at most once
+                assert len(stored) <= 1
+            else:  # sent again in its retry form: it ran once
+                assert [(m["memory_id"], m["contents"]) for m in stored] == [(memory_id, {"probe": "lost-put"})]
+    finally:
+        await client.aclose()
+        delete_prefix(direct, prefix)
+        direct.close()
