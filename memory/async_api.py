@@ -41,7 +41,7 @@ from tiers.ltm_schema import make_async_engine
 # The sync API's methods that the async one runs as they are (each an ``async def`` here).
 CALLS = (
     "store_agent_state", "store_agent_interaction", "store_agent_action", "store_many",
-    "get_memory", "set_importance_score", "clear_agent_memory",
+    "get_memory", "set_importance_score", "clear_agent_memory", "delete_memory", "delete_memories",
     "retrieve_by_time_range", "retrieve_recent", "retrieve_most_important", "retrieve_by_attributes",
     "retrieve_similar_states", "search_by_embedding", "search_by_content", "retrieve_by_location",
     "retrieve_nearest", "rebuild_indices", "import_memories", "force_memory_maintenance", "list_agents",
@@ -173,6 +173,11 @@ class AsyncAgentMemoryAPI:
     def deployment(self) -> dict[str, Any]:
         """As AgentMemoryAPI.deployment."""
         return self._opened().deployment
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """As AgentMemoryAPI.clock."""
+        return self._opened().clock
 
     # -- what does not map one to one ----------------------------------------------------------------
     def get_memory_space(self, agent_id: str) -> MemorySpace:

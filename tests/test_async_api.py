@@ -240,3 +240,33 @@ async def test_a_store_whose_reply_is_lost_is_stored_once(lossy_proxy, mode, tmp
         await client.aclose()
         delete_prefix(direct, prefix)
         direct.close()
+
+
+# the sync API's public names the async one spells otherwise, or leaves out, and why
+NOT_MIRRORED = {
+    "close": "aclose",
+    "exclusive": "a block across several calls holds the agent's lease in one thread; the async API's calls share one",
+}
+
+
+def test_every_public_call_of_the_sync_api_has_its_async_form():
+    sync = {name for name in dir(AgentMemoryAPI) if not name.startswith("_")}
+    mirrored = {name for name in dir(AsyncAgentMemoryAPI) if not name.startswith("_")}
+    assert sync - mirrored == set(NOT_MIRRORED)
+    assert "aclose" in mirrored
+
+
+async def test_deletes_run_on_the_async_api_as_on_the_sync_one(config):
+    cfg = config(stm_config={"memory_limit": 4}, im_config={"memory_limit": 8}, cleanup_interval=10**9)
+    async with AsyncAgentMemoryAPI(cfg) as api:
+        ids = [await api.store_agent_state("a", {"step": step}, step) for step in range(20)]
+        await api.force_memory_maintenance("a")
+        held = {m["memory_id"]: m["tier"] for m in await api.retrieve_by_time_range("a", 0, 19)}
+        gone = [next(i for i in ids if held[i] == tier) for tier in ("stm", "im", "ltm")]
+        assert await api.delete_memory("a", gone[0]) is True
+        assert await api.delete_memories("a", gone[1:] + ["a-missing"]) == 2
+        assert await api.delete_memory("a", gone[0]) is False
+        kept = [m["memory_id"] for m in await api.retrieve_by_time_range("a", 0, 19)]
+    assert kept == [i for i in ids if i not in gone]
+    with AgentMemoryAPI(cfg) as sync:
+        assert [m["memory_id"] for m in sync.retrieve_by_time_range("a", 0, 19)] == kept
