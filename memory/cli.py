@@ -14,6 +14,8 @@
     tiermem mcp [--tokens FILE] [--token TOKEN]
                                              speak MCP on stdin/stdout: the engine and its team memory
                                              as tools (protocol on stdout, logs on stderr)
+    tiermem serve [--host H] [--port N] [--tokens FILE] [--max-body BYTES]
+                                             the HTTP server: REST API (OpenAPI at /docs), team routes
     tiermem --version
 
 Every command takes ``--config``, ``--redis-url``, ``--data-dir`` and ``--prefix`` (before or
@@ -139,15 +141,6 @@ def opened(config: MemoryConfig, **options: Any) -> Iterator[AgentMemoryAPI]:
         yield memory
 
 
-def team_memory(config: MemoryConfig) -> RedisShortTermMemory:
-    """The team memory beside the engine ``config`` opens: its Redis (or embedded engine), key prefix,
-    LTM database (the pattern library's) and replica waits."""
-    ltm = config.ltm_config
-    return RedisShortTermMemory(config.redis_url_option(), data_dir=config.data_dir, key_prefix=config.key_prefix,
-                                ltm_url=ltm.url if ltm.db_path is None else f"sqlite:///{ltm.db_path}",
-                                wait_replicas=config.wait_replicas)
-
-
 def _json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=jsonable))
 
@@ -166,6 +159,14 @@ def whole_number(least: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = whole_number(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
 
 
 def steps(text: str) -> tuple[int, int]:
@@ -405,6 +406,7 @@ def mcp(args: argparse.Namespace) -> int:
     """Serve the MCP tools on stdin/stdout until the client closes stdin."""
     try:
         from memory.server import auth
+        from memory.server.app import team_beside
         from memory.server.mcp import serve_stdio
     except ImportError as exc:
         raise MissingExtraError("server", f"tiermem mcp needs the MCP SDK ({exc})") from exc
@@ -422,12 +424,36 @@ def mcp(args: argparse.Namespace) -> int:
     config = _config(args)
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # opening and closing run to their end
     try:
-        with opened(config) as memory, team_memory(config) as team:
+        with opened(config) as memory, team_beside(memory) as team:
             signal.signal(signal.SIGTERM, functools.partial(_terminated, memory, team))
             try:
                 serve_stdio(memory, team, principal)
             finally:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the engine and its team's shared memory over HTTP (docs/server.md) until interrupted."""
+    try:
+        import uvicorn
+
+        from memory.server import auth
+        from memory.server.app import create_app, team_beside
+    except ImportError as exc:
+        raise MissingExtraError("server", f"tiermem serve needs {exc.name}") from None
+    tokens = auth.TokenTable.load(args.tokens)
+    auth.check_bind(args.host, tokens)
+    # uvicorn stops on SIGTERM, then raises it again: stop here instead, so the engine is closed
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with opened(_config(args)) as memory, team_beside(memory) as team:
+            app = create_app(memory, team, tokens=tokens, max_body_bytes=args.max_body)
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    except _Stop:
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
@@ -443,10 +469,19 @@ def _terminated(memory: AgentMemoryAPI, team: RedisShortTermMemory, signum: int,
     os._exit(128 + signum)
 
 
+class _Stop(Exception):
+    """SIGTERM came: the server has stopped."""
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stop
+
+
 # -- the parser ---------------------------------------------------------------------------------
 EPILOG = """\
 environment:
   REDIS_URL      the Redis to use when --redis-url and the config name none ("" forces the embedded engine)
+  TIERMEM_TOKENS serve: the bearer tokens (JSON) when --tokens names no file
 
 exit status:
   0 done, 1 the engine refused or failed, 2 usage error, 130 interrupted, 141 output closed early
@@ -561,15 +596,26 @@ def build_parser() -> argparse.ArgumentParser:
                            "(its LTM is lost for good; what it held is gone)")
     _json_option(bind, "the deployment")
 
-    serve = _command(commands, "mcp", mcp, "speak MCP on stdin/stdout (for an LLM client)",
+    stdio = _command(commands, "mcp", mcp, "speak MCP on stdin/stdout (for an LLM client)",
                      "Serve tiermem's MCP tools (store_memory, search_memories, ..., claim_task, send_signal,\n"
                      "find_patterns) on stdin and stdout, for an MCP client that starts this command. Each\n"
                      "call is made as the local steward, or as the token --token (or $TIERMEM_TOKEN) names\n"
                      "in the tokens of --tokens FILE (or $TIERMEM_TOKENS). The protocol alone is on stdout.")
-    serve.add_argument("--tokens", metavar="FILE",
+    stdio.add_argument("--tokens", metavar="FILE",
                        help="the tokens file (a JSON list of {token, tier, agent?, team?}; default: $TIERMEM_TOKENS)")
-    serve.add_argument("--token", metavar="TOKEN",
+    stdio.add_argument("--token", metavar="TOKEN",
                        help="act as this token's principal (default: $TIERMEM_TOKEN, else the local steward)")
+
+    server = _command(commands, "serve", serve, "serve the REST API over HTTP",
+                      "Serve the engine over HTTP: the REST API under /v1 (with the team routes), its OpenAPI\n"
+                      "document at /openapi.json and /docs, until interrupted. Callers name themselves with\n"
+                      "bearer tokens (--tokens FILE, else $TIERMEM_TOKENS); without tokens every caller may do\n"
+                      "anything, so the server then listens on loopback only. See docs/server.md.")
+    server.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    server.add_argument("--port", type=port, default=8000, help="the port to listen on, 0 for any free one (default: 8000)")
+    server.add_argument("--tokens", metavar="FILE", help="a JSON file of bearer tokens (default: $TIERMEM_TOKENS)")
+    server.add_argument("--max-body", type=whole_number(0), default=1 << 20, metavar="BYTES",
+                        help="the largest request body taken, in bytes (default: 1048576)")
     return parser
 
 
