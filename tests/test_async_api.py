@@ -7,6 +7,8 @@ On the test Redis (a cluster on a cluster run), with a few checks of the embedde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -124,6 +126,26 @@ async def test_a_call_cancelled_mid_flight_took_effect_whole_and_the_engine_goes
         assert "queued" not in await api.list_agents()
         memory_id = await api.store_agent_state("after", {"fine": True}, 1)
         assert (await api.get_memory("after", memory_id))["contents"] == {"fine": True}
+
+
+async def test_the_text_model_runs_off_the_event_loop_and_answers_as_in_the_sync_api(config):
+    threads: set[int] = set()
+
+    def model(texts: list[str]) -> list[list[float]]:  # a deterministic stand-in: letter counts
+        threads.add(threading.get_ident())
+        return [[1e-3 + text.count(letter) for letter in "abcdefghijklmnop"] for text in texts]
+
+    cfg = config()
+    cfg = dataclasses.replace(cfg, search_config=dataclasses.replace(cfg.search_config, text_model=model,
+                                                                     text_embedding="on_query"))
+    words = ["bridge", "market", "river", "forest"]
+    async with AsyncAgentMemoryAPI(cfg) as api:
+        for i in range(20):
+            await api.store_agent_interaction("t", {"content": f"{words[i % 4]} {i}"}, i)
+        found = await api.search_by_content("t", "a market by the river", k=5)
+    assert threads and threading.get_ident() not in threads
+    with AgentMemoryAPI(cfg) as sync:
+        assert rows(found) == rows(sync.search_by_content("t", "a market by the river", k=5))
 
 
 BAD_CALLS = [
