@@ -17,12 +17,11 @@ import fakeredis
 import pytest
 import redis.asyncio
 import redis.asyncio.cluster
-import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fault_support import all_of, contains, is_command
 from memory import AgentMemoryAPI, AsyncAgentMemoryAPI, MemoryConfig
-from support import ON_CLUSTER, TEST_REDIS_URL, real_redis
+from support import ON_CLUSTER, TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 from tiers.errors import (
     InvalidInputError,
@@ -200,8 +199,8 @@ async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
         AsyncAgentMemoryAPI(config(maintenance_mode="background"))
     with pytest.raises(MemoryConfigException, match="text_embedding"):
         AsyncAgentMemoryAPI(MemoryConfig(search_config={"text_embedding": "background"}))
-    with pytest.raises(MemoryConfigException, match="AsyncEngine"):
-        AsyncAgentMemoryAPI(config(), ltm_engine=sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}"))
+    with pytest.raises(MemoryConfigException, match="not an AsyncEngine"):
+        AsyncAgentMemoryAPI(config(), ltm_engine=create_async_engine(TEST_POSTGRES_URL))  # connects to nothing
     sync_client = real_redis()
     with pytest.raises(MemoryConfigException, match="redis.asyncio"):
         await AsyncAgentMemoryAPI(config(redis_url=None), redis_client=sync_client).open()
@@ -210,16 +209,26 @@ async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
         await AsyncAgentMemoryAPI(config(redis_url="rediss://127.0.0.1:6390/0")).open()
 
 
-async def test_clients_and_engines_of_the_callers_own(config, tmp_path):
+async def test_a_client_and_a_postgresql_ltm_of_the_callers_own(config, postgres_engine):
+    """The long-term store's SQL (moves by COPY, reads, index rebuilds) runs in the engine's SQL thread."""
     client = async_client()
-    ltm = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'own.sqlite'}")
-    async with AsyncAgentMemoryAPI(config(redis_url=None), redis_client=client, ltm_engine=ltm) as api:
+    cfg = config(redis_url=None, stm_config={"memory_limit": 5}, im_config={"memory_limit": 10})
+    records = [{"agent_id": "pg", "data": {"i": i, "position": [i, 0]}, "step_number": i} for i in range(60)]
+    async with AsyncAgentMemoryAPI(cfg, redis_client=client, ltm_engine=postgres_engine) as api:
         assert api.mode == "redis"
-        memory_id = await api.store_agent_state("a", {"x": 1}, 1)
-        assert await api.force_memory_maintenance("a") is not None
-        assert [m async for m in api.export_memories(["a"])][0]["memory_id"] == memory_id
-    await ltm.dispose()
+        ids = await api.store_many(records)
+        report = await api.force_memory_maintenance("pg")
+        assert report.im_to_ltm > 0
+        answer = await api.retrieve_by_time_range("pg", 0, 59)
+        near = await api.retrieve_by_location("pg", (3, 0), 1.5)
+        assert [m["memory_id"] async for m in api.export_memories(["pg"])] == ids
     await client.aclose()
+    sync_client = real_redis()
+    with AgentMemoryAPI(cfg, redis_client=sync_client, ltm_engine=postgres_engine) as sync:
+        assert rows(answer) == rows(sync.retrieve_by_time_range("pg", 0, 59))
+        assert rows(near) == rows(sync.retrieve_by_location("pg", (3, 0), 1.5))
+        assert {m["tier"] for m in answer} == {"stm", "im", "ltm"}
+    sync_client.close()
 
 
 async def test_the_embedded_engine_through_a_fakeredis_async_client(tmp_path):
