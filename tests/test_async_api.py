@@ -85,6 +85,25 @@ async def test_many_coroutines_on_one_instance_answer_as_the_sync_api(config):
         assert {m["tier"] for name in names for m in sync.retrieve_by_time_range(name, 0, 39)} == {"stm", "im", "ltm"}
 
 
+async def test_two_engines_on_one_event_loop_interleave_safely(config):
+    """Two instances on one thread: their calls interleave at every wait (once-script slots,
+    connections and locks are each engine's own)."""
+    cfg = config()
+    async with AsyncAgentMemoryAPI(cfg) as first, AsyncAgentMemoryAPI(cfg) as second:
+
+        async def writer(api: AsyncAgentMemoryAPI, parity: int) -> list[str]:
+            ids = []
+            for step in range(parity, 60, 2):
+                ids.append(await api.store_agent_state("shared", {"step": step}, step))
+                assert (await api.get_memory("shared", ids[-1]))["contents"] == {"step": step}  # a once-script
+            return ids
+
+        evens, odds = await asyncio.gather(writer(first, 0), writer(second, 1))
+        for api in (first, second):
+            assert [m["step_number"] for m in await api.retrieve_by_time_range("shared", 0, 59)] == list(range(60))
+        assert {m["memory_id"] for m in await first.retrieve_recent("shared", 60)} == set(evens) | set(odds)
+
+
 async def test_the_event_loop_runs_while_the_engine_waits_for_redis(config):
     ticks = 0
 
