@@ -290,8 +290,10 @@ class GreenSocket:
         if stream.lost is not None:
             raise BrokenPipeError(f"the connection to Redis is closed: {stream.lost}")
         self._transport.write(data)
-        if stream.paused:
+        if stream.paused:  # the transport holds as much as it should: wait until it sent some
             self._wait(lambda: not stream.paused)
+            if stream.lost is not None:
+                raise BrokenPipeError(f"the connection to Redis broke: {stream.lost}")
             if stream.paused:
                 raise TimeoutError("timed out writing to Redis")
 
@@ -304,7 +306,7 @@ class GreenSocket:
         if flags & socket.MSG_PEEK:  # redis-py asks whether a readable socket was closed
             if self._stream.buffer or self._stream.lost is not None:
                 return bytes(self._stream.buffer[:size])
-            raise BlockingIOError(11, "nothing received")
+            return self._raw.recv(size, socket.MSG_PEEK)  # b"" at the end; BlockingIOError: open, nothing there
         return bytes(self._take(size))
 
     def _take(self, size: int) -> bytearray:
@@ -367,8 +369,7 @@ class GreenSocket:
         return len(self._stream.buffer) or int(self._stream.lost is not None)
 
     def fileno(self) -> int:
-        sock = self._transport.get_extra_info("socket")
-        return -1 if sock is None else sock.fileno()
+        return self._raw.fileno()
 
     def getsockname(self) -> Any:
         return self._transport.get_extra_info("sockname")
