@@ -54,7 +54,7 @@ EXPORT_PAGE = 256  # memories an export hands over per call
 
 
 class _BridgedEngine(AgentMemoryAPI):
-    """The sync engine on green Redis connections and an asyncio SQL driver."""
+    """The sync engine on green Redis connections (its SQL runs in its caller's thread: tiers/ltm_schema.guarded)."""
 
     _threads = False
 
