@@ -29,8 +29,9 @@ agents, the step). One run, in this order:
  6. sizes             MEMORY USAGE (SAMPLES 0) of the STM and IM keys per memory; the SQLite
                       file and SUM(LENGTH(payload)) per LTM row against compact JSON
  7. async API         store_agent_state, get_memory and retrieve_by_time_range (STM, cache
-                      cleared) on an AgentMemoryAPI and an AsyncAgentMemoryAPI called in turn
-                      from one event loop, each on its own prefix, and the ratio of their p50s
+                      cleared), then time ranges and get_memory on agents whose history is
+                      mostly in LTM, on an AgentMemoryAPI and an AsyncAgentMemoryAPI called in
+                      turn from one event loop, each on its own prefix, and the ratio of their p50s
 
 Nothing is flushed: every key lives under a unique prefix (tmbench-<pid>-<hex>) and is deleted
 by SCAN at the end; the SQLite LTM lives in a temporary directory.
@@ -261,58 +262,70 @@ def measure_single_store(
 
 
 # -- 7. the async API beside the sync one -------------------------------------------------------------
-ASYNC_OPS = ("store_agent_state", "get_memory", "retrieve_by_time_range")
+DEEP_AGENTS, DEEP_STEPS = 4, 2000  # agents whose history lies mostly in LTM (after maintenance)
 
 
 def measure_async(args: argparse.Namespace, prefix: str, data_dir: str) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
     """Per-call latency of the sync and the async API, called in turn from one event loop (the
     sync engine blocks it, nothing else runs), so both see the same moments of this machine:
-    {operation: (sync stats, async stats)}. Both engines keep every memory in STM."""
+    {operation: (sync stats, async stats)}. The single stores' agents stay in STM; a few agents
+    with a longer history, moved down by maintenance, answer the cross-tier reads."""
     return asyncio.run(_measure_async(args, prefix, data_dir))
 
 
 async def _measure_async(args: argparse.Namespace, prefix: str, data_dir: str
                          ) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
-    def config(flavour: str) -> MemoryConfig:
-        return MemoryConfig(redis_url=args.redis_url, key_prefix=f"{prefix}{flavour}", data_dir=f"{data_dir}{flavour}",
-                            stm_config={"memory_limit": 1_000_000}, search_config={"text_embedding": "off"})
-
     sims = [SimAgent(20_000 + i, args.seed, name=f"async-{i:02d}") for i in range(10)]
     steps = max(WINDOW, -(-args.single_calls // len(sims)))
-    samples: dict[str, tuple[list[int], list[int]]] = {op: ([], []) for op in ASYNC_OPS}
+
+    def config(flavour: str) -> MemoryConfig:
+        return MemoryConfig(redis_url=args.redis_url, key_prefix=f"{prefix}{flavour}", data_dir=f"{data_dir}{flavour}",
+                            stm_config={"memory_limit": steps}, im_config={"memory_limit": steps},
+                            search_config={"text_embedding": "off"})
+
+    samples: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     clock = time.perf_counter_ns
+
+    async def pair(row: str, method: str, *arguments: Any, own: tuple[Any, ...] = ()) -> tuple[Any, Any]:
+        """The same call on both APIs (``own``: the async one's arguments, when they differ), each timed."""
+        started = clock()
+        expected = getattr(sync, method)(*arguments)
+        samples[row][0].append(clock() - started)
+        started = clock()
+        got = await getattr(api, method)(*(own or arguments))
+        samples[row][1].append(clock() - started)
+        return expected, got
+
+    async def ranges(row: str, agent_ids: list[str], steps: int) -> None:
+        for agent, start in windows(rng, agent_ids, steps, args.queries):
+            await api.clear_cache()
+            sync.clear_cache()
+            expected, got = await pair(row, "retrieve_by_time_range", agent, start, start + WINDOW - 1)
+            if [m["contents"] for m in got] != [m["contents"] for m in expected]:
+                raise AssertionError(f"the async API answered {agent} {start} otherwise than the sync one")
+
+    rng = random.Random(args.seed)
     sync = AgentMemoryAPI(config("sync"))
     try:
         async with AsyncAgentMemoryAPI(config("async")) as api:
-            ids: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])
+            ids = []
             for step in range(steps):
                 for sim in sims:
-                    state = sim.state(step)
-                    started = clock()
-                    ids[0].append((sim.agent_id, sync.store_agent_state(sim.agent_id, state, step)))
-                    samples["store_agent_state"][0].append(clock() - started)
-                    started = clock()
-                    ids[1].append((sim.agent_id, await api.store_agent_state(sim.agent_id, state, step)))
-                    samples["store_agent_state"][1].append(clock() - started)
-            for (agent, sync_id), (_, async_id) in zip(ids[0], ids[1]):
-                started = clock()
-                sync.get_memory(agent, sync_id)
-                samples["get_memory"][0].append(clock() - started)
-                started = clock()
-                await api.get_memory(agent, async_id)
-                samples["get_memory"][1].append(clock() - started)
-            rng = random.Random(args.seed)
-            for agent, start in windows(rng, [sim.agent_id for sim in sims], steps, args.queries):
-                sync.clear_cache()
-                started = clock()
-                expected = sync.retrieve_by_time_range(agent, start, start + WINDOW - 1)
-                samples["retrieve_by_time_range"][0].append(clock() - started)
-                await api.clear_cache()
-                started = clock()
-                got = await api.retrieve_by_time_range(agent, start, start + WINDOW - 1)
-                samples["retrieve_by_time_range"][1].append(clock() - started)
-                if [m["contents"] for m in got] != [m["contents"] for m in expected]:
-                    raise AssertionError(f"the async API answered {agent} {start} otherwise than the sync one")
+                    ids.append((sim.agent_id, *await pair("store_agent_state", "store_agent_state", sim.agent_id,
+                                                          sim.state(step), step)))
+            for agent, sync_id, async_id in ids:
+                await pair("get_memory", "get_memory", agent, sync_id, own=(agent, async_id))
+            await ranges("retrieve_by_time_range", [sim.agent_id for sim in sims], steps)
+            deep = [SimAgent(30_000 + i, args.seed, name=f"deep-{i}") for i in range(DEEP_AGENTS)]
+            records = [{"agent_id": sim.agent_id, "data": sim.state(step), "step_number": step}
+                       for sim in deep for step in range(DEEP_STEPS)]
+            stored = (sync.store_many(records), await api.store_many(records))
+            sync.force_memory_maintenance()
+            await api.force_memory_maintenance()
+            await ranges("retrieve_by_time_range across tiers", [sim.agent_id for sim in deep], DEEP_STEPS)
+            oldest = [(r["agent_id"], a, b) for r, a, b in zip(records, *stored) if r["step_number"] < DEEP_STEPS // 2]
+            for agent, sync_id, async_id in rng.sample(oldest, min(len(oldest), args.queries)):
+                await pair("get_memory from LTM", "get_memory", agent, sync_id, own=(agent, async_id))
     finally:
         sync.close()
     return {op: (percentiles_ms(a), percentiles_ms(b)) for op, (a, b) in samples.items()}

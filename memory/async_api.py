@@ -1,17 +1,21 @@
 """AsyncAgentMemoryAPI: the engine on asyncio, every call the sync API's own code.
 
 An AsyncAgentMemoryAPI owns an AgentMemoryAPI whose Redis connections wait on the event loop
-(tiers/async_bridge.py) and whose long-term store is a SQLAlchemy ``AsyncEngine``'s
-``sync_engine`` (aiosqlite for SQLite, psycopg's async connection for PostgreSQL). Each method
-runs the sync method of the same name in a greenlet (tiers/async_bridge.run_call), one call
-at a time per instance: the engine's own locks are thread locks, and two calls interleaved on
-one thread would wait on each other for ever. Results, errors and guarantees are the sync API's;
-only the waiting differs: while a call waits for Redis or SQL, the event loop runs other tasks.
+(tiers/async_bridge.py) and whose long-term store's SQL runs in a thread of its own on
+the sync driver, one hop per LTM operation (tiers/ltm_schema.guarded). Not on an asyncio driver
+under SQLAlchemy's AsyncEngine: aiosqlite hops to its thread for every step of every statement
+(a read from LTM then costs 1.5-2x the sync call, against 1.2-1.3x so), and the tier's bulk
+writes to PostgreSQL use psycopg's COPY through the driver's own cursor, which psycopg's async
+connection offers only awaited. Each method runs the sync method of the same name in a greenlet
+(tiers/async_bridge.run_call), one call at a time per instance: the engine's own locks are
+thread locks, and two calls interleaved on one thread would wait on each other for ever.
+Results, errors and guarantees are the sync API's; only the waiting differs: while a call waits
+for Redis or SQL, the event loop runs other tasks.
 
 - ``maintenance_mode="background"`` and ``text_embedding="background"`` run in threads, which
   cannot use the event loop's connections: refused (MemoryConfigException). Maintenance runs in
   the call that makes it due or asks for it, one agent after another (``maintenance_workers``
-  does not apply); the text model runs in the loop's default thread pool.
+  does not apply); the text model runs in the engine's SQL thread.
 - The embedded engine (fakeredis) runs in this process and never waits: its calls run the same
   way, on its in-process client.
 - An instance belongs to the event loop it was opened on.
@@ -33,10 +37,9 @@ from memory._engine.agent_memory import AgentMemoryAPI
 from memory.config import MemoryConfig
 from memory.query import QueryBuilder
 from memory.space import MemorySpace
-from tiers.async_bridge import GreenConnection, green_client, new_caller, run_call
+from tiers.async_bridge import Caller, GreenConnection, green_client, run_call
 from tiers.connection import Connection, resolve
 from tiers.errors import MemoryAPIException, MemoryConfigException, MissingExtraError
-from tiers.ltm_schema import make_async_engine
 
 # The sync API's methods that the async one runs as they are (each an ``async def`` here).
 CALLS = (
@@ -51,19 +54,13 @@ EXPORT_PAGE = 256  # memories an export hands over per call
 
 
 class _BridgedEngine(AgentMemoryAPI):
-    """The sync engine on green Redis connections and an asyncio SQL driver."""
+    """The sync engine on green Redis connections (its SQL runs in its caller's thread: tiers/ltm_schema.guarded)."""
 
     _threads = False
 
     def _connect(self, config: MemoryConfig, redis_client: Any) -> Connection:
         return resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
                        socket_timeout=config.redis_timeout, connection_class=GreenConnection)
-
-    def _open_ltm(self, url: str | None, db_path: str) -> Any:
-        try:
-            return make_async_engine(url, db_path, generic_plans=True).sync_engine
-        except ImportError as exc:
-            raise MissingExtraError("async", f"the async API's long-term store needs its asyncio driver ({exc})") from exc
 
 
 def _check_config(config: MemoryConfig) -> None:
@@ -84,7 +81,7 @@ class AsyncAgentMemoryAPI:
     ``await memory.aclose()``). ``redis_client``: a ``redis.asyncio.Redis`` or
     ``redis.asyncio.cluster.RedisCluster`` (its server and credentials, with connections of the
     engine's own; plain TCP), or a fakeredis async client (the embedded engine on its server);
-    ``ltm_engine``: a SQLAlchemy ``AsyncEngine`` (the caller disposes both).
+    ``ltm_engine``: a SQLAlchemy ``Engine``, as for AgentMemoryAPI (the caller disposes both).
     """
 
     def __init__(self, config: MemoryConfig | None = None, *, redis_client: Any = None, ltm_engine: Any = None,
@@ -94,16 +91,16 @@ class AsyncAgentMemoryAPI:
         if not isinstance(config, MemoryConfig):
             raise MemoryConfigException(f"config must be a MemoryConfig, got {type(config).__name__}")
         _check_config(config)
-        if ltm_engine is not None and not hasattr(ltm_engine, "sync_engine"):
-            raise MemoryConfigException(f"ltm_engine must be a SQLAlchemy AsyncEngine (create_async_engine), got "
-                                        f"{type(ltm_engine).__name__}: a sync engine would hold the event loop")
+        if hasattr(ltm_engine, "sync_engine"):
+            raise MemoryConfigException("ltm_engine must be a SQLAlchemy Engine, not an AsyncEngine: the async API runs "
+                                        "the long-term store's SQL in a thread of its own, on a sync driver")
         self.config = config
         self._options = {"redis_client": redis_client, "ltm_engine": ltm_engine, "clock": clock,
                          "adopt_deployment": adopt_deployment}
         self._engine: AgentMemoryAPI | None = None
         self._client: Any = None  # the sync client made for the caller's redis_client (closed here)
         self._lock = asyncio.Lock()
-        self._caller = new_caller()
+        self._caller = Caller()
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -113,15 +110,17 @@ class AsyncAgentMemoryAPI:
             if self._closed:
                 raise MemoryAPIException("this AsyncAgentMemoryAPI is closed")
             if self._engine is None:
-                self._engine = await run_call(self._caller, self._build)
+                try:
+                    self._engine = await run_call(self._caller, self._build)
+                except BaseException:
+                    self._caller.close()
+                    raise
         return self
 
     def _build(self) -> AgentMemoryAPI:
         options = dict(self._options)
         if options["redis_client"] is not None:
             self._client = options["redis_client"] = green_client(options["redis_client"])
-        if options["ltm_engine"] is not None:
-            options["ltm_engine"] = options["ltm_engine"].sync_engine
         try:
             return _BridgedEngine(self.config, **options)
         except BaseException:
@@ -147,6 +146,7 @@ class AsyncAgentMemoryAPI:
             engine.close()
         finally:
             self._close_client()
+            self._caller.close()
 
     async def __aenter__(self) -> AsyncAgentMemoryAPI:
         return await self.open()

@@ -7,6 +7,8 @@ On the test Redis (a cluster on a cluster run), with a few checks of the embedde
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,12 +17,11 @@ import fakeredis
 import pytest
 import redis.asyncio
 import redis.asyncio.cluster
-import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fault_support import all_of, contains, is_command
 from memory import AgentMemoryAPI, AsyncAgentMemoryAPI, MemoryConfig
-from support import ON_CLUSTER, TEST_REDIS_URL, real_redis
+from support import ON_CLUSTER, TEST_POSTGRES_URL, TEST_REDIS_URL, real_redis
 from team_support import delete_prefix
 from tiers.errors import (
     InvalidInputError,
@@ -84,6 +85,25 @@ async def test_many_coroutines_on_one_instance_answer_as_the_sync_api(config):
         assert {m["tier"] for name in names for m in sync.retrieve_by_time_range(name, 0, 39)} == {"stm", "im", "ltm"}
 
 
+async def test_two_engines_on_one_event_loop_interleave_safely(config):
+    """Two instances on one thread: their calls interleave at every wait (once-script slots,
+    connections and locks are each engine's own)."""
+    cfg = config()
+    async with AsyncAgentMemoryAPI(cfg) as first, AsyncAgentMemoryAPI(cfg) as second:
+
+        async def writer(api: AsyncAgentMemoryAPI, parity: int) -> list[str]:
+            ids = []
+            for step in range(parity, 60, 2):
+                ids.append(await api.store_agent_state("shared", {"step": step}, step))
+                assert (await api.get_memory("shared", ids[-1]))["contents"] == {"step": step}  # a once-script
+            return ids
+
+        evens, odds = await asyncio.gather(writer(first, 0), writer(second, 1))
+        for api in (first, second):
+            assert [m["step_number"] for m in await api.retrieve_by_time_range("shared", 0, 59)] == list(range(60))
+        assert {m["memory_id"] for m in await first.retrieve_recent("shared", 60)} == set(evens) | set(odds)
+
+
 async def test_the_event_loop_runs_while_the_engine_waits_for_redis(config):
     ticks = 0
 
@@ -124,6 +144,26 @@ async def test_a_call_cancelled_mid_flight_took_effect_whole_and_the_engine_goes
         assert "queued" not in await api.list_agents()
         memory_id = await api.store_agent_state("after", {"fine": True}, 1)
         assert (await api.get_memory("after", memory_id))["contents"] == {"fine": True}
+
+
+async def test_the_text_model_runs_off_the_event_loop_and_answers_as_in_the_sync_api(config):
+    threads: set[int] = set()
+
+    def model(texts: list[str]) -> list[list[float]]:  # a deterministic stand-in: letter counts
+        threads.add(threading.get_ident())
+        return [[1e-3 + text.count(letter) for letter in "abcdefghijklmnop"] for text in texts]
+
+    cfg = config()
+    cfg = dataclasses.replace(cfg, search_config=dataclasses.replace(cfg.search_config, text_model=model,
+                                                                     text_embedding="on_query"))
+    words = ["bridge", "market", "river", "forest"]
+    async with AsyncAgentMemoryAPI(cfg) as api:
+        for i in range(20):
+            await api.store_agent_interaction("t", {"content": f"{words[i % 4]} {i}"}, i)
+        found = await api.search_by_content("t", "a market by the river", k=5)
+    assert threads and threading.get_ident() not in threads
+    with AgentMemoryAPI(cfg) as sync:
+        assert rows(found) == rows(sync.search_by_content("t", "a market by the river", k=5))
 
 
 BAD_CALLS = [
@@ -178,8 +218,8 @@ async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
         AsyncAgentMemoryAPI(config(maintenance_mode="background"))
     with pytest.raises(MemoryConfigException, match="text_embedding"):
         AsyncAgentMemoryAPI(MemoryConfig(search_config={"text_embedding": "background"}))
-    with pytest.raises(MemoryConfigException, match="AsyncEngine"):
-        AsyncAgentMemoryAPI(config(), ltm_engine=sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.sqlite'}"))
+    with pytest.raises(MemoryConfigException, match="not an AsyncEngine"):
+        AsyncAgentMemoryAPI(config(), ltm_engine=create_async_engine(TEST_POSTGRES_URL))  # connects to nothing
     sync_client = real_redis()
     with pytest.raises(MemoryConfigException, match="redis.asyncio"):
         await AsyncAgentMemoryAPI(config(redis_url=None), redis_client=sync_client).open()
@@ -188,16 +228,26 @@ async def test_threads_and_blocking_clients_are_refused(config, tmp_path):
         await AsyncAgentMemoryAPI(config(redis_url="rediss://127.0.0.1:6390/0")).open()
 
 
-async def test_clients_and_engines_of_the_callers_own(config, tmp_path):
+async def test_a_client_and_a_postgresql_ltm_of_the_callers_own(config, postgres_engine):
+    """The long-term store's SQL (moves by COPY, reads, index rebuilds) runs in the engine's SQL thread."""
     client = async_client()
-    ltm = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'own.sqlite'}")
-    async with AsyncAgentMemoryAPI(config(redis_url=None), redis_client=client, ltm_engine=ltm) as api:
+    cfg = config(redis_url=None, stm_config={"memory_limit": 5}, im_config={"memory_limit": 10})
+    records = [{"agent_id": "pg", "data": {"i": i, "position": [i, 0]}, "step_number": i} for i in range(60)]
+    async with AsyncAgentMemoryAPI(cfg, redis_client=client, ltm_engine=postgres_engine) as api:
         assert api.mode == "redis"
-        memory_id = await api.store_agent_state("a", {"x": 1}, 1)
-        assert await api.force_memory_maintenance("a") is not None
-        assert [m async for m in api.export_memories(["a"])][0]["memory_id"] == memory_id
-    await ltm.dispose()
+        ids = await api.store_many(records)
+        report = await api.force_memory_maintenance("pg")
+        assert report.im_to_ltm > 0
+        answer = await api.retrieve_by_time_range("pg", 0, 59)
+        near = await api.retrieve_by_location("pg", (3, 0), 1.5)
+        assert [m["memory_id"] async for m in api.export_memories(["pg"])] == ids
     await client.aclose()
+    sync_client = real_redis()
+    with AgentMemoryAPI(cfg, redis_client=sync_client, ltm_engine=postgres_engine) as sync:
+        assert rows(answer) == rows(sync.retrieve_by_time_range("pg", 0, 59))
+        assert rows(near) == rows(sync.retrieve_by_location("pg", (3, 0), 1.5))
+        assert {m["tier"] for m in answer} == {"stm", "im", "ltm"}
+    sync_client.close()
 
 
 async def test_the_embedded_engine_through_a_fakeredis_async_client(tmp_path):

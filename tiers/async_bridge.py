@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import redis
@@ -49,41 +50,56 @@ T = TypeVar("T")
 PLAIN_SCHEMES = ("redis", "redis+cluster")  # what a green client can speak: plain TCP
 
 
+class Caller:
+    """One async engine as the calls it runs see it (one at a time): its name in the once-scripts'
+    request slots (tiers/scripts.py), and the thread where its calls' blocking work runs
+    (:func:`offload`), one for the engine, so that work stays on one warm thread. ``close`` ends it."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.name = f"a{next(self._numbers)}"
+        self._thread: ThreadPoolExecutor | None = None
+
+    def thread(self) -> ThreadPoolExecutor:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tiermem-async-{self.name}")
+        return self._thread
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+
 class _Call:
-    """One call run by :func:`run_call`: who makes it (the once-scripts' request slot) and
-    whether it was cancelled on the way."""
+    """One call run by :func:`run_call`: its caller, and whether it was cancelled on the way."""
 
     __slots__ = ("caller", "cancelled")
 
-    def __init__(self, caller: str):
+    def __init__(self, caller: Caller):
         self.caller = caller
         self.cancelled = False
 
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("tiermem_green_call", default=None)
-_callers = itertools.count(1)
 
 
-def new_caller() -> str:
-    """A caller name for one async engine (it runs one call at a time)."""
-    return f"a{next(_callers)}"
-
-
-def caller() -> str:
+def caller_name() -> str:
     """Who is calling, as a once-script's request slot names it (tiers/scripts.py): the async
     engine running the current call, else the thread."""
     call = _CALL.get()
-    return call.caller if call is not None else str(threading.get_ident())
+    return call.caller.name if call is not None else str(threading.get_ident())
 
 
-async def run_call(caller_name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_call(caller: Caller, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the sync ``fn`` in a greenlet on this event loop: each wait on Redis (or SQL, or a
     pause) suspends it. A cancellation meanwhile is raised once it has returned.
 
     What SQLAlchemy's ``greenlet_spawn`` does, with greenlets kept for the next call (a new
     greenlet's first switch away costs more than the rest of a short call's overhead): the
     greenlet runs ``fn`` and ``await_`` inside it hands this coroutine each awaitable to wait for."""
-    call = _Call(caller_name)
+    call = _Call(caller)
     token = _CALL.set(call)
     idle = _idle_workers()
     worker = idle.pop() if idle else _worker_class()(_serve)
@@ -197,11 +213,12 @@ def pause(seconds: float) -> None:
 
 
 def offload(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``; inside a call, in the loop's default thread pool, so that long CPU work
-    (the text model) does not hold the event loop."""
-    if not in_call():
+    """``fn(*args)``; inside a call, in its caller's thread, so that work that blocks (SQL, the
+    text model) does not hold the event loop."""
+    call = _CALL.get()
+    if call is None or not in_call():
         return fn(*args)
-    return _complete(asyncio.get_running_loop().run_in_executor(None, fn, *args))
+    return _complete(asyncio.get_running_loop().run_in_executor(call.caller.thread(), fn, *args))
 
 
 # -- the socket ------------------------------------------------------------------------------------
@@ -273,8 +290,10 @@ class GreenSocket:
         if stream.lost is not None:
             raise BrokenPipeError(f"the connection to Redis is closed: {stream.lost}")
         self._transport.write(data)
-        if stream.paused:
+        if stream.paused:  # the transport holds as much as it should: wait until it sent some
             self._wait(lambda: not stream.paused)
+            if stream.lost is not None:
+                raise BrokenPipeError(f"the connection to Redis broke: {stream.lost}")
             if stream.paused:
                 raise TimeoutError("timed out writing to Redis")
 
@@ -287,7 +306,7 @@ class GreenSocket:
         if flags & socket.MSG_PEEK:  # redis-py asks whether a readable socket was closed
             if self._stream.buffer or self._stream.lost is not None:
                 return bytes(self._stream.buffer[:size])
-            raise BlockingIOError(11, "nothing received")
+            return self._raw.recv(size, socket.MSG_PEEK)  # b"" at the end; BlockingIOError: open, nothing there
         return bytes(self._take(size))
 
     def _take(self, size: int) -> bytearray:
@@ -350,8 +369,7 @@ class GreenSocket:
         return len(self._stream.buffer) or int(self._stream.lost is not None)
 
     def fileno(self) -> int:
-        sock = self._transport.get_extra_info("socket")
-        return -1 if sock is None else sock.fileno()
+        return self._raw.fileno()
 
     def getsockname(self) -> Any:
         return self._transport.get_extra_info("sockname")

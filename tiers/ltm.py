@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from tiers.async_bridge import offload
 from tiers.base import DerivedRow
 from tiers.codec import PayloadCodec
 from tiers.errors import TierUnavailableError
@@ -201,7 +202,13 @@ class SQLTier:
     def derived(
         self, agent_id: str, memory_ids: Sequence[str] | None = None, batch: int = 5000
     ) -> Iterator[list[DerivedRow]]:
-        """What the in-process indices need (DerivedRow): chunks, for some ids or all."""
+        """What the in-process indices need (DerivedRow): chunks, for some ids or all; each read
+        where guarded SQL runs (under the async API, in the engine's SQL thread)."""
+        chunks = self._derived(agent_id, memory_ids, batch)
+        while (chunk := offload(next, chunks, None)) is not None:
+            yield chunk
+
+    def _derived(self, agent_id: str, memory_ids: Sequence[str] | None, batch: int) -> Iterator[list[DerivedRow]]:
         try:
             with self.engine.connect() as conn:
                 if memory_ids is not None:

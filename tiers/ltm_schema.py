@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from tiers.async_bridge import pause
+from tiers.async_bridge import offload, pause
 from tiers.errors import TierUnavailableError
 
 T = TypeVar("T")
@@ -188,31 +188,6 @@ def _sessions(engine: Engine, generic_plans: bool) -> Engine:
     return engine
 
 
-ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "sqlite+pysqlite": "sqlite+aiosqlite",
-                 "postgresql": "postgresql+psycopg", "postgresql+psycopg2": "postgresql+psycopg"}
-
-
-def make_async_engine(url: str | None, db_path: str | Path | None, *, generic_plans: bool = False) -> Any:
-    """:func:`make_engine` on an asyncio driver, as a SQLAlchemy ``AsyncEngine`` (the async API
-    runs the tier's code on its ``sync_engine`` in greenlets): SQLite through aiosqlite,
-    PostgreSQL through psycopg's async connection; any other URL must name an async driver."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    try:
-        if url is None:
-            path = Path(db_path)  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
-        parsed = make_url(url)
-        parsed = parsed.set(drivername=ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
-        engine = create_async_engine(parsed)
-    except (SQLAlchemyError, OSError, ValueError) as exc:  # InvalidRequestError: not an async driver
-        raise TierUnavailableError("ltm", f"cannot use {url or db_path!r} from the async API: {exc}") from exc
-    _sessions(engine.sync_engine, generic_plans)
-    return engine
-
-
 def create_racing(create: Callable[[], None]) -> None:
     """Run ``create`` (tables made if missing) when another process or thread may be doing the
     same at the same moment (both see no table, one CREATE fails): try again, and the next pass
@@ -274,8 +249,9 @@ def ltm_partitions(conn: Connection) -> int:
 
 
 def guarded(run: Callable[[], T]) -> T:
-    """Run SQL; TierUnavailableError("ltm", ...) if the database failed."""
+    """Run SQL; TierUnavailableError("ltm", ...) if the database failed. Under the async API, in
+    the engine's SQL thread (tiers/async_bridge.offload): the event loop runs on meanwhile."""
     try:
-        return run()
+        return offload(run)
     except SQLAlchemyError as exc:
         raise TierUnavailableError("ltm", str(exc).splitlines()[0]) from exc

@@ -33,7 +33,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from tiers.async_bridge import caller
+from tiers.async_bridge import caller_name
 from tiers.keys import CHANGE_LOG_IDS
 from tiers.transport import NotSent, ReplyLost, exchange
 
@@ -98,7 +98,7 @@ class RequestSlots:
         tag_end = first.find("}")
         if tag_end < 0 or "{" not in first[:tag_end]:
             raise ValueError(f"a once-script's first key must carry a hash tag, got {first!r}")
-        slot = f"{first[: tag_end + 1]}:once:{self._token}:{caller()}"
+        slot = f"{first[: tag_end + 1]}:once:{self._token}:{caller_name()}"
         return [*keys, slot], [*args, next(self._requests)]
 
 

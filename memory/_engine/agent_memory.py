@@ -117,9 +117,6 @@ class AgentMemoryAPI:
         return resolve(data_dir=config.data_dir, url=config.redis_url_option(), client=redis_client,
                        socket_timeout=config.redis_timeout)
 
-    def _open_ltm(self, url: str | None, db_path: str) -> Any:
-        return make_engine(url, db_path, generic_plans=True)
-
     def _reconcile_after_crash(self, server: Any) -> None:
         """The embedded engine's snapshot is older than its LTM when its process was killed:
         memories moved to LTM after the snapshot are there, and their copies in the snapshot go
@@ -154,7 +151,7 @@ class AgentMemoryAPI:
         ltm_cfg = config.ltm_config
         db_path = ltm_cfg.db_path or os.path.join(config.data_dir, "ltm.sqlite")
         try:
-            engine = ltm_engine if ltm_engine is not None else self._open_ltm(ltm_cfg.url, db_path)
+            engine = ltm_engine if ltm_engine is not None else make_engine(ltm_cfg.url, db_path, generic_plans=True)
         except (TierUnavailableError, ImportError) as exc:
             raise MemoryConfigException(f"cannot open the long-term store: {exc}") from exc
         server = self._connection.embedded_server
