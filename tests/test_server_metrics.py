@@ -15,9 +15,12 @@ from typing import Any
 
 import prometheus_client
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from memory.server import metrics, tracing
 from memory.server.auth import TokenTable
@@ -34,15 +37,19 @@ def build_app(engine: Any, *, tokens: TokenTable | None = None, telemetry: dict[
               statistics_ttl: float = 30.0) -> FastAPI:
     """A few routes of the REST API's shape, wired as create_app wires the real ones."""
     app = FastAPI(telemetry=telemetry or {})
+    routes = APIRouter(prefix="/v1")
 
-    @app.post(STORE, status_code=201)
+    @routes.post("/agents/{agent_id}/memories", status_code=201)
     def store(agent_id: str, body: dict[str, Any]) -> dict[str, str]:
         return {"memory_id": engine.store_agent_state(agent_id, body["data"], body["step_number"])}
 
-    @app.get(STORE)
+    @routes.get("/agents/{agent_id}/memories")
     def window(agent_id: str, start_step: int, end_step: int) -> dict[str, Any]:
         return {"memories": list(engine.retrieve_by_time_range(agent_id, start_step, end_step))}
 
+    app.include_router(routes)
+    app.include_router(routes, prefix="/old")  # one route object under two templates
+    app.mount("/mcp", Starlette(routes=[Route("/", lambda request: PlainTextResponse("mcp"), methods=["POST"])]))
     if tokens is not None:
         app.add_middleware(BearerAuth, tokens=tokens, public=("/v1/health",))
     metrics.install(app, engine, statistics_ttl=statistics_ttl)
@@ -77,15 +84,19 @@ def test_requests_are_counted_and_timed_by_their_route_template(make_api):
         assert client.get("/v1/agents/agent-1/memories", params={"start_step": "x", "end_step": 9}).status_code == 422
         assert client.get("/no/such/path").status_code == 404
         assert client.delete("/v1/agents/agent-1/memories").status_code == 405
+        assert store(client, "agent-1", 4).status_code == 201 and client.post("/old/v1/agents/a/memories").status_code == 422
+        assert client.post("/mcp/").text == "mcp"
         figures = scrape(client)
-    assert value(figures, "tiermem_requests_total", route=STORE, method="POST", status="201") == 3
-    assert value(figures, "tiermem_request_seconds_count", route=STORE, method="POST") == 3
-    assert value(figures, "tiermem_request_seconds_bucket", route=STORE, method="POST", le="10.0") == 3
+    assert value(figures, "tiermem_requests_total", route=STORE, method="POST", status="201") == 4
+    assert value(figures, "tiermem_request_seconds_count", route=STORE, method="POST") == 4
+    assert value(figures, "tiermem_request_seconds_bucket", route=STORE, method="POST", le="10.0") == 4
     assert value(figures, "tiermem_request_seconds_sum", route=STORE, method="POST") > 0
     assert value(figures, "tiermem_requests_total", route=STORE, method="GET", status="200") == 1
     assert value(figures, "tiermem_requests_total", route=STORE, method="GET", status="422") == 1
     assert value(figures, "tiermem_requests_total", route="unmatched", method="GET", status="404") == 1
     assert value(figures, "tiermem_requests_total", route=STORE, method="DELETE", status="405") == 1
+    assert value(figures, "tiermem_requests_total", route="/old" + STORE, method="POST", status="422") == 1
+    assert value(figures, "tiermem_requests_total", route="/mcp", method="POST", status="200") == 1
     assert not [key for key in figures if any("agent-1" in label for _, label in key[1])]  # no raw paths
     assert value(figures, "tiermem_requests_in_progress") == 1  # the scrape itself
 

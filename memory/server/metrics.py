@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -106,17 +107,51 @@ def install(app: Any, engine: Any, *, statistics_ttl: float = 30.0) -> Metrics:
 
 
 # -- requests ----------------------------------------------------------------------------------------
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> tuple[str, dict[str, Any]]:
-    """The template of the route ``scope`` (as it came in) reaches, and its path parameters;
-    ``unmatched`` when none does. A mounted app is its mount's path (``/mcp``)."""
-    partial: tuple[str, dict[str, Any]] | None = None
-    for route in routes:
-        match, child = route.matches(scope)
-        if match is Match.FULL:
-            return getattr(route, "path", UNMATCHED), child.get("path_params", {})
-        if match is Match.PARTIAL and partial is None:  # the path with another method: a 405
-            partial = getattr(route, "path", UNMATCHED), child.get("path_params", {})
-    return partial or (UNMATCHED, {})
+class RouteTemplates:
+    """The templates of an app's routes as FastAPI resolves them (the prefixes of included routers
+    added: ``fastapi.routing.iter_route_contexts``), and which one a request reached."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.routes = routes  # the app's own list, so routes added after install are known too
+        self._seen = -1
+        self._contexts: list[Any] = []
+        self._by_route: dict[int, str] = {}  # id of a route object -> its one template
+
+    def _refresh(self) -> None:
+        if self._seen == len(self.routes):
+            return
+        contexts = list(iter_route_contexts(self.routes))
+        templates: dict[int, set[str]] = {}
+        for context in contexts:
+            templates.setdefault(id(context.original_route), set()).add(context.path or UNMATCHED)
+        # a router included twice has two templates for one route object: those are matched instead
+        self._by_route = {key: next(iter(paths)) for key, paths in templates.items() if len(paths) == 1}
+        self._contexts, self._seen = contexts, len(self.routes)
+
+    def of(self, scope: Scope, arrived: Scope) -> str:
+        """The template of the route that answered ``scope`` (``arrived``: the scope as it came in)."""
+        self._refresh()
+        route = scope.get("route")
+        template = self._by_route.get(id(route)) if route is not None else None
+        return template if template is not None else self.match(arrived)[0]
+
+    def match(self, arrived: Scope) -> tuple[str, dict[str, Any]]:
+        """The template and path parameters of the route ``arrived`` reaches: for a request refused
+        before routing (401), a mounted app's own route (``/mcp``), or ``unmatched``."""
+        self._refresh()
+        partial: tuple[str, dict[str, Any]] | None = None
+        for context in self._contexts:
+            match, child = context.matches(arrived)
+            if match is Match.FULL:
+                return context.path or UNMATCHED, child.get("path_params", {})
+            if match is Match.PARTIAL and partial is None:  # the path with another method: a 405
+                partial = context.path or UNMATCHED, child.get("path_params", {})
+        return partial or (UNMATCHED, {})
+
+
+def arrival(scope: Scope) -> Scope:
+    """What routing reads of a request, before routing changes the scope."""
+    return {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""), "method": scope["method"]}
 
 
 class RequestMetrics:
@@ -125,15 +160,14 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes  # the app's own list: routes added after install are matched too
+        self.templates = RouteTemplates(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        arrived = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""),
-                   "method": scope["method"]}
+        arrived = arrival(scope)
         status = 500  # what the server answers when the app raises before it responds
 
         async def sending(message: MutableMapping[str, Any]) -> None:
@@ -147,12 +181,8 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             self.metrics.in_progress.dec()
-            route = scope.get("route")
-            if route is not None and any(route is known for known in self.routes):
-                template = route.path
-            else:  # refused before routing (401), unknown, or a mounted app's own route
-                template = route_template(self.routes, arrived)[0]
-            self.metrics.observe(template, scope["method"], status, time.perf_counter() - started)
+            self.metrics.observe(self.templates.of(scope, arrived), scope["method"], status,
+                                 time.perf_counter() - started)
 
 
 # -- the engine ----------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute
 
 from memory.server.auth import current_principal
 from memory.server.bearer import ASGIApp, Receive, Scope, Send
-from memory.server.metrics import UNMATCHED, route_template
+from memory.server.metrics import UNMATCHED, RouteTemplates, arrival
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class SpanAttributes:
         from opentelemetry import trace
 
         self.app = app
-        self.routes = routes
+        self.templates = RouteTemplates(routes)
         self._current_span = trace.get_current_span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,13 +136,12 @@ class SpanAttributes:
         if not span.is_recording():
             await self.app(scope, receive, send)
             return
-        arrived = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""),
-                   "method": scope["method"]}
+        arrived = arrival(scope)
 
         async def sending(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 if scope.get("route") is None:  # refused before routing (a 401): FastAPI named no route
-                    template, params = route_template(self.routes, arrived)
+                    template, params = self.templates.match(arrived)
                     if template != UNMATCHED:
                         span.set_attribute("http.route", template)
                         span.update_name(f"{scope['method']} {template}")
