@@ -59,6 +59,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # from a quarter of a millisecond (a store) to ten seconds (a first query building its indices)
 BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TIERS = ("stm", "im", "ltm")
+MOUNTED_ROUTES = 1024  # the most (route, mount) pairs RouteTemplates keeps
 DIRECTIONS = ("stm_to_im", "im_to_ltm", "ltm_to_im")
 
 
@@ -116,6 +117,8 @@ class RouteTemplates:
         self._seen = -1
         self._contexts: list[Any] = []
         self._by_route: dict[int, str] = {}  # id of a route object -> its one template
+        self._ambiguous: set[int] = set()  # route objects under several templates (a router included twice)
+        self._mounted: dict[tuple[int, str], str] = {}  # (a mounted app's route, root path) -> its mount
 
     def _refresh(self) -> None:
         if self._seen == len(self.routes):
@@ -126,14 +129,28 @@ class RouteTemplates:
             templates.setdefault(id(context.original_route), set()).add(context.path or UNMATCHED)
         # a router included twice has two templates for one route object: those are matched instead
         self._by_route = {key: next(iter(paths)) for key, paths in templates.items() if len(paths) == 1}
-        self._contexts, self._seen = contexts, len(self.routes)
+        self._ambiguous = {key for key, paths in templates.items() if len(paths) > 1}
+        self._contexts, self._seen, self._mounted = contexts, len(self.routes), {}
 
     def of(self, scope: Scope, arrived: Scope) -> str:
         """The template of the route that answered ``scope`` (``arrived``: the scope as it came in)."""
         self._refresh()
         route = scope.get("route")
-        template = self._by_route.get(id(route)) if route is not None else None
-        return template if template is not None else self.match(arrived)[0]
+        if route is None:
+            return self.match(arrived)[0]
+        template = self._by_route.get(id(route))
+        if template is not None:
+            return template
+        if id(route) in self._ambiguous:
+            return self.match(arrived)[0]
+        # a mounted app's own route: its mount, learned once per route and mount (the root path)
+        key = (id(route), scope.get("root_path", ""))
+        template = self._mounted.get(key)
+        if template is None:
+            template = self.match(arrived)[0]
+            if len(self._mounted) < MOUNTED_ROUTES:
+                self._mounted[key] = template
+        return template
 
     def match(self, arrived: Scope) -> tuple[str, dict[str, Any]]:
         """The template and path parameters of the route ``arrived`` reaches: for a request refused
