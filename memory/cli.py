@@ -11,6 +11,8 @@
                                              memories as JSON Lines (a header, then one a line)
     tiermem import FILE [--tiers]            store an export's memories again (FILE - : stdin)
     tiermem deployment [--adopt]             the deployment the key prefix and the LTM belong to
+    tiermem serve [--host H] [--port N] [--tokens FILE] [--max-body BYTES]
+                                             the HTTP server: REST API (OpenAPI at /docs), team routes
     tiermem --version
 
 Every command takes ``--config``, ``--redis-url``, ``--data-dir`` and ``--prefix`` (before or
@@ -31,6 +33,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -42,7 +45,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from memory import AgentMemoryAPI, InvalidInputError, MemoryAPIException, MemoryConfig
+from memory import AgentMemoryAPI, InvalidInputError, MemoryAPIException, MemoryConfig, MissingExtraError
 from memory._engine import transfer
 from memory.cli_text import agents_text, indexed_text, jsonable, memories_text, stats_text, summary_text
 
@@ -144,6 +147,14 @@ def whole_number(least: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = whole_number(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
 
 
 def steps(text: str) -> tuple[int, int]:
@@ -379,10 +390,43 @@ def deployment(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Serve the engine and its team's shared memory over HTTP (docs/server.md) until interrupted."""
+    try:
+        import uvicorn
+
+        from memory.server import auth
+        from memory.server.app import create_app, team_beside
+    except ImportError as exc:
+        raise MissingExtraError("server", f"tiermem serve needs {exc.name}") from None
+    tokens = auth.TokenTable.load(args.tokens)
+    auth.check_bind(args.host, tokens)
+    # uvicorn stops on SIGTERM, then raises it again: stop here instead, so the engine is closed
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        with opened(_config(args)) as memory, team_beside(memory) as team:
+            app = create_app(memory, team, tokens=tokens, max_body_bytes=args.max_body)
+            uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    except _Stop:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+class _Stop(Exception):
+    """SIGTERM came: the server has stopped."""
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stop
+
+
 # -- the parser ---------------------------------------------------------------------------------
 EPILOG = """\
 environment:
   REDIS_URL      the Redis to use when --redis-url and the config name none ("" forces the embedded engine)
+  TIERMEM_TOKENS serve: the bearer tokens (JSON) when --tokens names no file
 
 exit status:
   0 done, 1 the engine refused or failed, 2 usage error, 130 interrupted, 141 output closed early
@@ -496,6 +540,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="bind the key prefix to this LTM although Redis names another deployment "
                            "(its LTM is lost for good; what it held is gone)")
     _json_option(bind, "the deployment")
+
+    server = _command(commands, "serve", serve, "serve the REST API over HTTP",
+                      "Serve the engine over HTTP: the REST API under /v1 (with the team routes), its OpenAPI\n"
+                      "document at /openapi.json and /docs, until interrupted. Callers name themselves with\n"
+                      "bearer tokens (--tokens FILE, else $TIERMEM_TOKENS); without tokens every caller may do\n"
+                      "anything, so the server then listens on loopback only. See docs/server.md.")
+    server.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    server.add_argument("--port", type=port, default=8000, help="the port to listen on, 0 for any free one (default: 8000)")
+    server.add_argument("--tokens", metavar="FILE", help="a JSON file of bearer tokens (default: $TIERMEM_TOKENS)")
+    server.add_argument("--max-body", type=whole_number(0), default=1 << 20, metavar="BYTES",
+                        help="the largest request body taken, in bytes (default: 1048576)")
     return parser
 
 

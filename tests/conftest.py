@@ -55,7 +55,7 @@ WITHOUT_THE_TEST_REDIS = {
     "test_codec", "test_validation", "test_embeddings_resolution", "test_embeddings_state", "test_embeddings_text",
     "test_vectors", "test_tier_index", "test_layout", "test_suite_layout", "test_routing", "test_ltm_schema",
     "test_faults_embedded_kill", "test_fault_support", "test_faults_lost_replies", "test_faults_conversation_replies",
-    "test_scripts", "test_embedded_client", "test_faults_cluster",
+    "test_scripts", "test_embedded_client", "test_faults_cluster", "test_server_cli",
 }
 
 

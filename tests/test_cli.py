@@ -218,7 +218,7 @@ def test_version_comes_from_the_package_metadata(capsys, monkeypatch):
         assert cli_module.package_version() == tomllib.load(handle)["project"]["version"]
 
 
-COMMANDS = ["demo", "stats", "agents", "show", "maintain", "reindex", "export", "import", "deployment"]
+COMMANDS = ["demo", "stats", "agents", "show", "maintain", "reindex", "export", "import", "deployment", "serve"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
