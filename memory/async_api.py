@@ -48,7 +48,7 @@ CALLS = (
     "retrieve_by_time_range", "retrieve_recent", "retrieve_most_important", "retrieve_by_attributes",
     "retrieve_similar_states", "search_by_embedding", "search_by_content", "retrieve_by_location",
     "retrieve_nearest", "rebuild_indices", "import_memories", "force_memory_maintenance", "list_agents",
-    "get_memory_statistics", "clear_cache", "set_cache_ttl",
+    "get_memory_statistics", "get_process_statistics", "clear_cache", "set_cache_ttl",
 )
 EXPORT_PAGE = 256  # memories an export hands over per call
 

@@ -450,7 +450,7 @@ def serve(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         with opened(_config(args)) as memory, team_beside(memory) as team:
-            app = create_app(memory, team, tokens=tokens, max_body_bytes=args.max_body)
+            app = create_app(memory, team, tokens=tokens, max_body_bytes=args.max_body, host=args.host)
             uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     except _Stop:
         pass

@@ -441,6 +441,25 @@ def test_capacity_moves_memories_down_and_they_stay_findable(make_api):
     assert stats["tiers"]["ltm"]["compression_ratio"] > 1.0
 
 
+def test_process_statistics_add_up_every_maintenance_run_forced_and_automatic(make_api):
+    api = make_api(cleanup_interval=10, stm_config={"memory_limit": 5},
+                   im_config={"memory_limit": 5, "low_watermark": 1.0}, ltm_config={"dictionary_samples": 5})
+    assert api.get_process_statistics()["maintenance"]["runs"] == 0
+    for step in range(30):
+        api.store_agent_state("a", {"s": step}, step)  # a run after every 10th store
+    automatic = api.get_process_statistics()["maintenance"]
+    assert automatic["runs"] == 3 and automatic["failed"] == 0 and automatic["moved"] > 0
+    report = api.force_memory_maintenance("a")
+    totals = api.get_process_statistics()["maintenance"]
+    assert tier_counts(api, "a") == {"stm": 5, "im": 5, "ltm": 20}
+    assert (totals["runs"], totals["stm_to_im"], totals["im_to_ltm"], totals["ltm_to_im"]) == (4, 25, 20, 0)
+    assert totals["moved"] == automatic["moved"] + report.moved == 45
+    assert totals["seconds"] >= automatic["seconds"] + report.seconds - 1e-9
+    api.retrieve_by_time_range("a", 0, 3)
+    api.retrieve_by_time_range("a", 0, 3)
+    assert api.get_process_statistics()["cache"] == api.get_memory_statistics()["cache"]
+
+
 def test_background_maintenance_keeps_the_tiers_within_a_run_of_their_limits(make_api):
     api = make_api(maintenance_mode="background", cleanup_interval=50, stm_config={"memory_limit": 100},
                    im_config={"memory_limit": 200, "low_watermark": 1.0})

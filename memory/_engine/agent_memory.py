@@ -573,6 +573,15 @@ class AgentMemoryAPI:
                 "cache": cache, "cache_hit_rate": cache["hit_rate"], "indices": self._catalog.stats(),
                 "deployment": self.deployment}
 
+    def get_process_statistics(self) -> dict[str, Any]:
+        """This engine's own figures, read without a round trip to Redis or SQL (so as often as
+        you like): its result ``cache`` and search ``indices`` as in get_memory_statistics, and
+        ``maintenance``: what its maintenance runs, forced and automatic, did since it opened
+        (``runs``, ``failed``, ``agents``, ``stm_to_im``, ``im_to_ltm``, ``ltm_to_im``, ``moved``,
+        ``healed``, ``reads_flushed``, ``busy``, ``seconds``)."""
+        return {"mode": self.mode, "cache": self._cache.stats(), "indices": self._catalog.stats(),
+                "maintenance": self._maintainer.totals()}
+
     @property
     def deployment(self) -> dict[str, Any]:
         """The deployment this engine's key prefix and LTM belong to (tiers/deployment.py): its

@@ -21,6 +21,7 @@ the destination is written, then the source deleted, then the journal cleared (i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
@@ -55,8 +56,10 @@ class MaintenanceReport:
     busy: list[str] = field(default_factory=list)  # agents another process was maintaining
     seconds: float = 0.0
 
+    COUNTS = ("agents", "stm_to_im", "im_to_ltm", "ltm_to_im", "healed", "reads_flushed")
+
     def add(self, other: MaintenanceReport) -> None:
-        for name in ("agents", "stm_to_im", "im_to_ltm", "ltm_to_im", "healed", "reads_flushed"):
+        for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.busy += other.busy
 
@@ -94,6 +97,10 @@ class Maintainer:
         self.config = config
         self.clock = clock
         self.workers = workers
+        # what every run of this maintainer did (forced and automatic), read by totals()
+        self._totals = dict.fromkeys(("runs", "failed", *MaintenanceReport.COUNTS, "busy"), 0)
+        self._seconds = 0.0
+        self._totals_lock = threading.Lock()
 
     def run(self, agent_ids: Iterable[str], only_if_needed: bool = False,
             progress: Callable[[str], None] | None = None) -> MaintenanceReport:
@@ -130,9 +137,28 @@ class Maintainer:
         for part in parts.values():
             report.add(part)
         report.seconds = time.perf_counter() - started
+        self._count(report, failed=bool(failures))
         if failures:
             raise MemoryMaintenanceException(f"maintenance stopped: {failures[0]}", report) from failures[0]
         return report
+
+    def _count(self, report: MaintenanceReport, failed: bool) -> None:
+        with self._totals_lock:
+            totals = self._totals
+            totals["runs"] += 1
+            totals["failed"] += failed
+            for name in MaintenanceReport.COUNTS:
+                totals[name] += getattr(report, name)
+            totals["busy"] += len(report.busy)
+            self._seconds += report.seconds
+
+    def totals(self) -> dict[str, Any]:
+        """What every run so far moved, in all: ``runs`` (``failed`` of them stopped by an
+        error), the report's counts added up, ``busy`` agents skipped, ``moved`` and ``seconds``."""
+        with self._totals_lock:
+            totals = dict(self._totals)
+            seconds = self._seconds
+        return {**totals, "moved": totals["stm_to_im"] + totals["im_to_ltm"] + totals["ltm_to_im"], "seconds": seconds}
 
     def _one(self, agent_id: str, report: MaintenanceReport, only_if_needed: bool,
              progress: Callable[[str], None] | None) -> None:
