@@ -18,8 +18,8 @@ order and the errors are the sync call's; the call returns as soon as a receive 
 with ``[]`` once the timeout has passed. Nothing else in the team layer waits (a claim is one
 atomic call that returns None when there is nothing to claim).
 
-The pattern library's SQL (``promote_pattern``, ``find_patterns``) runs in the greenlet on the
-sync driver, holding the event loop for its statements.
+The pattern library's SQL (``promote_pattern``, ``find_patterns``) runs in the memory's own
+thread (tiers.ltm_schema.guarded), off the event loop, as the engine's long-term store's does.
 """
 
 from __future__ import annotations
