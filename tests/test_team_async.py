@@ -194,3 +194,44 @@ async def test_an_unopened_memory_and_a_sync_memory_are_refused(tmp_path):
         await memory.stash("k", 1)
     with pytest.raises(InvalidInputError, match="AsyncRedisShortTermMemory"):
         AsyncAgentCoordinator(RedisShortTermMemory(use_mock=True, data_dir=str(tmp_path)), "team")  # type: ignore[arg-type]
+
+
+async def test_a_coordinators_refusals_are_the_sync_ones(amemory, make_memory):
+    watcher = AgentCredentials("watcher", AccessTier.OBSERVER)
+    sync = AgentCoordinator(make_memory(), "crew", credentials=watcher)
+    coordinator = AsyncAgentCoordinator(amemory, "crew", credentials=watcher)
+    for call, args in (("claim_task", ("watcher", "build")), ("add_task", (AgentTask("t", "build"),)),
+                       ("complete_task", ("t",)), ("register_agent", ("a",))):
+        with pytest.raises(AccessDeniedError) as sync_error:
+            getattr(sync, call)(*args)
+        with pytest.raises(AccessDeniedError) as async_error:
+            await getattr(coordinator, call)(*args)
+        assert str(async_error.value) == str(sync_error.value)
+
+
+async def test_a_waiting_receive_cancelled_takes_no_signal(amemory):
+    reader = AsyncAgentWorkspace("reader", amemory)
+    waiting = asyncio.ensure_future(reader.receive_signals("late", timeout=5.0))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await AsyncAgentWorkspace("sender", amemory).send_signal("late", 1, target_agent="reader")
+    assert [s["data"] for s in await reader.receive_signals("late")] == [1]
+
+
+async def test_async_clients_of_the_callers_own(redis_engine, team_prefix, make_memory):
+    import fakeredis
+    import redis.asyncio
+
+    if redis_engine == "redis":
+        client: Any = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    else:
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    async with AsyncRedisShortTermMemory(client=client, key_prefix=team_prefix) as memory:
+        if redis_engine == "redis":
+            assert memory.mode == "redis"
+        assert await memory.ping() is True
+        assert await memory.stash("k", [1, 2], WRITER) is True
+        assert await memory.retrieve("k", WRITER) == [1, 2]
+    await client.aclose()
