@@ -28,7 +28,7 @@ from memory import (
     TeamSession,
 )
 from memory.team import async_team
-from support import TEST_REDIS_URL
+from support import ON_CLUSTER, TEST_REDIS_URL
 from tiers.errors import InvalidInputError
 
 OBSERVER = AgentCredentials("watcher", AccessTier.OBSERVER)
@@ -223,9 +223,13 @@ async def test_a_waiting_receive_cancelled_takes_no_signal(amemory):
 async def test_async_clients_of_the_callers_own(redis_engine, team_prefix, make_memory):
     import fakeredis
     import redis.asyncio
+    import redis.asyncio.cluster
 
-    if redis_engine == "redis":
-        client: Any = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
+    if redis_engine == "redis" and ON_CLUSTER:
+        first = TEST_REDIS_URL.split("://", 1)[1].split(",")[0]
+        client: Any = redis.asyncio.cluster.RedisCluster.from_url(f"redis://{first}")
+    elif redis_engine == "redis":
+        client = redis.asyncio.Redis.from_url(TEST_REDIS_URL)
     else:
         client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     async with AsyncRedisShortTermMemory(client=client, key_prefix=team_prefix) as memory:
