@@ -64,6 +64,12 @@ from memory.team import (
     get_railway_redis,
     get_redis_memory,
 )
+from memory.team.async_team import (
+    AsyncAgentCoordinator,
+    AsyncAgentWorkspace,
+    AsyncRedisShortTermMemory,
+    AsyncTeamSession,
+)
 from tiers.errors import (
     InvalidInputError,
     MemoryAPIException,
@@ -124,6 +130,10 @@ __all__ += [  # agent teams
     "AgentCredentials",
     "TTLStrategy",
     "AgentCoordinator",
+    "AsyncAgentCoordinator",
+    "AsyncAgentWorkspace",
+    "AsyncRedisShortTermMemory",
+    "AsyncTeamSession",
     "AgentTask",
     "TeamSession",
     "StagedPattern",

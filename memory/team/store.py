@@ -128,7 +128,7 @@ class RedisShortTermMemory:
             raise MemoryConfigException(str(exc)) from None
         if embedded or use_mock:
             url = ""
-        self._connection = resolve(data_dir=data_dir, url=url, client=client, environ=environ)
+        self._connection = self._connect(data_dir=data_dir, url=url, client=client, environ=environ)
         self.client = self._connection.client
         self.mode = self._connection.mode
         self.data_dir = data_dir
@@ -146,6 +146,10 @@ class RedisShortTermMemory:
         except BaseException:
             self.close()
             raise
+
+    def _connect(self, **options: Any) -> Any:
+        """The connection (tiers.connection.resolve); the async form's sockets wait on asyncio."""
+        return resolve(**options)
 
     # -- what the feature modules share (``stores``: where their bytes live) ----------------------
     def task_queue(self, team_id: str) -> Any:
