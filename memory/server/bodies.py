@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from fastapi.datastructures import Default, DefaultPlaceholder
+from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,7 +82,21 @@ class JSONBodyRequest(Request):
 
 
 class JSONBodyRoute(APIRoute):
-    """A route whose body is parsed by :class:`JSONBodyRequest`."""
+    """A route whose body is parsed by :class:`JSONBodyRequest`, and whose answer goes out as its
+    function returned it: the return annotation documents the answer in the OpenAPI document but is
+    not validated again, which for a plain ``def`` route would cost a second hop to the thread pool
+    (0.1-0.4 ms a request; the routes build their answers from the engine's own)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, response_model: Any = Default(None),
+                 status_code: int | None = None, responses: dict[int | str, dict[str, Any]] | None = None,
+                 **options: Any) -> None:
+        if isinstance(response_model, DefaultPlaceholder):
+            returned = get_typed_return_annotation(endpoint)
+            if returned is not None:
+                responses = {status_code or 200: {"model": returned}, **(responses or {})}
+            response_model = None
+        super().__init__(path, endpoint, response_model=response_model, status_code=status_code, responses=responses,
+                         **options)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
