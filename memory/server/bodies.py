@@ -81,13 +81,16 @@ class JSONBodyRequest(Request):
         return self._json
 
 
+_INFERRED = Default(None)  # FastAPI's own marker: no response_model given, infer it from the return type
+
+
 class JSONBodyRoute(APIRoute):
     """A route whose body is parsed by :class:`JSONBodyRequest`, and whose answer goes out as its
     function returned it: the return annotation documents the answer in the OpenAPI document but is
     not validated again, which for a plain ``def`` route would cost a second hop to the thread pool
     (0.1-0.4 ms a request; the routes build their answers from the engine's own)."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, response_model: Any = Default(None),
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, response_model: Any = _INFERRED,
                  status_code: int | None = None, responses: dict[int | str, dict[str, Any]] | None = None,
                  **options: Any) -> None:
         if isinstance(response_model, DefaultPlaceholder):
