@@ -41,6 +41,7 @@ PUBLIC_NAMES = {
     # agent teams
     "AgentWorkspace", "RedisShortTermMemory", "AccessTier", "AgentCredentials", "TTLStrategy",
     "AgentCoordinator", "AgentTask", "TeamSession", "StagedPattern", "PatternLibrary", "LibraryPattern",
+    "AsyncRedisShortTermMemory", "AsyncAgentWorkspace", "AsyncAgentCoordinator", "AsyncTeamSession",
     "CollaborationState", "ConflictContext", "get_redis_memory", "connect_redis_server", "get_railway_redis",
     "check_redis_connection", "AccessDeniedError", "DuplicateTaskError", "TaskOwnershipError", "NotFoundError",
     # conversations
