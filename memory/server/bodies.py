@@ -12,6 +12,8 @@ not a step number), and name any field they do not know (422).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -22,6 +24,7 @@ from fastapi.datastructures import Default, DefaultPlaceholder
 from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memory.server.errors import error_response
@@ -88,7 +91,8 @@ class JSONBodyRoute(APIRoute):
     """A route whose body is parsed by :class:`JSONBodyRequest`, and whose answer goes out as its
     function returned it: the return annotation documents the answer in the OpenAPI document but is
     not validated again, which for a plain ``def`` route would cost a second hop to the thread pool
-    (0.1-0.4 ms a request; the routes build their answers from the engine's own)."""
+    (0.1-0.4 ms a request; the routes build their answers from the engine's own): a plain route encodes
+    its answer in its own thread."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, response_model: Any = _INFERRED,
                  status_code: int | None = None, responses: dict[int | str, dict[str, Any]] | None = None,
@@ -98,6 +102,8 @@ class JSONBodyRoute(APIRoute):
             if returned is not None:
                 responses = {status_code or 200: {"model": returned}, **(responses or {})}
             response_model = None
+            if not inspect.iscoroutinefunction(endpoint):
+                endpoint = _encoded(endpoint, status_code or 200)
         super().__init__(path, endpoint, response_model=response_model, status_code=status_code, responses=responses,
                          **options)
 
@@ -108,3 +114,17 @@ class JSONBodyRoute(APIRoute):
             return await handler(JSONBodyRequest(request.scope, request.receive))
 
         return handle
+
+
+def _encoded(endpoint: Callable[..., Any], status_code: int) -> Callable[..., Any]:
+    """``endpoint`` answering JSON it encodes itself, in the thread it runs in (pydantic's encoder, as a
+    response model's would: FastAPI's own encoder, on the event loop, took 4 ms for 100 memories)."""
+
+    @functools.wraps(endpoint)
+    def encoded(*args: Any, **kwargs: Any) -> Any:
+        answer = endpoint(*args, **kwargs)
+        if isinstance(answer, Response):
+            return answer
+        return Response(to_json(answer), status_code=status_code, media_type="application/json")
+
+    return encoded
